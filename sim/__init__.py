@@ -1,0 +1,1 @@
+"""adpath's simulator: scenario schema, compiled model, engines, runner and command line."""

@@ -1,0 +1,207 @@
+"""The `adpath` command: run, validate, list, check and report on scenarios.
+
+Errors a user can cause (a bad scenario, a bad option) print one clear message per
+problem and exit with code 2, without a traceback and without leaving output behind.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from sim.loader import LoadedScenario, Problem, ScenarioError, bundled_scenarios, load_scenario, read_yaml
+from sim.model import compile_model
+from sim.units import DurationError, format_months, parse_duration
+
+EXIT_USAGE = 2
+
+
+def _friendly_errors(command):
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ScenarioError as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {problem}", err=True)
+            sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was written for the unfinished run", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="adpath")
+def main():
+    """adpath: simulate treatment pathways of moderate-to-severe atopic dermatitis."""
+
+
+def _overrides(patients, seed, horizon, replicates) -> dict:
+    overrides = {}
+    if patients is not None:
+        overrides["settings.patients"] = patients
+    if seed is not None:
+        overrides["settings.seed"] = seed
+    if horizon is not None:
+        try:
+            parse_duration(horizon)
+        except DurationError as exc:
+            raise ScenarioError([Problem("command line", "--horizon", str(exc))]) from None
+        overrides["settings.horizon"] = horizon
+    if replicates is not None:
+        overrides["settings.replicates"] = replicates
+    return overrides
+
+
+_scenario_argument = click.argument("scenario")
+_run_options = [
+    click.option("--patients", type=click.IntRange(min=1), help="Number of virtual patients (overrides settings.patients)."),
+    click.option("--seed", type=click.IntRange(min=0), help="Random seed (overrides settings.seed)."),
+    click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon)."),
+    click.option("--replicates", type=click.IntRange(min=1), help="Replicates (overrides settings.replicates)."),
+    click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes; results do not depend on it."),
+]
+
+
+def _with_run_options(command):
+    for option in reversed(_run_options):
+        command = option(command)
+    return command
+
+
+@main.command()
+@_scenario_argument
+@_with_run_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<scenario>].")
+@click.option("--report", is_flag=True, help="Also write report.html, figures/ and tables/.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def run(scenario, patients, seed, horizon, replicates, workers, out, report, quiet):
+    """Simulate SCENARIO (a YAML path or a bundled name) and write its tables to --out."""
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
+    out = out or Path("results") / loaded.name
+    directory = execute(loaded, out, workers=workers, progress=not quiet)
+    if report:
+        from analysis.report import build_report
+
+        click.echo(f"report: {build_report(directory)}")
+    click.echo(f"wrote {directory}")
+
+
+def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True) -> Path:
+    """Run a loaded scenario and write its run directory; return the directory."""
+    from analysis.summary import summarize_run
+    from sim.outputs import build_manifest, staged_directory, write_json, write_tables
+    from sim.runner import simulate
+
+    model = compile_model(loaded.scenario, loaded.name)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    tables = simulate(model, workers=workers, progress=progress)
+    with staged_directory(out) as staging:
+        write_tables(staging, tables, summarize_run(tables.episodes, tables.patients))
+        write_json(staging / "run.json", build_manifest(loaded, model, time.perf_counter() - clock, started))
+    return out
+
+
+@main.command()
+@_scenario_argument
+@_friendly_errors
+def validate(scenario):
+    """Check SCENARIO and print what it resolves to."""
+    from sim.provenance import is_assumption, parameter_table
+
+    loaded = load_scenario(scenario)
+    model = compile_model(loaded.scenario, loaded.name)
+    click.echo(describe(loaded, model))
+    rows = parameter_table(loaded.document)
+    missing = [row["path"] for row in rows if not row["source"]]
+    assumptions = sum(is_assumption(row["source"]) for row in rows if row["source"])
+    click.echo(f"sources: {len(rows) - len(missing)} of {len(rows)} parameters sourced ({assumptions} assumptions)")
+    for path in missing:
+        click.echo(f"  no source: {path}")
+    click.echo("valid")
+
+
+def describe(loaded: LoadedScenario, model) -> str:
+    """Return a readable account of what a scenario resolved to."""
+    s = loaded.scenario
+    lines = [f"scenario: {loaded.name} ({loaded.file})"]
+    if model.description:
+        lines.append(f"  {model.description}")
+    lines.append(
+        f"settings: {model.patients} patients x {model.replicates} replicate(s), horizon "
+        f"{format_months(model.horizon_months)}, seed {model.seed}, engine {model.engine}"
+    )
+    covariates = ", ".join(c.name for c in model.population.covariates) or "none"
+    lines.append(f"population: {model.population.age_group}; covariates: {covariates}")
+    lines.append(f"treatments ({len(model.treatments)}):")
+    for t in model.treatments:
+        spec = s.treatments[t.name]
+        lines.append(
+            f"  {t.name:<16} {t.label:<28} response {t.response_probability:.3f}, "
+            f"{len(t.adverse_events)} adverse events" + (", capped" if spec.cap else "")
+        )
+    lines.append(f"strategies ({len(model.strategies)}):")
+    for strategy in model.strategies:
+        path = " -> ".join(model.treatments[t].label for t in strategy.lines)
+        lines.append(f"  {strategy.name:<16} {path}  (on relapse: {strategy.on_relapse})")
+    lines.append(f"targets: {len(s.targets)}")
+    return "\n".join(lines)
+
+
+@main.command(name="list")
+def list_scenarios():
+    """List the bundled scenarios with their descriptions."""
+    for name, path in bundled_scenarios().items():
+        try:
+            document = read_yaml(path) or {}
+            description = str(document.get("description", "")).strip().splitlines()[0]
+        except (ScenarioError, IndexError, AttributeError):
+            description = ""
+        click.echo(f"{name:<24} {description}")
+
+
+@main.command()
+@_scenario_argument
+@_with_run_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<scenario>].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def check(scenario, patients, seed, horizon, replicates, workers, out, quiet):
+    """Run SCENARIO and compare it with its targets; exit 0 if all are met, 1 if not."""
+    from analysis.targets import check_targets, format_targets
+    from sim.outputs import staged_directory
+
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
+    if not loaded.scenario.targets:
+        raise ScenarioError([Problem(str(loaded.file), "targets", "this scenario declares no targets; add a targets: block")])
+    out = out or Path("results") / loaded.name
+    execute(loaded, out, workers=workers, progress=not quiet)
+    from analysis.io import load_run
+
+    table = check_targets(loaded.scenario, load_run(out))
+    with staged_directory(out) as staging:
+        table.to_csv(staging / "targets.csv", index=False)
+    click.echo(format_targets(table))
+    met = table.loc[table["enforced"], "within"].all()
+    click.echo(f"wrote {out / 'targets.csv'}")
+    sys.exit(0 if met else 1)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--svg", is_flag=True, help="Also save figures as SVG.")
+@_friendly_errors
+def report(run_dir, svg):
+    """(Re)build report.html, figures/ and tables/ for a finished run directory."""
+    from analysis.report import build_report
+
+    click.echo(f"report: {build_report(run_dir, svg=svg)}")

@@ -1,0 +1,1 @@
+"""Simulation engines: `des` (SimPy, one process per patient and strategy)."""

@@ -1,0 +1,152 @@
+"""Collecting what happens in a simulation, and turning it into the tidy tables.
+
+Records are kept as codes in plain lists while the simulation runs and become pandas
+DataFrames once per chunk (building a frame from arrays is fast; from tuples it is not).
+Rows are sorted by strategy, patient and episode so that the tables do not depend on
+the order in which the engine happened to process patients.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from sim.model import Model
+from sim.tables import FINAL_STATES, REASONS
+
+REASON_CODE = {reason: code for code, reason in enumerate(REASONS)}
+STATE_CODE = {state: code for code, state in enumerate(FINAL_STATES)}
+
+
+class Records:
+    """Episode, adverse-event and patient records of one chunk of one replicate."""
+
+    def __init__(self):
+        self.episodes = {name: [] for name in (
+            "strategy", "patient", "episode", "line", "treatment", "start", "stop",
+            "reason", "responded", "retreatment", "adverse_events", "stopping_adverse_event")}
+        self.events = {name: [] for name in (
+            "strategy", "patient", "episode", "treatment", "adverse_event", "time", "stopped_treatment")}
+        self.patients = {name: [] for name in (
+            "strategy", "patient", "final_state", "follow_up_months", "months_to_first_topical",
+            "lines_used", "episodes", "relapses", "months_systemic", "months_topical",
+            "months_supportive_care")}
+
+    def episode(self, strategy, patient, number, line, treatment, start, stop, reason, responded, retreatment, events, stopper):
+        """Record one episode (times in months since entry) and its adverse events."""
+        columns = self.episodes
+        columns["strategy"].append(strategy)
+        columns["patient"].append(patient)
+        columns["episode"].append(number)
+        columns["line"].append(line)
+        columns["treatment"].append(treatment.index)
+        columns["start"].append(start)
+        columns["stop"].append(stop)
+        columns["reason"].append(REASON_CODE[reason])
+        columns["responded"].append(-1 if responded is None else int(responded))
+        columns["retreatment"].append(retreatment)
+        columns["adverse_events"].append(len(events))
+        columns["stopping_adverse_event"].append(stopper)
+        for a, onset, stopped in events:
+            self._adverse_event(strategy, patient, number, treatment, a, start + onset, stopped and a == stopper)
+
+    def _adverse_event(self, strategy, patient, number, treatment, a, time, stopped):
+        columns = self.events
+        columns["strategy"].append(strategy)
+        columns["patient"].append(patient)
+        columns["episode"].append(number)
+        columns["treatment"].append(treatment.index)
+        columns["adverse_event"].append(f"{treatment.name}:{treatment.adverse_events[a].name}")
+        columns["time"].append(time)
+        columns["stopped_treatment"].append(stopped)
+
+    def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic, topical, supportive):
+        """Record a patient's trajectory summary (months)."""
+        values = (strategy, patient, STATE_CODE[final_state], end,
+                  math.nan if first_topical is None else first_topical,
+                  lines, episodes, relapses, systemic, topical, supportive)
+        for column, value in zip(self.patients.values(), values):
+            column.append(value)
+
+
+def _categorical(codes, categories) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int16), categories=list(categories))
+
+
+def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
+    """Return the chunk's episodes as the `episodes.parquet` table."""
+    c = records.episodes
+    treatments = [t.name for t in model.treatments]
+    stoppers = []
+    for treatment, stopper in zip(c["treatment"], c["stopping_adverse_event"]):
+        stoppers.append(None if stopper is None else model.treatments[treatment].adverse_events[stopper].name)
+    responded = np.asarray(c["responded"], dtype=np.int8)
+    frame = pd.DataFrame({
+        "replicate": np.full(len(responded), replicate, dtype=np.int32),
+        "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
+        "patient": np.asarray(c["patient"], dtype=np.int32),
+        "episode": np.asarray(c["episode"], dtype=np.int16),
+        "line": np.asarray(c["line"], dtype=np.int16),
+        "treatment": _categorical(c["treatment"], treatments),
+        "start": np.asarray(c["start"], dtype=np.float64),
+        "stop": np.asarray(c["stop"], dtype=np.float64),
+        "reason": _categorical(c["reason"], REASONS),
+        "responded": pd.array(np.where(responded < 0, None, responded == 1), dtype="boolean"),
+        "retreatment": np.asarray(c["retreatment"], dtype=bool),
+        "adverse_events": np.asarray(c["adverse_events"], dtype=np.int16),
+        "stopping_adverse_event": pd.Categorical(stoppers, categories=_event_names(model)),
+    })
+    return _sorted(frame, ["strategy", "patient", "episode"])
+
+
+def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
+    """Return the chunk's adverse events as the `adverse_events.parquet` table."""
+    c = records.events
+    names = [name.split(":", 1)[1] for name in c["adverse_event"]]
+    frame = pd.DataFrame({
+        "replicate": np.full(len(names), replicate, dtype=np.int32),
+        "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
+        "patient": np.asarray(c["patient"], dtype=np.int32),
+        "episode": np.asarray(c["episode"], dtype=np.int16),
+        "treatment": _categorical(c["treatment"], [t.name for t in model.treatments]),
+        "adverse_event": pd.Categorical(names, categories=_event_names(model)),
+        "time": np.asarray(c["time"], dtype=np.float64),
+        "stopped_treatment": np.asarray(c["stopped_treatment"], dtype=bool),
+    })
+    return _sorted(frame, ["strategy", "patient", "episode", "time"])
+
+
+def patients_frame(records: Records, model: Model, replicate: int, first_patient: int, covariates: dict) -> pd.DataFrame:
+    """Return the chunk's patient summaries, with covariates, as the `patients.parquet` table."""
+    c = records.patients
+    patient = np.asarray(c["patient"], dtype=np.int32)
+    frame = pd.DataFrame({
+        "replicate": np.full(len(patient), replicate, dtype=np.int32),
+        "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
+        "patient": patient,
+        "age_group": pd.Categorical([model.population.age_group] * len(patient), categories=["adult", "child"]),
+    })
+    for covariate in model.population.covariates:
+        column = covariates[covariate.name][patient - first_patient]
+        if covariate.kind == "categorical":
+            column = pd.Categorical(column, categories=list(covariate.levels))
+        frame[covariate.name] = column
+    frame["final_state"] = _categorical(c["final_state"], FINAL_STATES)
+    frame["follow_up_months"] = np.asarray(c["follow_up_months"], dtype=np.float64)
+    frame["months_to_first_topical"] = np.asarray(c["months_to_first_topical"], dtype=np.float64)
+    for name in ("lines_used", "episodes", "relapses"):
+        frame[name] = np.asarray(c[name], dtype=np.int16)
+    for name in ("months_systemic", "months_topical", "months_supportive_care"):
+        frame[name] = np.asarray(c[name], dtype=np.float64)
+    return _sorted(frame, ["strategy", "patient"])
+
+
+def _event_names(model: Model) -> list[str]:
+    return sorted({event.name for treatment in model.treatments for event in treatment.adverse_events})
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    order = np.lexsort([frame[key].cat.codes if hasattr(frame[key], "cat") else frame[key] for key in reversed(keys)])
+    return frame.iloc[order].reset_index(drop=True)

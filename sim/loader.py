@@ -1,0 +1,289 @@
+"""Reading scenario files: safe YAML, `extends`, bundled names, and clear error messages.
+
+`load_scenario` returns the validated `Scenario` and the resolved document (plain dicts,
+with `extends` applied). Anything a user can get wrong ends in a `ScenarioError` whose
+message names the file, the key path and what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sim.schema import Scenario
+
+_LEAF_KEYS = {"dist", "p", "events", "levels"}
+_UNION_TAGS = {"numeric", "categorical", "boolean"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a scenario: where (file, key path) and what."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        return f"{where}: {self.message}"
+
+
+class ScenarioError(Exception):
+    """A scenario (or sweep) that cannot be used; `problems` says why."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario with the file it came from and its resolved document."""
+
+    scenario: Scenario
+    document: dict
+    file: Path
+    name: str
+
+
+def bundled_dir() -> Path:
+    """Return the directory of the bundled scenarios."""
+    return Path(str(importlib.resources.files("scenarios")))
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Return the bundled ready-to-run scenarios by name (top-level YAML files)."""
+    return {path.stem: path for path in sorted(bundled_dir().glob("*.yaml"))}
+
+
+def resolve_scenario_path(name_or_path: str) -> Path:
+    """Return the file for a scenario given as a path or as the name of a bundled one."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = bundled_scenarios()
+    stem = name_or_path.removesuffix(".yaml")
+    if stem in bundled:
+        return bundled[stem]
+    hint = difflib.get_close_matches(stem, list(bundled), n=1)
+    fix = f"did you mean '{hint[0]}'? " if hint else ""
+    raise ScenarioError([Problem(
+        name_or_path, "",
+        f"no such file and no bundled scenario of that name; {fix}"
+        f"bundled: {', '.join(bundled)} (see `adpath list`)",
+    )])
+
+
+def load_scenario(name_or_path: str | Path, overrides: dict[str, Any] | None = None,
+                  overrides_from: str = "command line") -> LoadedScenario:
+    """Read, merge (`extends`) and validate a scenario; raise `ScenarioError` if it is wrong.
+
+    `overrides` maps dotted key paths (`settings.patients`) to values applied after
+    `extends`; errors in them are reported as coming from `overrides_from`.
+    """
+    path = resolve_scenario_path(str(name_or_path))
+    document, origins = _read_with_extends(path, stack=())
+    for dotted, value in (overrides or {}).items():
+        document = set_path(document, dotted, value)
+        origins[tuple(_split_path(dotted))] = overrides_from
+    try:
+        scenario = Scenario.model_validate(document)
+    except ValidationError as exc:
+        raise ScenarioError(_problems_from(exc, document, origins, path)) from None
+    name = scenario.name or path.stem
+    return LoadedScenario(scenario=scenario, document=document, file=path, name=name)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file safely (no object-building tags); raise `ScenarioError` if bad."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([Problem(str(path), "", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise ScenarioError([Problem(
+            str(path), f"line {line}",
+            f"YAML tag not allowed ({exc.problem}); scenario files hold plain values only: "
+            "remove the '!!' tag",
+        )]) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError([Problem(
+            str(path), where,
+            f"YAML syntax error: {exc.problem}; check indentation, colons and quotes there",
+        )]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([Problem(str(path), "", f"YAML error: {exc}")]) from None
+
+
+def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]:
+    resolved = path.resolve()
+    if resolved in stack:
+        chain = " -> ".join(p.name for p in (*stack, resolved))
+        raise ScenarioError([Problem(str(path), "extends", f"extends cycle: {chain}; remove one of the links")])
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError([Problem(str(path), "", "a scenario file must be a mapping of keys (settings:, treatments:, ...)")])
+    raw = dict(raw)
+    parent_ref = raw.pop("extends", None)
+    own_origins = {key_path: str(path) for key_path in _key_paths(raw)}
+    if parent_ref is None:
+        return raw, own_origins
+    parent_path = _find_parent(parent_ref, path)
+    base, origins = _read_with_extends(parent_path, (*stack, resolved))
+    origins.update(own_origins)
+    return deep_merge(base, raw), origins
+
+
+def _find_parent(reference: Any, child: Path) -> Path:
+    if not isinstance(reference, str) or not reference.strip():
+        raise ScenarioError([Problem(str(child), "extends", "extends must name a file, e.g. extends: evidence/adult_conventional.yaml")])
+    for candidate in (child.parent / reference, bundled_dir() / reference, bundled_dir() / f"{reference}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ScenarioError([Problem(
+        str(child), "extends",
+        f"cannot find '{reference}' (looked beside this file and among the bundled scenarios); "
+        "give a path relative to this file",
+    )])
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return `base` with `override` applied: mappings merge key by key, other values replace.
+
+    A mapping that is itself one parameter (it has `dist`, `p`, `events` or `levels`)
+    replaces the base value whole, so that changing a distribution's family leaves no
+    stale parameters behind.
+    """
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, dict) and not (_LEAF_KEYS & value.keys()):
+            merged[key] = deep_merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def set_path(document: dict, dotted: str, value: Any) -> dict:
+    """Return a copy of `document` with the value at dotted key path `dotted` replaced."""
+    head, _, rest = dotted.partition(".")
+    updated = dict(document)
+    if not rest:
+        updated[head] = value
+        return updated
+    child = document.get(head)
+    updated[head] = set_path(child if isinstance(child, dict) else {}, rest, value)
+    return updated
+
+
+def _key_paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+    paths = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            paths += _key_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            paths += _key_paths(value, (*prefix, i))
+    return paths
+
+
+def _problems_from(exc: ValidationError, document: dict, origins: dict, path: Path) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        key_path = _key_path(error, document)
+        file = _origin(key_path, origins, path)
+        problems.append(Problem(file, format_key_path(key_path), _message(error)))
+    return list(dict.fromkeys(problems))
+
+
+def _key_path(error: dict, document: dict) -> tuple:
+    ctx = error.get("ctx") or {}
+    if "path" in ctx:
+        return tuple(_split_path(ctx["path"]))
+    kept, node = [], document
+    loc = list(error["loc"])
+    for i, element in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and element in node:
+            kept.append(element)
+            node = node[element]
+        elif isinstance(node, list) and isinstance(element, int) and element < len(node):
+            kept.append(element)
+            node = node[element]
+        elif last and error["type"] == "missing":
+            kept.append(element)
+        elif element in _UNION_TAGS or isinstance(element, str) and element.startswith("function-"):
+            continue
+    if error["type"] == "unknown_key":
+        kept.append(ctx["key"])
+    return tuple(kept)
+
+
+def _split_path(text: str) -> list:
+    parts = []
+    for piece in text.split("."):
+        if "[" in piece:
+            name, index = piece.rstrip("]").split("[")
+            parts += [name, int(index)]
+        else:
+            parts.append(piece)
+    return parts
+
+
+def format_key_path(key_path: tuple) -> str:
+    """Return a key path as `a.b[2].c`."""
+    text = ""
+    for element in key_path:
+        text += f"[{element}]" if isinstance(element, int) else (f".{element}" if text else str(element))
+    return text
+
+
+def _origin(key_path: tuple, origins: dict, default: Path) -> str:
+    for length in range(len(key_path), 0, -1):
+        if key_path[:length] in origins:
+            return origins[key_path[:length]]
+    return str(default)
+
+
+_TYPE_HINTS = {
+    "missing": "this key is required; add it",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "string_type": "expected text",
+    "bool_parsing": "expected true or false",
+    "dict_type": "expected a mapping of keys",
+    "model_type": "expected a mapping of keys",
+    "list_type": "expected a list, e.g. [a, b]",
+    "too_short": "must not be empty",
+}
+
+
+def _message(error: dict) -> str:
+    kind = error["type"]
+    message = error["msg"].removeprefix("Value error, ")
+    if kind in _TYPE_HINTS:
+        got = error.get("input")
+        got_text = "" if kind == "missing" else f" (got {got!r})"
+        return f"{_TYPE_HINTS[kind]}{got_text}"
+    if kind == "literal_error":
+        return f"{message} (got {error.get('input')!r})"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return f"{message} (got {error.get('input')!r})"
+    return message

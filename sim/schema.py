@@ -1,0 +1,452 @@
+"""The scenario file's schema: what a user may write in YAML, checked by pydantic.
+
+A scenario says who the patients are (`population`), what each treatment does
+(`treatments`), in which order they are tried (`strategies`), what happens after a
+return to topical therapy (`relapse`), who leaves follow-up (`loss_to_followup`), how
+long and how many to simulate (`settings`) and what a calibration should reproduce
+(`targets`). Every number may carry a `source:` (a publication and its table or
+sentence, or `assumption: <rationale>`).
+
+Durations are strings with a unit (`6 weeks`, `3 months`, `1.5 years`) or numbers in
+months. Probabilities are `{p: 0.42}`, a bare number, or counts `{events: 27, n: 41}`
+(counts are kept so that a probabilistic sensitivity analysis can draw from a Beta).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from sim.units import DurationError, parse_duration
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise PydanticCustomError("duration", str(exc)) from None
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Source = Annotated[str, Field(min_length=1)]
+
+
+def suggest(word: str, choices) -> str:
+    """Return ` (did you mean 'x'?)` for the closest of `choices`, or an empty string."""
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+class Strict(BaseModel):
+    """A schema block that refuses unknown keys, suggesting the nearest known one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        known |= {f.alias for f in cls.model_fields.values() if f.alias}
+        for key in data:
+            if key not in known:
+                raise PydanticCustomError(
+                    "unknown_key",
+                    "unknown key '{key}'{hint}; allowed here: {allowed}",
+                    {"key": key, "hint": suggest(key, known), "allowed": ", ".join(sorted(known))},
+                )
+        return data
+
+
+# ----------------------------------------------------------------------------------
+# Probabilities
+
+
+class Probability(Strict):
+    """A probability, as `p` or as observed counts `events` of `n`."""
+
+    p: float | None = None
+    events: int | None = None
+    n: int | None = None
+    source: Source | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_number(cls, data: Any) -> Any:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return {"p": data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Probability:
+        counts = self.events is not None or self.n is not None
+        if self.p is not None and counts:
+            raise PydanticCustomError("probability", "give either p or events/n, not both")
+        if self.p is None and not counts:
+            raise PydanticCustomError(
+                "probability", "a probability needs p (e.g. p: 0.42) or counts (events: 27, n: 41)"
+            )
+        if self.p is not None and not 0.0 <= self.p <= 1.0:
+            raise PydanticCustomError(
+                "probability", "probability {p} is outside [0, 1]; write a proportion such as 0.42",
+                {"p": self.p},
+            )
+        if counts:
+            self._check_counts()
+        return self
+
+    def _check_counts(self) -> None:
+        if self.events is None or self.n is None:
+            raise PydanticCustomError("probability", "counts need both events and n")
+        if self.n < 1 or self.events < 0:
+            raise PydanticCustomError("probability", "counts need n >= 1 and events >= 0")
+        if self.events > self.n:
+            raise PydanticCustomError(
+                "probability", "events ({events}) exceed n ({n}); events are counted among n",
+                {"events": self.events, "n": self.n},
+            )
+
+    @property
+    def value(self) -> float:
+        """The point estimate: p, or events/n."""
+        return self.p if self.p is not None else self.events / self.n
+
+
+# ----------------------------------------------------------------------------------
+# Distributions
+
+DIST_PARAMETERS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "fixed": (("value",),),
+    "uniform": (("low", "high"),),
+    "exponential": (("mean",),),
+    "weibull": (("shape", "scale"),),
+    "gamma": (("shape", "scale"), ("mean", "sd")),
+    "lognormal": (("median", "sdlog"), ("mean", "sd")),
+    "normal": (("mean", "sd"),),
+    "empirical": (("values",), ("values", "weights")),
+}
+"""For each distribution, the parameter sets it accepts (durations in months)."""
+
+
+class DistributionSpec(Strict):
+    """A distribution of a time, a duration or a numeric covariate.
+
+    - `fixed`: `value`
+    - `uniform`: `low`, `high`
+    - `exponential`: `mean`
+    - `weibull`: `shape` (no unit), `scale`
+    - `gamma`: `shape` and `scale`, or `mean` and `sd`
+    - `lognormal`: `median` and `sdlog` (sd of the log), or `mean` and `sd`
+    - `normal`: `mean`, `sd`; truncated at zero
+    - `empirical`: `values` (and optional `weights`), resampled
+    Optional `clip: [low, high]` bounds every draw.
+    """
+
+    dist: Literal["fixed", "uniform", "exponential", "weibull", "gamma", "lognormal", "normal", "empirical"]
+    value: Duration | None = None
+    low: Duration | None = None
+    high: Duration | None = None
+    mean: Duration | None = None
+    sd: Duration | None = None
+    median: Duration | None = None
+    sdlog: float | None = Field(default=None, gt=0)
+    shape: float | None = Field(default=None, gt=0)
+    scale: Duration | None = None
+    values: list[Duration] | None = None
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+    clip: tuple[float, float] | None = None
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _parameters_match(self) -> DistributionSpec:
+        given = tuple(
+            name for name in ("value", "low", "high", "mean", "sd", "median", "sdlog", "shape", "scale", "values", "weights")
+            if getattr(self, name) is not None
+        )
+        forms = DIST_PARAMETERS[self.dist]
+        if set(given) not in [set(form) for form in forms]:
+            wanted = " or ".join(", ".join(form) for form in forms)
+            raise PydanticCustomError(
+                "distribution",
+                "a '{dist}' distribution takes {wanted}; got {given}",
+                {"dist": self.dist, "wanted": wanted, "given": ", ".join(given) or "nothing"},
+            )
+        self._check_values()
+        return self
+
+    def _check_values(self) -> None:
+        def fail(message: str) -> None:
+            raise PydanticCustomError("distribution", message)
+
+        if self.dist == "uniform" and self.low > self.high:
+            fail("uniform: low must not exceed high")
+        if self.dist in ("exponential", "gamma", "lognormal") and self.mean is not None and self.mean <= 0:
+            fail(f"{self.dist}: mean must be > 0")
+        if self.sd is not None and self.sd <= 0:
+            fail(f"{self.dist}: sd must be > 0")
+        if self.scale is not None and self.scale <= 0:
+            fail(f"{self.dist}: scale must be > 0")
+        if self.median is not None and self.median <= 0:
+            fail("lognormal: median must be > 0")
+        if self.values is not None and len(self.values) == 0:
+            fail("empirical: values must not be empty")
+        if self.weights is not None and (len(self.weights) != len(self.values) or sum(self.weights) <= 0):
+            fail("empirical: weights need one non-negative weight per value, not all zero")
+        if self.clip is not None and self.clip[0] > self.clip[1]:
+            fail("clip: the lower bound exceeds the upper bound")
+
+
+class CategoricalSpec(Strict):
+    """A categorical covariate: `levels` maps each level to its probability or counts."""
+
+    levels: dict[str, Probability] = Field(min_length=1)
+    source: Source | None = None
+
+
+def _covariate_kind(data: Any) -> str:
+    if isinstance(data, dict):
+        if "levels" in data:
+            return "categorical"
+        if "dist" in data:
+            return "numeric"
+    return "boolean"
+
+
+CovariateSpec = Annotated[
+    Annotated[DistributionSpec, Tag("numeric")]
+    | Annotated[CategoricalSpec, Tag("categorical")]
+    | Annotated[Probability, Tag("boolean")],
+    Discriminator(_covariate_kind),
+]
+
+
+# ----------------------------------------------------------------------------------
+# Clinical blocks
+
+
+class AdverseEventSpec(Strict):
+    """A named adverse event of a treatment."""
+
+    label: str | None = None
+    probability: Probability
+    onset: DistributionSpec
+    stops_treatment: Probability = Probability(p=0.0)
+    source: Source | None = None
+
+
+class EndOfCourseSpec(Strict):
+    """Where a responder goes when the planned course ends: the three must sum to 1."""
+
+    remission: Probability
+    switch: Probability
+    continue_on: Probability = Field(alias="continue")
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> EndOfCourseSpec:
+        parts = [self.remission, self.switch, self.continue_on]
+        if all(part.n is not None for part in parts):
+            return self  # counts are normalised by their total
+        total = sum(part.value for part in parts)
+        if abs(total - 1.0) > 1e-6:
+            raise PydanticCustomError(
+                "fates", "remission + switch + continue must sum to 1 (they sum to {total:.4g})",
+                {"total": total},
+            )
+        return self
+
+
+class EligibilitySpec(Strict):
+    """Who may receive a treatment; others skip it and go to the next line."""
+
+    age_groups: list[Literal["adult", "child"]] | None = None
+    after_failure_of: list[str] = []
+    source: Source | None = None
+
+
+class RelapseSpec(Strict):
+    """After a return to topical therapy: the probability of a flare that needs systemic
+    treatment again, and when (months after stopping the drug)."""
+
+    probability: Probability
+    time: DistributionSpec
+    source: Source | None = None
+
+
+class TreatmentSpec(Strict):
+    """One treatment (a drug or a named combination) and what the evidence says of it."""
+
+    label: str
+    description: str | None = None
+    dose: str | None = None
+    response_definition: str | None = None
+    assess_at: DistributionSpec
+    response: Probability
+    course: DistributionSpec | None = None
+    cap: DistributionSpec | None = None
+    end_of_course: EndOfCourseSpec | None = None
+    loss_of_response: DistributionSpec | None = None
+    adverse_events: dict[str, AdverseEventSpec] = {}
+    eligibility: EligibilitySpec = EligibilitySpec()
+    relapse: RelapseSpec | None = None
+    source: Source | None = None
+
+
+class StrategySpec(Strict):
+    """An ordered list of lines of treatment and the rules for moving along it."""
+
+    label: str | None = None
+    description: str | None = None
+    lines: list[str] = Field(min_length=1)
+    first_line: dict[str, Probability] | None = None
+    on_relapse: Literal["retreat", "next_line"] = "retreat"
+    source: Source | None = None
+
+
+class PopulationSpec(Strict):
+    """Who enters the pathway: age group, covariates, and how long each is observed."""
+
+    age_group: Literal["adult", "child"] = "adult"
+    covariates: dict[str, CovariateSpec] = {}
+    follow_up: DistributionSpec | None = None
+    source: Source | None = None
+
+
+class SettingsSpec(Strict):
+    """How much to simulate."""
+
+    patients: int = Field(default=1000, ge=1)
+    horizon: Duration = 120.0
+    seed: int = Field(default=1, ge=0)
+    replicates: int = Field(default=1, ge=1)
+    engine: Literal["des"] = "des"
+    chunk_size: int = Field(default=5000, ge=1)
+
+    @field_validator("horizon")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise PydanticCustomError("duration", "the horizon must be longer than zero")
+        return value
+
+
+TargetMetric = Literal[
+    "response_rate",
+    "responder_fate",
+    "adverse_event_rate",
+    "adverse_event_discontinuation",
+    "final_state",
+    "returned_to_topical_ever",
+]
+
+
+class TargetSpec(Strict):
+    """An observed figure a run should reproduce (for `adpath check`).
+
+    Metrics: `response_rate` (treatment), `responder_fate` (treatment; fate remission,
+    switch or still_on), `adverse_event_rate` (treatment, adverse_event),
+    `adverse_event_discontinuation` (treatment), `final_state` (state),
+    `returned_to_topical_ever`. Set `enforce: false` with a `why` for a figure the
+    documents' own numbers cannot reproduce.
+    """
+
+    metric: TargetMetric
+    observed: Probability
+    treatment: str | None = None
+    fate: Literal["remission", "switch", "still_on"] | None = None
+    adverse_event: str | None = None
+    state: Literal["systemic", "topical", "supportive_care", "lost_to_followup"] | None = None
+    strategy: str | None = None
+    enforce: bool = True
+    why: str | None = None
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> TargetSpec:
+        needs = {
+            "response_rate": ("treatment",),
+            "responder_fate": ("treatment", "fate"),
+            "adverse_event_rate": ("treatment", "adverse_event"),
+            "adverse_event_discontinuation": ("treatment",),
+            "final_state": ("state",),
+            "returned_to_topical_ever": (),
+        }[self.metric]
+        missing = [name for name in needs if getattr(self, name) is None]
+        if missing:
+            raise PydanticCustomError(
+                "target", "metric '{metric}' needs {missing}", {"metric": self.metric, "missing": ", ".join(missing)}
+            )
+        if not self.enforce and not self.why:
+            raise PydanticCustomError("target", "a target with enforce: false needs a 'why'")
+        return self
+
+
+class Scenario(Strict):
+    """A whole scenario, after `extends` has been resolved."""
+
+    name: str | None = None
+    description: str | None = None
+    settings: SettingsSpec = SettingsSpec()
+    population: PopulationSpec = PopulationSpec()
+    treatments: dict[str, TreatmentSpec] = Field(min_length=1)
+    strategies: dict[str, StrategySpec] = Field(min_length=1)
+    relapse: RelapseSpec | None = None
+    loss_to_followup: DistributionSpec | None = None
+    targets: dict[str, TargetSpec] = {}
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> Scenario:
+        for name, strategy in self.strategies.items():
+            for i, line in enumerate(strategy.lines):
+                self._known_treatment(line, f"strategies.{name}.lines[{i}]")
+            for first in strategy.first_line or {}:
+                self._known_treatment(first, f"strategies.{name}.first_line.{first}")
+                if first not in strategy.lines:
+                    raise PydanticCustomError(
+                        "reference", "first_line treatment '{t}' is not one of the strategy's lines",
+                        {"t": first, "path": f"strategies.{name}.first_line.{first}"},
+                    )
+        for name, treatment in self.treatments.items():
+            for i, other in enumerate(treatment.eligibility.after_failure_of):
+                self._known_treatment(other, f"treatments.{name}.eligibility.after_failure_of[{i}]")
+        for name, target in self.targets.items():
+            self._check_target(name, target)
+        return self
+
+    def _known_treatment(self, treatment: str, path: str) -> None:
+        if treatment not in self.treatments:
+            raise PydanticCustomError(
+                "reference",
+                "unknown treatment '{t}'{hint}; define it under treatments: or use one of {known}",
+                {"t": treatment, "hint": suggest(treatment, self.treatments), "known": ", ".join(self.treatments), "path": path},
+            )
+
+    def _check_target(self, name: str, target: TargetSpec) -> None:
+        if target.treatment is not None:
+            self._known_treatment(target.treatment, f"targets.{name}.treatment")
+        if target.strategy is not None and target.strategy not in self.strategies:
+            raise PydanticCustomError(
+                "reference", "unknown strategy '{s}'{hint}",
+                {"s": target.strategy, "hint": suggest(target.strategy, self.strategies), "path": f"targets.{name}.strategy"},
+            )
+        if target.adverse_event is not None:
+            events = self.treatments[target.treatment].adverse_events
+            if target.adverse_event not in events:
+                raise PydanticCustomError(
+                    "reference", "treatment '{t}' has no adverse event '{a}'{hint}",
+                    {"t": target.treatment, "a": target.adverse_event, "hint": suggest(target.adverse_event, events),
+                     "path": f"targets.{name}.adverse_event"},
+                )

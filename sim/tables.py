@@ -1,0 +1,78 @@
+"""The tidy output tables of a run: their columns, meanings, units and dtypes.
+
+Every engine writes exactly these columns; every analysis reads them. Times are months
+since the patient entered the pathway (the moment systemic therapy was indicated).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: Why a treatment episode ended.
+REASONS = (
+    "nonresponse",        # not responding at the assessment
+    "adverse_event",      # an adverse event that stops the drug
+    "loss_of_response",   # a responder who stopped responding
+    "remission",          # planned end of a successful course, back to topical therapy
+    "switch",             # planned change to the next line while controlled
+    "lost_to_followup",   # censored: the patient left follow-up while on the drug
+    "horizon",            # censored: still on the drug at the end of observation
+)
+
+#: Reasons that censor drug survival by default (the drug had not been stopped).
+CENSORING_REASONS = ("lost_to_followup", "horizon")
+
+#: Where a patient is at the end of observation.
+FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup")
+
+#: episodes.parquet: one row per treatment episode.
+EPISODE_COLUMNS = {
+    "replicate": "int32: replicate number, 0-based",
+    "strategy": "category: strategy name",
+    "patient": "int32: patient number within the replicate, 0-based",
+    "episode": "int16: episode number within the patient's trajectory, 1-based",
+    "line": "int16: line of therapy for this patient, 1-based (re-treatment keeps its line)",
+    "treatment": "category: treatment name",
+    "start": "float64: months since entry when the episode started",
+    "stop": "float64: months since entry when the episode ended",
+    "reason": "category: why it ended, one of REASONS",
+    "responded": "boolean (nullable): response at the assessment; NA if it ended before",
+    "retreatment": "bool: the drug is restarted after a relapse because it worked before",
+    "adverse_events": "int16: adverse events during the episode (stopping or not)",
+    "stopping_adverse_event": "category (nullable): the adverse event that ended it",
+}
+
+#: adverse_events.parquet: one row per adverse event.
+ADVERSE_EVENT_COLUMNS = {
+    "replicate": "int32",
+    "strategy": "category",
+    "patient": "int32",
+    "episode": "int16: the episode during which it happened",
+    "treatment": "category",
+    "adverse_event": "category: adverse-event name as declared in the scenario",
+    "time": "float64: months since entry",
+    "stopped_treatment": "bool: it ended the episode",
+}
+
+#: patients.parquet: one row per patient and strategy (covariate columns follow `patient`).
+PATIENT_COLUMNS = {
+    "replicate": "int32",
+    "strategy": "category",
+    "patient": "int32",
+    "age_group": "category: population age group (adult, child)",
+    # ... then one column per covariate declared in the scenario, named with its unit ...
+    "final_state": "category: one of FINAL_STATES",
+    "follow_up_months": "float64: months observed (horizon, end of follow-up or loss)",
+    "months_to_first_topical": "float64: months to the first return to topical; NA if never",
+    "lines_used": "int16: distinct lines of therapy started",
+    "episodes": "int16: treatment episodes started",
+    "relapses": "int16: relapses from topical therapy back into the pathway",
+    "months_systemic": "float64: months on systemic treatment",
+    "months_topical": "float64: months controlled on topical therapy after systemic",
+    "months_supportive_care": "float64: months in supportive care (strategy exhausted)",
+}
+
+
+def categorical(values, categories) -> pd.Categorical:
+    """Return `values` as a pandas Categorical with a fixed category order."""
+    return pd.Categorical(values, categories=list(categories))
