@@ -177,6 +177,8 @@ def list_scenarios():
 @_friendly_errors
 def check(scenario, patients, seed, horizon, replicates, workers, out, quiet):
     """Run SCENARIO and compare it with its targets; exit 0 if all are met, 1 if not."""
+    import pandas as pd
+
     from analysis.targets import check_targets, format_targets
     from sim.outputs import staged_directory
 
@@ -185,9 +187,8 @@ def check(scenario, patients, seed, horizon, replicates, workers, out, quiet):
         raise ScenarioError([Problem(str(loaded.file), "targets", "this scenario declares no targets; add a targets: block")])
     out = out or Path("results") / loaded.name
     execute(loaded, out, workers=workers, progress=not quiet)
-    from analysis.io import load_run
-
-    table = check_targets(loaded.scenario, load_run(out))
+    tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in ("episodes", "patients", "adverse_events")}
+    table = check_targets(loaded.scenario, **tables)
     with staged_directory(out) as staging:
         table.to_csv(staging / "targets.csv", index=False)
     click.echo(format_targets(table))

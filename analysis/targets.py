@@ -1,0 +1,143 @@
+"""Calibration targets: does a simulated cohort reproduce the published figures?
+
+Each replicate of a cohort scenario is one simulated cohort of the published size. For
+each target the figure is computed in every replicate the way the publication counted
+it; the published value is met when it lies within the middle 95% of the simulated
+cohorts (the spread a cohort of that size shows by chance alone).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from sim.schema import Scenario, TargetSpec
+
+_STOPPED_FOR_ANOTHER_SYSTEMIC = ("switch", "adverse_event", "loss_of_response")
+_STILL_ON = ("horizon", "lost_to_followup")
+
+
+def check_targets(scenario: Scenario, episodes: pd.DataFrame, patients: pd.DataFrame,
+                  adverse_events: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per target: observed value and 95% CI, simulated mean and 95% range, within."""
+    rows = []
+    replicates = np.sort(patients["replicate"].unique())
+    for name, target in scenario.targets.items():
+        values = _per_replicate(target, episodes, patients, adverse_events).reindex(replicates)
+        rows.append(_row(name, target, values.dropna().to_numpy()))
+    return pd.DataFrame(rows)
+
+
+def _row(name: str, target: TargetSpec, simulated: np.ndarray) -> dict:
+    observed = target.observed.value
+    low, high = wilson_interval(target.observed.events, target.observed.n) if target.observed.n else (math.nan, math.nan)
+    sim_low, sim_high = (np.quantile(simulated, [0.025, 0.975]) if simulated.size else (math.nan, math.nan))
+    return {
+        "target": name,
+        "metric": target.metric,
+        "detail": _detail(target),
+        "observed": round(observed, 4),
+        "observed_ci_low": round(low, 4),
+        "observed_ci_high": round(high, 4),
+        "simulated_mean": round(float(simulated.mean()), 4) if simulated.size else math.nan,
+        "simulated_low_95": round(float(sim_low), 4),
+        "simulated_high_95": round(float(sim_high), 4),
+        "replicates": int(simulated.size),
+        "within": bool(simulated.size and sim_low <= observed <= sim_high),
+        "enforced": target.enforce,
+        "why_not_enforced": target.why or "",
+        "source": target.source or "",
+    }
+
+
+def _detail(target: TargetSpec) -> str:
+    parts = [target.treatment, target.fate, target.adverse_event, target.state, target.strategy]
+    return " ".join(part for part in parts if part)
+
+
+def wilson_interval(events: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Return the Wilson 95% interval of a proportion `events`/`n`."""
+    p = events / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _per_replicate(target, episodes, patients, adverse_events) -> pd.Series:
+    if target.strategy is not None:
+        episodes = episodes[episodes["strategy"] == target.strategy]
+        patients = patients[patients["strategy"] == target.strategy]
+        adverse_events = adverse_events[adverse_events["strategy"] == target.strategy]
+    metric = target.metric
+    if metric == "response_rate":
+        first = _first_episodes(episodes, target.treatment)
+        first = first[first["responded"].notna()]
+        return first.groupby("replicate", observed=True)["responded"].mean().astype(float)
+    if metric == "responder_fate":
+        return _responder_fate(episodes, target)
+    if metric == "adverse_event_rate":
+        return _adverse_event_rate(episodes, adverse_events, target)
+    if metric == "adverse_event_discontinuation":
+        treated = _treated(episodes, target.treatment)
+        stopped = episodes[(episodes["treatment"] == target.treatment) & (episodes["reason"] == "adverse_event")]
+        return _share(treated, stopped[["replicate", "strategy", "patient"]].drop_duplicates())
+    if metric == "final_state":
+        return patients.assign(hit=patients["final_state"] == target.state).groupby("replicate", observed=True)["hit"].mean()
+    return patients.assign(hit=patients["months_to_first_topical"].notna()).groupby("replicate", observed=True)["hit"].mean()
+
+
+def _first_episodes(episodes: pd.DataFrame, treatment: str) -> pd.DataFrame:
+    """The first episode of `treatment` of every patient who received it (the cohort's unit)."""
+    on = episodes[episodes["treatment"] == treatment]
+    return on.drop_duplicates(["replicate", "strategy", "patient"], keep="first")
+
+
+def _treated(episodes: pd.DataFrame, treatment: str) -> pd.DataFrame:
+    return _first_episodes(episodes, treatment)[["replicate", "strategy", "patient"]]
+
+
+def _responder_fate(episodes: pd.DataFrame, target: TargetSpec) -> pd.Series:
+    # Table III's three columns hold every responder: still on at data lock, switched to
+    # another systemic agent (for whatever reason), or back on topical therapy.
+    first = _first_episodes(episodes, target.treatment)
+    responders = first[first["responded"].fillna(False).astype(bool)]
+    reasons = responders["reason"].astype(str)
+    if target.fate == "remission":
+        hit = reasons == "remission"
+    elif target.fate == "still_on":
+        hit = reasons.isin(_STILL_ON)
+    else:
+        hit = reasons.isin(_STOPPED_FOR_ANOTHER_SYSTEMIC)
+    return responders.assign(hit=hit).groupby("replicate", observed=True)["hit"].mean().astype(float)
+
+
+def _adverse_event_rate(episodes, adverse_events, target) -> pd.Series:
+    treated = _treated(episodes, target.treatment)
+    events = adverse_events[(adverse_events["treatment"] == target.treatment)
+                            & (adverse_events["adverse_event"] == target.adverse_event)]
+    return _share(treated, events[["replicate", "strategy", "patient"]].drop_duplicates())
+
+
+def _share(population: pd.DataFrame, with_event: pd.DataFrame) -> pd.Series:
+    keys = ["replicate", "strategy", "patient"]
+    marked = population.merge(with_event, on=keys, how="left", indicator=True)
+    marked["hit"] = marked["_merge"] == "both"
+    return marked.groupby("replicate", observed=True)["hit"].mean().astype(float)
+
+
+def format_targets(table: pd.DataFrame) -> str:
+    """Return the target table as aligned text for the terminal."""
+    header = f"{'target':<40} {'observed (95% CI)':<24} {'simulated (95% of cohorts)':<28} within"
+    lines = [header, "-" * len(header)]
+    for row in table.itertuples():
+        observed = f"{row.observed:.3f} ({row.observed_ci_low:.3f}-{row.observed_ci_high:.3f})"
+        simulated = f"{row.simulated_mean:.3f} ({row.simulated_low_95:.3f}-{row.simulated_high_95:.3f})"
+        verdict = "yes" if row.within else "no"
+        if not row.enforced:
+            verdict += " (not enforced)"
+        lines.append(f"{row.target:<40} {observed:<24} {simulated:<28} {verdict}")
+    enforced = table[table["enforced"]]
+    lines.append(f"{int(enforced['within'].sum())} of {len(enforced)} enforced targets met")
+    return "\n".join(lines)
