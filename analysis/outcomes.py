@@ -1,0 +1,371 @@
+"""What each strategy does for its patients: return to topical therapy, lines used,
+time to first response and adverse events.
+
+Proportions are over all patients of a strategy (pooled over replicates), so a patient
+lost to follow-up before returning to topical therapy counts as not returned: these are
+the proportions a cohort study would report, not estimates corrected for loss. Intervals
+follow ``analysis.intervals``: Wilson within one replicate, mean ± t·SE of the replicate
+values when there are several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.intervals import mean_estimates, poisson_rate_interval, proportion_estimates
+from analysis.states import horizon_of, monthly_grid, state_counts
+from analysis.survival import kaplan_meier
+
+#: Measures of return to topical therapy.
+TOPICAL_MEASURES = ("returned_to_topical_ever", "on_topical")
+
+_KEYS = ["replicate", "strategy", "patient"]
+
+
+def topical_return(
+    episodes: pd.DataFrame,
+    patients: pd.DataFrame,
+    times_months: Sequence[float] | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Return to topical therapy over time, per strategy.
+
+    Parameters
+    ----------
+    episodes, patients : pandas.DataFrame
+        The run tables.
+    times_months : sequence of float, optional
+        Months since entry; default: every month up to the horizon.
+    confidence : float
+        Level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``strategy``, ``measure`` (``returned_to_topical_ever``: had returned to topical
+        therapy at least once by that time; ``on_topical``: on topical therapy at that
+        time), ``time_months``, ``proportion``, ``ci_low``, ``ci_high``, ``patients``.
+    """
+    times = np.asarray(
+        monthly_grid(horizon_of(patients)) if times_months is None else times_months, dtype=float
+    )
+    ever = _ever_returned_counts(patients, times)
+    on = state_counts(episodes, patients, times)
+    on = on[on["state"] == "topical"].rename(columns={"patients": "successes"})
+    on = on[["strategy", "replicate", "time_months", "successes", "n"]]
+    if on.empty:  # nobody ever on topical therapy: the state was dropped
+        on = ever.assign(successes=0)
+    frames = []
+    for measure, counts in zip(TOPICAL_MEASURES, (ever, on)):
+        estimate = proportion_estimates(counts, ["strategy", "time_months"], confidence)
+        frames.append(estimate.assign(measure=measure))
+    out = pd.concat(frames, ignore_index=True).rename(columns={"value": "proportion"})
+    out["measure"] = pd.Categorical(out["measure"], categories=TOPICAL_MEASURES)
+    columns = ["strategy", "measure", "time_months", "proportion", "ci_low", "ci_high", "patients"]
+    return out.sort_values(["strategy", "measure", "time_months"], ignore_index=True)[columns]
+
+
+def _ever_returned_counts(patients: pd.DataFrame, times: np.ndarray) -> pd.DataFrame:
+    frames = []
+    for (strategy, replicate), group in patients.groupby(
+        ["strategy", "replicate"], observed=True, sort=True
+    ):
+        first = np.sort(group["months_to_first_topical"].to_numpy(dtype=float))
+        first = first[~np.isnan(first)]
+        frames.append(pd.DataFrame({
+            "strategy": strategy, "replicate": replicate, "time_months": times,
+            "successes": np.searchsorted(first, times, side="right"), "n": len(group),
+        }))
+    out = pd.concat(frames, ignore_index=True)
+    out["strategy"] = out["strategy"].astype(patients["strategy"].dtype)
+    return out
+
+
+def topical_return_at_horizon(patients: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Return to topical therapy by the end of observation, per strategy.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        The patients table.
+    confidence : float
+        Level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``strategy``, ``measure`` (``returned_to_topical_ever``: returned at least once;
+        ``on_topical_at_horizon``: ``final_state == "topical"``), ``proportion``,
+        ``ci_low``, ``ci_high``, ``patients``. Denominator: all patients of the strategy.
+    """
+    outcomes = patient_outcomes(patients)
+    frames = [
+        _proportion(outcomes, column, confidence).assign(measure=column)
+        for column in ("returned_to_topical_ever", "on_topical_at_horizon")
+    ]
+    out = pd.concat(frames, ignore_index=True).rename(columns={"value": "proportion"})
+    columns = ["strategy", "measure", "proportion", "ci_low", "ci_high", "patients"]
+    return out.sort_values(["strategy"], kind="stable", ignore_index=True)[columns]
+
+
+def _proportion(outcomes: pd.DataFrame, column: str, confidence: float) -> pd.DataFrame:
+    counts = outcomes.groupby(["strategy", "replicate"], observed=True, sort=True).agg(
+        successes=(column, "sum"), n=(column, "size")
+    ).reset_index()
+    return proportion_estimates(counts, ["strategy"], confidence)
+
+
+def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per patient and strategy with the outcomes compared between strategies.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        The patients table.
+    episodes : pandas.DataFrame, optional
+        The episodes table; adds ``responded_ever`` and ``months_to_first_response``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``replicate``, ``strategy``, ``patient``, ``returned_to_topical_ever``,
+        ``on_topical_at_horizon``, ``in_supportive_care_at_horizon``,
+        ``on_systemic_at_horizon``, ``lost_to_followup`` (0/1), ``lines_used``,
+        ``episodes``, ``relapses`` (counts), ``months_systemic``, ``months_topical``,
+        ``months_supportive_care`` (months), and with episodes ``responded_ever`` (0/1)
+        and ``months_to_first_response`` (NaN if never).
+    """
+    final = patients["final_state"].astype("object")
+    out = patients[_KEYS].copy()
+    out["returned_to_topical_ever"] = patients["months_to_first_topical"].notna().astype(int)
+    for column, state in (
+        ("on_topical_at_horizon", "topical"),
+        ("in_supportive_care_at_horizon", "supportive_care"),
+        ("on_systemic_at_horizon", "systemic"),
+        ("lost_to_followup", "lost_to_followup"),
+    ):
+        out[column] = (final == state).astype(int).to_numpy()
+    for column in ("lines_used", "episodes", "relapses", "months_systemic", "months_topical",
+                   "months_supportive_care"):
+        out[column] = patients[column].astype(float).to_numpy()
+    if episodes is not None:
+        first = first_response(episodes, patients)
+        out["responded_ever"] = first["responded"].astype(int).to_numpy()
+        out["months_to_first_response"] = first["months_to_first_response"].to_numpy()
+    return out
+
+
+def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """Time from entry to the first treatment that worked, per patient.
+
+    The time is the start of the first episode with ``responded == True``, in months
+    since entry: the moment the patient began the treatment that worked, not the
+    assessment that confirmed it. Patients who never responded are censored at
+    ``follow_up_months``.
+
+    Parameters
+    ----------
+    episodes, patients : pandas.DataFrame
+        The run tables.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows aligned with ``patients``: ``replicate``, ``strategy``, ``patient``,
+        ``responded`` (bool), ``months_to_first_response`` (NaN if never),
+        ``months_observed`` (the response time, or follow-up if censored).
+    """
+    responding = episodes[episodes["responded"].fillna(False).astype(bool)]
+    first = responding.groupby(_KEYS, observed=True)["start"].min().rename("first")
+    out = patients[_KEYS].merge(first.reset_index(), on=_KEYS, how="left")
+    out["responded"] = out["first"].notna()
+    out["months_to_first_response"] = out.pop("first").astype(float)
+    out["months_observed"] = np.where(
+        out["responded"], out["months_to_first_response"], patients["follow_up_months"].to_numpy()
+    )
+    out["strategy"] = out["strategy"].astype(patients["strategy"].dtype)
+    return out
+
+
+def time_to_first_response(
+    episodes: pd.DataFrame, patients: pd.DataFrame, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Kaplan–Meier curve of the time to first response, per strategy.
+
+    Parameters
+    ----------
+    episodes, patients : pandas.DataFrame
+        The run tables.
+    confidence : float
+        Level of the pointwise band.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As ``analysis.survival.kaplan_meier`` by ``strategy``: ``survival`` is the
+        proportion not yet started on a treatment that worked (see `first_response`).
+    """
+    first = first_response(episodes, patients)
+    return kaplan_meier(first, "months_observed", "responded", by="strategy", confidence=confidence)
+
+
+def lines_used(patients: pd.DataFrame) -> pd.DataFrame:
+    """Distribution of the number of lines of therapy used, per strategy.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        The patients table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``strategy``, ``lines_used`` (count), ``patients``, ``proportion`` (of the
+        strategy's patients).
+    """
+    counts = patients.groupby(["strategy", "lines_used"], observed=True, sort=True).size()
+    out = counts.rename("patients").reset_index()
+    totals = out.groupby("strategy", observed=True)["patients"].transform("sum")
+    out["proportion"] = out["patients"] / totals
+    return out
+
+
+def mean_outcomes(
+    outcomes: pd.DataFrame, columns: Sequence[str], confidence: float = 0.95
+) -> pd.DataFrame:
+    """Mean of patient-level outcomes per strategy, with intervals.
+
+    Parameters
+    ----------
+    outcomes : pandas.DataFrame
+        Output of `patient_outcomes`.
+    columns : sequence of str
+        Outcome columns; those in `PROPORTION_OUTCOMES` give proportions (Wilson or
+        across replicates), the others means (t-interval or across replicates) in
+        their own units.
+    confidence : float
+        Level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``strategy``, ``metric``, ``value``, ``ci_low``, ``ci_high``, ``patients``.
+    """
+    frames = []
+    for column in columns:
+        if column in PROPORTION_OUTCOMES:
+            estimate = _proportion(outcomes, column, confidence)
+        else:
+            estimate = mean_estimates(outcomes, column, ["strategy"], confidence)
+        frames.append(estimate.assign(metric=column))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["strategy", "metric", "value", "ci_low", "ci_high", "patients"]]
+
+
+#: Patient outcomes that are 0/1 indicators (their means are proportions).
+PROPORTION_OUTCOMES = (
+    "returned_to_topical_ever", "on_topical_at_horizon", "in_supportive_care_at_horizon",
+    "on_systemic_at_horizon", "lost_to_followup", "responded_ever",
+)
+
+
+def adverse_event_rates(
+    patients: pd.DataFrame,
+    adverse_events: pd.DataFrame | None = None,
+    episodes: pd.DataFrame | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Adverse events by type per 100 patient-years of follow-up, per strategy.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        The patients table; follow-up (``follow_up_months``) is the denominator.
+    adverse_events : pandas.DataFrame, optional
+        The adverse-events table (one row per event).
+    episodes : pandas.DataFrame, optional
+        Used when ``adverse_events`` is missing (older runs): only the total count per
+        episode is known, reported as ``any_adverse_event``.
+    confidence : float
+        Level of the exact Poisson intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``strategy``, ``adverse_event`` (each type, then ``any_adverse_event``),
+        ``events``, ``patient_years``, ``rate_per_100_patient_years``, ``ci_low``,
+        ``ci_high`` (per 100 patient-years).
+    """
+    years = patients.groupby("strategy", observed=True, sort=True)["follow_up_months"].sum() / 12
+    counts = _adverse_event_counts(adverse_events, episodes, "strategy", list(years.index))
+    out = counts.assign(patient_years=years.reindex(counts["strategy"]).to_numpy())
+    rate, low, high = poisson_rate_interval(out["events"], out["patient_years"] / 100, confidence)
+    return out.assign(rate_per_100_patient_years=rate, ci_low=low, ci_high=high)
+
+
+def adverse_event_rates_on_treatment(
+    adverse_events: pd.DataFrame | None,
+    episodes: pd.DataFrame,
+    by: str = "treatment",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Adverse events by type per 100 patient-years on each treatment.
+
+    Parameters
+    ----------
+    adverse_events : pandas.DataFrame or None
+        The adverse-events table; None for older runs (only totals, from episodes).
+    episodes : pandas.DataFrame
+        The episodes table; time on treatment (``stop - start``) is the denominator.
+    by : str
+        Episode column to group by (``"treatment"``; ``"strategy"`` also works).
+    confidence : float
+        Level of the exact Poisson intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by``, ``adverse_event``, ``events``, ``patient_years`` (on treatment),
+        ``rate_per_100_patient_years``, ``ci_low``, ``ci_high``.
+    """
+    exposure = (episodes["stop"] - episodes["start"]).groupby(
+        episodes[by], observed=True, sort=True
+    ).sum() / 12
+    counts = _adverse_event_counts(adverse_events, episodes, by, list(exposure.index))
+    out = counts.assign(patient_years=exposure.reindex(counts[by]).to_numpy())
+    rate, low, high = poisson_rate_interval(out["events"], out["patient_years"] / 100, confidence)
+    return out.assign(rate_per_100_patient_years=rate, ci_low=low, ci_high=high)
+
+
+def _adverse_event_counts(adverse_events, episodes, by: str, levels: list) -> pd.DataFrame:
+    """Events per ``by`` level and type, plus an ``any_adverse_event`` row per level."""
+    if adverse_events is not None:
+        source = adverse_events[adverse_events[by].isin(levels)]
+        types = _levels(adverse_events["adverse_event"])
+        table = pd.crosstab(
+            pd.Categorical(source[by].astype(object), categories=levels),
+            pd.Categorical(source["adverse_event"].astype(object), categories=types),
+            dropna=False,
+        )
+        table["any_adverse_event"] = table.sum(axis=1)
+    elif episodes is not None:
+        total = episodes.groupby(episodes[by].astype(object), sort=False)["adverse_events"].sum()
+        table = pd.DataFrame({"any_adverse_event": total.reindex(levels, fill_value=0)})
+    else:
+        raise ValueError("adverse-event rates need the adverse_events or the episodes table")
+    table.index.name, table.columns.name = by, "adverse_event"
+    out = table.stack().rename("events").reset_index()
+    out[by] = pd.Categorical(out[by], categories=levels)
+    out["adverse_event"] = pd.Categorical(out["adverse_event"], categories=list(table.columns))
+    out["events"] = out["events"].astype(np.int64)
+    return out.sort_values([by, "adverse_event"], ignore_index=True)
+
+
+def _levels(column: pd.Series) -> list:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        used = set(column.astype(object).unique())
+        return [c for c in column.cat.categories if c in used]
+    return sorted(column.astype(object).unique())

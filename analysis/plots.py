@@ -1,0 +1,501 @@
+"""Figures of a run: drug survival, why treatments stop, return to topical therapy and
+where patients are over time.
+
+Every function takes the tidy tables of ``analysis.survival``, ``analysis.outcomes`` and
+``analysis.states`` and returns a matplotlib ``Figure`` drawn on the Agg canvas (no
+display, no pyplot state), styled with seaborn. Labels map names to the words the
+report shows (``{"cyclosporine": "Cyclosporine A"}``); colours come from
+``analysis.colours`` so a treatment has one colour in every figure.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MultipleLocator, PercentFormatter
+
+from analysis.colours import (
+    REASON_COLOURS,
+    STILL_ON_TREATMENT_COLOUR,
+    state_colours,
+    strategy_colours,
+    treatment_colours,
+)
+from analysis.survival import curve_groups, incidence_at, survival_at
+
+#: Curves with more rows than this are drawn from a fine grid instead of every step.
+_MAX_STEPS = 2000
+#: Censoring ticks are drawn automatically when a curve has at most this many.
+_MAX_TICKS = 150
+_DPI = 110
+_PANEL_WIDTH_IN = 5.6
+_MAX_COLUMNS = 2
+
+
+def _style():
+    """Seaborn style for every figure, applied only while a figure is drawn."""
+    style = sns.axes_style("whitegrid", {"grid.color": "#e6e6e6"})
+    context = sns.plotting_context("notebook", font_scale=0.85)
+    return {**style, **context, "axes.titleweight": "bold", "figure.titleweight": "bold",
+            "figure.titlesize": 13, "legend.frameon": True, "legend.framealpha": 0.9}
+
+
+def _figure(width_in: float, height_in: float) -> Figure:
+    fig = Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _label(labels: Mapping[str, str] | None, name) -> str:
+    if labels and name in labels:
+        return labels[name]
+    return str(name).replace("_", " ")
+
+
+def _levels(column: pd.Series) -> list:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        used = set(column.astype(object).unique())
+        return [c for c in column.cat.categories if c in used]
+    return list(dict.fromkeys(column.astype(object)))
+
+
+def _all_levels(column: pd.Series) -> list:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return list(column.cat.categories)
+    return list(dict.fromkeys(column.astype(object)))
+
+
+def _month_ticks(ax, max_months: float) -> None:
+    step = 6 if max_months <= 48 else 12 if max_months <= 120 else 24
+    ax.xaxis.set_major_locator(MultipleLocator(step))
+    ax.set_xlim(0, max_months)
+
+
+def _percent_axis(ax, top: float = 1.0) -> None:
+    ax.set_ylim(0, top)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, svg: bool = False) -> list[Path]:
+    """Write a figure as PNG (and SVG on request), atomically.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : path-like
+        Target path; the suffix is replaced by ``.png`` / ``.svg``.
+    svg : bool
+        Also write an SVG.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in ("png", "svg") if svg else ("png",):
+        target = path.with_suffix(f".{fmt}")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            fig.savefig(tmp, format=fmt, dpi=_DPI, facecolor="white",
+                        metadata={"Software": None} if fmt == "png" else {"Date": None})
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        written.append(target)
+    return written
+
+
+# ----------------------------------------------------------------- drug survival
+
+
+def _panel_grid(n_panels: int) -> tuple[int, int]:
+    columns = min(n_panels, _MAX_COLUMNS)
+    return math.ceil(n_panels / columns), columns
+
+
+def _step_points(block: pd.DataFrame, max_months: float) -> pd.DataFrame:
+    """The rows to draw: every step, or a fine grid when there are too many."""
+    if len(block) <= _MAX_STEPS:
+        return block
+    grid = np.linspace(0.0, min(max_months, block["time_months"].iloc[-1]), _MAX_STEPS)
+    return survival_at(block, grid)
+
+
+def plot_drug_survival(
+    curve: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    colours: Mapping[str, tuple] | None = None,
+    censoring_ticks: bool | None = None,
+    risk_times_months: Sequence[float] | None = None,
+    max_months: float | None = None,
+    title: str = "Drug survival by treatment",
+) -> Figure:
+    """Kaplan–Meier drug survival: one panel per strategy, one line per treatment.
+
+    Each line has its 95% band; censored episodes are marked with ticks; a table of the
+    number of episodes still at risk sits under each panel.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame
+        Output of ``drug_survival(episodes, by=["strategy", "treatment"])``.
+    labels : mapping, optional
+        Display names of strategies and treatments.
+    colours : mapping, optional
+        Treatment colours (default: ``treatment_colours`` over the treatment categories).
+    censoring_ticks : bool, optional
+        Mark censored episodes; default: only for curves with at most 150 censored times.
+    risk_times_months : sequence of float, optional
+        Times of the at-risk table; default: the x-axis ticks.
+    max_months : float, optional
+        Right end of the x axis in months; default: the longest episode.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    strategies = _levels(curve["strategy"])
+    treatments_all = _all_levels(curve["treatment"])
+    colours = colours or treatment_colours(treatments_all)
+    max_months = max_months or float(curve["time_months"].max()) or 1.0
+    step = 6 if max_months <= 48 else 12 if max_months <= 120 else 24
+    risk_times = (np.arange(0, max_months + 1e-9, step) if risk_times_months is None
+                  else np.asarray(risk_times_months, dtype=float))
+    n_rows, n_cols = _panel_grid(len(strategies))
+    per_strategy = {s: _levels(curve.loc[curve["strategy"] == s, "treatment"]) for s in strategies}
+    table_rows = max(len(t) for t in per_strategy.values())
+    table_in = 0.45 + 0.2 * table_rows
+    with matplotlib.rc_context(_style()):
+        fig = _figure(_PANEL_WIDTH_IN * n_cols, (3.6 + table_in) * n_rows + 0.5)
+        grid = fig.add_gridspec(2 * n_rows, n_cols, height_ratios=[3.6, table_in] * n_rows)
+        for i, strategy in enumerate(strategies):
+            row, col = divmod(i, n_cols)
+            ax = fig.add_subplot(grid[2 * row, col])
+            table = fig.add_subplot(grid[2 * row + 1, col], sharex=ax)
+            part = curve[curve["strategy"] == strategy]
+            for treatment in per_strategy[strategy]:
+                block = part[part["treatment"] == treatment].reset_index(drop=True)
+                _draw_survival(ax, block, colours[treatment], _label(labels, treatment),
+                               censoring_ticks, max_months)
+            _at_risk_table(table, part, per_strategy[strategy], risk_times, colours, labels)
+            ax.set_title(_label(labels, strategy))
+            ax.set_xlabel("")
+            ax.tick_params(labelbottom=False)
+            ax.set_ylabel("Still on treatment (% of episodes)")
+            _percent_axis(ax, 1.02)
+            _month_ticks(ax, max_months)
+            ax.legend(loc="upper right", title="Treatment", fontsize="small")
+            table.set_xlabel("Months since start of treatment")
+        fig.suptitle(title)
+    return fig
+
+
+def _draw_survival(ax, block, colour, label, censoring_ticks, max_months) -> None:
+    points = _step_points(block, max_months)
+    t = points["time_months"].to_numpy()
+    ax.plot(t, points["survival"], drawstyle="steps-post", color=colour, lw=1.8, label=label)
+    ax.fill_between(t, points["ci_low"], points["ci_high"], step="post", color=colour,
+                    alpha=0.15, lw=0)
+    censored = block[block["censored"] > 0]
+    if censoring_ticks or (censoring_ticks is None and len(censored) <= _MAX_TICKS):
+        ax.plot(censored["time_months"], censored["survival"], ls="none", marker="|", ms=6,
+                mew=1, color=colour, label="_nolegend_")
+
+
+def _count(n: int) -> str:
+    """Short count for the at-risk table: 950, 9,500, 95k, 1.2M."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1e3:.0f}k"
+    return f"{n:,}"
+
+
+def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
+    at = survival_at(part, times)
+    for row, treatment in enumerate(treatments):
+        counts = at.loc[at["treatment"] == treatment, "at_risk"].to_numpy()
+        for t, n in zip(times, counts):
+            ax.text(t, row, _count(n), ha="center", va="center", fontsize="x-small",
+                    color=colours[treatment])
+    ax.set_ylim(len(treatments) - 0.5, -0.5)
+    ax.set_yticks(range(len(treatments)))
+    ax.set_yticklabels([_label(labels, t) for t in treatments], fontsize="x-small")
+    # Room for the counts centred on t = 0, which reach left of the axis.
+    ax.tick_params(axis="y", pad=18)
+    for tick, treatment in zip(ax.get_yticklabels(), treatments):
+        tick.set_color(colours[treatment])
+    ax.grid(False)
+    ax.set_title("Number at risk", fontsize="small", loc="left", fontweight="normal")
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+
+
+# ------------------------------------------------------ reasons for stopping
+
+
+def plot_discontinuation_reasons(
+    incidence: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    max_months: float | None = None,
+    title: str = "Why treatment stopped (cumulative incidence, competing risks)",
+) -> Figure:
+    """Stacked cumulative incidence of each discontinuation reason, one panel per group.
+
+    The reasons stack from the bottom; the grey remainder up to 100% is the proportion
+    still on treatment, so each panel shows where every episode stands over time.
+
+    Parameters
+    ----------
+    incidence : pandas.DataFrame
+        Output of ``cumulative_incidence`` grouped by one or more columns (e.g.
+        ``by="treatment"``); each group is a panel.
+    labels : mapping, optional
+        Display names of the group values.
+    max_months : float, optional
+        Right end of the x axis; default: the longest time in the table.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    by = curve_groups(incidence)
+    max_months = max_months or float(incidence["time_months"].max()) or 1.0
+    grid = np.linspace(0.0, max_months, 481)
+    at = incidence_at(incidence, grid)
+    panels = list(at.groupby(by, observed=True, sort=True)) if by else [((), at)]
+    n_rows, n_cols = _panel_grid(len(panels))
+    reasons = [r for r in REASON_COLOURS if r in set(at["reason"].astype(object))]
+    with matplotlib.rc_context(_style()):
+        fig = _figure(_PANEL_WIDTH_IN * n_cols, 3.4 * n_rows + 1.2)
+        axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
+        for ax, (key, part) in zip(axes.flat, panels):
+            wide = part.pivot_table(index="time_months", columns="reason",
+                                    values="cumulative_incidence", observed=True, dropna=False)
+            wide = wide.dropna()
+            t = wide.index.to_numpy()
+            layers = [wide[r].to_numpy() for r in reasons]
+            still_on = np.clip(1.0 - np.sum(layers, axis=0), 0.0, 1.0)
+            ax.stackplot(t, *layers, still_on,
+                         colors=[REASON_COLOURS[r] for r in reasons] + [STILL_ON_TREATMENT_COLOUR],
+                         labels=[_label(None, r).capitalize() for r in reasons] + ["Still on treatment"],
+                         lw=0)
+            key = key if isinstance(key, tuple) else (key,)
+            ax.set_title(" · ".join(_label(labels, k) for k in key) or "All episodes")
+            _percent_axis(ax)
+            _month_ticks(ax, max_months)
+            ax.set_xlabel("Months since start of treatment")
+            ax.set_ylabel("Episodes (%)")
+        for ax in list(axes.flat)[len(panels):]:
+            ax.set_visible(False)
+        handles, names = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles[::-1], names[::-1], loc="outside lower center",
+                   ncols=len(names), title="Reason the treatment stopped")
+        fig.suptitle(title)
+    return fig
+
+
+# ------------------------------------------------------ topical therapy
+
+
+def plot_topical_return_at_horizon(
+    at_horizon: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    colours: Mapping[str, tuple] | None = None,
+    horizon_months: float | None = None,
+    title: str = "Return to topical therapy by the end of follow-up",
+) -> Figure:
+    """Bars with 95% intervals: ever returned to topical therapy, and on it at the horizon.
+
+    Parameters
+    ----------
+    at_horizon : pandas.DataFrame
+        Output of ``topical_return_at_horizon``.
+    labels : mapping, optional
+        Display names of strategies.
+    colours : mapping, optional
+        Strategy colours (default: ``strategy_colours`` over the strategy categories).
+    horizon_months : float, optional
+        Horizon, shown in the axis label.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    strategies = _levels(at_horizon["strategy"])
+    colours = colours or strategy_colours(_all_levels(at_horizon["strategy"]))
+    measures = list(dict.fromkeys(at_horizon["measure"].astype(object)))
+    names = {"returned_to_topical_ever": "Ever returned to topical therapy",
+             "on_topical_at_horizon": "On topical therapy at the horizon"}
+    width = 0.8 / len(strategies)
+    with matplotlib.rc_context(_style()):
+        fig = _figure(max(6.5, 1.4 * len(strategies) * len(measures) + 2.5), 4.6)
+        ax = fig.subplots()
+        for i, strategy in enumerate(strategies):
+            rows = at_horizon[at_horizon["strategy"] == strategy].set_index("measure")
+            rows = rows.loc[measures]
+            x = np.arange(len(measures)) + (i - (len(strategies) - 1) / 2) * width
+            value = rows["proportion"].to_numpy()
+            error = np.vstack([value - rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy() - value])
+            ax.bar(x, value, width * 0.92, color=colours[strategy],
+                          label=_label(labels, strategy), yerr=error, capsize=3,
+                          error_kw={"elinewidth": 1, "ecolor": "#333333"})
+            above = np.where(np.isnan(rows["ci_high"].to_numpy()), value, rows["ci_high"].to_numpy())
+            for xi, yi, v in zip(x, above, value):
+                ax.text(xi, yi + 0.015, f"{v:.0%}", ha="center", va="bottom", fontsize="small",
+                        fontweight="bold", color=colours[strategy])
+        ax.set_xticks(range(len(measures)))
+        ax.set_xticklabels([names.get(m, _label(None, m)) for m in measures])
+        top = float(np.nanmax(at_horizon["ci_high"])) if len(at_horizon) else 1.0
+        # Headroom above 100% for the value labels; ticks stop at 100%.
+        _percent_axis(ax, min(1.12, top * 1.15 + 0.08))
+        ax.set_yticks([t for t in np.arange(0, 1.0001, 0.2) if t <= ax.get_ylim()[1]])
+        horizon = f" (horizon {horizon_months:g} months)" if horizon_months else ""
+        ax.set_ylabel("Patients (%)")
+        ax.set_xlabel(f"Outcome at the end of follow-up{horizon}")
+        ax.legend(title="Strategy", loc="upper right")
+        ax.grid(axis="x", visible=False)
+        fig.suptitle(title)
+    return fig
+
+
+def plot_topical_return_over_time(
+    curve: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    colours: Mapping[str, tuple] | None = None,
+    title: str = "Return to topical therapy over time",
+) -> Figure:
+    """Two panels: ever returned to topical therapy by month t, and on it at month t.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame
+        Output of ``topical_return``.
+    labels : mapping, optional
+        Display names of strategies.
+    colours : mapping, optional
+        Strategy colours.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    strategies = _levels(curve["strategy"])
+    colours = colours or strategy_colours(_all_levels(curve["strategy"]))
+    panels = {"returned_to_topical_ever": "Ever returned to topical therapy by month t",
+              "on_topical": "On topical therapy at month t"}
+    max_months = float(curve["time_months"].max()) or 1.0
+    with matplotlib.rc_context(_style()):
+        fig = _figure(2 * _PANEL_WIDTH_IN, 4.4)
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, (measure, name) in zip(axes, panels.items()):
+            part = curve[curve["measure"] == measure]
+            for strategy in strategies:
+                line = part[part["strategy"] == strategy]
+                ax.plot(line["time_months"], line["proportion"], color=colours[strategy],
+                        lw=1.8, label=_label(labels, strategy))
+                ax.fill_between(line["time_months"], line["ci_low"], line["ci_high"],
+                                color=colours[strategy], alpha=0.15, lw=0)
+            ax.set_title(name)
+            ax.set_xlabel("Months since entering the pathway (t)")
+            _month_ticks(ax, max_months)
+        top = float(np.nanmax(curve["ci_high"])) if len(curve) else 1.0
+        _percent_axis(axes[0], min(1.0, top * 1.1 + 0.02))
+        axes[0].set_ylabel("Patients (%)")
+        axes[1].legend(title="Strategy", loc="best")
+        fig.suptitle(title)
+    return fig
+
+
+# ------------------------------------------------------ state occupancy
+
+
+def plot_state_occupancy(
+    occupancy: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    title: str = "Where patients are over time",
+) -> Figure:
+    """Stacked areas of the proportion of patients in each state, one panel per strategy.
+
+    Parameters
+    ----------
+    occupancy : pandas.DataFrame
+        Output of ``state_occupancy``.
+    labels : mapping, optional
+        Display names of strategies.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    strategies = _levels(occupancy["strategy"])
+    states = _all_levels(occupancy["state"])
+    colours = state_colours(states)
+    n_rows, n_cols = _panel_grid(len(strategies))
+    max_months = float(occupancy["time_months"].max()) or 1.0
+    with matplotlib.rc_context(_style()):
+        fig = _figure(_PANEL_WIDTH_IN * n_cols, 3.4 * n_rows + 1.3)
+        axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
+        for ax, strategy in zip(axes.flat, strategies):
+            part = occupancy[occupancy["strategy"] == strategy]
+            wide = part.pivot_table(index="time_months", columns="state", values="proportion",
+                                    observed=False, dropna=False).reindex(columns=states).fillna(0.0)
+            ax.stackplot(wide.index.to_numpy(), *[wide[s].to_numpy() for s in states],
+                         colors=[colours[s] for s in states],
+                         labels=[state_label(s) for s in states], lw=0)
+            ax.set_title(_label(labels, strategy))
+            _percent_axis(ax)
+            _month_ticks(ax, max_months)
+            ax.set_xlabel("Months since entering the pathway")
+            ax.set_ylabel("Patients (%)")
+        for ax in list(axes.flat)[len(strategies):]:
+            ax.set_visible(False)
+        handles, names = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 4),
+                   title="State")
+        fig.suptitle(title)
+    return fig
+
+
+def state_label(state: str) -> str:
+    """Readable name of a state (``systemic_line_2`` → ``Systemic, line 2``).
+
+    Parameters
+    ----------
+    state : str
+        State name from ``analysis.states``.
+
+    Returns
+    -------
+    str
+    """
+    if state.startswith("systemic_line_"):
+        return f"Systemic, line {state.rsplit('_', 1)[1]}"
+    return {"awaiting_treatment": "Awaiting treatment", "topical": "Topical therapy",
+            "supportive_care": "Supportive care", "lost_to_followup": "Lost to follow-up"}.get(
+        state, state.replace("_", " ").capitalize())

@@ -1,0 +1,542 @@
+"""The run report: one self-contained HTML page with the figures, the headline table,
+the parameters and their sources, plus the figures as PNG and the tables as CSV.
+
+``build_report(run_dir)`` writes ``report.html``, ``figures/*.png`` (and ``*.svg`` on
+request) and ``tables/*.csv`` into the run directory. The page embeds every figure as
+base64 PNG, uses plain HTML and CSS, and loads nothing from the network. Runs from
+older versions (no adverse-events table, manifest keys missing) still give a report;
+what is missing is said on the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.colours import strategy_colours, treatment_colours
+from analysis.differences import strategy_differences
+from analysis.io import Run, load_run, write_atomic
+from analysis.outcomes import (
+    adverse_event_rates,
+    adverse_event_rates_on_treatment,
+    lines_used,
+    patient_outcomes,
+    topical_return,
+    topical_return_at_horizon,
+)
+from analysis.plots import (
+    plot_discontinuation_reasons,
+    plot_drug_survival,
+    plot_state_occupancy,
+    plot_topical_return_at_horizon,
+    plot_topical_return_over_time,
+    save_figure,
+)
+from analysis.states import horizon_of, monthly_grid, state_occupancy
+from analysis.summary import summarize_run
+from analysis.survival import (
+    cumulative_incidence,
+    drug_survival,
+    incidence_at,
+    median_survival,
+    survival_at,
+)
+
+NOT_RECORDED = "not recorded"
+
+
+@dataclass(frozen=True)
+class _Figure:
+    name: str
+    title: str
+    caption: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    description: str
+    frame: pd.DataFrame
+
+
+def build_report(run_dir: str | os.PathLike, svg: bool = False) -> Path:
+    """Write the HTML report of a run, with its figures and tables.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run directory (``episodes.parquet``, ``patients.parquet``; ``run.json`` and
+        ``adverse_events.parquet`` used when present).
+    svg : bool
+        Also write every figure as SVG in ``figures/``.
+
+    Returns
+    -------
+    pathlib.Path
+        Path of ``report.html``.
+    """
+    run = load_run(run_dir)
+    context = _Context.of(run)
+    summary = summarize_run(run.episodes, run.patients)
+    tables = _tables(run, context, summary)
+    figures = _figures(run, context, svg)
+    for table in tables:
+        write_atomic(run.run_dir / "tables" / f"{table.name}.csv", table.frame.to_csv(index=False))
+    page = _page(run, context, summary, figures, tables)
+    return write_atomic(run.run_dir / "report.html", page)
+
+
+# ------------------------------------------------------------------ context
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Names, labels and colours of a run, from the manifest or, failing that, the tables."""
+
+    strategies: list[str]
+    treatments: list[str]
+    labels: dict[str, str]
+    pathways: dict[str, list[str]]
+    horizon_months: float
+    strategy_colours: dict
+    treatment_colours: dict
+
+    @classmethod
+    def of(cls, run: Run) -> _Context:
+        manifest = run.manifest
+        strategies = _ordered(manifest.get("strategies"), run.patients["strategy"])
+        treatments = _ordered(manifest.get("treatments"), run.episodes["treatment"])
+        labels = {name: name.replace("_", " ") for name in strategies + treatments}
+        for key in ("strategies", "treatments"):
+            for name, info in (manifest.get(key) or {}).items():
+                if isinstance(info, Mapping) and info.get("label"):
+                    labels[name] = str(info["label"])
+        pathways = {s: _pathway(manifest, run.episodes, s) for s in strategies}
+        horizon = manifest.get("horizon_months") or horizon_of(run.patients)
+        return cls(strategies, treatments, labels, pathways, float(horizon),
+                   strategy_colours(strategies), treatment_colours(treatments))
+
+
+def _ordered(declared, column: pd.Series) -> list[str]:
+    """Names in the manifest's declared order, then any others found in the table."""
+    names = list(declared) if isinstance(declared, Mapping) else []
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        found = list(column.cat.categories)
+    else:
+        found = sorted(column.astype(object).dropna().unique())
+    return names + [n for n in found if n not in names]
+
+
+def _pathway(manifest: dict, episodes: pd.DataFrame, strategy: str) -> list[str]:
+    info = (manifest.get("strategies") or {}).get(strategy)
+    if isinstance(info, Mapping) and info.get("lines"):
+        return [str(t) for t in info["lines"]]
+    # Older manifests: the most frequent treatment of each line in the episodes.
+    mine = episodes[episodes["strategy"].astype(object) == strategy]
+    if mine.empty:
+        return []
+    counts = mine.groupby(["line", mine["treatment"].astype(object)], observed=True).size()
+    return [counts.loc[line].idxmax() for line in sorted(counts.index.get_level_values(0).unique())]
+
+
+# ------------------------------------------------------------------ figures
+
+
+def _figures(run: Run, context: _Context, svg: bool) -> list[_Figure]:
+    episodes, patients, labels = run.episodes, run.patients, context.labels
+    grid = monthly_grid(context.horizon_months)
+    specs = [
+        ("drug_survival", "Drug survival by treatment",
+         "Kaplan–Meier estimate of the proportion of treatment episodes still running, by "
+         "strategy and treatment, with 95% log–log bands; ticks mark censored episodes "
+         "(still on treatment at the horizon or lost to follow-up). Any discontinuation "
+         "(non-response, adverse event, loss of response, remission, switch) is an event.",
+         lambda: plot_drug_survival(drug_survival(episodes), labels=labels,
+                                    colours=context.treatment_colours,
+                                    max_months=context.horizon_months)),
+        ("discontinuation_reasons", "Why treatment stopped",
+         "Cumulative incidence of each reason for stopping, as competing risks "
+         "(Aalen–Johansen), all strategies pooled; the grey remainder is still on treatment.",
+         lambda: plot_discontinuation_reasons(cumulative_incidence(episodes, by="treatment"),
+                                              labels=labels, max_months=context.horizon_months)),
+        ("topical_return_at_horizon", "Return to topical therapy at the horizon",
+         "Proportion of all patients of each strategy who ever returned to topical therapy, "
+         "and who were on topical therapy at the horizon, with 95% intervals.",
+         lambda: plot_topical_return_at_horizon(topical_return_at_horizon(patients), labels=labels,
+                                                colours=context.strategy_colours,
+                                                horizon_months=context.horizon_months)),
+        ("topical_return_over_time", "Return to topical therapy over time",
+         "Left: proportion who had returned to topical therapy at least once by month t. "
+         "Right: proportion on topical therapy at month t. Bands are 95% intervals.",
+         lambda: plot_topical_return_over_time(topical_return(episodes, patients, grid),
+                                               labels=labels, colours=context.strategy_colours)),
+        ("state_occupancy", "Where patients are over time",
+         "Proportion of patients on each line of systemic therapy, back on topical therapy, "
+         "in supportive care (strategy exhausted) or lost to follow-up, month by month.",
+         lambda: plot_state_occupancy(state_occupancy(episodes, patients, grid), labels=labels)),
+    ]
+    return [_render(run.run_dir, name, title, caption, draw, svg)
+            for name, title, caption, draw in specs]
+
+
+def _render(run_dir: Path, name: str, title: str, caption: str, draw: Callable, svg: bool) -> _Figure:
+    figure = draw()
+    png_path = save_figure(figure, run_dir / "figures" / f"{name}.png", svg=svg)[0]
+    return _Figure(name, title, caption, png_path.read_bytes())
+
+
+# ------------------------------------------------------------------- tables
+
+
+def _tables(run: Run, context: _Context, summary: pd.DataFrame) -> list[_Table]:
+    episodes, patients = run.episodes, run.patients
+    grid = monthly_grid(context.horizon_months)
+    curve = drug_survival(episodes)
+    months = {"ci_low": "ci_low_months", "ci_high": "ci_high_months"}
+    rates = {"ci_low": "ci_low_per_100_patient_years", "ci_high": "ci_high_per_100_patient_years"}
+    outcomes = patient_outcomes(patients, episodes)
+    tables = [
+        _Table("summary", "Headline metrics in long form (as summary.csv).", summary),
+        _Table("drug_survival_monthly",
+               "Drug survival by strategy and treatment at every month (any discontinuation).",
+               survival_at(curve, grid).rename(columns={"at_risk": "at_risk_episodes"})),
+        _Table("median_drug_survival",
+               "Median drug survival by strategy and treatment, months (NaN: not reached).",
+               median_survival(curve).rename(columns={"subjects": "episodes", **months})),
+        _Table("median_drug_survival_by_line",
+               "Median drug survival by strategy and line of therapy, months.",
+               median_survival(drug_survival(episodes, by=["strategy", "line"]))
+               .rename(columns={"subjects": "episodes", **months})),
+        _Table("discontinuation_reasons_monthly",
+               "Cumulative incidence of each reason for stopping, by treatment (all strategies).",
+               incidence_at(cumulative_incidence(episodes, by="treatment"), grid)),
+        _Table("topical_return_monthly",
+               "Ever returned to topical therapy by month t, and on topical therapy at month t.",
+               topical_return(episodes, patients, grid)),
+        _Table("topical_return_at_horizon",
+               "Ever returned to topical therapy, and on topical therapy at the horizon.",
+               topical_return_at_horizon(patients)),
+        _Table("state_occupancy_monthly", "Proportion of patients in each state at every month.",
+               state_occupancy(episodes, patients, grid)),
+        _Table("lines_used", "Number of lines of therapy used per patient.", lines_used(patients)),
+        _Table("adverse_event_rates",
+               "Adverse events per 100 patient-years of follow-up, by strategy and type.",
+               adverse_event_rates(patients, run.adverse_events, episodes).rename(columns=rates)),
+        _Table("adverse_event_rates_by_treatment",
+               "Adverse events per 100 patient-years on treatment, by treatment and type.",
+               adverse_event_rates_on_treatment(run.adverse_events, episodes).rename(columns=rates)),
+        _Table("strategy_differences",
+               "Differences from the first strategy, paired on the same virtual patients.",
+               strategy_differences(outcomes, reference=context.strategies[0]
+                                    if context.strategies else None)),
+    ]
+    parameters = run.manifest.get("parameters")
+    if isinstance(parameters, list) and parameters:
+        tables.append(_Table("parameters", "Every parameter of the scenario with its source.",
+                             _parameter_frame(parameters)))
+    return tables
+
+
+def _parameter_frame(parameters: list) -> pd.DataFrame:
+    rows = []
+    for item in parameters:
+        item = item if isinstance(item, Mapping) else {"path": str(item)}
+        value = item.get("value")
+        rows.append({
+            "path": str(item.get("path", "")),
+            "value": value if isinstance(value, (int, float, str)) or value is None
+            else json.dumps(value, sort_keys=True),
+            "source": str(item.get("source", "")) or NOT_RECORDED,
+        })
+    return pd.DataFrame(rows, columns=["path", "value", "source"])
+
+
+# --------------------------------------------------------------------- page
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:#222;background:#fff;margin:0;line-height:1.45}
+main{max-width:1240px;margin:0 auto;padding:1.5rem 2rem 3rem}
+h1{font-size:1.7rem;margin:0 0 .3rem}h2{font-size:1.3rem;margin:2.2rem 0 .6rem;
+ border-bottom:2px solid #e3e3e3;padding-bottom:.2rem}h3{font-size:1.05rem;margin:1.4rem 0 .4rem}
+p.lead{color:#555;margin-top:0}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.92rem}
+th,td{border:1px solid #d9d9d9;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+figure{margin:1rem 0 2rem}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#444;font-size:.92rem;margin-top:.3rem;max-width:60rem}
+.pathway{font-weight:600}.muted{color:#777}.swatch{display:inline-block;width:.8em;height:.8em;
+ border-radius:2px;margin-right:.35em;vertical-align:-.05em}
+table.params td:nth-child(2){font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _percent(value, low, high) -> str:
+    if _missing(value):
+        return "—"
+    interval = "" if _missing(low) else f" ({low:.1%}–{high:.1%})"
+    return f"{value:.1%}{interval}"
+
+
+def _number(value, low, high, unit: str = "", missing: str = "—") -> str:
+    if _missing(value):
+        return missing
+    # Two decimals where one would round a small mean or difference to 0.0.
+    digits = 2 if max(abs(v) for v in (value, low, high) if not _missing(v)) < 10 else 1
+    interval = "" if _missing(low) or _missing(high) else f" ({low:.{digits}f}–{high:.{digits}f})"
+    if not _missing(low) and _missing(high):
+        interval = f" ({low:.{digits}f}–not reached)"
+    return f"{value:.{digits}f}{unit}{interval}"
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool],
+                css_class: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="num">{cell}</td>' if num else f"<td>{cell}</td>"
+            for cell, num in zip(row, numeric)
+        ) + "</tr>"
+        for row in rows
+    )
+    cls = f' class="{css_class}"' if css_class else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(run: Run, context: _Context, summary: pd.DataFrame, figures: list[_Figure],
+          tables: list[_Table]) -> str:
+    manifest = run.manifest
+    name = manifest.get("scenario_name") or run.run_dir.name
+    sections = [
+        f"<h1>adpath report: {_e(name)}</h1>",
+        f'<p class="lead">{_e(manifest.get("description") or "")}</p>',
+        _run_section(run, context),
+        _headline_section(context, summary),
+        _differences_section(context, tables),
+        _figure_section(figures),
+        _drug_survival_section(context, summary),
+        _adverse_event_section(context, tables, run.adverse_events is None),
+        _parameter_section(manifest),
+        _table_links(tables),
+    ]
+    body = "\n".join(s for s in sections if s)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>adpath report: {_e(name)}</title>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    )
+
+
+def _run_section(run: Run, context: _Context) -> str:
+    m = run.manifest
+    patients = run.patients
+    per_replicate = m.get("patients") or int(
+        patients.groupby(["strategy", "replicate"], observed=True).size().max()
+    )
+    replicates = m.get("replicates") or int(patients["replicate"].nunique())
+    wall = m.get("wall_time_seconds")
+    facts = [
+        ("Scenario", m.get("scenario_name")),
+        ("Scenario file", m.get("scenario_file")),
+        ("Scenario hash", m.get("scenario_hash")),
+        ("Patients per strategy and replicate", f"{per_replicate:,}"),
+        ("Replicates", replicates),
+        ("Horizon", f"{context.horizon_months:g} months"),
+        ("Seed", m.get("seed")),
+        ("Engine", m.get("engine")),
+        ("adpath version", m.get("adpath_version")),
+        ("Started at", m.get("started_at")),
+        ("Wall time", None if wall is None else f"{float(wall):.1f} s"),
+        ("Run directory", run.run_dir.name),
+    ]
+    rows = [[_e(k), _e(NOT_RECORDED) if v is None or v == "" else _e(v)] for k, v in facts]
+    strategies = []
+    for s in context.strategies:
+        info = (m.get("strategies") or {}).get(s) or {}
+        description = info.get("description", "") if isinstance(info, Mapping) else ""
+        pathway = " → ".join(context.labels.get(t, t) for t in context.pathways[s])
+        colour = _css_colour(context.strategy_colours[s])
+        strategies.append([
+            f'<span class="swatch" style="background:{colour}"></span>{_e(context.labels[s])}',
+            f'<span class="pathway">{_e(pathway) or _e(NOT_RECORDED)}</span>',
+            _e(description),
+        ])
+    versions = m.get("versions") or {}
+    version_text = ", ".join(f"{_e(k)} {_e(v)}" for k, v in sorted(versions.items())) or NOT_RECORDED
+    return (
+        "<h2>What was run</h2>"
+        + _html_table(["Item", "Value"], rows, [False, False])
+        + "<h3>Strategies</h3>"
+        + _html_table(["Strategy", "Pathway (lines in order)", "Description"], strategies,
+                      [False, False, False])
+        + f'<p class="muted">Package versions: {version_text}.</p>'
+    )
+
+
+def _css_colour(rgb) -> str:
+    return "#" + "".join(f"{int(round(c * 255)):02x}" for c in rgb[:3])
+
+
+def _metric(summary: pd.DataFrame, strategy: str, metric: str, treatment=None) -> tuple:
+    rows = summary[(summary["strategy"] == strategy) & (summary["metric"] == metric)]
+    rows = rows[rows["treatment"].isna()] if treatment is None else rows[rows["treatment"] == treatment]
+    if rows.empty:
+        return (math.nan, math.nan, math.nan)
+    row = rows.iloc[0]
+    return (row["value"], row["ci_low"], row["ci_high"])
+
+
+def _headline_section(context: _Context, summary: pd.DataFrame) -> str:
+    rows = []
+    for s in context.strategies:
+        n = _metric(summary, s, "patients_n")[0]
+        if _missing(n):
+            continue
+        rows.append([
+            _e(context.labels[s]),
+            f"{int(n):,}",
+            _percent(*_metric(summary, s, "returned_to_topical_ever")),
+            _percent(*_metric(summary, s, "on_topical_at_horizon")),
+            _number(*_metric(summary, s, "first_line_median_drug_survival_months"),
+                    missing="not reached"),
+            _number(*_metric(summary, s, "lines_used_mean")),
+        ])
+    header = ["Strategy", "Patients", "Ever returned to topical therapy",
+              f"On topical therapy at {context.horizon_months:g} months",
+              "Median drug survival of the first line (months)", "Mean lines of therapy used"]
+    return (
+        "<h2>Headline results</h2>"
+        + _html_table(header, rows, [False, True, True, True, True, True])
+        + '<p class="muted">95% intervals in brackets: Wilson intervals within one replicate, '
+        "mean ± t·SE across replicates when there are several; drug survival from "
+        "Kaplan–Meier with log–log bands. Denominators are all patients of the strategy.</p>"
+    )
+
+
+def _differences_section(context: _Context, tables: list[_Table]) -> str:
+    frame = next((t.frame for t in tables if t.name == "strategy_differences"), None)
+    if frame is None or frame.empty:
+        return ""
+    names = {"returned_to_topical_ever": ("Ever returned to topical therapy", "pp"),
+             "on_topical_at_horizon": ("On topical therapy at the horizon", "pp"),
+             "lines_used": ("Lines of therapy used", ""),
+             "months_systemic": ("Months on systemic therapy", " mo"),
+             "months_topical": ("Months on topical therapy", " mo"),
+             "months_supportive_care": ("Months in supportive care", " mo")}
+    rows = []
+    for r in frame.itertuples(index=False):
+        label, unit = names.get(r.metric, (r.metric, ""))
+        scale = 100.0 if unit == "pp" else 1.0
+        value = _number(r.difference * scale, r.ci_low * scale, r.ci_high * scale, unit)
+        rows.append([_e(context.labels.get(r.strategy, r.strategy)),
+                     _e(context.labels.get(r.reference, r.reference)), _e(label), value])
+    return (
+        "<h3>Differences between strategies</h3>"
+        + _html_table(["Strategy", "Compared with", "Outcome", "Difference (95% CI)"], rows,
+                      [False, False, False, True])
+        + '<p class="muted">Paired on the same virtual patients (common random numbers), '
+        "so the interval is that of the difference itself; pp = percentage points.</p>"
+    )
+
+
+def _figure_section(figures: list[_Figure]) -> str:
+    parts = ["<h2>Figures</h2>"]
+    for f in figures:
+        data = base64.b64encode(f.png).decode("ascii")
+        parts.append(
+            f'<figure id="{_e(f.name)}"><h3>{_e(f.title)}</h3>'
+            f'<img src="data:image/png;base64,{data}" alt="{_e(f.title)}">'
+            f'<figcaption>{_e(f.caption)} <a href="figures/{_e(f.name)}.png">PNG</a></figcaption>'
+            "</figure>"
+        )
+    return "\n".join(parts)
+
+
+def _drug_survival_section(context: _Context, summary: pd.DataFrame) -> str:
+    rows = []
+    for s in context.strategies:
+        treatments = summary[(summary["strategy"] == s) & summary["treatment"].notna()]
+        for t in dict.fromkeys(treatments["treatment"]):
+            rows.append([
+                _e(context.labels[s]), _e(context.labels.get(t, t)),
+                f"{int(_metric(summary, s, 'episodes_n', t)[0]):,}",
+                *(_percent(*_metric(summary, s, f"drug_survival_{m}m", t)) for m in (12, 24, 36)),
+                _number(*_metric(summary, s, "median_drug_survival_months", t),
+                        missing="not reached"),
+                _percent(*_metric(summary, s, "discontinued_adverse_event_12m", t)),
+            ])
+    header = ["Strategy", "Treatment", "Episodes", "On treatment at 12 months",
+              "at 24 months", "at 36 months", "Median (months)",
+              "Stopped for an adverse event by 12 months"]
+    return (
+        "<h2>Drug survival by treatment</h2>"
+        + _html_table(header, rows, [False, False] + [True] * 6)
+        + '<p class="muted">"Stopped for an adverse event" is a cumulative incidence with the '
+        "other reasons as competing risks (not 1 − Kaplan–Meier). A dash: not estimable "
+        "(no episode followed that long).</p>"
+    )
+
+
+def _adverse_event_section(context: _Context, tables: list[_Table], no_table: bool) -> str:
+    frame = next(t.frame for t in tables if t.name == "adverse_event_rates")
+    types = list(dict.fromkeys(frame["adverse_event"].astype(object)))
+    rows = []
+    for ae in types:
+        cells = [_e(ae.replace("_", " ").capitalize() if ae != "any_adverse_event" else "Any")]
+        for s in context.strategies:
+            r = frame[(frame["strategy"].astype(object) == s) & (frame["adverse_event"].astype(object) == ae)]
+            cells.append("—" if r.empty else _number(
+                r["rate_per_100_patient_years"].iloc[0],
+                r["ci_low_per_100_patient_years"].iloc[0],
+                r["ci_high_per_100_patient_years"].iloc[0]))
+        rows.append(cells)
+    note = (" This run has no adverse-events table (an older run), so only the total count "
+            "per episode is shown.") if no_table else ""
+    return (
+        "<h2>Adverse events</h2>"
+        + _html_table(["Adverse event"] + [context.labels[s] for s in context.strategies], rows,
+                      [False] + [True] * len(context.strategies))
+        + f'<p class="muted">Events per 100 patient-years of follow-up, exact Poisson 95% '
+        f"intervals.{note}</p>"
+    )
+
+
+def _parameter_section(manifest: dict) -> str:
+    parameters = manifest.get("parameters")
+    if not isinstance(parameters, list) or not parameters:
+        return ("<h2>Parameters</h2><p>The manifest of this run has no parameter table "
+                f"({NOT_RECORDED}).</p>")
+    frame = _parameter_frame(parameters)
+    rows = [[_e(r.path), _e(r.value), _e(r.source)] for r in frame.itertuples(index=False)]
+    return (
+        "<h2>Parameters</h2><p>Every value the scenario used, with its source.</p>"
+        + _html_table(["Parameter", "Value", "Source"], rows, [False, False, False], "params")
+    )
+
+
+def _table_links(tables: list[_Table]) -> str:
+    items = "".join(
+        f'<li><a href="tables/{_e(t.name)}.csv">{_e(t.name)}.csv</a>: {_e(t.description)}</li>'
+        for t in tables
+    )
+    return f"<h2>Tables (CSV)</h2><ul>{items}</ul>"
