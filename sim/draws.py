@@ -22,8 +22,8 @@ import numpy as np
 
 from sim.model import Model
 
-OCCURRENCES = 6  # episodes per treatment with common random numbers
-SPELLS = 8  # returns to topical therapy with common random numbers
+OCCURRENCES = 3  # episodes per treatment with common random numbers (then overflow)
+SPELLS = 4  # returns to topical therapy with common random numbers (then overflow)
 
 # Offsets inside one treatment-occurrence group of slots.
 ASSESS, RESPONSE, COURSE, CAP, FATE, LOSS, FIRST_AE = range(7)

@@ -23,7 +23,7 @@ from sim.model import Treatment
 INFINITY = math.inf
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EpisodePlan:
     """How an episode would end if observation went on long enough.
 

@@ -24,8 +24,8 @@ class PatientDraws:
     def __init__(self, model: Model, layout: Layout, chunk: ChunkDraws, i: int, replicate: int):
         self.model = model
         self.layout = layout
-        self.row = chunk.values[i].tolist()
-        self.relapse_times = chunk.relapse_times[i].tolist()
+        self.row = chunk.values[i]
+        self.relapse_times = chunk.relapse_times[i]
         self.end = float(chunk.ends[i])
         self.lost = bool(chunk.lost[i])
         self.replicate = replicate
@@ -37,20 +37,20 @@ class PatientDraws:
         size = self.layout.group_sizes[treatment.index]
         if occurrence < OCCURRENCES:
             start = self.layout.episode_groups[treatment.index][occurrence]
-            return self.row[start:start + size]
+            return self.row[start:start + size].tolist()
         return draw_group_values(treatment, self._generator().random(size))
 
     def relapse(self, spell: int, variant: int) -> tuple[float, float]:
         """Return (uniform deciding whether a relapse comes, months until it comes)."""
         relapse = self.model.relapses[variant]
         if spell < SPELLS:
-            return self.row[self.layout.relapse_occurs[spell]], self.relapse_times[variant][spell]
+            return float(self.row[self.layout.relapse_occurs[spell]]), float(self.relapse_times[variant, spell])
         u = self._generator().random(2)
         return float(u[0]), float(relapse.time.ppf(u[1:])[0])
 
     def first_line_uniform(self) -> float:
         """Return the uniform that picks the first line when a strategy draws it."""
-        return self.row[self.layout.first_line]
+        return float(self.row[self.layout.first_line])
 
     def _generator(self) -> np.random.Generator:
         if self._overflow is None:

@@ -333,7 +333,7 @@ class SettingsSpec(Strict):
     seed: int = Field(default=1, ge=0)
     replicates: int = Field(default=1, ge=1)
     engine: Literal["des"] = "des"
-    chunk_size: int = Field(default=5000, ge=1)
+    chunk_size: int = Field(default=1000, ge=1)
 
     @field_validator("horizon")
     @classmethod

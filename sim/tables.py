@@ -37,6 +37,7 @@ EPISODE_COLUMNS = {
     "stop": "float64: months since entry when the episode ended",
     "reason": "category: why it ended, one of REASONS",
     "responded": "boolean (nullable): response at the assessment; NA if it ended before",
+    "assessed": "float64: months since entry when response was assessed; NaN if it ended before",
     "retreatment": "bool: the drug is restarted after a relapse because it worked before",
     "adverse_events": "int16: adverse events during the episode (stopping or not)",
     "stopping_adverse_event": "category (nullable): the adverse event that ended it",

@@ -76,6 +76,10 @@ def test_responders_and_non_responders_behave_as_declared(run):
     assert nonresponse.between(3 - 1e-9, 6 + 1e-9).all()
     # The response is unknown only when the episode ended before 6 months.
     assert (duration[e["responded"].isna()] <= 6 + 1e-9).all()
+    assert (e["assessed"].isna() == e["responded"].isna()).all()
+    known = e["assessed"].notna()
+    assert (e.loc[known, "assessed"] >= e.loc[known, "start"] + 3 - 1e-9).all()
+    assert (e.loc[known, "assessed"] <= e.loc[known, "stop"] + 1e-9).all()
 
 
 def test_combination_only_after_methotrexate_failure(run):

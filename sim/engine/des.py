@@ -8,6 +8,7 @@ of state (an episode, a spell on topical therapy). Clinical decisions come from
 from __future__ import annotations
 
 import gc
+import math
 from contextlib import contextmanager
 
 import simpy
@@ -119,8 +120,9 @@ def _record_episode(records, strategy, draws, number, line, treatment, start, st
         responded = responded if plan.assessed_at <= observed else None
         events = [event for event in events if event[1] <= observed]
         stopper = None
+    assessed = start + plan.assessed_at if responded is not None else math.nan
     records.episode(strategy.index, draws.patient, number, line, treatment, start, stop,
-                    reason, responded, retreatment, events, stopper)
+                    reason, responded, assessed, retreatment, events, stopper)
 
 
 class _Tally:

@@ -20,55 +20,58 @@ REASON_CODE = {reason: code for code, reason in enumerate(REASONS)}
 STATE_CODE = {state: code for code, state in enumerate(FINAL_STATES)}
 
 
+_EPISODE_FIELDS = ("strategy", "patient", "episode", "line", "treatment", "start", "stop",
+                   "reason", "responded", "assessed", "retreatment", "adverse_events", "stopping_adverse_event")
+_EVENT_FIELDS = ("strategy", "patient", "episode", "treatment", "adverse_event", "time", "stopped_treatment")
+_PATIENT_FIELDS = ("strategy", "patient", "final_state", "follow_up_months", "months_to_first_topical",
+                   "lines_used", "episodes", "relapses", "months_systemic", "months_topical",
+                   "months_supportive_care")
+
+
 class Records:
-    """Episode, adverse-event and patient records of one chunk of one replicate."""
+    """Episode, adverse-event and patient records of one chunk of one replicate.
+
+    One tuple per record while the engine runs (one append each); `columns` turns them
+    into one list per field when the chunk is done.
+    """
 
     def __init__(self):
-        self.episodes = {name: [] for name in (
-            "strategy", "patient", "episode", "line", "treatment", "start", "stop",
-            "reason", "responded", "retreatment", "adverse_events", "stopping_adverse_event")}
-        self.events = {name: [] for name in (
-            "strategy", "patient", "episode", "treatment", "adverse_event", "time", "stopped_treatment")}
-        self.patients = {name: [] for name in (
-            "strategy", "patient", "final_state", "follow_up_months", "months_to_first_topical",
-            "lines_used", "episodes", "relapses", "months_systemic", "months_topical",
-            "months_supportive_care")}
+        self.episode_rows: list[tuple] = []
+        self.event_rows: list[tuple] = []
+        self.patient_rows: list[tuple] = []
 
-    def episode(self, strategy, patient, number, line, treatment, start, stop, reason, responded, retreatment, events, stopper):
+    def episode(self, strategy, patient, number, line, treatment, start, stop, reason, responded, assessed,
+                retreatment, events, stopper):
         """Record one episode (times in months since entry) and its adverse events."""
-        columns = self.episodes
-        columns["strategy"].append(strategy)
-        columns["patient"].append(patient)
-        columns["episode"].append(number)
-        columns["line"].append(line)
-        columns["treatment"].append(treatment.index)
-        columns["start"].append(start)
-        columns["stop"].append(stop)
-        columns["reason"].append(REASON_CODE[reason])
-        columns["responded"].append(-1 if responded is None else int(responded))
-        columns["retreatment"].append(retreatment)
-        columns["adverse_events"].append(len(events))
-        columns["stopping_adverse_event"].append(stopper)
+        self.episode_rows.append((
+            strategy, patient, number, line, treatment.index, start, stop, REASON_CODE[reason],
+            -1 if responded is None else int(responded), assessed, retreatment, len(events), stopper))
         for a, onset, stopped in events:
-            self._adverse_event(strategy, patient, number, treatment, a, start + onset, stopped and a == stopper)
-
-    def _adverse_event(self, strategy, patient, number, treatment, a, time, stopped):
-        columns = self.events
-        columns["strategy"].append(strategy)
-        columns["patient"].append(patient)
-        columns["episode"].append(number)
-        columns["treatment"].append(treatment.index)
-        columns["adverse_event"].append(f"{treatment.name}:{treatment.adverse_events[a].name}")
-        columns["time"].append(time)
-        columns["stopped_treatment"].append(stopped)
+            self.event_rows.append((strategy, patient, number, treatment.index, a, start + onset, stopped and a == stopper))
 
     def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic, topical, supportive):
         """Record a patient's trajectory summary (months)."""
-        values = (strategy, patient, STATE_CODE[final_state], end,
-                  math.nan if first_topical is None else first_topical,
-                  lines, episodes, relapses, systemic, topical, supportive)
-        for column, value in zip(self.patients.values(), values):
-            column.append(value)
+        self.patient_rows.append((
+            strategy, patient, STATE_CODE[final_state], end, math.nan if first_topical is None else first_topical,
+            lines, episodes, relapses, systemic, topical, supportive))
+
+    @property
+    def episodes(self) -> dict[str, list]:
+        return _columns(self.episode_rows, _EPISODE_FIELDS)
+
+    @property
+    def events(self) -> dict[str, list]:
+        return _columns(self.event_rows, _EVENT_FIELDS)
+
+    @property
+    def patients(self) -> dict[str, list]:
+        return _columns(self.patient_rows, _PATIENT_FIELDS)
+
+
+def _columns(rows: list[tuple], fields: tuple[str, ...]) -> dict[str, list]:
+    if not rows:
+        return {field: [] for field in fields}
+    return dict(zip(fields, map(list, zip(*rows))))
 
 
 def _categorical(codes, categories) -> pd.Categorical:
@@ -94,6 +97,7 @@ def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFra
         "stop": np.asarray(c["stop"], dtype=np.float64),
         "reason": _categorical(c["reason"], REASONS),
         "responded": pd.array(np.where(responded < 0, None, responded == 1), dtype="boolean"),
+        "assessed": np.asarray(c["assessed"], dtype=np.float64),
         "retreatment": np.asarray(c["retreatment"], dtype=bool),
         "adverse_events": np.asarray(c["adverse_events"], dtype=np.int16),
         "stopping_adverse_event": pd.Categorical(stoppers, categories=_event_names(model)),
@@ -104,7 +108,7 @@ def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFra
 def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
     """Return the chunk's adverse events as the `adverse_events.parquet` table."""
     c = records.events
-    names = [name.split(":", 1)[1] for name in c["adverse_event"]]
+    names = [model.treatments[t].adverse_events[a].name for t, a in zip(c["treatment"], c["adverse_event"])]
     frame = pd.DataFrame({
         "replicate": np.full(len(names), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
