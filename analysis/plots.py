@@ -142,6 +142,7 @@ def plot_drug_survival(
     censoring_ticks: bool | None = None,
     risk_times_months: Sequence[float] | None = None,
     max_months: float | None = None,
+    pathways: Mapping[str, Sequence[str]] | None = None,
     title: str = "Drug survival by treatment",
 ) -> Figure:
     """Kaplan–Meier drug survival: one panel per strategy, one line per treatment.
@@ -163,6 +164,9 @@ def plot_drug_survival(
         Times of the at-risk table; default: the x-axis ticks.
     max_months : float, optional
         Right end of the x axis in months; default: the longest episode.
+    pathways : mapping, optional
+        Treatments of each strategy in line order; lines, legend and table follow it
+        (default: the treatment category order).
     title : str
         Figure title.
 
@@ -178,7 +182,11 @@ def plot_drug_survival(
     risk_times = (np.arange(0, max_months + 1e-9, step) if risk_times_months is None
                   else np.asarray(risk_times_months, dtype=float))
     n_rows, n_cols = _panel_grid(len(strategies))
-    per_strategy = {s: _levels(curve.loc[curve["strategy"] == s, "treatment"]) for s in strategies}
+    per_strategy = {
+        s: _in_pathway_order(_levels(curve.loc[curve["strategy"] == s, "treatment"]),
+                             (pathways or {}).get(s, ()))
+        for s in strategies
+    }
     table_rows = max(len(t) for t in per_strategy.values())
     table_in = 0.45 + 0.2 * table_rows
     with matplotlib.rc_context(_style()):
@@ -204,6 +212,11 @@ def plot_drug_survival(
             table.set_xlabel("Months since start of treatment")
         fig.suptitle(title)
     return fig
+
+
+def _in_pathway_order(treatments: list, pathway: Sequence[str]) -> list:
+    rank = {t: i for i, t in enumerate(dict.fromkeys(pathway))}
+    return sorted(treatments, key=lambda t: (rank.get(t, len(rank)), treatments.index(t)))
 
 
 def _draw_survival(ax, block, colour, label, censoring_ticks, max_months) -> None:

@@ -162,7 +162,8 @@ def _figures(run: Run, context: _Context, svg: bool) -> list[_Figure]:
          "(non-response, adverse event, loss of response, remission, switch) is an event.",
          lambda: plot_drug_survival(drug_survival(episodes), labels=labels,
                                     colours=context.treatment_colours,
-                                    max_months=context.horizon_months)),
+                                    max_months=context.horizon_months,
+                                    pathways=context.pathways)),
         ("discontinuation_reasons", "Why treatment stopped",
          "Cumulative incidence of each reason for stopping, as competing risks "
          "(Aalen–Johansen), all strategies pooled; the grey remainder is still on treatment.",

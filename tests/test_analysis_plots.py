@@ -1,0 +1,97 @@
+"""Figures: files written, the right panels and lines, fixed colours."""
+
+from __future__ import annotations
+
+import matplotlib.colors as mcolors
+import pytest
+from analysis_fixtures import STRATEGIES, TREATMENT_LABELS, synthetic_run
+
+from analysis.colours import treatment_colours
+from analysis.outcomes import topical_return, topical_return_at_horizon
+from analysis.plots import (
+    plot_discontinuation_reasons,
+    plot_drug_survival,
+    plot_state_occupancy,
+    plot_topical_return_at_horizon,
+    plot_topical_return_over_time,
+    save_figure,
+)
+from analysis.states import state_occupancy
+from analysis.survival import cumulative_incidence, drug_survival
+
+
+@pytest.fixture(scope="module")
+def run():
+    return synthetic_run(patients=120, seed=9)
+
+
+def _curves(ax):
+    """Lines drawn as curves (not censoring tick markers)."""
+    return [line for line in ax.get_lines() if line.get_linestyle() not in ("None", "none", "")]
+
+
+def test_drug_survival_figure(run, tmp_path):
+    fig = plot_drug_survival(drug_survival(run.episodes), labels=TREATMENT_LABELS,
+                             censoring_ticks=True, pathways=STRATEGIES)
+    # One panel and one at-risk table per strategy.
+    assert len(fig.axes) == 2 * len(STRATEGIES)
+    panels = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert len(panels) == len(STRATEGIES)
+    colours = treatment_colours(list(run.episodes["treatment"].cat.categories))
+    for ax, (strategy, lines) in zip(panels, STRATEGIES.items()):
+        curves = _curves(ax)
+        assert [c.get_label() for c in curves] == [TREATMENT_LABELS[t] for t in lines]
+        for curve, treatment in zip(curves, lines):
+            assert mcolors.same_color(curve.get_color(), colours[treatment])
+        assert len(ax.get_lines()) > len(curves)  # censoring ticks were drawn
+        assert ax.get_xlabel() == "" and "%" in ax.get_ylabel()
+    assert fig.get_suptitle()
+    written = save_figure(fig, tmp_path / "drug_survival.png", svg=True)
+    assert [p.suffix for p in written] == [".png", ".svg"]
+    assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_treatment_keeps_its_colour_across_strategies(run):
+    fig = plot_drug_survival(drug_survival(run.episodes), labels=TREATMENT_LABELS)
+    panels = [ax for ax in fig.axes if ax.get_legend() is not None]
+    colour_of = {}
+    for ax in panels:
+        for curve in _curves(ax):
+            colour_of.setdefault(curve.get_label(), set()).add(mcolors.to_hex(curve.get_color()))
+    assert all(len(c) == 1 for c in colour_of.values())
+    assert len(colour_of) == 4
+
+
+def test_discontinuation_reasons_figure(run, tmp_path):
+    fig = plot_discontinuation_reasons(cumulative_incidence(run.episodes, by="treatment"),
+                                       labels=TREATMENT_LABELS)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 4  # one panel per treatment
+    assert all(ax.get_xlabel().startswith("Months") for ax in visible)
+    legend = fig.legends[0]
+    assert "Still on treatment" in [t.get_text() for t in legend.get_texts()]
+    assert save_figure(fig, tmp_path / "reasons")[0].exists()
+
+
+def test_topical_return_figures(run, tmp_path):
+    bars = plot_topical_return_at_horizon(topical_return_at_horizon(run.patients), horizon_months=60)
+    assert len(bars.axes) == 1
+    ax = bars.axes[0]
+    assert len(ax.patches) == 2 * len(STRATEGIES)  # two measures × strategies
+    assert ax.get_legend() is not None and "%" in ax.get_ylabel()
+    curves = plot_topical_return_over_time(topical_return(run.episodes, run.patients))
+    assert len(curves.axes) == 2
+    assert all(len(_curves(ax)) == len(STRATEGIES) for ax in curves.axes)
+    for fig, name in ((bars, "bars"), (curves, "curves")):
+        assert save_figure(fig, tmp_path / name)[0].stat().st_size > 5_000
+
+
+def test_state_occupancy_figure(run, tmp_path):
+    occupancy = state_occupancy(run.episodes, run.patients)
+    fig = plot_state_occupancy(occupancy)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == len(STRATEGIES)
+    states = occupancy["state"].cat.categories
+    assert all(len(ax.collections) == len(states) for ax in visible)
+    assert len(fig.legends[0].get_texts()) == len(states)
+    assert save_figure(fig, tmp_path / "states")[0].exists()

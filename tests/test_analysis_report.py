@@ -1,0 +1,116 @@
+"""The HTML report: content, embedded figures, older run directories, a real browser."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+from analysis_fixtures import STRATEGIES, TREATMENT_LABELS, synthetic_run, write_run_dir
+
+from analysis.io import load_run
+from analysis.report import build_report
+
+FIGURES = ("drug_survival", "discontinuation_reasons", "topical_return_at_horizon",
+           "topical_return_over_time", "state_occupancy")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run_dir = write_run_dir(tmp_path_factory.mktemp("run"), synthetic_run(patients=150, seed=3))
+    return build_report(run_dir)
+
+
+def _images(page: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in
+            re.findall(r'<img src="data:image/png;base64,([^"]*)"', page)]
+
+
+def test_report_holds_every_strategy_figure_and_table(report):
+    page = report.read_text(encoding="utf-8")
+    manifest = load_run(report.parent).manifest
+    for name, info in manifest["strategies"].items():
+        assert info["label"] in page
+        pathway = " → ".join(TREATMENT_LABELS[t] for t in STRATEGIES[name])
+        assert pathway in page
+    for figure in FIGURES:
+        assert f'id="{figure}"' in page
+        assert (report.parent / "figures" / f"{figure}.png").exists()
+    images = _images(page)
+    assert len(images) == len(FIGURES) == page.count("<img")
+    assert all(len(image) > 5_000 and image.startswith(PNG_SIGNATURE) for image in images)
+    for parameter in manifest["parameters"]:
+        assert parameter["path"] in page
+    assert "Headline results" in page and "Differences between strategies" in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+
+
+def test_tables_are_written_and_linked_with_units(report):
+    page = report.read_text(encoding="utf-8")
+    tables = sorted((report.parent / "tables").glob("*.csv"))
+    assert len(tables) >= 10
+    for table in tables:
+        assert f'href="tables/{table.name}"' in page
+    medians = pd.read_csv(report.parent / "tables" / "median_drug_survival.csv")
+    assert {"median_months", "ci_low_months", "ci_high_months"} <= set(medians.columns)
+    rates = pd.read_csv(report.parent / "tables" / "adverse_event_rates.csv")
+    assert "rate_per_100_patient_years" in rates.columns
+    summary = pd.read_csv(report.parent / "tables" / "summary.csv")
+    assert list(summary.columns) == ["strategy", "treatment", "metric", "value", "ci_low", "ci_high"]
+
+
+def test_report_from_an_older_run_directory(tmp_path):
+    run = synthetic_run(patients=80, replicates=2, seed=4)
+    omit = ("adverse_events.parquet", "strategies", "treatments", "parameters",
+            "horizon_months", "engine", "seed", "versions")
+    run_dir = write_run_dir(tmp_path / "old", run, omit=omit)
+    page = build_report(run_dir, svg=True).read_text(encoding="utf-8")
+    assert "not recorded" in page
+    assert "no adverse-events table" in page
+    assert "no parameter table" in page
+    assert "cyclosporine → methotrexate → azathioprine" in page  # pathway from the episodes
+    assert len(_images(page)) == len(FIGURES)
+    assert len(list((run_dir / "figures").glob("*.svg"))) == len(FIGURES)
+
+
+def test_report_without_a_manifest(tmp_path):
+    run_dir = write_run_dir(tmp_path / "bare", synthetic_run(patients=40, seed=6), omit=("run.json",))
+    page = build_report(run_dir).read_text(encoding="utf-8")
+    assert "bare" in page and len(_images(page)) == len(FIGURES)
+
+
+def test_missing_tables_give_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="patients.parquet"):
+        synthetic = synthetic_run(patients=10, seed=1)
+        synthetic.episodes.to_parquet(tmp_path / "episodes.parquet")
+        build_report(tmp_path)
+
+
+_LOAD_CHECK = (
+    "<script>window.addEventListener('load',()=>{const i=[...document.images];"
+    "document.body.dataset.images=i.length;"
+    "document.body.dataset.loaded=i.filter(x=>x.complete&&x.naturalWidth>0).length;});</script>"
+)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_every_image_loads_in_headless_chromium(report, tmp_path):
+    # A copy of the page with a probe that counts the images the browser decoded.
+    probe = tmp_path / "probe.html"
+    probe.write_text(report.read_text(encoding="utf-8").replace("</body>", _LOAD_CHECK + "</body>"),
+                     encoding="utf-8")
+    command = [
+        shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+        probe.as_uri(),
+    ]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    images = int(re.search(r'data-images="(\d+)"', body).group(1))
+    loaded = int(re.search(r'data-loaded="(\d+)"', body).group(1))
+    assert images == loaded == len(FIGURES)
