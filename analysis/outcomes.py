@@ -159,11 +159,13 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
 
 
 def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
-    """Time from entry to the first treatment that worked, per patient.
+    """Time from entry to the first response, per patient.
 
-    The time is the start of the first episode with ``responded == True``, in months
-    since entry: the moment the patient began the treatment that worked, not the
-    assessment that confirmed it. Patients who never responded are censored at
+    The first response is the assessment (``assessed``, months since entry) of the
+    first episode with ``responded == True``: the moment the patient was known to be
+    controlled. Runs written before ``assessed`` was recorded fall back to the start of
+    that episode (the moment the treatment that worked began); the ``definition``
+    column says which was used. Patients who never responded are censored at
     ``follow_up_months``.
 
     Parameters
@@ -175,17 +177,24 @@ def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
     -------
     pandas.DataFrame
         Rows aligned with ``patients``: ``replicate``, ``strategy``, ``patient``,
-        ``responded`` (bool), ``months_to_first_response`` (NaN if never),
-        ``months_observed`` (the response time, or follow-up if censored).
+        ``responded`` (bool), ``months_to_first_effective_treatment`` (start of the
+        first responding episode), ``months_to_first_response`` (its assessment; NaN if
+        never), ``months_observed`` (the response time, or follow-up if censored),
+        ``definition`` (``"assessment"`` or ``"episode_start"``).
     """
     responding = episodes[episodes["responded"].fillna(False).astype(bool)]
-    first = responding.groupby(_KEYS, observed=True)["start"].min().rename("first")
-    out = patients[_KEYS].merge(first.reset_index(), on=_KEYS, how="left")
-    out["responded"] = out["first"].notna()
-    out["months_to_first_response"] = out.pop("first").astype(float)
+    has_assessment = "assessed" in episodes.columns
+    columns = {"start": "min"} | ({"assessed": "min"} if has_assessment else {})
+    first = responding.groupby(_KEYS, observed=True).agg(columns).reset_index()
+    out = patients[_KEYS].merge(first, on=_KEYS, how="left")
+    out["responded"] = out["start"].notna()
+    out["months_to_first_effective_treatment"] = out.pop("start").astype(float)
+    when = out.pop("assessed") if has_assessment else out["months_to_first_effective_treatment"]
+    out["months_to_first_response"] = when.astype(float)
     out["months_observed"] = np.where(
         out["responded"], out["months_to_first_response"], patients["follow_up_months"].to_numpy()
     )
+    out["definition"] = "assessment" if has_assessment else "episode_start"
     out["strategy"] = out["strategy"].astype(patients["strategy"].dtype)
     return out
 
@@ -206,7 +215,7 @@ def time_to_first_response(
     -------
     pandas.DataFrame
         As ``analysis.survival.kaplan_meier`` by ``strategy``: ``survival`` is the
-        proportion not yet started on a treatment that worked (see `first_response`).
+        proportion who have not yet responded (see `first_response` for the definition).
     """
     first = first_response(episodes, patients)
     return kaplan_meier(first, "months_observed", "responded", by="strategy", confidence=confidence)

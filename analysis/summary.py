@@ -82,7 +82,9 @@ def summarize_run(
     ``on_systemic_at_horizon``, ``lost_to_followup``, ``responded_ever``; the means
     ``lines_used_mean``, ``episodes_mean``, ``relapses_mean``, ``months_systemic_mean``,
     ``months_topical_mean``, ``months_supportive_care_mean``;
-    ``median_months_to_first_response``; first-line drug survival
+    ``median_months_to_first_response`` (Kaplan–Meier, from entry to the assessment of
+    the first responding episode, censored at the end of follow-up; see
+    ``analysis.outcomes.first_response``); first-line drug survival
     ``first_line_drug_survival_<t>m`` and ``first_line_median_drug_survival_months``.
 
     Per strategy and treatment: ``episodes_n``, ``drug_survival_<t>m`` (Kaplan–Meier,

@@ -84,6 +84,7 @@ def exponential_episodes(
         stop=stop,
         reason=reason,
         responded=np.full(n, None, dtype=object),
+        assessed=np.full(n, np.nan),
         retreatment=np.zeros(n, dtype=bool),
         adverse_events=(reason == "adverse_event").astype(np.int16),
         stopping_adverse_event=np.where(reason == "adverse_event", "infection", None),
@@ -257,6 +258,8 @@ def _episode_rows(draws, idx, k, replicate, strategy, lines, line, start, stop, 
         "stop": stop,
         "reason": reason,
         "responded": responded,
+        # Assessed at 3 months; a non-response is found at the assessment that ends it.
+        "assessed": np.where(reason == "nonresponse", stop, np.where(duration < 3, np.nan, start + 3)),
         "retreatment": retreatment,
         "adverse_events": (count + stopping).astype(np.int16),
         "stopping_adverse_event": np.where(

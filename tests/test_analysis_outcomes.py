@@ -126,17 +126,25 @@ def test_lines_used_and_means(replicated):
         assert row["ci_high"] - row["value"] == pytest.approx(half)
 
 
-def test_first_response_is_the_start_of_the_first_responding_episode(run):
+def test_first_response_is_the_assessment_of_the_first_responding_episode(run):
     first = first_response(run.episodes, run.patients)
-    assert len(first) == len(run.patients)
+    assert len(first) == len(run.patients) and (first["definition"] == "assessment").all()
     responded = run.episodes[run.episodes["responded"].fillna(False).astype(bool)]
-    expected = responded.groupby(["replicate", "strategy", "patient"], observed=True)["start"].min()
-    got = first[first["responded"]].set_index(["replicate", "strategy", "patient"])
-    np.testing.assert_allclose(got["months_to_first_response"], expected.reindex(got.index))
+    keys = ["replicate", "strategy", "patient"]
+    earliest = responded.sort_values("start").groupby(keys, observed=True).first()
+    got = first[first["responded"]].set_index(keys)
+    np.testing.assert_allclose(got["months_to_first_response"], earliest["assessed"].reindex(got.index))
+    np.testing.assert_allclose(got["months_to_first_effective_treatment"],
+                               earliest["start"].reindex(got.index))
     never = first[~first["responded"]]
     assert never["months_to_first_response"].isna().all()
     np.testing.assert_allclose(never["months_observed"],
                                run.patients.loc[never.index, "follow_up_months"])
+    # Older runs have no assessment time: the start of the responding episode stands in.
+    older = first_response(run.episodes.drop(columns="assessed"), run.patients)
+    assert (older["definition"] == "episode_start").all()
+    np.testing.assert_allclose(older["months_to_first_response"],
+                               first["months_to_first_effective_treatment"])
 
 
 def test_adverse_event_rates(run):
