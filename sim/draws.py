@@ -26,7 +26,8 @@ OCCURRENCES = 3  # episodes per treatment with common random numbers (then overf
 SPELLS = 4  # returns to topical therapy with common random numbers (then overflow)
 
 # Offsets inside one treatment-occurrence group of slots.
-ASSESS, RESPONSE, COURSE, CAP, FATE, LOSS, FIRST_AE = range(7)
+(ASSESS, RESPONSE, COURSE, CAP, FATE, LOSS, ESCALATE, ESCALATED_RESPONSE, REASSESS, TARGET,
+ BRIDGE_RESPONSE, BRIDGE_REBOUND, BRIDGE_DURATION, BRIDGE_ONSET, FIRST_AE) = range(15)
 AE_OCCURS, AE_ONSET, AE_STOPS = range(3)
 
 
@@ -38,6 +39,7 @@ class Layout:
     follow_up: int
     loss_to_followup: int
     first_line: int
+    arrival: int
     relapse_occurs: tuple[int, ...]
     relapse_time: tuple[int, ...]
     episode_groups: tuple[tuple[int, ...], ...]  # [treatment][occurrence] -> first column
@@ -56,7 +58,7 @@ def layout_for(model: Model) -> Layout:
         return slots
 
     covariates = take(len(model.population.covariates))
-    follow_up, loss, first_line = take(3)
+    follow_up, loss, first_line, arrival = take(4)
     relapse_occurs, relapse_time = take(SPELLS), take(SPELLS)
     groups, sizes = [], []
     for treatment in model.treatments:
@@ -64,7 +66,7 @@ def layout_for(model: Model) -> Layout:
         groups.append(tuple(take(size)[0] for _ in range(OCCURRENCES)))
         sizes.append(size)
     width = -(-column // 4) * 4  # Philox yields four numbers per counter step
-    return Layout(covariates, follow_up, loss, first_line, relapse_occurs, relapse_time, tuple(groups), tuple(sizes), width)
+    return Layout(covariates, follow_up, loss, first_line, arrival, relapse_occurs, relapse_time, tuple(groups), tuple(sizes), width)
 
 
 def replicate_key(seed: int, replicate: int) -> np.ndarray:
@@ -84,6 +86,11 @@ def overflow_generator(seed: int, replicate: int, patient: int) -> np.random.Gen
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replicate, patient, 1)))
 
 
+def flare_generator(seed: int, replicate: int, patient: int) -> np.random.Generator:
+    """Return the generator of a patient's flares and rescue bursts (the same in every strategy)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replicate, patient, 2)))
+
+
 @dataclass
 class ChunkDraws:
     """The draws of a chunk of patients, transformed to times where a slot is a time.
@@ -91,8 +98,12 @@ class ChunkDraws:
     `values` holds, per patient, the block with every time slot in months and every
     probability slot still a uniform (compared against a probability at run time).
     `relapse_times[v]` holds the relapse times under relapse model `v` (months).
-    `ends` is each patient's end of observation and `lost` whether it is a loss to
-    follow-up rather than the horizon or the end of a cohort's follow-up.
+    `ends` is each patient's end of observation (months after entry) and `lost` whether
+    it is a loss to follow-up rather than the horizon or the end of a cohort's follow-up.
+    `entries` is when each patient enters (months on the simulation clock, 0 unless the
+    population declares an `arrival`). `eligible[i, t]` says whether patient i's
+    covariates allow treatment t, `response[i, t]` is the response probability after
+    covariate modifiers (before line modifiers, applied when the line is known).
     """
 
     first_patient: int
@@ -102,6 +113,10 @@ class ChunkDraws:
     ends: np.ndarray
     lost: np.ndarray
     covariates: dict[str, np.ndarray]
+    entries: np.ndarray
+    eligible: np.ndarray
+    response: np.ndarray
+    target_assessments: dict[int, np.ndarray]
 
 
 def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkDraws:
@@ -110,25 +125,69 @@ def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int,
     values = u.copy()
     for treatment, groups in zip(model.treatments, layout.episode_groups):
         for start in groups:
-            _transform_episode_group(values, u, treatment, start)
+            _transform_episode_group(values, u, treatment, start, model.rescue)
     relapse_u = u[:, list(layout.relapse_time)]
     relapse_times = np.stack([
         relapse.time.ppf(relapse_u) if relapse is not None else np.full_like(relapse_u, np.inf)
         for relapse in model.relapses
     ], axis=1)
     ends, lost = _ends(model, layout, u)
-    return ChunkDraws(first_patient, u, values, relapse_times, ends, lost, _covariates(model, layout, u))
+    covariates = _covariates(model, layout, u)
+    entries = np.zeros(count)
+    if model.population.arrival is not None:
+        entries = model.population.arrival.ppf(u[:, layout.arrival])
+    eligible, response = patient_treatment_matrices(model, covariates, count)
+    return ChunkDraws(first_patient, u, values, relapse_times, ends, lost, covariates, entries, eligible, response,
+                      _target_assessments(model, layout, u))
 
 
-def draw_group_values(treatment, uniforms: np.ndarray) -> list[float]:
+def _target_assessments(model: Model, layout: Layout, u: np.ndarray) -> dict[int, np.ndarray]:
+    """Assessment times under each treat-to-target strategy: [patient, treatment, occurrence]."""
+    columns = [[start + ASSESS for start in groups] for groups in layout.episode_groups]
+    return {
+        strategy.index: strategy.target_assessment.ppf(u[:, columns])
+        for strategy in model.strategies if strategy.target_assessment is not None
+    }
+
+
+def patient_treatment_matrices(model: Model, covariates: dict, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (eligible, response probability) per patient and treatment from the covariates."""
+    eligible = np.ones((count, len(model.treatments)), dtype=bool)
+    response = np.empty((count, len(model.treatments)))
+    for t, treatment in enumerate(model.treatments):
+        if treatment.age_groups is not None and model.population.age_group not in treatment.age_groups:
+            eligible[:, t] = False
+        for condition in treatment.eligible_when:
+            eligible[:, t] &= condition.holds(covariates[condition.covariate])
+        p = np.full(count, treatment.response_probability)
+        for modifier in treatment.response_modifiers:
+            where = condition_holds(modifier.condition, covariates, count)
+            p = np.where(where, _modified(p, modifier), p)
+        response[:, t] = p
+    return eligible, response
+
+
+def condition_holds(condition, covariates: dict, count: int) -> np.ndarray:
+    """Return where a covariate condition holds for each patient of a chunk."""
+    return np.broadcast_to(condition.holds(covariates[condition.covariate]), (count,))
+
+
+def _modified(p: np.ndarray, modifier) -> np.ndarray:
+    if modifier.probability is not None:
+        return np.full_like(p, modifier.probability)
+    odds = np.divide(p, 1.0 - p, out=np.full_like(p, np.inf), where=p < 1.0) * modifier.odds_ratio
+    return np.where(np.isinf(odds), np.where(modifier.odds_ratio > 0, 1.0, 0.0), odds / (1.0 + odds))
+
+
+def draw_group_values(model: Model, treatment, uniforms: np.ndarray) -> list[float]:
     """Return one episode group's values from its uniforms (times in months)."""
     u = uniforms.reshape(1, -1)
     values = u.copy()
-    _transform_episode_group(values, u, treatment, 0)
+    _transform_episode_group(values, u, treatment, 0, model.rescue)
     return values[0].tolist()
 
 
-def _transform_episode_group(values, u, treatment, start) -> None:
+def _transform_episode_group(values, u, treatment, start, rescue) -> None:
     values[:, start + ASSESS] = treatment.assess_at.ppf(u[:, start + ASSESS])
     if treatment.course is not None:
         values[:, start + COURSE] = treatment.course.ppf(u[:, start + COURSE])
@@ -136,6 +195,11 @@ def _transform_episode_group(values, u, treatment, start) -> None:
         values[:, start + CAP] = treatment.cap.ppf(u[:, start + CAP])
     if treatment.loss_of_response is not None:
         values[:, start + LOSS] = treatment.loss_of_response.ppf(u[:, start + LOSS])
+    if treatment.escalation is not None:
+        values[:, start + REASSESS] = treatment.escalation.reassess_after.ppf(u[:, start + REASSESS])
+    if rescue is not None:
+        values[:, start + BRIDGE_DURATION] = rescue.duration.ppf(u[:, start + BRIDGE_DURATION])
+        values[:, start + BRIDGE_ONSET] = rescue.onset.ppf(u[:, start + BRIDGE_ONSET])
     for a, event in enumerate(treatment.adverse_events):
         column = start + FIRST_AE + 3 * a + AE_ONSET
         values[:, column] = event.onset.ppf(u[:, column])

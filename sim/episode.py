@@ -1,7 +1,11 @@
 """One treatment episode: how it ends, decided from the patient's draws.
 
 An episode starts a drug, assesses response at `assess_at`, and then:
-- a non-responder stops at the assessment (`nonresponse`);
+- a non-responder stops at the assessment (`nonresponse`), unless the treatment allows
+  escalation (a higher dose, another route): then the patient is reassessed later, with
+  the response probability after escalation;
+- under treat-to-target, a responder who does not reach the target (`target_response`)
+  stops at the assessment too (`nonresponse`, recorded as below target);
 - a responder stays on for the course (from the start of the drug, at least until the
   assessment), possibly capped; at its end the fate is `remission` (back to topical),
   `switch` (to the next line while controlled) or `continue` (stays on: only loss of
@@ -17,7 +21,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sim.draws import AE_ONSET, AE_OCCURS, AE_STOPS, ASSESS, CAP, COURSE, FATE, FIRST_AE, LOSS, RESPONSE
+from sim.draws import (
+    AE_ONSET, AE_OCCURS, AE_STOPS, ASSESS, CAP, COURSE, ESCALATE, ESCALATED_RESPONSE, FATE,
+    FIRST_AE, LOSS, REASSESS, RESPONSE, TARGET,
+)
 from sim.model import Treatment
 
 INFINITY = math.inf
@@ -28,7 +35,9 @@ class EpisodePlan:
     """How an episode would end if observation went on long enough.
 
     `duration` is months from the start (infinite when a responder stays on for good);
-    `reason` is None in that case. `adverse_events` lists (index, onset months, stops).
+    `reason` is None in that case. `assessed_at` is when the response that decided the
+    episode was assessed (after escalation, the reassessment). `adverse_events` lists
+    (index, onset months, stops); `stopping_event` is the index of the one that ended it.
     """
 
     duration: float
@@ -37,12 +46,27 @@ class EpisodePlan:
     assessed_at: float
     adverse_events: tuple[tuple[int, float, bool], ...]
     stopping_event: int | None
+    escalated: bool
+    below_target: bool
 
 
-def plan_episode(treatment: Treatment, group: list[float], response_probability: float) -> EpisodePlan:
-    """Return how an episode of `treatment` ends, given the episode's draws `group`."""
-    assess = group[ASSESS]
+def plan_episode(treatment: Treatment, group: list[float], response_probability: float,
+                 assess_at: float | None = None, treat_to_target: bool = False) -> EpisodePlan:
+    """Return how an episode of `treatment` ends, given the episode's draws `group`.
+
+    `assess_at` overrides the treatment's own assessment time (treat-to-target);
+    `treat_to_target` makes responders below target stop at the assessment.
+    """
+    assess = group[ASSESS] if assess_at is None else assess_at
     responded = group[RESPONSE] < response_probability
+    escalated = below_target = False
+    if not responded and treatment.escalation is not None and group[ESCALATE] < treatment.escalation.probability:
+        escalated = True
+        assess += group[REASSESS]
+        responded = group[ESCALATED_RESPONSE] < treatment.escalation.response_probability
+    if responded and treat_to_target and treatment.target_probability is not None:
+        below_target = group[TARGET] >= treatment.target_probability
+        responded = not below_target
     if responded:
         end, reason = _course_end(treatment, group)
         end = max(end, assess)
@@ -58,7 +82,9 @@ def plan_episode(treatment: Treatment, group: list[float], response_probability:
     else:
         stopper = None
     happened = tuple(event for event in events if event[1] <= end)
-    return EpisodePlan(end, reason, responded if assess <= end else None, assess, happened, stopper)
+    known = assess <= end
+    return EpisodePlan(end, reason, responded if known else None, assess, happened, stopper,
+                       escalated and known, below_target and known)
 
 
 def _course_end(treatment: Treatment, group: list[float]) -> tuple[float, str | None]:

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from sim import distributions as d
-from sim.schema import DistributionSpec, Probability, RelapseSpec, Scenario
+from sim.schema import ConditionSpec, DistributionSpec, Probability, RelapseSpec, RescueSpec, Scenario
 
 FATES = ("remission", "switch", "continue")
 
@@ -23,6 +23,60 @@ class AdverseEvent:
     probability: float
     onset: d.Distribution
     stop_probability: float
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A test on a covariate (`covariate` names it) or on the line of therapy (`covariate` None).
+
+    `operator` is one of at_least, below, in, not_in, is; `value` what it compares with.
+    """
+
+    covariate: str | None
+    operator: str
+    value: object
+
+    def holds(self, values):
+        """Return where the condition holds, for an array (or scalar) of covariate values."""
+        import numpy as np
+
+        if self.operator == "at_least":
+            return np.asarray(values, dtype=float) >= self.value
+        if self.operator == "below":
+            return np.asarray(values, dtype=float) < self.value
+        if self.operator == "is":
+            return np.asarray(values, dtype=bool) == self.value
+        inside = np.isin(np.asarray(values, dtype=object).astype(str), list(self.value))
+        return inside if self.operator == "in" else ~inside
+
+
+@dataclass(frozen=True)
+class ResponseModifier:
+    """An odds ratio on response, or a replacement probability, where `condition` holds."""
+
+    condition: Condition
+    odds_ratio: float | None
+    probability: float | None
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """Escalating a non-responder (dose or route) and reassessing, instead of stopping."""
+
+    probability: float
+    reassess_after: d.Distribution
+    response_probability: float
+
+
+@dataclass(frozen=True)
+class Rescue:
+    """Short corticosteroid bursts: duration, onset, response, rebound, and flare rates per month by state."""
+
+    duration: d.Distribution
+    onset: d.Distribution
+    response_probability: float
+    rebound_probability: float
+    flare_rates: dict
 
 
 @dataclass(frozen=True)
@@ -50,6 +104,12 @@ class Treatment:
     age_groups: frozenset[str] | None
     after_failure_of: tuple[int, ...]
     relapse_variant: int
+    eligible_when: tuple[Condition, ...] = ()
+    response_modifiers: tuple[ResponseModifier, ...] = ()
+    line_modifiers: tuple[ResponseModifier, ...] = ()
+    target_probability: float | None = None
+    escalation: Escalation | None = None
+    requires: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +123,9 @@ class Strategy:
     lines: tuple[int, ...]
     first_line_weights: tuple[float, ...] | None
     on_relapse: str
+    retreat_only: frozenset[int] | None = None
+    bridged: frozenset[int] = frozenset()
+    target_assessment: d.Distribution | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +147,7 @@ class Population:
     age_group: str
     covariates: tuple[Covariate, ...]
     follow_up: d.Distribution | None
+    arrival: d.Distribution | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +167,13 @@ class Model:
     seed: int
     engine: str
     chunk_size: int
+    rescue: Rescue | None = None
+    capacities: dict | None = None
+
+    @property
+    def limited_resources(self) -> dict:
+        """The resources with a finite capacity (patients at a time), by name."""
+        return {name: c for name, c in (self.capacities or {}).items() if c is not None}
 
 
 def compile_model(scenario: Scenario, name: str) -> Model:
@@ -134,6 +205,8 @@ def compile_model(scenario: Scenario, name: str) -> Model:
         seed=settings.seed,
         engine=settings.engine,
         chunk_size=settings.chunk_size,
+        rescue=_rescue(scenario.rescue),
+        capacities={name: (None if r.capacity == "unlimited" else r.capacity) for name, r in scenario.resources.items()},
     )
 
 
@@ -174,6 +247,44 @@ def _optional(spec: DistributionSpec | None) -> d.Distribution | None:
     return None if spec is None else distribution(spec)
 
 
+def condition(spec: ConditionSpec) -> Condition:
+    """Return the compiled form of a covariate or line condition."""
+    for operator, value in (("at_least", spec.at_least), ("below", spec.below), ("in", spec.in_),
+                            ("not_in", spec.not_in), ("is", spec.is_)):
+        if value is not None:
+            return Condition(None if spec.line else spec.covariate, operator,
+                             tuple(value) if isinstance(value, list) else value)
+    raise AssertionError("validated conditions have one comparison")
+
+
+def _rescue(spec: RescueSpec | None) -> Rescue | None:
+    if spec is None:
+        return None
+    return Rescue(
+        duration=distribution(spec.duration),
+        onset=distribution(spec.onset),
+        response_probability=spec.response.value,
+        rebound_probability=spec.rebound.value,
+        flare_rates={state: rate.per_month_value for state, rate in spec.flare_rate.items()},
+    )
+
+
+def _modifiers(spec) -> tuple[tuple, tuple]:
+    on_covariates, on_line = [], []
+    for m in spec.response_modifiers:
+        modifier = ResponseModifier(condition(m.when), m.odds_ratio, None if m.response is None else m.response.value)
+        (on_line if m.when.line else on_covariates).append(modifier)
+    return tuple(on_covariates), tuple(on_line)
+
+
+def adjust_odds(probability: float, odds_ratio: float) -> float:
+    """Return `probability` with its odds multiplied by `odds_ratio`."""
+    if probability >= 1.0:
+        return 1.0 if odds_ratio > 0 else 0.0
+    odds = probability / (1.0 - probability) * odds_ratio
+    return odds / (1.0 + odds)
+
+
 def _relapse(spec: RelapseSpec | None) -> Relapse | None:
     if spec is None:
         return None
@@ -198,6 +309,11 @@ def _treatment(i, key, spec, index, relapse_variant) -> Treatment:
         for name, ae in spec.adverse_events.items()
     )
     groups = spec.eligibility.age_groups
+    on_covariates, on_line = _modifiers(spec)
+    escalation = None
+    if spec.escalation is not None:
+        escalation = Escalation(spec.escalation.probability.value, distribution(spec.escalation.reassess_after),
+                                spec.escalation.response.value)
     return Treatment(
         index=i,
         name=key,
@@ -212,6 +328,12 @@ def _treatment(i, key, spec, index, relapse_variant) -> Treatment:
         age_groups=frozenset(groups) if groups is not None else None,
         after_failure_of=tuple(index[name] for name in spec.eligibility.after_failure_of),
         relapse_variant=relapse_variant,
+        eligible_when=tuple(condition(c) for c in spec.eligibility.when),
+        response_modifiers=on_covariates,
+        line_modifiers=on_line,
+        target_probability=None if spec.target_response is None else spec.target_response.value,
+        escalation=escalation,
+        requires=spec.requires,
     )
 
 
@@ -230,6 +352,9 @@ def _strategy(i, key, spec, index) -> Strategy:
         lines=tuple(index[line] for line in spec.lines),
         first_line_weights=weights,
         on_relapse=spec.on_relapse,
+        retreat_only=None if spec.retreat_only is None else frozenset(index[t] for t in spec.retreat_only),
+        bridged=frozenset(index[t] for t in spec.bridge),
+        target_assessment=None if spec.treat_to_target is None else distribution(spec.treat_to_target.assess_at),
     )
 
 
@@ -247,4 +372,5 @@ def _population(scenario: Scenario) -> Population:
         age_group=scenario.population.age_group,
         covariates=tuple(covariates),
         follow_up=_optional(scenario.population.follow_up),
+        arrival=_optional(scenario.population.arrival),
     )

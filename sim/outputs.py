@@ -57,6 +57,7 @@ def write_tables(directory: Path, tables: RunTables, summary: pd.DataFrame) -> N
     tables.episodes.to_parquet(directory / "episodes.parquet", index=False, compression="zstd")
     tables.patients.to_parquet(directory / "patients.parquet", index=False, compression="zstd")
     tables.adverse_events.to_parquet(directory / "adverse_events.parquet", index=False, compression="zstd")
+    tables.bursts.to_parquet(directory / "bursts.parquet", index=False, compression="zstd")
     summary.to_csv(directory / "summary.csv", index=False)
 
 

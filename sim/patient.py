@@ -12,14 +12,15 @@ import itertools
 
 import numpy as np
 
-from sim.draws import OCCURRENCES, SPELLS, ChunkDraws, Layout, draw_group_values, overflow_generator
-from sim.model import Model, Strategy, Treatment
+from sim.draws import OCCURRENCES, SPELLS, ChunkDraws, Layout, draw_group_values, flare_generator, overflow_generator
+from sim.model import Model, Strategy, Treatment, adjust_odds
 
 
 class PatientDraws:
     """The numbers of one patient in one replicate, read slot by slot."""
 
-    __slots__ = ("model", "layout", "row", "relapse_times", "end", "lost", "replicate", "patient", "_overflow")
+    __slots__ = ("model", "layout", "row", "relapse_times", "end", "lost", "replicate", "patient", "entry",
+                 "eligible", "response", "_chunk", "_i", "_overflow")
 
     def __init__(self, model: Model, layout: Layout, chunk: ChunkDraws, i: int, replicate: int):
         self.model = model
@@ -28,9 +29,31 @@ class PatientDraws:
         self.relapse_times = chunk.relapse_times[i]
         self.end = float(chunk.ends[i])
         self.lost = bool(chunk.lost[i])
+        self.entry = float(chunk.entries[i])
+        self.eligible = chunk.eligible[i].tolist()
+        self.response = chunk.response[i].tolist()
         self.replicate = replicate
         self.patient = chunk.first_patient + i
+        self._chunk, self._i = chunk, i
         self._overflow = None
+
+    def target_assessment(self, strategy: Strategy, treatment: Treatment, occurrence: int) -> float:
+        """Return the assessment time (months) of an episode under a treat-to-target strategy."""
+        if occurrence < OCCURRENCES:
+            return float(self._chunk.target_assessments[strategy.index][self._i, treatment.index, occurrence])
+        return float(strategy.target_assessment.ppf(self._generator().random(1))[0])
+
+    def response_probability(self, treatment: Treatment, line: int) -> float:
+        """Return the patient's response probability to `treatment` as line number `line`."""
+        p = self.response[treatment.index]
+        for modifier in treatment.line_modifiers:
+            if modifier.condition.holds(line):
+                p = modifier.probability if modifier.probability is not None else adjust_odds(p, modifier.odds_ratio)
+        return p
+
+    def flare_generator(self) -> np.random.Generator:
+        """Return a fresh generator of this patient's flares (the same sequence for every strategy)."""
+        return flare_generator(self.model.seed, self.replicate, self.patient)
 
     def episode_group(self, treatment: Treatment, occurrence: int) -> list[float]:
         """Return the draws of the `occurrence`-th episode (0-based) of `treatment`."""
@@ -38,7 +61,7 @@ class PatientDraws:
         if occurrence < OCCURRENCES:
             start = self.layout.episode_groups[treatment.index][occurrence]
             return self.row[start:start + size].tolist()
-        return draw_group_values(treatment, self._generator().random(size))
+        return draw_group_values(self.model, treatment, self._generator().random(size))
 
     def relapse(self, spell: int, variant: int) -> tuple[float, float]:
         """Return (uniform deciding whether a relapse comes, months until it comes)."""
@@ -61,14 +84,14 @@ class PatientDraws:
 class PathwayPosition:
     """A patient's place in a strategy: the order of lines and what has failed so far."""
 
-    __slots__ = ("order", "position", "failed", "line_numbers", "age_group", "treatments", "occurrences")
+    __slots__ = ("order", "position", "failed", "line_numbers", "allowed", "treatments", "occurrences")
 
-    def __init__(self, strategy: Strategy, treatments: tuple[Treatment, ...], age_group: str, first_uniform: float):
+    def __init__(self, strategy: Strategy, treatments: tuple[Treatment, ...], allowed: list[bool], first_uniform: float):
         self.order = _line_order(strategy, first_uniform)
         self.position = -1
         self.failed: set[int] = set()
         self.line_numbers: dict[int, int] = {}
-        self.age_group = age_group
+        self.allowed = allowed
         self.treatments = treatments
         self.occurrences = [0] * len(treatments)
 
@@ -84,9 +107,7 @@ class PathwayPosition:
 
     def eligible(self, treatment: Treatment) -> bool:
         """Whether the patient may start `treatment` now."""
-        if treatment.index in self.failed:
-            return False
-        if treatment.age_groups is not None and self.age_group not in treatment.age_groups:
+        if treatment.index in self.failed or not self.allowed[treatment.index]:
             return False
         return all(prior in self.failed for prior in treatment.after_failure_of)
 

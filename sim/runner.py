@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from sim.draws import draw_chunk, layout_for
 from sim.engine import des
-from sim.engine.records import adverse_events_frame, episodes_frame, patients_frame
+from sim.engine.records import adverse_events_frame, bursts_frame, episodes_frame, patients_frame
 from sim.model import Model
 
 
@@ -28,6 +28,7 @@ class RunTables:
     episodes: pd.DataFrame
     patients: pd.DataFrame
     adverse_events: pd.DataFrame
+    bursts: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Task:
 def tasks_for(model: Model, chunk_size: int | None = None) -> list[Task]:
     """Return the chunks a run is made of, in replicate then patient order."""
     size = chunk_size or model.chunk_size
+    if model.limited_resources:
+        size = model.patients  # patients compete for the resources: one world per replicate
     return [
         Task(replicate, first, min(size, model.patients - first))
         for replicate in range(model.replicates)
@@ -58,6 +61,7 @@ def simulate_task(model: Model, task: Task) -> RunTables:
         episodes=episodes_frame(records, model, task.replicate),
         patients=patients_frame(records, model, task.replicate, task.first_patient, chunk.covariates),
         adverse_events=adverse_events_frame(records, model, task.replicate),
+        bursts=bursts_frame(records, model, task.replicate),
     )
 
 
@@ -79,6 +83,7 @@ def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, prog
         episodes=_concat([r.episodes for r in results], ["replicate", "strategy", "patient", "episode"]),
         patients=_concat([r.patients for r in results], ["replicate", "strategy", "patient"]),
         adverse_events=_concat([r.adverse_events for r in results], ["replicate", "strategy", "patient", "episode", "time"]),
+        bursts=_concat([r.bursts for r in results], ["replicate", "strategy", "patient", "time"]),
     )
 
 

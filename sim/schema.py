@@ -234,6 +234,128 @@ CovariateSpec = Annotated[
 
 
 # ----------------------------------------------------------------------------------
+# Rates and conditions
+
+
+class RateSpec(Strict):
+    """A rate of events: `per_year`, `per_month`, or counts `events` over `person_years`."""
+
+    per_year: float | None = Field(default=None, ge=0)
+    per_month: float | None = Field(default=None, ge=0)
+    events: int | None = Field(default=None, ge=0)
+    person_years: float | None = Field(default=None, gt=0)
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RateSpec:
+        forms = [self.per_year is not None, self.per_month is not None,
+                 self.events is not None or self.person_years is not None]
+        if sum(forms) != 1:
+            raise PydanticCustomError(
+                "rate", "give a rate as per_year, per_month, or events with person_years (exactly one)")
+        if forms[2] and (self.events is None or self.person_years is None):
+            raise PydanticCustomError("rate", "counts need both events and person_years")
+        return self
+
+    @property
+    def per_month_value(self) -> float:
+        """The rate in events per patient-month."""
+        if self.per_month is not None:
+            return self.per_month
+        if self.per_year is not None:
+            return self.per_year / 12.0
+        return self.events / self.person_years / 12.0
+
+
+class ConditionSpec(Strict):
+    """A test on a patient covariate (or on the line of therapy): exactly one comparison.
+
+    `at_least` / `below` compare a number; `in` / `not_in` a level; `is` a yes/no covariate.
+    """
+
+    covariate: str | None = None
+    line: bool = False
+    at_least: float | None = None
+    below: float | None = None
+    in_: list[str] | None = Field(default=None, alias="in")
+    not_in: list[str] | None = None
+    is_: bool | None = Field(default=None, alias="is")
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> ConditionSpec:
+        if (self.covariate is None) == (not self.line):
+            raise PydanticCustomError("condition", "a condition tests either a covariate (covariate: name) or the line (line: true)")
+        given = [v is not None for v in (self.at_least, self.below, self.in_, self.not_in, self.is_)]
+        if sum(given) != 1:
+            raise PydanticCustomError("condition", "a condition needs exactly one of at_least, below, in, not_in, is")
+        if self.line and self.at_least is None and self.below is None:
+            raise PydanticCustomError("condition", "a line condition compares a number: at_least or below")
+        return self
+
+
+class ResponseModifierSpec(Strict):
+    """Changes the response probability of the patients a condition selects.
+
+    `odds_ratio` multiplies the odds of response (0 = never responds); `response`
+    replaces the probability outright.
+    """
+
+    when: ConditionSpec
+    odds_ratio: float | None = Field(default=None, ge=0)
+    response: Probability | None = None
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _one_effect(self) -> ResponseModifierSpec:
+        if (self.odds_ratio is None) == (self.response is None):
+            raise PydanticCustomError("modifier", "a response modifier needs exactly one of odds_ratio or response")
+        return self
+
+
+class EscalationSpec(Strict):
+    """Before abandoning a drug: a non-responder may be escalated (dose or route) and reassessed."""
+
+    label: str | None = None
+    probability: Probability
+    reassess_after: DistributionSpec
+    response: Probability
+    source: Source | None = None
+
+
+class RescueSpec(Strict):
+    """Short systemic-corticosteroid bursts: for flares, and as a bridge over a slow onset.
+
+    `flare_rate` gives the rate of flares needing a burst in each state: `topical`,
+    `uncontrolled` (on a drug before it works, or not working; waiting for a drug),
+    `controlled` (a responder on a drug) and `supportive_care`.
+    """
+
+    label: str = "Systemic corticosteroid burst"
+    duration: DistributionSpec
+    onset: DistributionSpec
+    response: Probability
+    rebound: Probability
+    flare_rate: dict[Literal["topical", "uncontrolled", "controlled", "supportive_care"], RateSpec] = {}
+    source: Source | None = None
+
+
+class ResourceSpec(Strict):
+    """A limited resource: `capacity` patients at a time (or `unlimited`)."""
+
+    label: str | None = None
+    capacity: int | Literal["unlimited"]
+    unit: str | None = None
+    source: Source | None = None
+
+    @field_validator("capacity")
+    @classmethod
+    def _positive(cls, value):
+        if value != "unlimited" and value < 1:
+            raise PydanticCustomError("capacity", "capacity must be at least 1 (or 'unlimited')")
+        return value
+
+
+# ----------------------------------------------------------------------------------
 # Clinical blocks
 
 
@@ -274,6 +396,7 @@ class EligibilitySpec(Strict):
 
     age_groups: list[Literal["adult", "child"]] | None = None
     after_failure_of: list[str] = []
+    when: list[ConditionSpec] = []
     source: Source | None = None
 
 
@@ -295,6 +418,9 @@ class TreatmentSpec(Strict):
     response_definition: str | None = None
     assess_at: DistributionSpec
     response: Probability
+    response_modifiers: list[ResponseModifierSpec] = []
+    target_response: Probability | None = None
+    escalation: EscalationSpec | None = None
     course: DistributionSpec | None = None
     cap: DistributionSpec | None = None
     end_of_course: EndOfCourseSpec | None = None
@@ -302,6 +428,14 @@ class TreatmentSpec(Strict):
     adverse_events: dict[str, AdverseEventSpec] = {}
     eligibility: EligibilitySpec = EligibilitySpec()
     relapse: RelapseSpec | None = None
+    requires: str | None = None
+    source: Source | None = None
+
+
+class TreatToTargetSpec(Strict):
+    """Assess every line at `assess_at`; responders below target move to the next line."""
+
+    assess_at: DistributionSpec
     source: Source | None = None
 
 
@@ -313,6 +447,9 @@ class StrategySpec(Strict):
     lines: list[str] = Field(min_length=1)
     first_line: dict[str, Probability] | None = None
     on_relapse: Literal["retreat", "next_line"] = "retreat"
+    retreat_only: list[str] | None = None
+    bridge: list[str] = []
+    treat_to_target: TreatToTargetSpec | None = None
     source: Source | None = None
 
 
@@ -322,6 +459,7 @@ class PopulationSpec(Strict):
     age_group: Literal["adult", "child"] = "adult"
     covariates: dict[str, CovariateSpec] = {}
     follow_up: DistributionSpec | None = None
+    arrival: DistributionSpec | None = None
     source: Source | None = None
 
 
@@ -345,6 +483,7 @@ class SettingsSpec(Strict):
 
 TargetMetric = Literal[
     "response_rate",
+    "any_adverse_event_rate",
     "responder_fate",
     "adverse_event_rate",
     "adverse_event_discontinuation",
@@ -356,7 +495,8 @@ TargetMetric = Literal[
 class TargetSpec(Strict):
     """An observed figure a run should reproduce (for `adpath check`).
 
-    Metrics: `response_rate` (treatment), `responder_fate` (treatment; fate remission,
+    Metrics: `response_rate` (treatment), `any_adverse_event_rate` (treatment: share of
+    its patients with any adverse event), `responder_fate` (treatment; fate remission,
     switch or still_on), `adverse_event_rate` (treatment, adverse_event),
     `adverse_event_discontinuation` (treatment), `final_state` (state),
     `returned_to_topical_ever`. Set `enforce: false` with a `why` for a figure the
@@ -378,6 +518,7 @@ class TargetSpec(Strict):
     def _complete(self) -> TargetSpec:
         needs = {
             "response_rate": ("treatment",),
+            "any_adverse_event_rate": ("treatment",),
             "responder_fate": ("treatment", "fate"),
             "adverse_event_rate": ("treatment", "adverse_event"),
             "adverse_event_discontinuation": ("treatment",),
@@ -405,6 +546,8 @@ class Scenario(Strict):
     strategies: dict[str, StrategySpec] = Field(min_length=1)
     relapse: RelapseSpec | None = None
     loss_to_followup: DistributionSpec | None = None
+    rescue: RescueSpec | None = None
+    resources: dict[str, ResourceSpec] = {}
     targets: dict[str, TargetSpec] = {}
 
     @model_validator(mode="after")
@@ -419,9 +562,26 @@ class Scenario(Strict):
                         "reference", "first_line treatment '{t}' is not one of the strategy's lines",
                         {"t": first, "path": f"strategies.{name}.first_line.{first}"},
                     )
+            for i, bridged in enumerate(strategy.bridge):
+                self._known_treatment(bridged, f"strategies.{name}.bridge[{i}]")
+            for i, retreated in enumerate(strategy.retreat_only or []):
+                self._known_treatment(retreated, f"strategies.{name}.retreat_only[{i}]")
+            if strategy.bridge and self.rescue is None:
+                raise PydanticCustomError(
+                    "reference", "a bridge needs a rescue: block describing the corticosteroid burst",
+                    {"path": f"strategies.{name}.bridge"})
         for name, treatment in self.treatments.items():
             for i, other in enumerate(treatment.eligibility.after_failure_of):
                 self._known_treatment(other, f"treatments.{name}.eligibility.after_failure_of[{i}]")
+            conditions = [(f"eligibility.when[{i}]", c) for i, c in enumerate(treatment.eligibility.when)]
+            conditions += [(f"response_modifiers[{i}].when", m.when) for i, m in enumerate(treatment.response_modifiers)]
+            for where, condition in conditions:
+                self._known_covariate(condition, f"treatments.{name}.{where}")
+            if treatment.requires is not None and treatment.requires not in self.resources:
+                raise PydanticCustomError(
+                    "reference", "unknown resource '{r}'{hint}; declare it under resources:",
+                    {"r": treatment.requires, "hint": suggest(treatment.requires, self.resources),
+                     "path": f"treatments.{name}.requires"})
         for name, target in self.targets.items():
             self._check_target(name, target)
         return self
@@ -433,6 +593,13 @@ class Scenario(Strict):
                 "unknown treatment '{t}'{hint}; define it under treatments: or use one of {known}",
                 {"t": treatment, "hint": suggest(treatment, self.treatments), "known": ", ".join(self.treatments), "path": path},
             )
+
+    def _known_covariate(self, condition: ConditionSpec, path: str) -> None:
+        covariates = self.population.covariates
+        if condition.covariate is not None and condition.covariate not in covariates:
+            raise PydanticCustomError(
+                "reference", "unknown covariate '{c}'{hint}; declare it under population.covariates",
+                {"c": condition.covariate, "hint": suggest(condition.covariate, covariates), "path": f"{path}.covariate"})
 
     def _check_target(self, name: str, target: TargetSpec) -> None:
         if target.treatment is not None:

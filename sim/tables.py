@@ -23,7 +23,7 @@ REASONS = (
 CENSORING_REASONS = ("lost_to_followup", "horizon")
 
 #: Where a patient is at the end of observation.
-FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup")
+FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting")
 
 #: episodes.parquet: one row per treatment episode.
 EPISODE_COLUMNS = {
@@ -41,6 +41,22 @@ EPISODE_COLUMNS = {
     "retreatment": "bool: the drug is restarted after a relapse because it worked before",
     "adverse_events": "int16: adverse events during the episode (stopping or not)",
     "stopping_adverse_event": "category (nullable): the adverse event that ended it",
+    "escalated": "bool: a non-responder was escalated (dose or route) and reassessed",
+    "below_target": "bool: treat-to-target: a responder below target, moved on at the assessment",
+    "bridged": "bool: a corticosteroid burst covered the drug's onset",
+    "months_waited": "float64: months waited for a limited resource before the start",
+}
+
+#: bursts.parquet: one row per systemic-corticosteroid burst (bridge or flare rescue).
+BURST_COLUMNS = {
+    "replicate": "int32",
+    "strategy": "category",
+    "patient": "int32",
+    "time": "float64: months since entry",
+    "reason": "category: bridge (over a slow drug's onset) or flare (rescue)",
+    "state": "category: topical, uncontrolled, controlled or supportive_care when it happened",
+    "effective": "bool: the burst controlled the flare",
+    "rebound": "bool: a rebound flare followed the burst",
 }
 
 #: adverse_events.parquet: one row per adverse event.
@@ -71,6 +87,11 @@ PATIENT_COLUMNS = {
     "months_systemic": "float64: months on systemic treatment",
     "months_topical": "float64: months controlled on topical therapy after systemic",
     "months_supportive_care": "float64: months in supportive care (strategy exhausted)",
+    "months_waiting": "float64: months waiting for a limited resource",
+    "entry_month": "float64: when the patient entered, months on the simulation clock",
+    "months_to_first_control": "float64: months to first control (a response, or an effective bridge burst); NA if never",
+    "bursts": "int16: corticosteroid bursts (bridges and flare rescues)",
+    "rebounds": "int16: rebound flares after bursts",
 }
 
 

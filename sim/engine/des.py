@@ -1,20 +1,26 @@
 """The discrete-event engine: one SimPy process per patient and strategy.
 
 Each process walks the patient through the strategy, yielding one timeout per change
-of state (an episode, a spell on topical therapy). Clinical decisions come from
-`sim.episode` and `sim.patient`; this module only keeps the clock and the records.
+of state (an episode, a spell on topical therapy) and waiting for a limited resource
+(biologic slots, phototherapy places, infusion chairs) when a treatment needs one.
+Clinical decisions come from `sim.episode` and `sim.patient`; `sim.engine.trajectory`
+keeps the patient's clock and tallies; this module only runs the clock.
+
+Without limited resources, patients do not interact, so all strategies of a chunk run
+in one environment. With them, each strategy is a world of its own (its own resources)
+and a chunk must hold the whole population of a replicate (the runner sees to that).
 """
 
 from __future__ import annotations
 
 import gc
-import math
 from contextlib import contextmanager
 
 import simpy
 
 from sim.draws import ChunkDraws, Layout
 from sim.engine.records import Records
+from sim.engine.trajectory import Trajectory
 from sim.episode import plan_episode
 from sim.model import Model, Strategy
 from sim.patient import PathwayPosition, PatientDraws
@@ -24,14 +30,17 @@ FAILURES = frozenset({"nonresponse", "adverse_event", "loss_of_response"})
 
 def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: int, count: int) -> Records:
     """Simulate every strategy for the `count` patients of `chunk`; return their records."""
-    env = simpy.Environment()
     records = Records()
-    for i in range(count):
-        draws = PatientDraws(model, layout, chunk, i, replicate)
-        for strategy in model.strategies:
-            env.process(patient_pathway(env, model, strategy, draws, records))
+    patients = [PatientDraws(model, layout, chunk, i, replicate) for i in range(count)]
+    worlds = [model.strategies] if not model.limited_resources else [(s,) for s in model.strategies]
     with _garbage_collection_paused():
-        env.run()
+        for strategies in worlds:
+            env = simpy.Environment()
+            resources = {name: simpy.Resource(env, capacity) for name, capacity in model.limited_resources.items()}
+            for draws in patients:
+                for strategy in strategies:
+                    env.process(patient_pathway(env, model, strategy, draws, records, resources))
+            env.run()
     return records
 
 
@@ -48,87 +57,60 @@ def _garbage_collection_paused():
             gc.enable()
 
 
-def patient_pathway(env: simpy.Environment, model: Model, strategy: Strategy, draws: PatientDraws, records: Records):
+def patient_pathway(env: simpy.Environment, model: Model, strategy: Strategy, draws: PatientDraws,
+                    records: Records, resources: dict):
     """SimPy process: one patient's course through one strategy until the end of observation."""
-    position = PathwayPosition(strategy, model.treatments, model.population.age_group, draws.first_line_uniform())
-    end = draws.end
-    censored_as = "lost_to_followup" if draws.lost else "horizon"
-    tally = _Tally()
-    treatment = position.next_line()
-    retreatment = False
-    final = None
-    while final is None:
+    if draws.entry > 0:
+        yield env.timeout(draws.entry)
+    path = Trajectory(env, model, strategy, draws, records)
+    position = PathwayPosition(strategy, model.treatments, draws.eligible, draws.first_line_uniform())
+    treatment, retreatment = position.next_line(), False
+    while path.final is None:
         if treatment is None:
-            tally.supportive += end - env.now
-            final = "supportive_care"
+            path.supportive_care()
             break
-        line, occurrence = position.start(treatment)
-        plan = plan_episode(treatment, draws.episode_group(treatment, occurrence), treatment.response_probability)
-        start = env.now
-        stop, reason = start + plan.duration, plan.reason
-        if stop >= end:
-            stop, reason = end, censored_as
-        yield env.timeout(stop - start)
-        tally.episodes += 1
-        tally.systemic += stop - start
-        censored = reason == censored_as
-        _record_episode(records, strategy, draws, tally.episodes, line, treatment, start, stop, reason, plan, retreatment, censored)
-        if censored:
-            final = "systemic"
-        elif reason == "remission":
-            tally.first_topical = env.now if tally.first_topical is None else tally.first_topical
-            relapsed = yield from _topical_spell(env, model, treatment, draws, tally)
-            if not relapsed:
-                final = "topical"
-            elif strategy.on_relapse == "retreat" and position.eligible(treatment):
+        request = None
+        if treatment.requires in resources:
+            request = resources[treatment.requires].request()
+            if not (yield from path.wait_for(request)):
+                break
+        reason = yield from _episode(env, path, position, strategy, treatment, retreatment, draws)
+        if request is not None:
+            resources[treatment.requires].release(request)
+        if path.final is not None:
+            break
+        if reason == "remission":
+            relapsed = yield from path.topical_spell(treatment)
+            if relapsed and _may_retreat(strategy, position, treatment):
                 retreatment = True
                 continue
-        else:
-            if reason in FAILURES:
-                position.failed.add(treatment.index)
+        elif reason in FAILURES:
+            position.failed.add(treatment.index)
         treatment, retreatment = position.next_line(), False
-    records.patient(
-        strategy.index, draws.patient, "lost_to_followup" if draws.lost else final, end,
-        tally.first_topical, len(position.line_numbers), tally.episodes, tally.relapses,
-        tally.systemic, tally.topical, tally.supportive,
-    )
+    path.finish(len(position.line_numbers))
 
 
-def _topical_spell(env, model, treatment, draws, tally):
-    """Stay on topical therapy until a relapse (return True) or the end (return False)."""
-    relapse = model.relapses[treatment.relapse_variant]
-    remaining = draws.end - env.now
-    if relapse is None:
-        tally.topical += remaining
+def _episode(env, path: Trajectory, position: PathwayPosition, strategy: Strategy, treatment, retreatment, draws):
+    """Run one episode (a single timeout); return how it ended."""
+    line, occurrence = position.start(treatment)
+    assess_at = None
+    if strategy.target_assessment is not None:
+        assess_at = draws.target_assessment(strategy, treatment, occurrence)
+    group = draws.episode_group(treatment, occurrence)
+    plan = plan_episode(treatment, group, draws.response_probability(treatment, line), assess_at,
+                        treat_to_target=strategy.target_assessment is not None)
+    start = path.now()
+    bridged = treatment.index in strategy.bridged
+    if bridged:
+        path.bridge(start, group)
+    duration, reason = path.observable(plan)
+    if duration > 0:
+        yield env.timeout(duration)
+    path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
+    return reason
+
+
+def _may_retreat(strategy: Strategy, position: PathwayPosition, treatment) -> bool:
+    if strategy.on_relapse != "retreat" or not position.eligible(treatment):
         return False
-    u, wait = draws.relapse(tally.spells, treatment.relapse_variant)
-    tally.spells += 1
-    if u >= relapse.probability or wait >= remaining:
-        tally.topical += remaining
-        return False
-    yield env.timeout(wait)
-    tally.topical += wait
-    tally.relapses += 1
-    return True
-
-
-def _record_episode(records, strategy, draws, number, line, treatment, start, stop, reason, plan, retreatment, censored):
-    responded, events, stopper = plan.responded, plan.adverse_events, plan.stopping_event
-    if censored:
-        # Observation ended first: only what happened before it is known.
-        observed = stop - start
-        responded = responded if plan.assessed_at <= observed else None
-        events = [event for event in events if event[1] <= observed]
-        stopper = None
-    assessed = start + plan.assessed_at if responded is not None else math.nan
-    records.episode(strategy.index, draws.patient, number, line, treatment, start, stop,
-                    reason, responded, assessed, retreatment, events, stopper)
-
-
-class _Tally:
-    __slots__ = ("episodes", "relapses", "spells", "first_topical", "systemic", "topical", "supportive")
-
-    def __init__(self):
-        self.episodes = self.relapses = self.spells = 0
-        self.first_topical = None
-        self.systemic = self.topical = self.supportive = 0.0
+    return strategy.retreat_only is None or treatment.index in strategy.retreat_only

@@ -21,11 +21,16 @@ STATE_CODE = {state: code for code, state in enumerate(FINAL_STATES)}
 
 
 _EPISODE_FIELDS = ("strategy", "patient", "episode", "line", "treatment", "start", "stop",
-                   "reason", "responded", "assessed", "retreatment", "adverse_events", "stopping_adverse_event")
+                   "reason", "responded", "assessed", "retreatment", "adverse_events", "stopping_adverse_event",
+                   "escalated", "below_target", "bridged", "months_waited")
 _EVENT_FIELDS = ("strategy", "patient", "episode", "treatment", "adverse_event", "time", "stopped_treatment")
 _PATIENT_FIELDS = ("strategy", "patient", "final_state", "follow_up_months", "months_to_first_topical",
                    "lines_used", "episodes", "relapses", "months_systemic", "months_topical",
-                   "months_supportive_care")
+                   "months_supportive_care", "months_waiting", "entry_month", "months_to_first_control",
+                   "bursts", "rebounds")
+_BURST_FIELDS = ("strategy", "patient", "time", "reason", "state", "effective", "rebound")
+BURST_REASONS = ("bridge", "flare")
+BURST_STATES = ("topical", "uncontrolled", "controlled", "supportive_care")
 
 
 class Records:
@@ -39,21 +44,30 @@ class Records:
         self.episode_rows: list[tuple] = []
         self.event_rows: list[tuple] = []
         self.patient_rows: list[tuple] = []
+        self.burst_rows: list[tuple] = []
 
     def episode(self, strategy, patient, number, line, treatment, start, stop, reason, responded, assessed,
-                retreatment, events, stopper):
+                retreatment, events, stopper, escalated=False, below_target=False, bridged=False, waited=0.0):
         """Record one episode (times in months since entry) and its adverse events."""
         self.episode_rows.append((
             strategy, patient, number, line, treatment.index, start, stop, REASON_CODE[reason],
-            -1 if responded is None else int(responded), assessed, retreatment, len(events), stopper))
+            -1 if responded is None else int(responded), assessed, retreatment, len(events), stopper,
+            escalated, below_target, bridged, waited))
         for a, onset, stopped in events:
             self.event_rows.append((strategy, patient, number, treatment.index, a, start + onset, stopped and a == stopper))
 
-    def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic, topical, supportive):
+    def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic,
+                topical, supportive, waiting=0.0, entry=0.0, first_control=None, bursts=0, rebounds=0):
         """Record a patient's trajectory summary (months)."""
         self.patient_rows.append((
             strategy, patient, STATE_CODE[final_state], end, math.nan if first_topical is None else first_topical,
-            lines, episodes, relapses, systemic, topical, supportive))
+            lines, episodes, relapses, systemic, topical, supportive, waiting, entry,
+            math.nan if first_control is None else first_control, bursts, rebounds))
+
+    def burst(self, strategy, patient, time, reason, state, effective, rebound):
+        """Record a corticosteroid burst (months since entry)."""
+        self.burst_rows.append((strategy, patient, time, BURST_REASONS.index(reason), BURST_STATES.index(state),
+                                effective, rebound))
 
     @property
     def episodes(self) -> dict[str, list]:
@@ -66,6 +80,10 @@ class Records:
     @property
     def patients(self) -> dict[str, list]:
         return _columns(self.patient_rows, _PATIENT_FIELDS)
+
+    @property
+    def bursts(self) -> dict[str, list]:
+        return _columns(self.burst_rows, _BURST_FIELDS)
 
 
 def _columns(rows: list[tuple], fields: tuple[str, ...]) -> dict[str, list]:
@@ -101,8 +119,28 @@ def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFra
         "retreatment": np.asarray(c["retreatment"], dtype=bool),
         "adverse_events": np.asarray(c["adverse_events"], dtype=np.int16),
         "stopping_adverse_event": pd.Categorical(stoppers, categories=_event_names(model)),
+        "escalated": np.asarray(c["escalated"], dtype=bool),
+        "below_target": np.asarray(c["below_target"], dtype=bool),
+        "bridged": np.asarray(c["bridged"], dtype=bool),
+        "months_waited": np.asarray(c["months_waited"], dtype=np.float64),
     })
     return _sorted(frame, ["strategy", "patient", "episode"])
+
+
+def bursts_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
+    """Return the chunk's corticosteroid bursts as the `bursts.parquet` table."""
+    c = records.bursts
+    frame = pd.DataFrame({
+        "replicate": np.full(len(c["patient"]), replicate, dtype=np.int32),
+        "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
+        "patient": np.asarray(c["patient"], dtype=np.int32),
+        "time": np.asarray(c["time"], dtype=np.float64),
+        "reason": _categorical(c["reason"], BURST_REASONS),
+        "state": _categorical(c["state"], BURST_STATES),
+        "effective": np.asarray(c["effective"], dtype=bool),
+        "rebound": np.asarray(c["rebound"], dtype=bool),
+    })
+    return _sorted(frame, ["strategy", "patient", "time"])
 
 
 def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
@@ -142,8 +180,11 @@ def patients_frame(records: Records, model: Model, replicate: int, first_patient
     frame["months_to_first_topical"] = np.asarray(c["months_to_first_topical"], dtype=np.float64)
     for name in ("lines_used", "episodes", "relapses"):
         frame[name] = np.asarray(c[name], dtype=np.int16)
-    for name in ("months_systemic", "months_topical", "months_supportive_care"):
+    for name in ("months_systemic", "months_topical", "months_supportive_care", "months_waiting", "entry_month",
+                 "months_to_first_control"):
         frame[name] = np.asarray(c[name], dtype=np.float64)
+    for name in ("bursts", "rebounds"):
+        frame[name] = np.asarray(c[name], dtype=np.int16)
     return _sorted(frame, ["strategy", "patient"])
 
 
