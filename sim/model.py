@@ -265,7 +265,7 @@ def _rescue(spec: RescueSpec | None) -> Rescue | None:
         onset=distribution(spec.onset),
         response_probability=spec.response.value,
         rebound_probability=spec.rebound.value,
-        flare_rates={state: rate.per_month_value for state, rate in spec.flare_rate.items()},
+        flare_rates=spec.flare_rate.per_month(),
     )
 
 

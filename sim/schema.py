@@ -322,6 +322,21 @@ class EscalationSpec(Strict):
     source: Source | None = None
 
 
+class FlareRatesSpec(Strict):
+    """Rates of flares needing a corticosteroid burst, by the state the patient is in."""
+
+    topical: RateSpec | None = None
+    uncontrolled: RateSpec | None = None
+    controlled: RateSpec | None = None
+    supportive_care: RateSpec | None = None
+    source: Source | None = None
+
+    def per_month(self) -> dict[str, float]:
+        """The declared rates in events per patient-month, by state."""
+        states = ("topical", "uncontrolled", "controlled", "supportive_care")
+        return {state: getattr(self, state).per_month_value for state in states if getattr(self, state) is not None}
+
+
 class RescueSpec(Strict):
     """Short systemic-corticosteroid bursts: for flares, and as a bridge over a slow onset.
 
@@ -335,7 +350,7 @@ class RescueSpec(Strict):
     onset: DistributionSpec
     response: Probability
     rebound: Probability
-    flare_rate: dict[Literal["topical", "uncontrolled", "controlled", "supportive_care"], RateSpec] = {}
+    flare_rate: FlareRatesSpec = FlareRatesSpec()
     source: Source | None = None
 
 
