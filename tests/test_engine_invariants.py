@@ -24,7 +24,7 @@ def run():
 def test_tables_have_the_documented_columns(run):
     _, tables = run
     assert list(tables.episodes.columns) == list(EPISODE_COLUMNS)
-    covariates = ["age_years", "sex", "ige_over_150_kU_per_l", "age_at_onset_of_dermatitis"]
+    covariates = ["age_years", "sex", "ige_over_150_kU_per_l", "age_at_onset_of_dermatitis", "tpmt_activity"]
     expected = list(PATIENT_COLUMNS)[:4] + covariates + list(PATIENT_COLUMNS)[4:]
     assert list(tables.patients.columns) == expected
 
@@ -115,3 +115,9 @@ def test_adverse_events_table_agrees_with_episode_counts(run):
     assert counted.sort_index().tolist() == declared.sort_index().tolist()
     stopped = ae[ae["stopped_treatment"]]
     assert len(stopped) == (e["reason"] == "adverse_event").sum()
+
+
+def test_tpmt_deficient_patients_never_receive_azathioprine(run):
+    _, tables = run
+    e = tables.episodes.merge(tables.patients[["strategy", "patient", "tpmt_activity"]])
+    assert (e.loc[e["treatment"] == "azathioprine", "tpmt_activity"] != "deficient").all()
