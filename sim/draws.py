@@ -10,8 +10,8 @@ follow-up, loss to follow-up, the first-line choice, relapses, and for each trea
 and each of its first `OCCURRENCES` episodes the assessment time, the response, the
 course, the cap, the end-of-course fate, loss of response and each adverse event. All
 strategies read the same slots, so they are compared on common random numbers. Beyond
-the block (a patient treated more often than that), numbers come from a per-patient
-overflow generator.
+the block (a patient treated more often than that), numbers come from per-patient
+overflow streams, one per purpose (an episode of a treatment, a topical spell).
 """
 
 from __future__ import annotations
@@ -81,9 +81,19 @@ def uniform_block(seed: int, replicate: int, first_patient: int, count: int, wid
     return np.random.Generator(bit_generator).random((count, width))
 
 
-def overflow_generator(seed: int, replicate: int, patient: int) -> np.random.Generator:
-    """Return the generator for a patient's numbers beyond its block."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replicate, patient, 1)))
+OVERFLOW_EPISODE, OVERFLOW_SPELL = 0, 1  # what a number beyond the block is for
+
+
+def overflow_uniforms(seed: int, replicate: int, patient: int, key: tuple[int, ...], count: int) -> np.ndarray:
+    """Return `count` uniforms of a patient beyond its block, for the purpose `key` names.
+
+    `key` is (OVERFLOW_EPISODE, treatment, occurrence) for an episode's group of slots or
+    (OVERFLOW_SPELL, spell) for a topical spell. Each purpose has a stream of its own, so
+    every strategy reads the same numbers for it (common random numbers), whatever the
+    other strategies did before.
+    """
+    sequence = np.random.SeedSequence(seed, spawn_key=(replicate, patient, 1, *key))
+    return np.random.default_rng(sequence).random(count)
 
 
 def flare_generator(seed: int, replicate: int, patient: int) -> np.random.Generator:

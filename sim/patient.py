@@ -12,7 +12,10 @@ import itertools
 
 import numpy as np
 
-from sim.draws import OCCURRENCES, SPELLS, ChunkDraws, Layout, draw_group_values, flare_generator, overflow_generator
+from sim.draws import (
+    ASSESS, OCCURRENCES, OVERFLOW_EPISODE, OVERFLOW_SPELL, SPELLS, ChunkDraws, Layout, draw_group_values,
+    flare_generator, overflow_uniforms,
+)
 from sim.model import Model, Strategy, Treatment, adjust_odds
 
 
@@ -20,7 +23,7 @@ class PatientDraws:
     """The numbers of one patient in one replicate, read slot by slot."""
 
     __slots__ = ("model", "layout", "row", "relapse_times", "end", "lost", "replicate", "patient", "entry",
-                 "eligible", "response", "_chunk", "_i", "_overflow")
+                 "eligible", "response", "_chunk", "_i")
 
     def __init__(self, model: Model, layout: Layout, chunk: ChunkDraws, i: int, replicate: int):
         self.model = model
@@ -35,13 +38,13 @@ class PatientDraws:
         self.replicate = replicate
         self.patient = chunk.first_patient + i
         self._chunk, self._i = chunk, i
-        self._overflow = None
 
     def target_assessment(self, strategy: Strategy, treatment: Treatment, occurrence: int) -> float:
         """Return the assessment time (months) of an episode under a treat-to-target strategy."""
         if occurrence < OCCURRENCES:
             return float(self._chunk.target_assessments[strategy.index][self._i, treatment.index, occurrence])
-        return float(strategy.target_assessment.ppf(self._generator().random(1))[0])
+        u = self._overflow(treatment, occurrence)[ASSESS:ASSESS + 1]
+        return float(strategy.target_assessment.ppf(u)[0])
 
     def response_probability(self, treatment: Treatment, line: int) -> float:
         """Return the patient's response probability to `treatment` as line number `line`."""
@@ -61,24 +64,24 @@ class PatientDraws:
         if occurrence < OCCURRENCES:
             start = self.layout.episode_groups[treatment.index][occurrence]
             return self.row[start:start + size].tolist()
-        return draw_group_values(self.model, treatment, self._generator().random(size))
+        return draw_group_values(self.model, treatment, self._overflow(treatment, occurrence))
 
     def relapse(self, spell: int, variant: int) -> tuple[float, float]:
         """Return (uniform deciding whether a relapse comes, months until it comes)."""
         relapse = self.model.relapses[variant]
         if spell < SPELLS:
             return float(self.row[self.layout.relapse_occurs[spell]]), float(self.relapse_times[variant, spell])
-        u = self._generator().random(2)
+        u = overflow_uniforms(self.model.seed, self.replicate, self.patient, (OVERFLOW_SPELL, spell), 2)
         return float(u[0]), float(relapse.time.ppf(u[1:])[0])
 
     def first_line_uniform(self) -> float:
         """Return the uniform that picks the first line when a strategy draws it."""
         return float(self.row[self.layout.first_line])
 
-    def _generator(self) -> np.random.Generator:
-        if self._overflow is None:
-            self._overflow = overflow_generator(self.model.seed, self.replicate, self.patient)
-        return self._overflow
+    def _overflow(self, treatment: Treatment, occurrence: int) -> np.ndarray:
+        """The uniforms of an episode group beyond the block (the same in every strategy)."""
+        key = (OVERFLOW_EPISODE, treatment.index, occurrence)
+        return overflow_uniforms(self.model.seed, self.replicate, self.patient, key, self.layout.group_sizes[treatment.index])
 
 
 class PathwayPosition:
