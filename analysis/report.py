@@ -45,7 +45,6 @@ from analysis.summary import summarize_run
 from analysis.survival import (
     cumulative_incidence,
     drug_survival,
-    incidence_at,
     median_survival,
     survival_at,
 )
@@ -219,7 +218,7 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame) -> list[_Table]:
                .rename(columns={"subjects": "episodes", **months})),
         _Table("discontinuation_reasons_monthly",
                "Cumulative incidence of each reason for stopping, by treatment (all strategies).",
-               incidence_at(cumulative_incidence(episodes, by="treatment"), grid)),
+               cumulative_incidence(episodes, by="treatment", times_months=grid)),
         _Table("topical_return_monthly",
                "Ever returned to topical therapy by month t, and on topical therapy at month t.",
                topical_return(episodes, patients, grid)),

@@ -52,12 +52,33 @@ def state_order(max_line: int) -> list[str]:
     return [systemic_state(k) for k in range(1, max_line + 1)] + list(OTHER_STATES)
 
 
+def _codes(column: pd.Series, categories: list) -> np.ndarray:
+    return pd.Categorical(column, categories=categories).codes.astype(np.int64)
+
+
+def _strategy_categories(patients: pd.DataFrame) -> list:
+    column = patients["strategy"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return list(column.cat.categories)
+    return sorted(column.astype(object).unique())
+
+
 def _patient_index(episodes: pd.DataFrame, patients: pd.DataFrame) -> np.ndarray:
     """Row of ``patients`` that each episode belongs to."""
-    keys = patients[_KEYS].astype({"strategy": "object"})
-    index = pd.MultiIndex.from_frame(keys)
-    where = index.get_indexer(pd.MultiIndex.from_frame(episodes[_KEYS].astype({"strategy": "object"})))
-    if (where < 0).any():
+    strategies = _strategy_categories(patients)
+
+    def key(frame):
+        # (replicate, strategy, patient) packed into one integer.
+        return ((frame["replicate"].to_numpy(np.int64) * (len(strategies) + 1)
+                 + _codes(frame["strategy"], strategies)) * (1 << 32)
+                + frame["patient"].to_numpy(np.int64))
+
+    patient_keys = key(patients)
+    order = np.argsort(patient_keys, kind="stable")
+    episode_keys = key(episodes)
+    at = np.minimum(np.searchsorted(patient_keys[order], episode_keys), len(order) - 1)
+    where = order[at] if len(order) else np.zeros(0, dtype=np.int64)
+    if len(episode_keys) and (patient_keys[where] != episode_keys).any():
         raise ValueError("episodes.parquet has episodes of patients missing from patients.parquet")
     return where
 
@@ -75,55 +96,74 @@ def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
     Returns
     -------
     pandas.DataFrame
-        One row per segment: ``patient_row`` (row position in ``patients``), ``state``
-        (str), ``start_months``, ``stop_months`` (months since entry; the last segment of
-        each patient ends at +inf). Zero-length segments are dropped.
+        One row per segment, by patient then time: ``patient_row`` (row position in
+        ``patients``), ``state`` (categorical, display order), ``start_months``,
+        ``stop_months`` (months since entry; the last segment of each patient ends at
+        +inf). Zero-length segments are dropped.
     """
+    max_line = int(episodes["line"].max()) if len(episodes) else 0
+    states = state_order(max_line)
+    code = {name: i for i, name in enumerate(states)}
     row = _patient_index(episodes, patients)
     order = np.lexsort((episodes["episode"].to_numpy(), episodes["start"].to_numpy(), row))
     row = row[order]
     start = episodes["start"].to_numpy(dtype=float)[order]
     stop = episodes["stop"].to_numpy(dtype=float)[order]
-    line = episodes["line"].to_numpy()[order]
-    reason = episodes["reason"].astype("object").to_numpy()[order]
+    systemic = episodes["line"].to_numpy(np.int64)[order] - 1  # code of systemic_line_<line>
+    reason = episodes["reason"].astype(object).to_numpy()[order]
     first = np.ones(len(row), dtype=bool)
     first[1:] = row[1:] != row[:-1]
     last = np.append(first[1:], True)
 
-    systemic = np.array([systemic_state(k) for k in line], dtype=object) if len(line) else line
     previous_stop = np.where(first, 0.0, np.roll(stop, 1))
-    previous_reason = np.where(first, "", np.roll(reason, 1))
-    gap_state = np.where(previous_reason == "remission", "topical", "awaiting_treatment")
-
-    follow_up = patients["follow_up_months"].to_numpy(dtype=float)
-    lost = (patients["final_state"].astype("object") == "lost_to_followup").to_numpy()
-    tail_state = np.select(
+    previous_remission = ~first & np.roll(reason == "remission", 1)
+    gap = np.where(previous_remission, code["topical"], code["awaiting_treatment"])
+    tail = np.select(
         [reason == "remission", reason == "horizon", reason == "lost_to_followup"],
-        ["topical", systemic, "lost_to_followup"],
-        "supportive_care",
+        [code["topical"], systemic, code["lost_to_followup"]],
+        code["supportive_care"],
     )
-    tail_rows, tail_start, tail_state = row[last], stop[last], tail_state[last]
-    without = np.setdiff1d(np.arange(len(patients)), row[last])
-    final = patients["final_state"].astype("object").to_numpy()[without]
-    tail_rows = np.concatenate([tail_rows, without])
-    tail_start = np.concatenate([tail_start, np.zeros(len(without))])
-    tail_state = np.concatenate([
-        tail_state,
-        np.where(np.isin(final, ["topical", "supportive_care"]), final, "awaiting_treatment"),
-    ])
-    tail_stop = np.where(lost[tail_rows], np.maximum(follow_up[tail_rows], tail_start), np.inf)
-    segments = pd.DataFrame({
-        "patient_row": np.concatenate([row, row, tail_rows, tail_rows[lost[tail_rows]]]),
-        "state": np.concatenate([
-            gap_state, systemic, tail_state,
-            np.full(int(lost[tail_rows].sum()), "lost_to_followup", dtype=object),
-        ]),
-        "start_months": np.concatenate([previous_stop, start, tail_start, tail_stop[lost[tail_rows]]]),
-        "stop_months": np.concatenate([start, stop, tail_stop, np.full(int(lost[tail_rows].sum()), np.inf)]),
-    })
-    keep = segments["stop_months"] > segments["start_months"]
-    return segments[keep].sort_values(["patient_row", "start_months"], kind="stable",
-                                      ignore_index=True)
+    follow_up = patients["follow_up_months"].to_numpy(dtype=float)
+    final = patients["final_state"].astype(object).to_numpy()
+    lost = final == "lost_to_followup"
+    tail_stop = np.where(lost[row], np.maximum(follow_up[row], stop), np.inf)
+    lost_start = np.where(lost[row], tail_stop, np.inf)
+    # Four slots per episode, in time order: the gap before it, the episode, and after
+    # the last episode of a patient the tail and the loss to follow-up.
+    columns = {
+        "patient_row": np.repeat(row, 4),
+        "state": np.column_stack([gap, systemic, tail, np.full(len(row), code["lost_to_followup"])]),
+        "start_months": np.column_stack([previous_stop, start, stop, lost_start]),
+        "stop_months": np.column_stack([start, stop, tail_stop, np.full(len(row), np.inf)]),
+    }
+    valid = np.column_stack([np.ones((len(row), 2), dtype=bool), last, last & lost[row]]).ravel()
+    columns = {name: values.ravel()[valid] for name, values in columns.items()}
+    columns = _with_patients_without_episodes(columns, row, final, follow_up, lost, code)
+    keep = columns["stop_months"] > columns["start_months"]
+    segments = pd.DataFrame({name: values[keep] for name, values in columns.items()})
+    segments["state"] = pd.Categorical.from_codes(segments["state"].to_numpy(), categories=states)
+    return segments
+
+
+def _with_patients_without_episodes(columns, row, final, follow_up, lost, code) -> dict:
+    """Add the timeline of patients who never started a systemic treatment."""
+    has_episode = np.zeros(len(final), dtype=bool)
+    has_episode[row] = True
+    without = np.flatnonzero(~has_episode)
+    if without.size == 0:
+        return columns
+    state = np.array([code[f] if f in ("topical", "supportive_care") else code["awaiting_treatment"]
+                      for f in final[without]], dtype=np.int64)
+    end = np.where(lost[without], follow_up[without], np.inf)
+    extra = {
+        "patient_row": np.concatenate([without, without[lost[without]]]),
+        "state": np.concatenate([state, np.full(lost[without].sum(), code["lost_to_followup"])]),
+        "start_months": np.concatenate([np.zeros(without.size), end[lost[without]]]),
+        "stop_months": np.concatenate([end, np.full(lost[without].sum(), np.inf)]),
+    }
+    merged = {name: np.concatenate([columns[name], extra[name]]) for name in columns}
+    order = np.argsort(merged["patient_row"], kind="stable")
+    return {name: values[order] for name, values in merged.items()}
 
 
 def monthly_grid(horizon_months: float, step_months: float = 1.0) -> np.ndarray:
@@ -176,47 +216,40 @@ def state_counts(
         monthly_grid(horizon_of(patients)) if times_months is None else times_months, dtype=float
     )
     segments = state_segments(episodes, patients)
-    owner = patients.iloc[segments["patient_row"].to_numpy()]
-    segments["strategy"] = owner["strategy"].to_numpy()
-    segments["replicate"] = owner["replicate"].to_numpy()
-    max_line = int(episodes["line"].max()) if len(episodes) else 0
-    states = state_order(max_line)
-    sizes = patients.groupby(["strategy", "replicate"], observed=True, sort=True).size()
-    occupied = {
-        key: _occupancy(part, times)
-        for key, part in segments.groupby(["strategy", "replicate", "state"], sort=False)
-    }
-    empty = np.zeros(len(times), dtype=np.int64)
-    frames = []
-    for (strategy, replicate), n in sizes.items():
-        counts = np.column_stack([occupied.get((strategy, replicate, s), empty) for s in states])
-        frames.append(pd.DataFrame({
-            "strategy": strategy,
-            "replicate": replicate,
-            "time_months": np.repeat(times, len(states)),
-            "state": np.tile(np.array(states, dtype=object), len(times)),
-            "patients": counts.ravel(),
-            "n": n,
-        }))
-    out = pd.concat(frames, ignore_index=True)
-    used = [s for s in states if out.loc[out["state"] == s, "patients"].any()]
-    out = out[out["state"].isin(used)].reset_index(drop=True)
-    out["state"] = pd.Categorical(out["state"], categories=used)
-    out["strategy"] = pd.Categorical(out["strategy"], categories=_categories(patients["strategy"]))
-    return out
+    states = list(segments["state"].cat.categories)
+    strategies = _strategy_categories(patients)
+    replicates, replicate = np.unique(patients["replicate"].to_numpy(), return_inverse=True)
+    cohort = replicate * len(strategies) + _codes(patients["strategy"], strategies)
+    n_cohorts = len(replicates) * len(strategies)
+    sizes = np.bincount(cohort, minlength=n_cohorts)
+    # Patients in a state at t: segments started by t minus segments ended by t, counted
+    # per (replicate, strategy, state) with one bincount over time bins.
+    group = cohort[segments["patient_row"].to_numpy()] * len(states) + segments["state"].cat.codes.to_numpy()
+    counts = (_counted_by(group, segments["start_months"].to_numpy(), times, n_cohorts * len(states))
+              - _counted_by(group, segments["stop_months"].to_numpy(), times, n_cohorts * len(states)))
+    counts = counts.reshape(n_cohorts, len(states), len(times)).transpose(0, 2, 1)
+    present = np.flatnonzero(sizes)
+    used = np.flatnonzero(counts.sum(axis=(0, 1)))
+    counts = counts[present][:, :, used]
+    per_cohort = len(times) * len(used)
+    out = pd.DataFrame({
+        "strategy": pd.Categorical.from_codes(np.repeat(present % len(strategies), per_cohort),
+                                              categories=strategies),
+        "replicate": np.repeat(replicates[present // len(strategies)], per_cohort),
+        "time_months": np.tile(np.repeat(times, len(used)), len(present)),
+        "state": pd.Categorical.from_codes(np.tile(np.arange(len(used)), len(times) * len(present)),
+                                           categories=[states[k] for k in used]),
+        "patients": counts.ravel(),
+        "n": np.repeat(sizes[present], per_cohort),
+    })
+    return out.sort_values(["strategy", "replicate"], kind="stable", ignore_index=True)
 
 
-def _categories(column: pd.Series) -> list:
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return list(column.cat.categories)
-    return sorted(column.unique())
-
-
-def _occupancy(segments: pd.DataFrame, times: np.ndarray) -> np.ndarray:
-    """Number of segments with start ≤ t < stop at each time."""
-    starts = np.sort(segments["start_months"].to_numpy())
-    stops = np.sort(segments["stop_months"].to_numpy())
-    return np.searchsorted(starts, times, side="right") - np.searchsorted(stops, times, side="right")
+def _counted_by(group: np.ndarray, values: np.ndarray, times: np.ndarray, n_groups: int) -> np.ndarray:
+    """groups × times: how many values of each group are ≤ each time."""
+    bins = np.searchsorted(times, values, side="left")  # value ≤ times[j] ⇔ bin ≤ j
+    counts = np.bincount(group * (len(times) + 1) + bins, minlength=n_groups * (len(times) + 1))
+    return counts.reshape(n_groups, len(times) + 1)[:, : len(times)].cumsum(axis=1)
 
 
 def state_occupancy(

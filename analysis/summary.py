@@ -20,7 +20,6 @@ from analysis.survival import (
     DISCONTINUATION_REASONS,
     cumulative_incidence,
     drug_survival,
-    incidence_at,
     median_survival,
     survival_at,
 )
@@ -191,7 +190,7 @@ def _treatment_rows(episodes, times) -> pd.DataFrame:
     counts = medians.rename(columns={"subjects": "value"}).assign(
         metric="episodes_n", ci_low=np.nan, ci_high=np.nan
     )
-    incidence = incidence_at(cumulative_incidence(episodes, by=by), times)
+    incidence = cumulative_incidence(episodes, by=by, times_months=times)
     incidence = incidence.rename(columns={"cumulative_incidence": "value"})
     incidence["metric"] = (
         "discontinued_" + incidence["reason"].astype(str) + "_" + incidence["time_months"].map(_at)

@@ -156,16 +156,36 @@ def _group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataF
     return ids, keys
 
 
+def _group_bounds(group: np.ndarray):
+    """(start, stop) of each run of equal, contiguous group numbers."""
+    if len(group) == 0:
+        return []
+    cuts = np.flatnonzero(group[1:] != group[:-1]) + 1
+    return zip(np.concatenate([[0], cuts]), np.append(cuts, len(group)))
+
+
 def _grouped_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    # pandas' per-group accumulation is exact within a group; a global cumsum minus
-    # group offsets would carry rounding from the groups before it.
-    if values.ndim == 1:
-        return pd.Series(values).groupby(group, sort=False).cumsum().to_numpy()
-    return pd.DataFrame(values).groupby(group, sort=False).cumsum().to_numpy()
+    # Accumulating each group's slice on its own keeps sums exact within a group (a
+    # global cumsum minus offsets would carry rounding from the groups before it).
+    out = np.empty_like(values, dtype=float)
+    for a, b in _group_bounds(group):
+        np.cumsum(values[a:b], axis=0, out=out[a:b])
+    return out
 
 
 def _grouped_cumprod(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    return pd.Series(values).groupby(group, sort=False).cumprod().to_numpy()
+    out = np.empty_like(values, dtype=float)
+    for a, b in _group_bounds(group):
+        np.cumprod(values[a:b], axis=0, out=out[a:b])
+    return out
+
+
+def _group_time_order(group: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """Order by group, then time. Ties need no stable order (they are counted together),
+    so a quicksort on time then a radix sort on the small group numbers beats lexsort."""
+    order = np.argsort(durations)
+    narrow = np.int16 if len(group) == 0 or group.max() < 2**15 else np.int64
+    return order[np.argsort(group[order].astype(narrow), kind="stable")]
 
 
 def _event_table(durations, cause, group, n_causes):
@@ -176,7 +196,7 @@ def _event_table(durations, cause, group, n_causes):
     """
     keep = (group >= 0) & ~np.isnan(durations)
     durations, cause, group = durations[keep], cause[keep], group[keep]
-    order = np.lexsort((durations, group))
+    order = _group_time_order(group, durations)
     g, t, c = group[order], durations[order], cause[order]
     new = np.ones(len(t), dtype=bool)
     new[1:] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
@@ -235,6 +255,10 @@ def _origin_rules(n_causes: int) -> dict:
 
 def _cause_codes(reasons: pd.Series, causes: Sequence[str]) -> np.ndarray:
     """Index of each episode's reason in ``causes``; -1 for reasons that censor."""
+    if isinstance(reasons.dtype, pd.CategoricalDtype):
+        index = {cause: i for i, cause in enumerate(causes)}
+        lookup = np.array([index.get(c, -1) for c in reasons.cat.categories] + [-1], dtype=np.int64)
+        return lookup[reasons.cat.codes.to_numpy()]  # code −1 (missing) picks the final −1
     values = reasons.astype("object").to_numpy()
     codes = np.full(len(values), -1, dtype=np.int64)
     for i, cause in enumerate(causes):
@@ -244,13 +268,13 @@ def _cause_codes(reasons: pd.Series, causes: Sequence[str]) -> np.ndarray:
 
 def _loglog_band(estimate, standard_error_of_log, z):
     """Limits of ``estimate`` on the log–log scale; ``standard_error_of_log`` is SE(log p)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = standard_error_of_log / np.abs(np.log(estimate))
-        low = estimate ** np.exp(z * sigma)
-        high = estimate ** np.exp(-z * sigma)
-    degenerate = (estimate <= 0) | (estimate >= 1)
-    low = np.where(degenerate, estimate, low)
-    high = np.where(degenerate, estimate, high)
+    low, high = estimate.copy(), estimate.copy()  # 0 and 1 (and NaN) are their own limits
+    inside = (estimate > 0) & (estimate < 1)
+    p, se = estimate[inside], standard_error_of_log[inside]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        sigma = se / np.abs(np.log(p))
+        low[inside] = p ** np.exp(z * sigma)
+        high[inside] = p ** np.exp(-z * sigma)
     return low, high
 
 
@@ -259,10 +283,9 @@ def _z(confidence: float) -> float:
 
 
 def _frame(keys: pd.DataFrame, group: np.ndarray, columns: dict) -> pd.DataFrame:
-    out = keys.take(group).reset_index(drop=True) if len(keys.columns) else pd.DataFrame()
-    for name, values in columns.items():
-        out[name] = values
-    return out
+    data = {name: keys[name].take(group).reset_index(drop=True) for name in keys.columns}
+    # copy=False: these arrays are fresh; copying millions of rows again costs seconds.
+    return pd.DataFrame({**data, **columns}, copy=False)
 
 
 # ------------------------------------------------------------------ Kaplan–Meier
@@ -369,6 +392,7 @@ def cumulative_incidence(
     episodes: pd.DataFrame,
     by: str | Sequence[str] | None = ("strategy", "treatment"),
     confidence: float = 0.95,
+    times_months: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """Cumulative incidence of each discontinuation reason (Aalen–Johansen).
 
@@ -385,15 +409,21 @@ def cumulative_incidence(
     confidence : float
         Level of the pointwise interval (delta method on the log–log scale, variance as
         in Collett, *Modelling Survival Data in Medical Research*, 3rd ed., p. 411).
+    times_months : sequence of float, optional
+        Report only these times (months since the start of the episode), as
+        `incidence_at` would, without building the full table: much faster on large
+        runs. NaN after the last observed duration of a group unless every episode of
+        it had stopped.
 
     Returns
     -------
     pandas.DataFrame
         The ``by`` columns, ``time_months`` (0 and every time with at least one
-        discontinuation), ``reason``, ``at_risk``, ``events`` (of that reason at that
-        time), ``cumulative_incidence`` (proportion of episodes stopped for that reason
-        by that time), ``standard_error``, ``ci_low``, ``ci_high``. Sorted by group,
-        time, then reason in table order.
+        discontinuation, or ``times_months``), ``reason``, ``at_risk`` and ``events``
+        (of that reason at that time; not with ``times_months``),
+        ``cumulative_incidence`` (proportion of episodes stopped for that reason by
+        that time), ``standard_error``, ``ci_low``, ``ci_high``. Sorted by group, time,
+        then reason in table order.
     """
     by = _as_list(by)
     causes = DISCONTINUATION_REASONS
@@ -401,33 +431,65 @@ def cumulative_incidence(
     group, keys = _group_ids(episodes, by)
     cause = _cause_codes(episodes["reason"], causes)
     table = _event_table(episode_durations(episodes), cause, group, k)
-    incidence, variance = _aalen_johansen(table)
-    # Censoring-only times change neither the incidence nor its variance; the last time
-    # of each group stays, to mark how far the estimate reaches.
+    # Censoring-only times change neither the incidence nor its variance (their at-risk
+    # counts are already in the later rows); the last time of each group stays, to mark
+    # how far the estimate reaches.
     last = np.append(table["first"][1:], True)
     keep = (table["events"] > 0) | last
     table = {name: values[keep] for name, values in table.items()}
     table["first"] = _first_of_group(table["group"])
-    table["incidence"], table["variance"] = incidence[keep], variance[keep]
+    table["incidence"], table["variance"] = _aalen_johansen(table)
     rules = _origin_rules(k)
     rules["incidence"] = lambda t, pos: np.zeros((len(pos), k))
     rules["variance"] = lambda t, pos: np.zeros((len(pos), k))
-    table = _with_origin(table, rules)
+    if times_months is not None:
+        table = _at_times(table, np.asarray(times_months, dtype=float))
+    else:
+        table = _with_origin(table, rules)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(table["variance"])
         low, high = _loglog_band(table["incidence"], se / table["incidence"], _z(confidence))
     rows = len(table["time"])
     columns = {
         "time_months": np.repeat(table["time"], k),
-        "reason": pd.Categorical(np.tile(np.array(causes, dtype=object), rows), categories=causes),
-        "at_risk": np.repeat(table["at_risk"], k),
-        "events": table["by_cause"].ravel(),
+        "reason": pd.Categorical.from_codes(np.tile(np.arange(k, dtype=np.int8), rows), causes),
+    }
+    if times_months is None:
+        columns["at_risk"] = np.repeat(table["at_risk"], k)
+        columns["events"] = table["by_cause"].ravel()
+    columns.update({
         "cumulative_incidence": table["incidence"].ravel(),
         "standard_error": se.ravel(),
         "ci_low": low.ravel(),
         "ci_high": high.ravel(),
-    }
+    })
     return _frame(keys, np.repeat(table["group"], k), columns)
+
+
+def _at_times(table: dict, times: np.ndarray) -> dict:
+    """Incidence and variance of every group at ``times`` (step function, NaN past the data)."""
+    rows, groups, estimable = [], [], []
+    before = []
+    for a, b in _group_bounds(table["group"]):
+        at = np.searchsorted(table["time"][a:b], times, side="right") - 1
+        everyone_stopped = np.isclose(table["incidence"][b - 1].sum(), 1.0)
+        rows.append(a + np.maximum(at, 0))
+        before.append(at < 0)  # before the first stop: nothing has happened yet
+        groups.append(np.full(len(times), table["group"][a]))
+        estimable.append((times <= table["time"][b - 1]) | everyone_stopped)
+    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    keep = np.concatenate(estimable)[:, None] if estimable else np.zeros((0, 1), dtype=bool)
+    zero = np.concatenate(before)[:, None] if before else np.zeros((0, 1), dtype=bool)
+
+    def pick(name):
+        return np.where(keep, np.where(zero, 0.0, table[name][rows]), np.nan)
+
+    return {
+        "group": np.concatenate(groups) if groups else rows,
+        "time": np.tile(times, len(groups)),
+        "incidence": pick("incidence"),
+        "variance": pick("variance"),
+    }
 
 
 def _first_of_group(group: np.ndarray) -> np.ndarray:
@@ -438,30 +500,35 @@ def _first_of_group(group: np.ndarray) -> np.ndarray:
 
 def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
     """Incidence of each cause and its delta-method variance, rows × causes."""
-    n = table["at_risk"].astype(float)[:, None]
-    d_all = table["events"].astype(float)[:, None]
-    d = table["by_cause"].astype(float)
+    n = table["at_risk"].astype(float)
+    d_all = table["events"].astype(float)
     group = table["group"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        survival = _grouped_cumprod(1.0 - d_all[:, 0] / n[:, 0], group)
-        lagged = np.empty_like(survival)
-        lagged[1:] = survival[:-1]
-        lagged[table["first"]] = 1.0
-        lagged = lagged[:, None]
-        incidence = _grouped_cumsum(lagged * d / n, group)
+        survival = _grouped_cumprod(1.0 - d_all / n, group)
+        a = np.where((d_all > 0) & (n > d_all), d_all / (n * (n - d_all)), 0.0)
+    lagged = np.empty_like(survival)
+    lagged[1:] = survival[:-1]
+    lagged[table["first"]] = 1.0
+    a_sum = _grouped_cumsum(a, group)
+    shape = table["by_cause"].shape
+    incidence, variance = np.zeros(shape), np.zeros(shape)
+    # One cause at a time on contiguous 1-D arrays: far faster than rows × causes blocks.
+    for k in range(shape[1]):
+        d = table["by_cause"][:, k].astype(float)
+        if not d.any():
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = _grouped_cumsum(lagged * d / n, group)
+            b = lagged**2 * d * (n - d) / n**3
+            c = lagged * d / n**2
         # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
         # that each sum is a running total.
-        a = np.where((d_all > 0) & (n > d_all), d_all / (n * (n - d_all)), 0.0)
-        b = lagged**2 * d * (n - d) / n**3
-        c = lagged * d / n**2
-    a_sum = _grouped_cumsum(np.broadcast_to(a, d.shape).copy(), group)
-    af = _grouped_cumsum(a * incidence, group)
-    aff = _grouped_cumsum(a * incidence**2, group)
-    b_sum = _grouped_cumsum(b, group)
-    c_sum = _grouped_cumsum(c, group)
-    cf = _grouped_cumsum(c * incidence, group)
-    f = incidence
-    variance = f**2 * a_sum - 2 * f * af + aff + b_sum - 2 * (f * c_sum - cf)
+        incidence[:, k] = f
+        variance[:, k] = (
+            f**2 * a_sum - 2 * f * _grouped_cumsum(a * f, group) + _grouped_cumsum(a * f**2, group)
+            + _grouped_cumsum(b, group)
+            - 2 * (f * _grouped_cumsum(c, group) - _grouped_cumsum(c * f, group))
+        )
     return incidence, np.maximum(variance, 0.0)
 
 

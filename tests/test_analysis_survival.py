@@ -262,3 +262,18 @@ def test_zero_length_episodes_and_empty_groups():
     assert curve["survival"].iloc[0] == pytest.approx(0.9)
     empty = drug_survival(episodes.iloc[:0], by=["strategy"])
     assert empty.empty and "survival" in empty.columns
+
+
+def test_incidence_at_chosen_times_equals_reading_the_full_table():
+    run = synthetic_run(patients=200, seed=12, horizon_months=40.0)
+    times = [0.0, 3.0, 12.0, 24.0, 36.0, 45.0]
+    full = incidence_at(cumulative_incidence(run.episodes), times)
+    direct = cumulative_incidence(run.episodes, times_months=times)
+    columns = ["strategy", "treatment", "time_months", "reason", "cumulative_incidence",
+               "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(direct[columns], full[columns])
+    # Past the 40-month horizon only groups in which every episode had stopped are known.
+    late = direct[direct["time_months"] == 45.0].groupby(["strategy", "treatment"], observed=True)
+    totals = late["cumulative_incidence"].sum(min_count=5)
+    assert totals.isna().any()
+    np.testing.assert_allclose(totals.dropna(), 1.0)
