@@ -44,10 +44,9 @@ def treatment_colours(treatments: Sequence[str]) -> dict[str, tuple]:
     dict
         Treatment name to RGB tuple.
     """
-    # The colour-blind palette reordered so that neighbours in a pathway never get its
-    # two oranges.
-    base = sns.color_palette("colorblind", 10)
-    palette = [base[i] for i in (0, 1, 2, 4, 9, 5, 3, 7, 8, 6)][: max(len(treatments), 1)]
+    # tab10: ten clearly different hues, so a scenario's nine or ten treatments never
+    # share a colour family (the colour-blind palette has two oranges and two blues).
+    palette = sns.color_palette("tab10", 10)[: max(len(treatments), 1)]
     if len(treatments) > 10:
         palette = sns.color_palette("husl", len(treatments))
     return dict(zip(treatments, palette))

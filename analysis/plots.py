@@ -227,8 +227,8 @@ def _draw_survival(ax, block, colour, label, censoring_ticks, max_months) -> Non
                     alpha=0.15, lw=0)
     censored = block[block["censored"] > 0]
     if censoring_ticks or (censoring_ticks is None and len(censored) <= _MAX_TICKS):
-        ax.plot(censored["time_months"], censored["survival"], ls="none", marker="|", ms=6,
-                mew=1, color=colour, label="_nolegend_")
+        ax.plot(censored["time_months"], censored["survival"], ls="none", marker="|", ms=5,
+                mew=0.8, alpha=0.7, color=colour, label="_nolegend_")
 
 
 def _count(n: int) -> str:
@@ -361,7 +361,7 @@ def plot_topical_return_at_horizon(
     measures = list(dict.fromkeys(at_horizon["measure"].astype(object)))
     names = {"returned_to_topical_ever": "Ever returned to topical therapy",
              "on_topical_at_horizon": "On topical therapy at the horizon"}
-    width = 0.8 / len(strategies)
+    width = min(0.8 / len(strategies), 0.3)
     with matplotlib.rc_context(_style()):
         fig = _figure(max(6.5, 1.4 * len(strategies) * len(measures) + 2.5), 4.6)
         ax = fig.subplots()

@@ -300,12 +300,21 @@ def _percent(value, low, high) -> str:
 def _number(value, low, high, unit: str = "", missing: str = "—") -> str:
     if _missing(value):
         return missing
+    present = [v for v in (value, low, high) if not _missing(v)]
     # Two decimals where one would round a small mean or difference to 0.0.
-    digits = 2 if max(abs(v) for v in (value, low, high) if not _missing(v)) < 10 else 1
-    interval = "" if _missing(low) or _missing(high) else f" ({low:.{digits}f}–{high:.{digits}f})"
-    if not _missing(low) and _missing(high):
-        interval = f" ({low:.{digits}f}–not reached)"
-    return f"{value:.{digits}f}{unit}{interval}"
+    digits = 2 if max(abs(v) for v in present) < 10 else 1
+
+    def fmt(v):
+        return f"{v:.{digits}f}".replace("-", "\u2212")
+
+    # "to" rather than a dash, which would read as a minus next to negative numbers.
+    if _missing(low):
+        interval = ""
+    elif _missing(high):
+        interval = f" ({fmt(low)} to not reached)"
+    else:
+        interval = f" ({fmt(low)} to {fmt(high)})"
+    return f"{fmt(value)}{unit}{interval}"
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool],
