@@ -20,8 +20,12 @@ from analysis.intervals import t_interval
 #: Patient outcomes compared between strategies by default (see
 #: ``analysis.outcomes.patient_outcomes``).
 DEFAULT_METRICS = (
-    "returned_to_topical_ever", "on_topical_at_horizon", "lines_used", "months_systemic",
-    "months_topical", "months_supportive_care",
+    "returned_to_topical_ever",
+    "on_topical_at_horizon",
+    "lines_used",
+    "months_systemic",
+    "months_topical",
+    "months_supportive_care",
 )
 
 
@@ -67,8 +71,16 @@ def strategy_differences(
                 continue
             pairs = (wide[strategy] - wide[reference]).dropna()
             rows.append((strategy, reference, metric, *_paired_estimate(pairs, confidence)))
-    columns = ["strategy", "reference", "metric", "difference", "ci_low", "ci_high", "pairs",
-               "replicates"]
+    columns = [
+        "strategy",
+        "reference",
+        "metric",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "pairs",
+        "replicates",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

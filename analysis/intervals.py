@@ -147,8 +147,9 @@ def proportion_estimates(
         ``patients`` (total n) and ``replicates``, sorted by ``by``.
     """
     grouped = counts.groupby(by, observed=True, sort=True)
-    out = grouped.agg(successes=("successes", "sum"), patients=("n", "sum"),
-                      replicates=("replicate", "nunique")).reset_index()
+    out = grouped.agg(
+        successes=("successes", "sum"), patients=("n", "sum"), replicates=("replicate", "nunique")
+    ).reset_index()
     low, high = wilson_interval(out["successes"], out["patients"], confidence)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["value"] = out["successes"] / out["patients"]
@@ -198,7 +199,7 @@ def mean_estimates(
     means = data.groupby([*by, "replicate"], observed=True, sort=True)["value"].mean()
     across = _t_interval_by(means.reset_index(), by, confidence)
     out = within[by].copy()
-    several = (replicates.to_numpy() >= 2)
+    several = replicates.to_numpy() >= 2
     for column in ("value", "ci_low", "ci_high"):
         out[column] = np.where(several, across[column], within[column])
     out["patients"] = within["count"].to_numpy()

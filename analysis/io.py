@@ -65,7 +65,9 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         patients=pd.read_parquet(run_dir / "patients.parquet"),
         adverse_events=_optional_parquet(run_dir / "adverse_events.parquet"),
         manifest=_manifest(run_dir / "run.json"),
-        summary=pd.read_csv(run_dir / "summary.csv") if (run_dir / "summary.csv").exists() else None,
+        summary=pd.read_csv(run_dir / "summary.csv")
+        if (run_dir / "summary.csv").exists()
+        else None,
     )
 
 

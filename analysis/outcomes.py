@@ -75,10 +75,17 @@ def _ever_returned_counts(patients: pd.DataFrame, times: np.ndarray) -> pd.DataF
     ):
         first = np.sort(group["months_to_first_topical"].to_numpy(dtype=float))
         first = first[~np.isnan(first)]
-        frames.append(pd.DataFrame({
-            "strategy": strategy, "replicate": replicate, "time_months": times,
-            "successes": np.searchsorted(first, times, side="right"), "n": len(group),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "strategy": strategy,
+                    "replicate": replicate,
+                    "time_months": times,
+                    "successes": np.searchsorted(first, times, side="right"),
+                    "n": len(group),
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out["strategy"] = out["strategy"].astype(patients["strategy"].dtype)
     return out
@@ -112,9 +119,11 @@ def topical_return_at_horizon(patients: pd.DataFrame, confidence: float = 0.95) 
 
 
 def _proportion(outcomes: pd.DataFrame, column: str, confidence: float) -> pd.DataFrame:
-    counts = outcomes.groupby(["strategy", "replicate"], observed=True, sort=True).agg(
-        successes=(column, "sum"), n=(column, "size")
-    ).reset_index()
+    counts = (
+        outcomes.groupby(["strategy", "replicate"], observed=True, sort=True)
+        .agg(successes=(column, "sum"), n=(column, "size"))
+        .reset_index()
+    )
     return proportion_estimates(counts, ["strategy"], confidence)
 
 
@@ -148,8 +157,14 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
         ("lost_to_followup", "lost_to_followup"),
     ):
         out[column] = (final == state).astype(int).to_numpy()
-    for column in ("lines_used", "episodes", "relapses", "months_systemic", "months_topical",
-                   "months_supportive_care"):
+    for column in (
+        "lines_used",
+        "episodes",
+        "relapses",
+        "months_systemic",
+        "months_topical",
+        "months_supportive_care",
+    ):
         out[column] = patients[column].astype(float).to_numpy()
     if episodes is not None:
         first = first_response(episodes, patients)
@@ -276,8 +291,12 @@ def mean_outcomes(
 
 #: Patient outcomes that are 0/1 indicators (their means are proportions).
 PROPORTION_OUTCOMES = (
-    "returned_to_topical_ever", "on_topical_at_horizon", "in_supportive_care_at_horizon",
-    "on_systemic_at_horizon", "lost_to_followup", "responded_ever",
+    "returned_to_topical_ever",
+    "on_topical_at_horizon",
+    "in_supportive_care_at_horizon",
+    "on_systemic_at_horizon",
+    "lost_to_followup",
+    "responded_ever",
 )
 
 

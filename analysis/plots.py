@@ -45,8 +45,15 @@ def _style():
     """Seaborn style for every figure, applied only while a figure is drawn."""
     style = sns.axes_style("whitegrid", {"grid.color": "#e6e6e6"})
     context = sns.plotting_context("notebook", font_scale=0.85)
-    return {**style, **context, "axes.titleweight": "bold", "figure.titleweight": "bold",
-            "figure.titlesize": 13, "legend.frameon": True, "legend.framealpha": 0.9}
+    return {
+        **style,
+        **context,
+        "axes.titleweight": "bold",
+        "figure.titleweight": "bold",
+        "figure.titlesize": 13,
+        "legend.frameon": True,
+        "legend.framealpha": 0.9,
+    }
 
 
 def _figure(width_in: float, height_in: float) -> Figure:
@@ -109,8 +116,13 @@ def save_figure(fig: Figure, path: str | os.PathLike, svg: bool = False) -> list
         target = path.with_suffix(f".{fmt}")
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            fig.savefig(tmp, format=fmt, dpi=_DPI, facecolor="white",
-                        metadata={"Software": None} if fmt == "png" else {"Date": None})
+            fig.savefig(
+                tmp,
+                format=fmt,
+                dpi=_DPI,
+                facecolor="white",
+                metadata={"Software": None} if fmt == "png" else {"Date": None},
+            )
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
@@ -179,12 +191,16 @@ def plot_drug_survival(
     colours = colours or treatment_colours(treatments_all)
     max_months = max_months or float(curve["time_months"].max()) or 1.0
     step = 6 if max_months <= 48 else 12 if max_months <= 120 else 24
-    risk_times = (np.arange(0, max_months + 1e-9, step) if risk_times_months is None
-                  else np.asarray(risk_times_months, dtype=float))
+    risk_times = (
+        np.arange(0, max_months + 1e-9, step)
+        if risk_times_months is None
+        else np.asarray(risk_times_months, dtype=float)
+    )
     n_rows, n_cols = _panel_grid(len(strategies))
     per_strategy = {
-        s: _in_pathway_order(_levels(curve.loc[curve["strategy"] == s, "treatment"]),
-                             (pathways or {}).get(s, ()))
+        s: _in_pathway_order(
+            _levels(curve.loc[curve["strategy"] == s, "treatment"]), (pathways or {}).get(s, ())
+        )
         for s in strategies
     }
     table_rows = max(len(t) for t in per_strategy.values())
@@ -199,8 +215,14 @@ def plot_drug_survival(
             part = curve[curve["strategy"] == strategy]
             for treatment in per_strategy[strategy]:
                 block = part[part["treatment"] == treatment].reset_index(drop=True)
-                _draw_survival(ax, block, colours[treatment], _label(labels, treatment),
-                               censoring_ticks, max_months)
+                _draw_survival(
+                    ax,
+                    block,
+                    colours[treatment],
+                    _label(labels, treatment),
+                    censoring_ticks,
+                    max_months,
+                )
             _at_risk_table(table, part, per_strategy[strategy], risk_times, colours, labels)
             ax.set_title(_label(labels, strategy))
             ax.set_xlabel("")
@@ -223,12 +245,22 @@ def _draw_survival(ax, block, colour, label, censoring_ticks, max_months) -> Non
     points = _step_points(block, max_months)
     t = points["time_months"].to_numpy()
     ax.plot(t, points["survival"], drawstyle="steps-post", color=colour, lw=1.8, label=label)
-    ax.fill_between(t, points["ci_low"], points["ci_high"], step="post", color=colour,
-                    alpha=0.15, lw=0)
+    ax.fill_between(
+        t, points["ci_low"], points["ci_high"], step="post", color=colour, alpha=0.15, lw=0
+    )
     censored = block[block["censored"] > 0]
     if censoring_ticks or (censoring_ticks is None and len(censored) <= _MAX_TICKS):
-        ax.plot(censored["time_months"], censored["survival"], ls="none", marker="|", ms=5,
-                mew=0.8, alpha=0.7, color=colour, label="_nolegend_")
+        ax.plot(
+            censored["time_months"],
+            censored["survival"],
+            ls="none",
+            marker="|",
+            ms=5,
+            mew=0.8,
+            alpha=0.7,
+            color=colour,
+            label="_nolegend_",
+        )
 
 
 def _count(n: int) -> str:
@@ -245,8 +277,15 @@ def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
     for row, treatment in enumerate(treatments):
         counts = at.loc[at["treatment"] == treatment, "at_risk"].to_numpy()
         for t, n in zip(times, counts):
-            ax.text(t, row, _count(n), ha="center", va="center", fontsize="x-small",
-                    color=colours[treatment])
+            ax.text(
+                t,
+                row,
+                _count(n),
+                ha="center",
+                va="center",
+                fontsize="x-small",
+                color=colours[treatment],
+            )
     ax.set_ylim(len(treatments) - 0.5, -0.5)
     ax.set_yticks(range(len(treatments)))
     ax.set_yticklabels([_label(labels, t) for t in treatments], fontsize="x-small")
@@ -302,27 +341,41 @@ def plot_discontinuation_reasons(
         fig = _figure(_PANEL_WIDTH_IN * n_cols, 3.4 * n_rows + 1.2)
         axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
         for ax, (key, part) in zip(axes.flat, panels):
-            wide = part.pivot_table(index="time_months", columns="reason",
-                                    values="cumulative_incidence", observed=True, dropna=False)
+            wide = part.pivot_table(
+                index="time_months",
+                columns="reason",
+                values="cumulative_incidence",
+                observed=True,
+                dropna=False,
+            )
             wide = wide.dropna()
             t = wide.index.to_numpy()
             layers = [wide[r].to_numpy() for r in reasons]
             still_on = np.clip(1.0 - np.sum(layers, axis=0), 0.0, 1.0)
-            ax.stackplot(t, *layers, still_on,
-                         colors=[REASON_COLOURS[r] for r in reasons] + [STILL_ON_TREATMENT_COLOUR],
-                         labels=[_label(None, r).capitalize() for r in reasons] + ["Still on treatment"],
-                         lw=0)
+            ax.stackplot(
+                t,
+                *layers,
+                still_on,
+                colors=[REASON_COLOURS[r] for r in reasons] + [STILL_ON_TREATMENT_COLOUR],
+                labels=[_label(None, r).capitalize() for r in reasons] + ["Still on treatment"],
+                lw=0,
+            )
             key = key if isinstance(key, tuple) else (key,)
             ax.set_title(" · ".join(_label(labels, k) for k in key) or "All episodes")
             _percent_axis(ax)
             _month_ticks(ax, max_months)
             ax.set_xlabel("Months since start of treatment")
             ax.set_ylabel("Episodes (%)")
-        for ax in list(axes.flat)[len(panels):]:
+        for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
         handles, names = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles[::-1], names[::-1], loc="outside lower center",
-                   ncols=len(names), title="Reason the treatment stopped")
+        fig.legend(
+            handles[::-1],
+            names[::-1],
+            loc="outside lower center",
+            ncols=len(names),
+            title="Reason the treatment stopped",
+        )
         fig.suptitle(title)
     return fig
 
@@ -359,8 +412,10 @@ def plot_topical_return_at_horizon(
     strategies = _levels(at_horizon["strategy"])
     colours = colours or strategy_colours(_all_levels(at_horizon["strategy"]))
     measures = list(dict.fromkeys(at_horizon["measure"].astype(object)))
-    names = {"returned_to_topical_ever": "Ever returned to topical therapy",
-             "on_topical_at_horizon": "On topical therapy at the horizon"}
+    names = {
+        "returned_to_topical_ever": "Ever returned to topical therapy",
+        "on_topical_at_horizon": "On topical therapy at the horizon",
+    }
     width = min(0.8 / len(strategies), 0.3)
     with matplotlib.rc_context(_style()):
         fig = _figure(max(6.5, 1.4 * len(strategies) * len(measures) + 2.5), 4.6)
@@ -370,14 +425,33 @@ def plot_topical_return_at_horizon(
             rows = rows.loc[measures]
             x = np.arange(len(measures)) + (i - (len(strategies) - 1) / 2) * width
             value = rows["proportion"].to_numpy()
-            error = np.vstack([value - rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy() - value])
-            ax.bar(x, value, width * 0.92, color=colours[strategy],
-                          label=_label(labels, strategy), yerr=error, capsize=3,
-                          error_kw={"elinewidth": 1, "ecolor": "#333333"})
-            above = np.where(np.isnan(rows["ci_high"].to_numpy()), value, rows["ci_high"].to_numpy())
+            error = np.vstack(
+                [value - rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy() - value]
+            )
+            ax.bar(
+                x,
+                value,
+                width * 0.92,
+                color=colours[strategy],
+                label=_label(labels, strategy),
+                yerr=error,
+                capsize=3,
+                error_kw={"elinewidth": 1, "ecolor": "#333333"},
+            )
+            above = np.where(
+                np.isnan(rows["ci_high"].to_numpy()), value, rows["ci_high"].to_numpy()
+            )
             for xi, yi, v in zip(x, above, value):
-                ax.text(xi, yi + 0.015, f"{v:.0%}", ha="center", va="bottom", fontsize="small",
-                        fontweight="bold", color=colours[strategy])
+                ax.text(
+                    xi,
+                    yi + 0.015,
+                    f"{v:.0%}",
+                    ha="center",
+                    va="bottom",
+                    fontsize="small",
+                    fontweight="bold",
+                    color=colours[strategy],
+                )
         ax.set_xticks(range(len(measures)))
         ax.set_xticklabels([names.get(m, _label(None, m)) for m in measures])
         top = float(np.nanmax(at_horizon["ci_high"])) if len(at_horizon) else 1.0
@@ -418,8 +492,10 @@ def plot_topical_return_over_time(
     """
     strategies = _levels(curve["strategy"])
     colours = colours or strategy_colours(_all_levels(curve["strategy"]))
-    panels = {"returned_to_topical_ever": "Ever returned to topical therapy by month t",
-              "on_topical": "On topical therapy at month t"}
+    panels = {
+        "returned_to_topical_ever": "Ever returned to topical therapy by month t",
+        "on_topical": "On topical therapy at month t",
+    }
     max_months = float(curve["time_months"].max()) or 1.0
     with matplotlib.rc_context(_style()):
         fig = _figure(2 * _PANEL_WIDTH_IN, 4.4)
@@ -428,10 +504,21 @@ def plot_topical_return_over_time(
             part = curve[curve["measure"] == measure]
             for strategy in strategies:
                 line = part[part["strategy"] == strategy]
-                ax.plot(line["time_months"], line["proportion"], color=colours[strategy],
-                        lw=1.8, label=_label(labels, strategy))
-                ax.fill_between(line["time_months"], line["ci_low"], line["ci_high"],
-                                color=colours[strategy], alpha=0.15, lw=0)
+                ax.plot(
+                    line["time_months"],
+                    line["proportion"],
+                    color=colours[strategy],
+                    lw=1.8,
+                    label=_label(labels, strategy),
+                )
+                ax.fill_between(
+                    line["time_months"],
+                    line["ci_low"],
+                    line["ci_high"],
+                    color=colours[strategy],
+                    alpha=0.15,
+                    lw=0,
+                )
             ax.set_title(name)
             ax.set_xlabel("Months since entering the pathway (t)")
             _month_ticks(ax, max_months)
@@ -476,21 +563,35 @@ def plot_state_occupancy(
         axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
         for ax, strategy in zip(axes.flat, strategies):
             part = occupancy[occupancy["strategy"] == strategy]
-            wide = part.pivot_table(index="time_months", columns="state", values="proportion",
-                                    observed=False, dropna=False).reindex(columns=states).fillna(0.0)
-            ax.stackplot(wide.index.to_numpy(), *[wide[s].to_numpy() for s in states],
-                         colors=[colours[s] for s in states],
-                         labels=[state_label(s) for s in states], lw=0)
+            wide = (
+                part.pivot_table(
+                    index="time_months",
+                    columns="state",
+                    values="proportion",
+                    observed=False,
+                    dropna=False,
+                )
+                .reindex(columns=states)
+                .fillna(0.0)
+            )
+            ax.stackplot(
+                wide.index.to_numpy(),
+                *[wide[s].to_numpy() for s in states],
+                colors=[colours[s] for s in states],
+                labels=[state_label(s) for s in states],
+                lw=0,
+            )
             ax.set_title(_label(labels, strategy))
             _percent_axis(ax)
             _month_ticks(ax, max_months)
             ax.set_xlabel("Months since entering the pathway")
             ax.set_ylabel("Patients (%)")
-        for ax in list(axes.flat)[len(strategies):]:
+        for ax in list(axes.flat)[len(strategies) :]:
             ax.set_visible(False)
         handles, names = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 4),
-                   title="State")
+        fig.legend(
+            handles, names, loc="outside lower center", ncols=min(len(names), 4), title="State"
+        )
         fig.suptitle(title)
     return fig
 
@@ -509,6 +610,9 @@ def state_label(state: str) -> str:
     """
     if state.startswith("systemic_line_"):
         return f"Systemic, line {state.rsplit('_', 1)[1]}"
-    return {"awaiting_treatment": "Awaiting treatment", "topical": "Topical therapy",
-            "supportive_care": "Supportive care", "lost_to_followup": "Lost to follow-up"}.get(
-        state, state.replace("_", " ").capitalize())
+    return {
+        "awaiting_treatment": "Awaiting treatment",
+        "topical": "Topical therapy",
+        "supportive_care": "Supportive care",
+        "lost_to_followup": "Lost to follow-up",
+    }.get(state, state.replace("_", " ").capitalize())

@@ -121,8 +121,15 @@ class _Context:
                     labels[name] = str(info["label"])
         pathways = {s: _pathway(manifest, run.episodes, s) for s in strategies}
         horizon = manifest.get("horizon_months") or horizon_of(run.patients)
-        return cls(strategies, treatments, labels, pathways, float(horizon),
-                   strategy_colours(strategies), treatment_colours(treatments))
+        return cls(
+            strategies,
+            treatments,
+            labels,
+            pathways,
+            float(horizon),
+            strategy_colours(strategies),
+            treatment_colours(treatments),
+        )
 
 
 def _ordered(declared, column: pd.Series) -> list[str]:
@@ -154,41 +161,72 @@ def _figures(run: Run, context: _Context, svg: bool) -> list[_Figure]:
     episodes, patients, labels = run.episodes, run.patients, context.labels
     grid = monthly_grid(context.horizon_months)
     specs = [
-        ("drug_survival", "Drug survival by treatment",
-         "Kaplan–Meier estimate of the proportion of treatment episodes still running, by "
-         "strategy and treatment, with 95% log–log bands; ticks mark censored episodes "
-         "(still on treatment at the horizon or lost to follow-up). Any discontinuation "
-         "(non-response, adverse event, loss of response, remission, switch) is an event.",
-         lambda: plot_drug_survival(drug_survival(episodes), labels=labels,
-                                    colours=context.treatment_colours,
-                                    max_months=context.horizon_months,
-                                    pathways=context.pathways)),
-        ("discontinuation_reasons", "Why treatment stopped",
-         "Cumulative incidence of each reason for stopping, as competing risks "
-         "(Aalen–Johansen), all strategies pooled; the grey remainder is still on treatment.",
-         lambda: plot_discontinuation_reasons(cumulative_incidence(episodes, by="treatment"),
-                                              labels=labels, max_months=context.horizon_months)),
-        ("topical_return_at_horizon", "Return to topical therapy at the horizon",
-         "Proportion of all patients of each strategy who ever returned to topical therapy, "
-         "and who were on topical therapy at the horizon, with 95% intervals.",
-         lambda: plot_topical_return_at_horizon(topical_return_at_horizon(patients), labels=labels,
-                                                colours=context.strategy_colours,
-                                                horizon_months=context.horizon_months)),
-        ("topical_return_over_time", "Return to topical therapy over time",
-         "Left: proportion who had returned to topical therapy at least once by month t. "
-         "Right: proportion on topical therapy at month t. Bands are 95% intervals.",
-         lambda: plot_topical_return_over_time(topical_return(episodes, patients, grid),
-                                               labels=labels, colours=context.strategy_colours)),
-        ("state_occupancy", "Where patients are over time",
-         "Proportion of patients on each line of systemic therapy, back on topical therapy, "
-         "in supportive care (strategy exhausted) or lost to follow-up, month by month.",
-         lambda: plot_state_occupancy(state_occupancy(episodes, patients, grid), labels=labels)),
+        (
+            "drug_survival",
+            "Drug survival by treatment",
+            "Kaplan–Meier estimate of the proportion of treatment episodes still running, by "
+            "strategy and treatment, with 95% log–log bands; ticks mark censored episodes "
+            "(still on treatment at the horizon or lost to follow-up). Any discontinuation "
+            "(non-response, adverse event, loss of response, remission, switch) is an event.",
+            lambda: plot_drug_survival(
+                drug_survival(episodes),
+                labels=labels,
+                colours=context.treatment_colours,
+                max_months=context.horizon_months,
+                pathways=context.pathways,
+            ),
+        ),
+        (
+            "discontinuation_reasons",
+            "Why treatment stopped",
+            "Cumulative incidence of each reason for stopping, as competing risks "
+            "(Aalen–Johansen), all strategies pooled; the grey remainder is still on treatment.",
+            lambda: plot_discontinuation_reasons(
+                cumulative_incidence(episodes, by="treatment"),
+                labels=labels,
+                max_months=context.horizon_months,
+            ),
+        ),
+        (
+            "topical_return_at_horizon",
+            "Return to topical therapy at the horizon",
+            "Proportion of all patients of each strategy who ever returned to topical therapy, "
+            "and who were on topical therapy at the horizon, with 95% intervals.",
+            lambda: plot_topical_return_at_horizon(
+                topical_return_at_horizon(patients),
+                labels=labels,
+                colours=context.strategy_colours,
+                horizon_months=context.horizon_months,
+            ),
+        ),
+        (
+            "topical_return_over_time",
+            "Return to topical therapy over time",
+            "Left: proportion who had returned to topical therapy at least once by month t. "
+            "Right: proportion on topical therapy at month t. Bands are 95% intervals.",
+            lambda: plot_topical_return_over_time(
+                topical_return(episodes, patients, grid),
+                labels=labels,
+                colours=context.strategy_colours,
+            ),
+        ),
+        (
+            "state_occupancy",
+            "Where patients are over time",
+            "Proportion of patients on each line of systemic therapy, back on topical therapy, "
+            "in supportive care (strategy exhausted) or lost to follow-up, month by month.",
+            lambda: plot_state_occupancy(state_occupancy(episodes, patients, grid), labels=labels),
+        ),
     ]
-    return [_render(run.run_dir, name, title, caption, draw, svg)
-            for name, title, caption, draw in specs]
+    return [
+        _render(run.run_dir, name, title, caption, draw, svg)
+        for name, title, caption, draw in specs
+    ]
 
 
-def _render(run_dir: Path, name: str, title: str, caption: str, draw: Callable, svg: bool) -> _Figure:
+def _render(
+    run_dir: Path, name: str, title: str, caption: str, draw: Callable, svg: bool
+) -> _Figure:
     figure = draw()
     png_path = save_figure(figure, run_dir / "figures" / f"{name}.png", svg=svg)[0]
     return _Figure(name, title, caption, png_path.read_bytes())
@@ -206,43 +244,71 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame) -> list[_Table]:
     outcomes = patient_outcomes(patients, episodes)
     tables = [
         _Table("summary", "Headline metrics in long form (as summary.csv).", summary),
-        _Table("drug_survival_monthly",
-               "Drug survival by strategy and treatment at every month (any discontinuation).",
-               survival_at(curve, grid).rename(columns={"at_risk": "at_risk_episodes"})),
-        _Table("median_drug_survival",
-               "Median drug survival by strategy and treatment, months (NaN: not reached).",
-               median_survival(curve).rename(columns={"subjects": "episodes", **months})),
-        _Table("median_drug_survival_by_line",
-               "Median drug survival by strategy and line of therapy, months.",
-               median_survival(drug_survival(episodes, by=["strategy", "line"]))
-               .rename(columns={"subjects": "episodes", **months})),
-        _Table("discontinuation_reasons_monthly",
-               "Cumulative incidence of each reason for stopping, by treatment (all strategies).",
-               cumulative_incidence(episodes, by="treatment", times_months=grid)),
-        _Table("topical_return_monthly",
-               "Ever returned to topical therapy by month t, and on topical therapy at month t.",
-               topical_return(episodes, patients, grid)),
-        _Table("topical_return_at_horizon",
-               "Ever returned to topical therapy, and on topical therapy at the horizon.",
-               topical_return_at_horizon(patients)),
-        _Table("state_occupancy_monthly", "Proportion of patients in each state at every month.",
-               state_occupancy(episodes, patients, grid)),
+        _Table(
+            "drug_survival_monthly",
+            "Drug survival by strategy and treatment at every month (any discontinuation).",
+            survival_at(curve, grid).rename(columns={"at_risk": "at_risk_episodes"}),
+        ),
+        _Table(
+            "median_drug_survival",
+            "Median drug survival by strategy and treatment, months (NaN: not reached).",
+            median_survival(curve).rename(columns={"subjects": "episodes", **months}),
+        ),
+        _Table(
+            "median_drug_survival_by_line",
+            "Median drug survival by strategy and line of therapy, months.",
+            median_survival(drug_survival(episodes, by=["strategy", "line"])).rename(
+                columns={"subjects": "episodes", **months}
+            ),
+        ),
+        _Table(
+            "discontinuation_reasons_monthly",
+            "Cumulative incidence of each reason for stopping, by treatment (all strategies).",
+            cumulative_incidence(episodes, by="treatment", times_months=grid),
+        ),
+        _Table(
+            "topical_return_monthly",
+            "Ever returned to topical therapy by month t, and on topical therapy at month t.",
+            topical_return(episodes, patients, grid),
+        ),
+        _Table(
+            "topical_return_at_horizon",
+            "Ever returned to topical therapy, and on topical therapy at the horizon.",
+            topical_return_at_horizon(patients),
+        ),
+        _Table(
+            "state_occupancy_monthly",
+            "Proportion of patients in each state at every month.",
+            state_occupancy(episodes, patients, grid),
+        ),
         _Table("lines_used", "Number of lines of therapy used per patient.", lines_used(patients)),
-        _Table("adverse_event_rates",
-               "Adverse events per 100 patient-years of follow-up, by strategy and type.",
-               adverse_event_rates(patients, run.adverse_events, episodes).rename(columns=rates)),
-        _Table("adverse_event_rates_by_treatment",
-               "Adverse events per 100 patient-years on treatment, by treatment and type.",
-               adverse_event_rates_on_treatment(run.adverse_events, episodes).rename(columns=rates)),
-        _Table("strategy_differences",
-               "Differences from the first strategy, paired on the same virtual patients.",
-               strategy_differences(outcomes, reference=context.strategies[0]
-                                    if context.strategies else None)),
+        _Table(
+            "adverse_event_rates",
+            "Adverse events per 100 patient-years of follow-up, by strategy and type.",
+            adverse_event_rates(patients, run.adverse_events, episodes).rename(columns=rates),
+        ),
+        _Table(
+            "adverse_event_rates_by_treatment",
+            "Adverse events per 100 patient-years on treatment, by treatment and type.",
+            adverse_event_rates_on_treatment(run.adverse_events, episodes).rename(columns=rates),
+        ),
+        _Table(
+            "strategy_differences",
+            "Differences from the first strategy, paired on the same virtual patients.",
+            strategy_differences(
+                outcomes, reference=context.strategies[0] if context.strategies else None
+            ),
+        ),
     ]
     parameters = run.manifest.get("parameters")
     if isinstance(parameters, list) and parameters:
-        tables.append(_Table("parameters", "Every parameter of the scenario with its source.",
-                             _parameter_frame(parameters)))
+        tables.append(
+            _Table(
+                "parameters",
+                "Every parameter of the scenario with its source.",
+                _parameter_frame(parameters),
+            )
+        )
     return tables
 
 
@@ -251,12 +317,15 @@ def _parameter_frame(parameters: list) -> pd.DataFrame:
     for item in parameters:
         item = item if isinstance(item, Mapping) else {"path": str(item)}
         value = item.get("value")
-        rows.append({
-            "path": str(item.get("path", "")),
-            "value": value if isinstance(value, (int, float, str)) or value is None
-            else json.dumps(value, sort_keys=True),
-            "source": str(item.get("source", "")) or NOT_RECORDED,
-        })
+        rows.append(
+            {
+                "path": str(item.get("path", "")),
+                "value": value
+                if isinstance(value, (int, float, str)) or value is None
+                else json.dumps(value, sort_keys=True),
+                "source": str(item.get("source", "")) or NOT_RECORDED,
+            }
+        )
     return pd.DataFrame(rows, columns=["path", "value", "source"])
 
 
@@ -317,22 +386,29 @@ def _number(value, low, high, unit: str = "", missing: str = "—") -> str:
     return f"{fmt(value)}{unit}{interval}"
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool],
-                css_class: str = "") -> str:
+def _html_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric: Sequence[bool],
+    css_class: str = "",
+) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(
+        "<tr>"
+        + "".join(
             f'<td class="num">{cell}</td>' if num else f"<td>{cell}</td>"
             for cell, num in zip(row, numeric)
-        ) + "</tr>"
+        )
+        + "</tr>"
         for row in rows
     )
     cls = f' class="{css_class}"' if css_class else ""
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _page(run: Run, context: _Context, summary: pd.DataFrame, figures: list[_Figure],
-          tables: list[_Table]) -> str:
+def _page(
+    run: Run, context: _Context, summary: pd.DataFrame, figures: list[_Figure], tables: list[_Table]
+) -> str:
     manifest = run.manifest
     name = manifest.get("scenario_name") or run.run_dir.name
     sections = [
@@ -349,7 +425,7 @@ def _page(run: Run, context: _Context, summary: pd.DataFrame, figures: list[_Fig
     ]
     body = "\n".join(s for s in sections if s)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>adpath report: {_e(name)}</title>\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
@@ -385,19 +461,26 @@ def _run_section(run: Run, context: _Context) -> str:
         description = info.get("description", "") if isinstance(info, Mapping) else ""
         pathway = " → ".join(context.labels.get(t, t) for t in context.pathways[s])
         colour = _css_colour(context.strategy_colours[s])
-        strategies.append([
-            f'<span class="swatch" style="background:{colour}"></span>{_e(context.labels[s])}',
-            f'<span class="pathway">{_e(pathway) or _e(NOT_RECORDED)}</span>',
-            _e(description),
-        ])
+        strategies.append(
+            [
+                f'<span class="swatch" style="background:{colour}"></span>{_e(context.labels[s])}',
+                f'<span class="pathway">{_e(pathway) or _e(NOT_RECORDED)}</span>',
+                _e(description),
+            ]
+        )
     versions = m.get("versions") or {}
-    version_text = ", ".join(f"{_e(k)} {_e(v)}" for k, v in sorted(versions.items())) or NOT_RECORDED
+    version_text = (
+        ", ".join(f"{_e(k)} {_e(v)}" for k, v in sorted(versions.items())) or NOT_RECORDED
+    )
     return (
         "<h2>What was run</h2>"
         + _html_table(["Item", "Value"], rows, [False, False])
         + "<h3>Strategies</h3>"
-        + _html_table(["Strategy", "Pathway (lines in order)", "Description"], strategies,
-                      [False, False, False])
+        + _html_table(
+            ["Strategy", "Pathway (lines in order)", "Description"],
+            strategies,
+            [False, False, False],
+        )
         + f'<p class="muted">Package versions: {version_text}.</p>'
     )
 
@@ -408,7 +491,11 @@ def _css_colour(rgb) -> str:
 
 def _metric(summary: pd.DataFrame, strategy: str, metric: str, treatment=None) -> tuple:
     rows = summary[(summary["strategy"] == strategy) & (summary["metric"] == metric)]
-    rows = rows[rows["treatment"].isna()] if treatment is None else rows[rows["treatment"] == treatment]
+    rows = (
+        rows[rows["treatment"].isna()]
+        if treatment is None
+        else rows[rows["treatment"] == treatment]
+    )
     if rows.empty:
         return (math.nan, math.nan, math.nan)
     row = rows.iloc[0]
@@ -421,18 +508,27 @@ def _headline_section(context: _Context, summary: pd.DataFrame) -> str:
         n = _metric(summary, s, "patients_n")[0]
         if _missing(n):
             continue
-        rows.append([
-            _e(context.labels[s]),
-            f"{int(n):,}",
-            _percent(*_metric(summary, s, "returned_to_topical_ever")),
-            _percent(*_metric(summary, s, "on_topical_at_horizon")),
-            _number(*_metric(summary, s, "first_line_median_drug_survival_months"),
-                    missing="not reached"),
-            _number(*_metric(summary, s, "lines_used_mean")),
-        ])
-    header = ["Strategy", "Patients", "Ever returned to topical therapy",
-              f"On topical therapy at {context.horizon_months:g} months",
-              "Median drug survival of the first line (months)", "Mean lines of therapy used"]
+        rows.append(
+            [
+                _e(context.labels[s]),
+                f"{int(n):,}",
+                _percent(*_metric(summary, s, "returned_to_topical_ever")),
+                _percent(*_metric(summary, s, "on_topical_at_horizon")),
+                _number(
+                    *_metric(summary, s, "first_line_median_drug_survival_months"),
+                    missing="not reached",
+                ),
+                _number(*_metric(summary, s, "lines_used_mean")),
+            ]
+        )
+    header = [
+        "Strategy",
+        "Patients",
+        "Ever returned to topical therapy",
+        f"On topical therapy at {context.horizon_months:g} months",
+        "Median drug survival of the first line (months)",
+        "Mean lines of therapy used",
+    ]
     return (
         "<h2>Headline results</h2>"
         + _html_table(header, rows, [False, True, True, True, True, True])
@@ -446,23 +542,34 @@ def _differences_section(context: _Context, tables: list[_Table]) -> str:
     frame = next((t.frame for t in tables if t.name == "strategy_differences"), None)
     if frame is None or frame.empty:
         return ""
-    names = {"returned_to_topical_ever": ("Ever returned to topical therapy", "pp"),
-             "on_topical_at_horizon": ("On topical therapy at the horizon", "pp"),
-             "lines_used": ("Lines of therapy used", ""),
-             "months_systemic": ("Months on systemic therapy", " mo"),
-             "months_topical": ("Months on topical therapy", " mo"),
-             "months_supportive_care": ("Months in supportive care", " mo")}
+    names = {
+        "returned_to_topical_ever": ("Ever returned to topical therapy", "pp"),
+        "on_topical_at_horizon": ("On topical therapy at the horizon", "pp"),
+        "lines_used": ("Lines of therapy used", ""),
+        "months_systemic": ("Months on systemic therapy", " mo"),
+        "months_topical": ("Months on topical therapy", " mo"),
+        "months_supportive_care": ("Months in supportive care", " mo"),
+    }
     rows = []
     for r in frame.itertuples(index=False):
         label, unit = names.get(r.metric, (r.metric, ""))
         scale = 100.0 if unit == "pp" else 1.0
         value = _number(r.difference * scale, r.ci_low * scale, r.ci_high * scale, unit)
-        rows.append([_e(context.labels.get(r.strategy, r.strategy)),
-                     _e(context.labels.get(r.reference, r.reference)), _e(label), value])
+        rows.append(
+            [
+                _e(context.labels.get(r.strategy, r.strategy)),
+                _e(context.labels.get(r.reference, r.reference)),
+                _e(label),
+                value,
+            ]
+        )
     return (
         "<h3>Differences between strategies</h3>"
-        + _html_table(["Strategy", "Compared with", "Outcome", "Difference (95% CI)"], rows,
-                      [False, False, False, True])
+        + _html_table(
+            ["Strategy", "Compared with", "Outcome", "Difference (95% CI)"],
+            rows,
+            [False, False, False, True],
+        )
         + '<p class="muted">Paired on the same virtual patients (common random numbers), '
         "so the interval is that of the difference itself; pp = percentage points.</p>"
     )
@@ -486,17 +593,32 @@ def _drug_survival_section(context: _Context, summary: pd.DataFrame) -> str:
     for s in context.strategies:
         treatments = summary[(summary["strategy"] == s) & summary["treatment"].notna()]
         for t in dict.fromkeys(treatments["treatment"]):
-            rows.append([
-                _e(context.labels[s]), _e(context.labels.get(t, t)),
-                f"{int(_metric(summary, s, 'episodes_n', t)[0]):,}",
-                *(_percent(*_metric(summary, s, f"drug_survival_{m}m", t)) for m in (12, 24, 36)),
-                _number(*_metric(summary, s, "median_drug_survival_months", t),
-                        missing="not reached"),
-                _percent(*_metric(summary, s, "discontinued_adverse_event_12m", t)),
-            ])
-    header = ["Strategy", "Treatment", "Episodes", "On treatment at 12 months",
-              "at 24 months", "at 36 months", "Median (months)",
-              "Stopped for an adverse event by 12 months"]
+            rows.append(
+                [
+                    _e(context.labels[s]),
+                    _e(context.labels.get(t, t)),
+                    f"{int(_metric(summary, s, 'episodes_n', t)[0]):,}",
+                    *(
+                        _percent(*_metric(summary, s, f"drug_survival_{m}m", t))
+                        for m in (12, 24, 36)
+                    ),
+                    _number(
+                        *_metric(summary, s, "median_drug_survival_months", t),
+                        missing="not reached",
+                    ),
+                    _percent(*_metric(summary, s, "discontinued_adverse_event_12m", t)),
+                ]
+            )
+    header = [
+        "Strategy",
+        "Treatment",
+        "Episodes",
+        "On treatment at 12 months",
+        "at 24 months",
+        "at 36 months",
+        "Median (months)",
+        "Stopped for an adverse event by 12 months",
+    ]
     return (
         "<h2>Drug survival by treatment</h2>"
         + _html_table(header, rows, [False, False] + [True] * 6)
@@ -513,18 +635,35 @@ def _adverse_event_section(context: _Context, tables: list[_Table], no_table: bo
     for ae in types:
         cells = [_e(ae.replace("_", " ").capitalize() if ae != "any_adverse_event" else "Any")]
         for s in context.strategies:
-            r = frame[(frame["strategy"].astype(object) == s) & (frame["adverse_event"].astype(object) == ae)]
-            cells.append("—" if r.empty else _number(
-                r["rate_per_100_patient_years"].iloc[0],
-                r["ci_low_per_100_patient_years"].iloc[0],
-                r["ci_high_per_100_patient_years"].iloc[0]))
+            r = frame[
+                (frame["strategy"].astype(object) == s)
+                & (frame["adverse_event"].astype(object) == ae)
+            ]
+            cells.append(
+                "—"
+                if r.empty
+                else _number(
+                    r["rate_per_100_patient_years"].iloc[0],
+                    r["ci_low_per_100_patient_years"].iloc[0],
+                    r["ci_high_per_100_patient_years"].iloc[0],
+                )
+            )
         rows.append(cells)
-    note = (" This run has no adverse-events table (an older run), so only the total count "
-            "per episode is shown.") if no_table else ""
+    note = (
+        (
+            " This run has no adverse-events table (an older run), so only the total count "
+            "per episode is shown."
+        )
+        if no_table
+        else ""
+    )
     return (
         "<h2>Adverse events</h2>"
-        + _html_table(["Adverse event"] + [context.labels[s] for s in context.strategies], rows,
-                      [False] + [True] * len(context.strategies))
+        + _html_table(
+            ["Adverse event"] + [context.labels[s] for s in context.strategies],
+            rows,
+            [False] + [True] * len(context.strategies),
+        )
         + f'<p class="muted">Events per 100 patient-years of follow-up, exact Poisson 95% '
         f"intervals.{note}</p>"
     )
@@ -533,8 +672,10 @@ def _adverse_event_section(context: _Context, tables: list[_Table], no_table: bo
 def _parameter_section(manifest: dict) -> str:
     parameters = manifest.get("parameters")
     if not isinstance(parameters, list) or not parameters:
-        return ("<h2>Parameters</h2><p>The manifest of this run has no parameter table "
-                f"({NOT_RECORDED}).</p>")
+        return (
+            "<h2>Parameters</h2><p>The manifest of this run has no parameter table "
+            f"({NOT_RECORDED}).</p>"
+        )
     frame = _parameter_frame(parameters)
     rows = [[_e(r.path), _e(r.value), _e(r.source)] for r in frame.itertuples(index=False)]
     return (

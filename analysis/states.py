@@ -69,9 +69,10 @@ def _patient_index(episodes: pd.DataFrame, patients: pd.DataFrame) -> np.ndarray
 
     def key(frame):
         # (replicate, strategy, patient) packed into one integer.
-        return ((frame["replicate"].to_numpy(np.int64) * (len(strategies) + 1)
-                 + _codes(frame["strategy"], strategies)) * (1 << 32)
-                + frame["patient"].to_numpy(np.int64))
+        return (
+            frame["replicate"].to_numpy(np.int64) * (len(strategies) + 1)
+            + _codes(frame["strategy"], strategies)
+        ) * (1 << 32) + frame["patient"].to_numpy(np.int64)
 
     patient_keys = key(patients)
     order = np.argsort(patient_keys, kind="stable")
@@ -132,7 +133,9 @@ def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
     # the last episode of a patient the tail and the loss to follow-up.
     columns = {
         "patient_row": np.repeat(row, 4),
-        "state": np.column_stack([gap, systemic, tail, np.full(len(row), code["lost_to_followup"])]),
+        "state": np.column_stack(
+            [gap, systemic, tail, np.full(len(row), code["lost_to_followup"])]
+        ),
         "start_months": np.column_stack([previous_stop, start, stop, lost_start]),
         "stop_months": np.column_stack([start, stop, tail_stop, np.full(len(row), np.inf)]),
     }
@@ -152,8 +155,13 @@ def _with_patients_without_episodes(columns, row, final, follow_up, lost, code) 
     without = np.flatnonzero(~has_episode)
     if without.size == 0:
         return columns
-    state = np.array([code[f] if f in ("topical", "supportive_care") else code["awaiting_treatment"]
-                      for f in final[without]], dtype=np.int64)
+    state = np.array(
+        [
+            code[f] if f in ("topical", "supportive_care") else code["awaiting_treatment"]
+            for f in final[without]
+        ],
+        dtype=np.int64,
+    )
     end = np.where(lost[without], follow_up[without], np.inf)
     extra = {
         "patient_row": np.concatenate([without, without[lost[without]]]),
@@ -224,28 +232,39 @@ def state_counts(
     sizes = np.bincount(cohort, minlength=n_cohorts)
     # Patients in a state at t: segments started by t minus segments ended by t, counted
     # per (replicate, strategy, state) with one bincount over time bins.
-    group = cohort[segments["patient_row"].to_numpy()] * len(states) + segments["state"].cat.codes.to_numpy()
-    counts = (_counted_by(group, segments["start_months"].to_numpy(), times, n_cohorts * len(states))
-              - _counted_by(group, segments["stop_months"].to_numpy(), times, n_cohorts * len(states)))
+    group = (
+        cohort[segments["patient_row"].to_numpy()] * len(states)
+        + segments["state"].cat.codes.to_numpy()
+    )
+    counts = _counted_by(
+        group, segments["start_months"].to_numpy(), times, n_cohorts * len(states)
+    ) - _counted_by(group, segments["stop_months"].to_numpy(), times, n_cohorts * len(states))
     counts = counts.reshape(n_cohorts, len(states), len(times)).transpose(0, 2, 1)
     present = np.flatnonzero(sizes)
     used = np.flatnonzero(counts.sum(axis=(0, 1)))
     counts = counts[present][:, :, used]
     per_cohort = len(times) * len(used)
-    out = pd.DataFrame({
-        "strategy": pd.Categorical.from_codes(np.repeat(present % len(strategies), per_cohort),
-                                              categories=strategies),
-        "replicate": np.repeat(replicates[present // len(strategies)], per_cohort),
-        "time_months": np.tile(np.repeat(times, len(used)), len(present)),
-        "state": pd.Categorical.from_codes(np.tile(np.arange(len(used)), len(times) * len(present)),
-                                           categories=[states[k] for k in used]),
-        "patients": counts.ravel(),
-        "n": np.repeat(sizes[present], per_cohort),
-    })
+    out = pd.DataFrame(
+        {
+            "strategy": pd.Categorical.from_codes(
+                np.repeat(present % len(strategies), per_cohort), categories=strategies
+            ),
+            "replicate": np.repeat(replicates[present // len(strategies)], per_cohort),
+            "time_months": np.tile(np.repeat(times, len(used)), len(present)),
+            "state": pd.Categorical.from_codes(
+                np.tile(np.arange(len(used)), len(times) * len(present)),
+                categories=[states[k] for k in used],
+            ),
+            "patients": counts.ravel(),
+            "n": np.repeat(sizes[present], per_cohort),
+        }
+    )
     return out.sort_values(["strategy", "replicate"], kind="stable", ignore_index=True)
 
 
-def _counted_by(group: np.ndarray, values: np.ndarray, times: np.ndarray, n_groups: int) -> np.ndarray:
+def _counted_by(
+    group: np.ndarray, values: np.ndarray, times: np.ndarray, n_groups: int
+) -> np.ndarray:
     """groups × times: how many values of each group are ≤ each time."""
     bins = np.searchsorted(times, values, side="left")  # value ≤ times[j] ⇔ bin ≤ j
     counts = np.bincount(group * (len(times) + 1) + bins, minlength=n_groups * (len(times) + 1))

@@ -135,14 +135,16 @@ def _strategy_order(patients: pd.DataFrame, episodes: pd.DataFrame) -> list:
 
 
 def _long(frame: pd.DataFrame, metric, treatment=None) -> pd.DataFrame:
-    out = pd.DataFrame({
-        "strategy": frame["strategy"].astype(object).to_numpy(),
-        "treatment": treatment if treatment is not None else None,
-        "metric": metric,
-        "value": frame["value"].to_numpy(dtype=float),
-        "ci_low": frame["ci_low"].to_numpy(dtype=float),
-        "ci_high": frame["ci_high"].to_numpy(dtype=float),
-    })
+    out = pd.DataFrame(
+        {
+            "strategy": frame["strategy"].astype(object).to_numpy(),
+            "treatment": treatment if treatment is not None else None,
+            "metric": metric,
+            "value": frame["value"].to_numpy(dtype=float),
+            "ci_low": frame["ci_low"].to_numpy(dtype=float),
+            "ci_high": frame["ci_high"].to_numpy(dtype=float),
+        }
+    )
     return out
 
 
@@ -153,10 +155,17 @@ def _strategy_rows(episodes, patients, times) -> pd.DataFrame:
     column_to_name = {column: name for name, column in names.items()}
     means = means.assign(metric=means["metric"].map(column_to_name))
     counts = patients.groupby("strategy", observed=True, sort=True).size()
-    frames = [pd.DataFrame({
-        "strategy": counts.index.astype(object), "metric": "patients_n",
-        "value": counts.to_numpy(dtype=float), "ci_low": np.nan, "ci_high": np.nan,
-    })]
+    frames = [
+        pd.DataFrame(
+            {
+                "strategy": counts.index.astype(object),
+                "metric": "patients_n",
+                "value": counts.to_numpy(dtype=float),
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+            }
+        )
+    ]
     frames.append(means[["strategy", "metric", "value", "ci_low", "ci_high"]])
     response = median_survival(time_to_first_response(episodes, patients))
     frames.append(_medians(response, "median_months_to_first_response"))
@@ -167,9 +176,13 @@ def _strategy_rows(episodes, patients, times) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out["strategy"] = out["strategy"].astype(object)
     out["treatment"] = None
-    order = ["patients_n", *[n for n, _ in STRATEGY_METRICS], "median_months_to_first_response",
-             *[f"first_line_drug_survival_{_at(t)}" for t in times],
-             "first_line_median_drug_survival_months"]
+    order = [
+        "patients_n",
+        *[n for n, _ in STRATEGY_METRICS],
+        "median_months_to_first_response",
+        *[f"first_line_drug_survival_{_at(t)}" for t in times],
+        "first_line_median_drug_survival_months",
+    ]
     return _sorted(out, ["strategy"], order)
 
 
@@ -202,8 +215,10 @@ def _treatment_rows(episodes, times) -> pd.DataFrame:
         incidence,
     ]
     columns = [*by, "metric", "value", "ci_low", "ci_high"]
-    out = pd.concat([f[columns].astype({"strategy": object, "treatment": object}) for f in frames],
-                    ignore_index=True)
+    out = pd.concat(
+        [f[columns].astype({"strategy": object, "treatment": object}) for f in frames],
+        ignore_index=True,
+    )
     treatment_order = _category_order(episodes["treatment"])
     out["treatment_rank"] = out["treatment"].map({t: i for i, t in enumerate(treatment_order)})
     out = _sorted(out, ["strategy", "treatment_rank"], treatment_metrics(times))

@@ -49,14 +49,26 @@ REPORT_TIMES_MONTHS = (12.0, 24.0, 36.0)
 
 #: Columns of a drug-survival curve besides the grouping columns.
 CURVE_COLUMNS = (
-    "time_months", "at_risk", "events", "censored",
-    "survival", "standard_error", "ci_low", "ci_high",
+    "time_months",
+    "at_risk",
+    "events",
+    "censored",
+    "survival",
+    "standard_error",
+    "ci_low",
+    "ci_high",
 )
 
 #: Columns of a cumulative-incidence table besides the grouping columns.
 INCIDENCE_COLUMNS = (
-    "time_months", "reason", "at_risk", "events",
-    "cumulative_incidence", "standard_error", "ci_low", "ci_high",
+    "time_months",
+    "reason",
+    "at_risk",
+    "events",
+    "cumulative_incidence",
+    "standard_error",
+    "ci_low",
+    "ci_high",
 )
 
 
@@ -217,8 +229,13 @@ def _event_table(durations, cause, group, n_causes):
     group_size = np.add.reduceat(counts, np.flatnonzero(first)) if n_rows else counts
     at_risk = group_size[np.cumsum(first) - 1] - (before - before[group_start])
     return {
-        "group": row_group, "time": t[starts], "at_risk": at_risk, "events": events,
-        "censored": counts - events, "by_cause": by_cause, "first": first,
+        "group": row_group,
+        "time": t[starts],
+        "at_risk": at_risk,
+        "events": events,
+        "censored": counts - events,
+        "by_cause": by_cause,
+        "first": first,
     }
 
 
@@ -457,12 +474,14 @@ def cumulative_incidence(
     if times_months is None:
         columns["at_risk"] = np.repeat(table["at_risk"], k)
         columns["events"] = table["by_cause"].ravel()
-    columns.update({
-        "cumulative_incidence": table["incidence"].ravel(),
-        "standard_error": se.ravel(),
-        "ci_low": low.ravel(),
-        "ci_high": high.ravel(),
-    })
+    columns.update(
+        {
+            "cumulative_incidence": table["incidence"].ravel(),
+            "standard_error": se.ravel(),
+            "ci_low": low.ravel(),
+            "ci_high": high.ravel(),
+        }
+    )
     return _frame(keys, np.repeat(table["group"], k), columns)
 
 
@@ -525,7 +544,9 @@ def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
         # that each sum is a running total.
         incidence[:, k] = f
         variance[:, k] = (
-            f**2 * a_sum - 2 * f * _grouped_cumsum(a * f, group) + _grouped_cumsum(a * f**2, group)
+            f**2 * a_sum
+            - 2 * f * _grouped_cumsum(a * f, group)
+            + _grouped_cumsum(a * f**2, group)
             + _grouped_cumsum(b, group)
             - 2 * (f * _grouped_cumsum(c, group) - _grouped_cumsum(c * f, group))
         )
@@ -632,22 +653,25 @@ def median_survival(curve: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         The grouping columns, ``subjects`` (episodes or patients in the curve),
-        ``median_months``, ``ci_low``, ``ci_high`` (months). The median is the first time survival is at or below 0.5; its lower
-        limit is where the lower band crosses 0.5 and its upper limit where the upper
-        band does. NaN where not reached.
+        ``median_months``, ``ci_low``, ``ci_high`` (months). The median is the first
+        time survival is at or below 0.5; its lower limit is where the lower band
+        crosses 0.5 and its upper limit where the upper band does. NaN where not
+        reached.
     """
     by = curve_groups(curve)
     rows = []
     for key, start, stop in _group_slices(curve, by):
         block = curve.iloc[start:stop]
         t = block["time_months"].to_numpy()
-        rows.append((
-            *key,
-            int(block["at_risk"].iloc[0]),
-            _first_crossing(t, block["survival"].to_numpy(), 0.5),
-            _first_crossing(t, block["ci_low"].to_numpy(), 0.5),
-            _first_crossing(t, block["ci_high"].to_numpy(), 0.5),
-        ))
+        rows.append(
+            (
+                *key,
+                int(block["at_risk"].iloc[0]),
+                _first_crossing(t, block["survival"].to_numpy(), 0.5),
+                _first_crossing(t, block["ci_low"].to_numpy(), 0.5),
+                _first_crossing(t, block["ci_high"].to_numpy(), 0.5),
+            )
+        )
     columns = [*by, "subjects", "median_months", "ci_low", "ci_high"]
     return _typed(pd.DataFrame(rows, columns=columns), curve, by)
 

@@ -49,27 +49,40 @@ def analyse(episodes, patients, report: bool) -> list[tuple[str, float]]:
     """Run every analysis of a report on the tables; return (step, seconds)."""
     from analysis.differences import strategy_differences
     from analysis.outcomes import (
-        lines_used, patient_outcomes, time_to_first_response, topical_return,
+        lines_used,
+        patient_outcomes,
+        time_to_first_response,
+        topical_return,
         topical_return_at_horizon,
     )
     from analysis.states import state_occupancy
     from analysis.summary import summarize_run
     from analysis.survival import (
-        cumulative_incidence, drug_survival, incidence_at, median_survival, survival_at,
+        cumulative_incidence,
+        drug_survival,
+        incidence_at,
+        median_survival,
+        survival_at,
     )
 
     t = []
     curve = timed("drug survival, every strategy × treatment", t, drug_survival, episodes)
-    timed("  medians and survival at 12/24/36 months", t,
-          lambda: (median_survival(curve), survival_at(curve, [12, 24, 36])))
+    timed(
+        "  medians and survival at 12/24/36 months",
+        t,
+        lambda: (median_survival(curve), survival_at(curve, [12, 24, 36])),
+    )
     timed("drug survival by strategy × line", t, drug_survival, episodes, ["strategy", "line"])
-    incidence = timed("cumulative incidence of 5 reasons (Aalen–Johansen)", t,
-                      cumulative_incidence, episodes)
+    incidence = timed(
+        "cumulative incidence of 5 reasons (Aalen–Johansen)", t, cumulative_incidence, episodes
+    )
     timed("  incidence at 12/24/36 months", t, incidence_at, incidence, [12, 24, 36])
     timed("return to topical therapy, monthly curve", t, topical_return, episodes, patients)
     timed("return to topical therapy at the horizon", t, topical_return_at_horizon, patients)
     timed("state occupancy, monthly", t, state_occupancy, episodes, patients)
-    outcomes = timed("patient outcomes (incl. first response)", t, patient_outcomes, patients, episodes)
+    outcomes = timed(
+        "patient outcomes (incl. first response)", t, patient_outcomes, patients, episodes
+    )
     timed("time to first response (KM)", t, time_to_first_response, episodes, patients)
     timed("lines used", t, lines_used, patients)
     timed("paired strategy differences", t, strategy_differences, outcomes)
@@ -79,11 +92,19 @@ def analyse(episodes, patients, report: bool) -> list[tuple[str, float]]:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            timed("figure: drug survival (PNG)", t, lambda: save_figure(
-                plot_drug_survival(curve), Path(tmp) / "ds.png"))
-            timed("figure: reasons for stopping (PNG)", t, lambda: save_figure(
-                plot_discontinuation_reasons(cumulative_incidence(episodes, by="treatment")),
-                Path(tmp) / "reasons.png"))
+            timed(
+                "figure: drug survival (PNG)",
+                t,
+                lambda: save_figure(plot_drug_survival(curve), Path(tmp) / "ds.png"),
+            )
+            timed(
+                "figure: reasons for stopping (PNG)",
+                t,
+                lambda: save_figure(
+                    plot_discontinuation_reasons(cumulative_incidence(episodes, by="treatment")),
+                    Path(tmp) / "reasons.png",
+                ),
+            )
     return t
 
 
@@ -100,10 +121,15 @@ def cpu_model() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int, default=1_000_000,
-                        help="approximate number of synthetic episodes (default 1,000,000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=1_000_000,
+        help="approximate number of synthetic episodes (default 1,000,000)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--run-dir", type=Path, help="analyse this run directory instead")
     parser.add_argument("--report", action="store_true", help="also time two figures")
@@ -120,9 +146,11 @@ def main() -> None:
         episodes, patients = synthetic_tables(args.episodes, args.seed)
         source = "synthetic (tests/analysis_fixtures.py)"
     print(f"# {cpu_model()}, Python {platform.python_version()}, one core")
-    print(f"# {len(episodes):,} episodes, {len(patients):,} patient trajectories, "
-          f"{episodes['strategy'].nunique()} strategies, {episodes['treatment'].nunique()} "
-          f"treatments; {source}")
+    print(
+        f"# {len(episodes):,} episodes, {len(patients):,} patient trajectories, "
+        f"{episodes['strategy'].nunique()} strategies, {episodes['treatment'].nunique()} "
+        f"treatments; {source}"
+    )
     timings = analyse(episodes, patients, args.report)
     width = max(len(label) for label, _ in timings)
     for label, seconds in timings:

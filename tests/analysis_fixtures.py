@@ -66,7 +66,9 @@ def exponential_episodes(
     total = rates.sum()
     event_time = rng.exponential(1 / total, n)
     cause = rng.choice(len(causes), size=n, p=rates / total)
-    censor_time = rng.exponential(1 / censoring_rate, n) if censoring_rate > 0 else np.full(n, np.inf)
+    censor_time = (
+        rng.exponential(1 / censoring_rate, n) if censoring_rate > 0 else np.full(n, np.inf)
+    )
     stop = np.minimum.reduce([event_time, censor_time, np.full(n, horizon_months)])
     reason = np.where(
         stop == event_time,
@@ -159,7 +161,9 @@ def synthetic_run(
     episodes = _episode_frame(names, treatments, **{c: episodes[c].to_numpy() for c in episodes})
     people = pd.concat(people, ignore_index=True)
     for column, categories in (
-        ("strategy", names), ("age_group", ["adult", "child"]), ("sex", ["female", "male"]),
+        ("strategy", names),
+        ("age_group", ["adult", "child"]),
+        ("sex", ["female", "male"]),
         ("final_state", FINAL_STATES),
     ):
         people[column] = pd.Categorical(people[column], categories=categories)
@@ -209,7 +213,9 @@ def _simulate_strategy(draws, replicate, strategy, lines, horizon, loss_rate, re
         duration = -np.log1p(-draws["duration"][idx, k]) / total
         if k == k_max - 1:
             duration = np.full(idx.size, np.inf)
-        cause = (draws["cause"][idx, k, None] * total[:, None] > np.cumsum(rates, axis=1)).sum(axis=1)
+        cause = (draws["cause"][idx, k, None] * total[:, None] > np.cumsum(rates, axis=1)).sum(
+            axis=1
+        )
         start = t[idx]
         stop = np.minimum(start + duration, end[idx])
         censored = start + duration >= end[idx]
@@ -219,8 +225,21 @@ def _simulate_strategy(draws, replicate, strategy, lines, horizon, loss_rate, re
             np.array(CAUSES, dtype=object)[np.minimum(cause, len(CAUSES) - 1)],
         )
         retreatment = (state.remissions[idx] > 0) & (line[idx] == state.last_line[idx])
-        rows.append(_episode_rows(draws, idx, k, replicate, strategy, lines, line[idx],
-                                  start, stop, reason, retreatment))
+        rows.append(
+            _episode_rows(
+                draws,
+                idx,
+                k,
+                replicate,
+                strategy,
+                lines,
+                line[idx],
+                start,
+                stop,
+                reason,
+                retreatment,
+            )
+        )
         state.record_episode(idx, line[idx], start, stop, reason)
         # What happens next.
         remission = reason == "remission"
@@ -236,17 +255,24 @@ def _simulate_strategy(draws, replicate, strategy, lines, horizon, loss_rate, re
         )
         t[idx] = np.where(relapsing, relapse_at, stop)
         active[idx] = relapsing | (failure & ~exhausted)
-    return _episodes_from_rows(rows), state.patients(draws, replicate, strategy, end, horizon), \
-        _adverse_events_from_rows(rows)
+    return (
+        _episodes_from_rows(rows),
+        state.patients(draws, replicate, strategy, end, horizon),
+        _adverse_events_from_rows(rows),
+    )
 
 
-def _episode_rows(draws, idx, k, replicate, strategy, lines, line, start, stop, reason, retreatment):
+def _episode_rows(
+    draws, idx, k, replicate, strategy, lines, line, start, stop, reason, retreatment
+):
     duration = stop - start
-    count = np.minimum((draws["ae_count"][idx, k] * 4 * np.minimum(duration, 24) / 24).astype(int), 3)
+    count = np.minimum(
+        (draws["ae_count"][idx, k] * 4 * np.minimum(duration, 24) / 24).astype(int), 3
+    )
     stopping = reason == "adverse_event"
-    responded = np.where(
-        reason == "nonresponse", False, np.where(duration < 3, None, True)
-    ).astype(object)
+    responded = np.where(reason == "nonresponse", False, np.where(duration < 3, None, True)).astype(
+        object
+    )
     return {
         "replicate": np.full(idx.size, replicate, dtype=np.int32),
         "strategy": np.full(idx.size, strategy, dtype=object),
@@ -259,7 +285,9 @@ def _episode_rows(draws, idx, k, replicate, strategy, lines, line, start, stop, 
         "reason": reason,
         "responded": responded,
         # Assessed at 3 months; a non-response is found at the assessment that ends it.
-        "assessed": np.where(reason == "nonresponse", stop, np.where(duration < 3, np.nan, start + 3)),
+        "assessed": np.where(
+            reason == "nonresponse", stop, np.where(duration < 3, np.nan, start + 3)
+        ),
         "retreatment": retreatment,
         "adverse_events": (count + stopping).astype(np.int16),
         "stopping_adverse_event": np.where(
@@ -281,25 +309,42 @@ def _adverse_events_from_rows(rows) -> pd.DataFrame:
     for r in rows:
         for j in range(3):
             has = r["_count"] > j
-            frames.append(pd.DataFrame({
-                "replicate": r["replicate"][has], "strategy": r["strategy"][has],
-                "patient": r["patient"][has], "episode": r["episode"][has],
-                "treatment": r["treatment"][has],
-                "adverse_event": np.array(ADVERSE_EVENTS, dtype=object)[r["_ae_type"][has, j]],
-                "time": r["start"][has] + r["_ae_time"][has, j] * (r["stop"] - r["start"])[has],
-                "stopped_treatment": False,
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "replicate": r["replicate"][has],
+                        "strategy": r["strategy"][has],
+                        "patient": r["patient"][has],
+                        "episode": r["episode"][has],
+                        "treatment": r["treatment"][has],
+                        "adverse_event": np.array(ADVERSE_EVENTS, dtype=object)[
+                            r["_ae_type"][has, j]
+                        ],
+                        "time": r["start"][has]
+                        + r["_ae_time"][has, j] * (r["stop"] - r["start"])[has],
+                        "stopped_treatment": False,
+                    }
+                )
+            )
         stops = r["stopping_adverse_event"] != None  # noqa: E711 (object array)
-        frames.append(pd.DataFrame({
-            "replicate": r["replicate"][stops], "strategy": r["strategy"][stops],
-            "patient": r["patient"][stops], "episode": r["episode"][stops],
-            "treatment": r["treatment"][stops],
-            "adverse_event": r["stopping_adverse_event"][stops],
-            "time": r["stop"][stops], "stopped_treatment": True,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "replicate": r["replicate"][stops],
+                    "strategy": r["strategy"][stops],
+                    "patient": r["patient"][stops],
+                    "episode": r["episode"][stops],
+                    "treatment": r["treatment"][stops],
+                    "adverse_event": r["stopping_adverse_event"][stops],
+                    "time": r["stop"][stops],
+                    "stopped_treatment": True,
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
-    return out.sort_values(["replicate", "strategy", "patient", "episode", "time"],
-                           kind="stable", ignore_index=True)
+    return out.sort_values(
+        ["replicate", "strategy", "patient", "episode", "time"], kind="stable", ignore_index=True
+    )
 
 
 class _PatientTally:
@@ -328,8 +373,9 @@ class _PatientTally:
         i = idx[remission]
         self.months_topical[i] += (stop - start)[remission]
         self.remissions[i] += 1
-        self.first_topical[i] = np.where(np.isnan(self.first_topical[i]), start[remission],
-                                         self.first_topical[i])
+        self.first_topical[i] = np.where(
+            np.isnan(self.first_topical[i]), start[remission], self.first_topical[i]
+        )
         self.relapses[idx[relapsing]] += 1
         self.final[idx[remission & ~relapsing]] = "topical"
 
@@ -340,24 +386,26 @@ class _PatientTally:
     def patients(self, draws, replicate, strategy, end, horizon) -> pd.DataFrame:
         n = len(end)
         final = np.where(end < horizon, "lost_to_followup", self.final)
-        frame = pd.DataFrame({
-            "replicate": np.full(n, replicate, dtype=np.int32),
-            "strategy": strategy,
-            "patient": np.arange(n, dtype=np.int32),
-            "age_group": draws["covariates"]["age_group"],
-            "age_years": draws["covariates"]["age_years"],
-            "sex": draws["covariates"]["sex"],
-            "ige_kU_per_l": draws["covariates"]["ige_kU_per_l"],
-            "final_state": final,
-            "follow_up_months": end,
-            "months_to_first_topical": self.first_topical,
-            "lines_used": self.lines_used,
-            "episodes": self.episodes,
-            "relapses": self.relapses,
-            "months_systemic": self.months_systemic,
-            "months_topical": self.months_topical,
-            "months_supportive_care": self.months_supportive,
-        })
+        frame = pd.DataFrame(
+            {
+                "replicate": np.full(n, replicate, dtype=np.int32),
+                "strategy": strategy,
+                "patient": np.arange(n, dtype=np.int32),
+                "age_group": draws["covariates"]["age_group"],
+                "age_years": draws["covariates"]["age_years"],
+                "sex": draws["covariates"]["sex"],
+                "ige_kU_per_l": draws["covariates"]["ige_kU_per_l"],
+                "final_state": final,
+                "follow_up_months": end,
+                "months_to_first_topical": self.first_topical,
+                "lines_used": self.lines_used,
+                "episodes": self.episodes,
+                "relapses": self.relapses,
+                "months_systemic": self.months_systemic,
+                "months_topical": self.months_topical,
+                "months_supportive_care": self.months_supportive,
+            }
+        )
         return frame
 
 
@@ -376,15 +424,22 @@ def synthetic_manifest(strategies, patients, replicates, horizon_months, seed) -
         "replicates": replicates,
         "horizon_months": horizon_months,
         "strategies": {
-            name: {"label": name.replace("_", " ").capitalize(),
-                   "description": f"Synthetic strategy {name}", "lines": list(lines)}
+            name: {
+                "label": name.replace("_", " ").capitalize(),
+                "description": f"Synthetic strategy {name}",
+                "lines": list(lines),
+            }
             for name, lines in strategies.items()
         },
         "treatments": {name: {"label": label} for name, label in TREATMENT_LABELS.items()},
         "parameters": [
-            {"path": f"treatments.{name}.hazard_per_month.{cause}", "value": rate,
-             "source": "assumption: synthetic test value"}
-            for name, rates in TREATMENT_HAZARDS.items() for cause, rate in zip(CAUSES, rates)
+            {
+                "path": f"treatments.{name}.hazard_per_month.{cause}",
+                "value": rate,
+                "source": "assumption: synthetic test value",
+            }
+            for name, rates in TREATMENT_HAZARDS.items()
+            for cause, rate in zip(CAUSES, rates)
         ],
         "versions": {"numpy": np.__version__, "pandas": pd.__version__},
         "wall_time_seconds": 0.1,

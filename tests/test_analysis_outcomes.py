@@ -36,20 +36,30 @@ def replicated():
 def test_state_timeline_agrees_with_the_patient_summaries(run):
     segments = state_segments(run.episodes, run.patients)
     follow_up = run.patients["follow_up_months"].to_numpy()[segments["patient_row"]]
-    observed = (np.minimum(segments["stop_months"], follow_up) - segments["start_months"]).clip(lower=0)
-    for state, column in (("topical", "months_topical"), ("supportive_care", "months_supportive_care")):
+    observed = (np.minimum(segments["stop_months"], follow_up) - segments["start_months"]).clip(
+        lower=0
+    )
+    for state, column in (
+        ("topical", "months_topical"),
+        ("supportive_care", "months_supportive_care"),
+    ):
         months = observed[segments["state"] == state].groupby(segments["patient_row"]).sum()
         months = months.reindex(range(len(run.patients)), fill_value=0.0)
         np.testing.assert_allclose(months, run.patients[column], atol=1e-9)
     systemic = segments["state"].str.startswith("systemic_line_")
     months = observed[systemic].groupby(segments["patient_row"]).sum()
-    np.testing.assert_allclose(months.reindex(range(len(run.patients)), fill_value=0.0),
-                               run.patients["months_systemic"], atol=1e-9)
+    np.testing.assert_allclose(
+        months.reindex(range(len(run.patients)), fill_value=0.0),
+        run.patients["months_systemic"],
+        atol=1e-9,
+    )
 
 
 def test_state_at_the_horizon_is_the_final_state(run):
     counts = state_counts(run.episodes, run.patients, [60.0])
-    counts["state"] = counts["state"].astype(str).str.replace(r"systemic_line_\d+", "systemic", regex=True)
+    counts["state"] = (
+        counts["state"].astype(str).str.replace(r"systemic_line_\d+", "systemic", regex=True)
+    )
     got = counts.groupby(["strategy", "state"], observed=True)["patients"].sum()
     expected = run.patients.groupby(["strategy", "final_state"], observed=True).size()
     expected.index = expected.index.set_names(["strategy", "state"])
@@ -71,7 +81,10 @@ def test_topical_return_at_horizon_is_the_crude_proportion(run):
     for strategy, patients in run.patients.groupby("strategy", observed=True):
         ever = patients["months_to_first_topical"].notna()
         topical = patients["final_state"] == "topical"
-        for measure, flags in (("returned_to_topical_ever", ever), ("on_topical_at_horizon", topical)):
+        for measure, flags in (
+            ("returned_to_topical_ever", ever),
+            ("on_topical_at_horizon", topical),
+        ):
             row = at.loc[(strategy, measure)]
             assert row["proportion"] == pytest.approx(flags.mean())
             ci = stats.binomtest(int(flags.sum()), len(flags)).proportion_ci(method="wilson")
@@ -83,8 +96,13 @@ def test_topical_return_curves_end_at_the_horizon_values(run):
     at = topical_return_at_horizon(run.patients).set_index(["strategy", "measure"])["proportion"]
     last = curve[curve["time_months"] == 60.0].set_index(["strategy", "measure"])["proportion"]
     for strategy in STRATEGIES:
-        assert last[(strategy, "returned_to_topical_ever")] == at[(strategy, "returned_to_topical_ever")]
-        assert last[(strategy, "on_topical")] == pytest.approx(at[(strategy, "on_topical_at_horizon")])
+        assert (
+            last[(strategy, "returned_to_topical_ever")]
+            == at[(strategy, "returned_to_topical_ever")]
+        )
+        assert last[(strategy, "on_topical")] == pytest.approx(
+            at[(strategy, "on_topical_at_horizon")]
+        )
     ever = curve[curve["measure"] == "returned_to_topical_ever"]
     assert (ever.groupby("strategy", observed=True)["proportion"].diff().dropna() >= 0).all()
 
@@ -92,18 +110,22 @@ def test_topical_return_curves_end_at_the_horizon_values(run):
 def test_wilson_and_poisson_intervals_against_scipy():
     for k, n in ((0, 10), (3, 10), (10, 10), (412, 1000)):
         ci = stats.binomtest(k, n).proportion_ci(method="wilson")
-        assert tuple(float(v) for v in wilson_interval(k, n)) == pytest.approx((ci.low, ci.high), abs=1e-12)
+        assert tuple(float(v) for v in wilson_interval(k, n)) == pytest.approx(
+            (ci.low, ci.high), abs=1e-12
+        )
     rate, low, high = poisson_rate_interval([0, 5], [1.0, 2.0])
     assert high[0] == pytest.approx(-np.log(0.025), rel=1e-9)  # zero events: upper = −ln(α/2)
     assert low[0] == 0
     assert (low[1] * 2, high[1] * 2) == pytest.approx(
-        (stats.chi2.ppf(0.025, 10) / 2, stats.chi2.ppf(0.975, 12) / 2))
+        (stats.chi2.ppf(0.025, 10) / 2, stats.chi2.ppf(0.975, 12) / 2)
+    )
     assert rate[1] == 2.5
 
 
 def test_several_replicates_use_the_spread_of_replicate_means():
-    counts = pd.DataFrame({"group": "a", "replicate": [0, 1, 2, 3],
-                           "successes": [30, 36, 33, 41], "n": 100})
+    counts = pd.DataFrame(
+        {"group": "a", "replicate": [0, 1, 2, 3], "successes": [30, 36, 33, 41], "n": 100}
+    )
     got = proportion_estimates(counts, ["group"]).iloc[0]
     p = counts["successes"] / counts["n"]
     half = stats.t.ppf(0.975, 3) * p.std(ddof=1) / 2
@@ -117,7 +139,8 @@ def test_lines_used_and_means(replicated):
     np.testing.assert_allclose(table.groupby("strategy", observed=True)["proportion"].sum(), 1.0)
     outcomes = patient_outcomes(replicated.patients, replicated.episodes)
     means = mean_outcomes(outcomes, ["lines_used", "returned_to_topical_ever"]).set_index(
-        ["strategy", "metric"])
+        ["strategy", "metric"]
+    )
     for strategy, group in outcomes.groupby("strategy", observed=True):
         per_replicate = group.groupby("replicate")["lines_used"].mean()
         row = means.loc[(strategy, "lines_used")]
@@ -133,33 +156,42 @@ def test_first_response_is_the_assessment_of_the_first_responding_episode(run):
     keys = ["replicate", "strategy", "patient"]
     earliest = responded.sort_values("start").groupby(keys, observed=True).first()
     got = first[first["responded"]].set_index(keys)
-    np.testing.assert_allclose(got["months_to_first_response"], earliest["assessed"].reindex(got.index))
-    np.testing.assert_allclose(got["months_to_first_effective_treatment"],
-                               earliest["start"].reindex(got.index))
+    np.testing.assert_allclose(
+        got["months_to_first_response"], earliest["assessed"].reindex(got.index)
+    )
+    np.testing.assert_allclose(
+        got["months_to_first_effective_treatment"], earliest["start"].reindex(got.index)
+    )
     never = first[~first["responded"]]
     assert never["months_to_first_response"].isna().all()
-    np.testing.assert_allclose(never["months_observed"],
-                               run.patients.loc[never.index, "follow_up_months"])
+    np.testing.assert_allclose(
+        never["months_observed"], run.patients.loc[never.index, "follow_up_months"]
+    )
     # Older runs have no assessment time: the start of the responding episode stands in.
     older = first_response(run.episodes.drop(columns="assessed"), run.patients)
     assert (older["definition"] == "episode_start").all()
-    np.testing.assert_allclose(older["months_to_first_response"],
-                               first["months_to_first_effective_treatment"])
+    np.testing.assert_allclose(
+        older["months_to_first_response"], first["months_to_first_effective_treatment"]
+    )
 
 
 def test_adverse_event_rates(run):
     rates = adverse_event_rates(run.patients, run.adverse_events)
     years = run.patients.groupby("strategy", observed=True)["follow_up_months"].sum() / 12
     for strategy, events in run.adverse_events.groupby("strategy", observed=True):
-        row = rates[(rates["strategy"] == strategy) & (rates["adverse_event"] == "any_adverse_event")]
+        row = rates[
+            (rates["strategy"] == strategy) & (rates["adverse_event"] == "any_adverse_event")
+        ]
         assert row["events"].iloc[0] == len(events)
         assert row["rate_per_100_patient_years"].iloc[0] == pytest.approx(
-            100 * len(events) / years[strategy])
+            100 * len(events) / years[strategy]
+        )
     # An older run without the adverse-events table: totals from the episodes.
     fallback = adverse_event_rates(run.patients, None, run.episodes)
     assert fallback["adverse_event"].astype(str).unique().tolist() == ["any_adverse_event"]
     np.testing.assert_array_equal(
-        fallback["events"], rates[rates["adverse_event"] == "any_adverse_event"]["events"])
+        fallback["events"], rates[rates["adverse_event"] == "any_adverse_event"]["events"]
+    )
     on_treatment = adverse_event_rates_on_treatment(run.adverse_events, run.episodes)
     assert on_treatment["events"].sum() == 2 * len(run.adverse_events)  # types + "any" rows
 
@@ -168,8 +200,9 @@ def test_paired_differences_use_common_random_numbers(run):
     outcomes = patient_outcomes(run.patients, run.episodes)
     differences = strategy_differences(outcomes, metrics=["months_supportive_care"])
     row = differences.iloc[0]
-    wide = outcomes.pivot_table(index="patient", columns="strategy", values="months_supportive_care",
-                                observed=True)
+    wide = outcomes.pivot_table(
+        index="patient", columns="strategy", values="months_supportive_care", observed=True
+    )
     paired = stats.ttest_rel(wide["mtx_first"], wide["csa_first"]).confidence_interval()
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((paired.low, paired.high))
     assert row["reference"] == "csa_first" and row["pairs"] == 300
@@ -178,8 +211,11 @@ def test_paired_differences_use_common_random_numbers(run):
 
 
 def test_identical_strategies_differ_by_exactly_nothing():
-    same = synthetic_run(patients=100, seed=3,
-                         strategies={"a": STRATEGIES["csa_first"], "b": STRATEGIES["csa_first"]})
+    same = synthetic_run(
+        patients=100,
+        seed=3,
+        strategies={"a": STRATEGIES["csa_first"], "b": STRATEGIES["csa_first"]},
+    )
     differences = strategy_differences(patient_outcomes(same.patients, same.episodes))
     assert (differences[["difference", "ci_low", "ci_high"]] == 0).all().all()
     with pytest.raises(ValueError, match="reference strategy"):

@@ -31,14 +31,18 @@ def _curves(ax):
 
 
 def test_drug_survival_figure(run, tmp_path):
-    fig = plot_drug_survival(drug_survival(run.episodes), labels=TREATMENT_LABELS,
-                             censoring_ticks=True, pathways=STRATEGIES)
+    fig = plot_drug_survival(
+        drug_survival(run.episodes),
+        labels=TREATMENT_LABELS,
+        censoring_ticks=True,
+        pathways=STRATEGIES,
+    )
     # One panel and one at-risk table per strategy.
     assert len(fig.axes) == 2 * len(STRATEGIES)
     panels = [ax for ax in fig.axes if ax.get_legend() is not None]
     assert len(panels) == len(STRATEGIES)
     colours = treatment_colours(list(run.episodes["treatment"].cat.categories))
-    for ax, (strategy, lines) in zip(panels, STRATEGIES.items()):
+    for ax, lines in zip(panels, STRATEGIES.values()):
         curves = _curves(ax)
         assert [c.get_label() for c in curves] == [TREATMENT_LABELS[t] for t in lines]
         for curve, treatment in zip(curves, lines):
@@ -63,8 +67,9 @@ def test_treatment_keeps_its_colour_across_strategies(run):
 
 
 def test_discontinuation_reasons_figure(run, tmp_path):
-    fig = plot_discontinuation_reasons(cumulative_incidence(run.episodes, by="treatment"),
-                                       labels=TREATMENT_LABELS)
+    fig = plot_discontinuation_reasons(
+        cumulative_incidence(run.episodes, by="treatment"), labels=TREATMENT_LABELS
+    )
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 4  # one panel per treatment
     assert all(ax.get_xlabel().startswith("Months") for ax in visible)
@@ -74,7 +79,9 @@ def test_discontinuation_reasons_figure(run, tmp_path):
 
 
 def test_topical_return_figures(run, tmp_path):
-    bars = plot_topical_return_at_horizon(topical_return_at_horizon(run.patients), horizon_months=60)
+    bars = plot_topical_return_at_horizon(
+        topical_return_at_horizon(run.patients), horizon_months=60
+    )
     assert len(bars.axes) == 1
     ax = bars.axes[0]
     assert len(ax.patches) == 2 * len(STRATEGIES)  # two measures × strategies

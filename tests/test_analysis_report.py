@@ -14,8 +14,13 @@ from analysis_fixtures import STRATEGIES, TREATMENT_LABELS, synthetic_run, write
 from analysis.io import load_run
 from analysis.report import build_report
 
-FIGURES = ("drug_survival", "discontinuation_reasons", "topical_return_at_horizon",
-           "topical_return_over_time", "state_occupancy")
+FIGURES = (
+    "drug_survival",
+    "discontinuation_reasons",
+    "topical_return_at_horizon",
+    "topical_return_over_time",
+    "state_occupancy",
+)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -26,8 +31,10 @@ def report(tmp_path_factory):
 
 
 def _images(page: str) -> list[bytes]:
-    return [base64.b64decode(data) for data in
-            re.findall(r'<img src="data:image/png;base64,([^"]*)"', page)]
+    return [
+        base64.b64decode(data)
+        for data in re.findall(r'<img src="data:image/png;base64,([^"]*)"', page)
+    ]
 
 
 def test_report_holds_every_strategy_figure_and_table(report):
@@ -60,13 +67,28 @@ def test_tables_are_written_and_linked_with_units(report):
     rates = pd.read_csv(report.parent / "tables" / "adverse_event_rates.csv")
     assert "rate_per_100_patient_years" in rates.columns
     summary = pd.read_csv(report.parent / "tables" / "summary.csv")
-    assert list(summary.columns) == ["strategy", "treatment", "metric", "value", "ci_low", "ci_high"]
+    assert list(summary.columns) == [
+        "strategy",
+        "treatment",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+    ]
 
 
 def test_report_from_an_older_run_directory(tmp_path):
     run = synthetic_run(patients=80, replicates=2, seed=4)
-    omit = ("adverse_events.parquet", "strategies", "treatments", "parameters",
-            "horizon_months", "engine", "seed", "versions")
+    omit = (
+        "adverse_events.parquet",
+        "strategies",
+        "treatments",
+        "parameters",
+        "horizon_months",
+        "engine",
+        "seed",
+        "versions",
+    )
     run_dir = write_run_dir(tmp_path / "old", run, omit=omit)
     page = build_report(run_dir, svg=True).read_text(encoding="utf-8")
     assert "not recorded" in page
@@ -78,7 +100,9 @@ def test_report_from_an_older_run_directory(tmp_path):
 
 
 def test_report_without_a_manifest(tmp_path):
-    run_dir = write_run_dir(tmp_path / "bare", synthetic_run(patients=40, seed=6), omit=("run.json",))
+    run_dir = write_run_dir(
+        tmp_path / "bare", synthetic_run(patients=40, seed=6), omit=("run.json",)
+    )
     page = build_report(run_dir).read_text(encoding="utf-8")
     assert "bare" in page and len(_images(page)) == len(FIGURES)
 
@@ -101,12 +125,21 @@ _LOAD_CHECK = (
 def test_every_image_loads_in_headless_chromium(report, tmp_path):
     # A copy of the page with a probe that counts the images the browser decoded.
     probe = tmp_path / "probe.html"
-    probe.write_text(report.read_text(encoding="utf-8").replace("</body>", _LOAD_CHECK + "</body>"),
-                     encoding="utf-8")
+    probe.write_text(
+        report.read_text(encoding="utf-8").replace("</body>", _LOAD_CHECK + "</body>"),
+        encoding="utf-8",
+    )
     command = [
-        shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+        shutil.which("chromium"),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
         probe.as_uri(),
     ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout

@@ -26,14 +26,22 @@ def test_columns_and_required_metrics(summary, run):
     strategy_rows = summary[summary["treatment"].isna()]
     for strategy in STRATEGIES:
         metrics = set(strategy_rows.loc[strategy_rows["strategy"] == strategy, "metric"])
-        assert {"returned_to_topical_ever", "on_topical_at_horizon", "lines_used_mean",
-                "first_line_median_drug_survival_months"} <= metrics
+        assert {
+            "returned_to_topical_ever",
+            "on_topical_at_horizon",
+            "lines_used_mean",
+            "first_line_median_drug_survival_months",
+        } <= metrics
     pairs = run.episodes.groupby(["strategy", "treatment"], observed=True).size().index
     for strategy, treatment in pairs:
         rows = summary[(summary["strategy"] == strategy) & (summary["treatment"] == treatment)]
         assert rows["metric"].tolist() == treatment_metrics([12, 24, 36])
-        assert {"drug_survival_12m", "drug_survival_24m", "drug_survival_36m",
-                "median_drug_survival_months"} <= set(rows["metric"])
+        assert {
+            "drug_survival_12m",
+            "drug_survival_24m",
+            "drug_survival_36m",
+            "median_drug_survival_months",
+        } <= set(rows["metric"])
 
 
 def test_values_are_those_of_the_estimators(summary, run):
@@ -41,17 +49,26 @@ def test_values_are_those_of_the_estimators(summary, run):
     at = survival_at(curve, [12, 24, 36])
     medians = median_survival(curve)
     for row in at.itertuples(index=False):
-        got = summary[(summary["strategy"] == row.strategy) & (summary["treatment"] == row.treatment)
-                      & (summary["metric"] == f"drug_survival_{row.time_months:g}m")].iloc[0]
+        got = summary[
+            (summary["strategy"] == row.strategy)
+            & (summary["treatment"] == row.treatment)
+            & (summary["metric"] == f"drug_survival_{row.time_months:g}m")
+        ].iloc[0]
         assert got["value"] == pytest.approx(row.survival, rel=1e-9, nan_ok=True)
         assert got["ci_low"] == pytest.approx(row.ci_low, rel=1e-9, nan_ok=True)
     for row in medians.itertuples(index=False):
-        got = summary[(summary["strategy"] == row.strategy) & (summary["treatment"] == row.treatment)
-                      & (summary["metric"] == "median_drug_survival_months")].iloc[0]
+        got = summary[
+            (summary["strategy"] == row.strategy)
+            & (summary["treatment"] == row.treatment)
+            & (summary["metric"] == "median_drug_survival_months")
+        ].iloc[0]
         assert got["value"] == pytest.approx(row.median_months, rel=1e-9, nan_ok=True)
-    on_topical = summary[(summary["metric"] == "on_topical_at_horizon")].set_index("strategy")["value"]
+    on_topical = summary[(summary["metric"] == "on_topical_at_horizon")].set_index("strategy")[
+        "value"
+    ]
     crude = run.patients.groupby("strategy", observed=True)["final_state"].apply(
-        lambda s: (s == "topical").mean())
+        lambda s: (s == "topical").mean()
+    )
     for strategy in STRATEGIES:
         # Two replicates of equal size: the mean of replicate proportions is the pooled one.
         assert on_topical[strategy] == pytest.approx(crude[strategy], rel=1e-9)
@@ -68,8 +85,9 @@ def test_median_not_reached_is_nan():
 def test_same_input_gives_byte_identical_csv(run, summary):
     again = summarize_run(run.episodes.copy(), run.patients.copy())
     assert summary.to_csv(index=False) == again.to_csv(index=False)
-    shuffled = summarize_run(run.episodes.sample(frac=1.0, random_state=1),
-                             run.patients.sample(frac=1.0, random_state=2))
+    shuffled = summarize_run(
+        run.episodes.sample(frac=1.0, random_state=1), run.patients.sample(frac=1.0, random_state=2)
+    )
     assert shuffled.to_csv(index=False) == summary.to_csv(index=False)
 
 

@@ -25,9 +25,16 @@ lifelines = pytest.importorskip("lifelines")
 # Ten episodes, by hand (months, reason). Ties: an event and a censoring at 3 months (the
 # censored episode is still at risk at 3), two events at 5 months.
 TEN = [
-    (2, "nonresponse"), (3, "lost_to_followup"), (3, "adverse_event"), (5, "remission"),
-    (5, "nonresponse"), (7, "horizon"), (8, "loss_of_response"), (10, "horizon"),
-    (12, "switch"), (15, "horizon"),
+    (2, "nonresponse"),
+    (3, "lost_to_followup"),
+    (3, "adverse_event"),
+    (5, "remission"),
+    (5, "nonresponse"),
+    (7, "horizon"),
+    (8, "loss_of_response"),
+    (10, "horizon"),
+    (12, "switch"),
+    (15, "horizon"),
 ]
 
 # Kaplan–Meier by hand: time -> (at risk, events, survival).
@@ -40,8 +47,15 @@ TEN = [
 #   t=12: 2 at risk, 1 event      S = 3/7 · 1/2 = 3/14
 #   t=15: 1 at risk, censored     S = 3/14
 HAND_KM = {
-    0: (10, 0, 1.0), 2: (10, 1, 0.9), 3: (9, 1, 0.8), 5: (7, 2, 4 / 7), 7: (5, 0, 4 / 7),
-    8: (4, 1, 3 / 7), 10: (3, 0, 3 / 7), 12: (2, 1, 3 / 14), 15: (1, 0, 3 / 14),
+    0: (10, 0, 1.0),
+    2: (10, 1, 0.9),
+    3: (9, 1, 0.8),
+    5: (7, 2, 4 / 7),
+    7: (5, 0, 4 / 7),
+    8: (4, 1, 3 / 7),
+    10: (3, 0, 3 / 7),
+    12: (2, 1, 3 / 14),
+    15: (1, 0, 3 / 14),
 }
 # Greenwood at 5 months: S² · (1/(10·9) + 1/(9·8) + 2/(7·5)).
 HAND_SE_AT_5 = (4 / 7) * np.sqrt(1 / 90 + 1 / 72 + 2 / 35)
@@ -50,8 +64,11 @@ HAND_SE_AT_5 = (4 / 7) * np.sqrt(1 / 90 + 1 / 72 + 2 / 35)
 #   adverse_event: 0.9 · 1/9 (t=3) = 0.1;  remission: 0.8 · 1/7 (t=5)
 #   loss_of_response: 4/7 · 1/4 (t=8) = 1/7;  switch: 3/7 · 1/2 (t=12) = 3/14
 HAND_INCIDENCE_AT_15 = {
-    "nonresponse": 0.1 + 0.8 / 7, "adverse_event": 0.1, "remission": 0.8 / 7,
-    "loss_of_response": 1 / 7, "switch": 3 / 14,
+    "nonresponse": 0.1 + 0.8 / 7,
+    "adverse_event": 0.1,
+    "remission": 0.8 / 7,
+    "loss_of_response": 1 / 7,
+    "switch": 3 / 14,
 }
 
 
@@ -66,8 +83,12 @@ def ten_episodes() -> pd.DataFrame:
 
 def test_kaplan_meier_by_hand():
     curve = drug_survival(ten_episodes(), by=None)
-    got = {t: (n, d, s) for t, n, d, s in curve[["time_months", "at_risk", "events", "survival"]]
-           .itertuples(index=False)}
+    got = {
+        t: (n, d, s)
+        for t, n, d, s in curve[["time_months", "at_risk", "events", "survival"]].itertuples(
+            index=False
+        )
+    }
     assert set(got) == set(HAND_KM)
     for t, (n, d, s) in HAND_KM.items():
         assert got[t][:2] == (n, d)
@@ -102,7 +123,11 @@ def test_event_definitions_change_what_counts():
     ineffective = drug_survival(episodes, by=None, event="ineffectiveness")
     assert ineffective["events"].sum() == 3  # two non-responses, one loss of response
     assert event_reasons("excluding_remission") == (
-        "nonresponse", "adverse_event", "loss_of_response", "switch")
+        "nonresponse",
+        "adverse_event",
+        "loss_of_response",
+        "switch",
+    )
     assert event_reasons(["switch"]) == ("switch",)
     with pytest.raises(ValueError, match="always censor"):
         event_reasons(["horizon"])
@@ -133,9 +158,15 @@ def test_kaplan_meier_matches_lifelines(event):
         assert len(joined) == len(expected) == len(mine)
         np.testing.assert_allclose(joined["survival"], joined["survival_lifelines"], atol=1e-12)
         inside = (joined["survival"] > 0) & (joined["survival"] < 1)
-        np.testing.assert_allclose(joined.loc[inside, "ci_low"], joined.loc[inside, "low"], atol=1e-10)
-        np.testing.assert_allclose(joined.loc[inside, "ci_high"], joined.loc[inside, "high"], atol=1e-10)
-        mine_median = medians[(medians["strategy"] == strategy) & (medians["treatment"] == treatment)]
+        np.testing.assert_allclose(
+            joined.loc[inside, "ci_low"], joined.loc[inside, "low"], atol=1e-10
+        )
+        np.testing.assert_allclose(
+            joined.loc[inside, "ci_high"], joined.loc[inside, "high"], atol=1e-10
+        )
+        mine_median = medians[
+            (medians["strategy"] == strategy) & (medians["treatment"] == treatment)
+        ]
         expected_median = fitter.median_survival_time_
         got = mine_median["median_months"].iloc[0]
         assert (np.isnan(got) and np.isinf(expected_median)) or got == expected_median
@@ -181,11 +212,16 @@ def test_aalen_johansen_matches_lifelines():
         # the variance just before, which is what we report.
         defined = joined["variance"].notna()
         assert (~defined).sum() <= 1
-        np.testing.assert_allclose(joined.loc[defined, "standard_error"] ** 2,
-                                   joined.loc[defined, "variance"], atol=1e-12)
+        np.testing.assert_allclose(
+            joined.loc[defined, "standard_error"] ** 2, joined.loc[defined, "variance"], atol=1e-12
+        )
         positive = (joined["incidence"] > 0) & defined
-        np.testing.assert_allclose(joined.loc[positive, "ci_low"], joined.loc[positive, "low"], atol=1e-10)
-        np.testing.assert_allclose(joined.loc[positive, "ci_high"], joined.loc[positive, "high"], atol=1e-10)
+        np.testing.assert_allclose(
+            joined.loc[positive, "ci_low"], joined.loc[positive, "low"], atol=1e-10
+        )
+        np.testing.assert_allclose(
+            joined.loc[positive, "ci_high"], joined.loc[positive, "high"], atol=1e-10
+        )
         # Between event times the step function must agree with lifelines at every time.
         times = expected.index.to_numpy()
         stepped = incidence_at(incidence, times)
@@ -207,8 +243,11 @@ def test_incidences_plus_drug_survival_sum_to_one_at_every_time():
     np.testing.assert_allclose(joined["cumulative_incidence"] + joined["survival"], 1.0, atol=1e-12)
     # And on a grid, including censoring-only times between event times.
     grid = np.linspace(0, 60, 121)
-    on_grid = incidence_at(incidence, grid).groupby([*by, "time_months"], observed=True)[
-        "cumulative_incidence"].sum()
+    on_grid = (
+        incidence_at(incidence, grid)
+        .groupby([*by, "time_months"], observed=True)["cumulative_incidence"]
+        .sum()
+    )
     km = survival_at(curve, grid).set_index([*by, "time_months"])["survival"]
     both = pd.concat([on_grid, km], axis=1).dropna()
     np.testing.assert_allclose(both["cumulative_incidence"] + both["survival"], 1.0, atol=1e-12)
@@ -269,8 +308,15 @@ def test_incidence_at_chosen_times_equals_reading_the_full_table():
     times = [0.0, 3.0, 12.0, 24.0, 36.0, 45.0]
     full = incidence_at(cumulative_incidence(run.episodes), times)
     direct = cumulative_incidence(run.episodes, times_months=times)
-    columns = ["strategy", "treatment", "time_months", "reason", "cumulative_incidence",
-               "ci_low", "ci_high"]
+    columns = [
+        "strategy",
+        "treatment",
+        "time_months",
+        "reason",
+        "cumulative_incidence",
+        "ci_low",
+        "ci_high",
+    ]
     pd.testing.assert_frame_equal(direct[columns], full[columns])
     # Past the 40-month horizon only groups in which every episode had stopped are known.
     late = direct[direct["time_months"] == 45.0].groupby(["strategy", "treatment"], observed=True)
