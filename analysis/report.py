@@ -347,7 +347,9 @@ figure{margin:1rem 0 2rem}figure img{max-width:100%;height:auto;border:1px solid
 figcaption{color:#444;font-size:.92rem;margin-top:.3rem;max-width:60rem}
 .pathway{font-weight:600}.muted{color:#777}.swatch{display:inline-block;width:.8em;height:.8em;
  border-radius:2px;margin-right:.35em;vertical-align:-.05em}
-table.params td:nth-child(2){font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
+table.params{width:100%}table.params td:nth-child(1){width:30%;word-break:break-word}
+table.params td:nth-child(2){width:22%;font-family:ui-monospace,Menlo,Consolas,monospace;
+ font-size:.85rem}
 """
 
 

@@ -134,20 +134,6 @@ def _strategy_order(patients: pd.DataFrame, episodes: pd.DataFrame) -> list:
     return sorted(set(column) | set(episodes["strategy"].astype(object)))
 
 
-def _long(frame: pd.DataFrame, metric, treatment=None) -> pd.DataFrame:
-    out = pd.DataFrame(
-        {
-            "strategy": frame["strategy"].astype(object).to_numpy(),
-            "treatment": treatment if treatment is not None else None,
-            "metric": metric,
-            "value": frame["value"].to_numpy(dtype=float),
-            "ci_low": frame["ci_low"].to_numpy(dtype=float),
-            "ci_high": frame["ci_high"].to_numpy(dtype=float),
-        }
-    )
-    return out
-
-
 def _strategy_rows(episodes, patients, times) -> pd.DataFrame:
     outcomes = patient_outcomes(patients, episodes)
     names = dict(STRATEGY_METRICS)
