@@ -7,8 +7,6 @@ problem and exit with code 2, without a traceback and without leaving output beh
 from __future__ import annotations
 
 import sys
-import time
-from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
 
@@ -81,13 +79,14 @@ def _with_run_options(command):
 @_with_run_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<scenario>].")
 @click.option("--report", is_flag=True, help="Also write report.html, figures/ and tables/.")
+@click.option("--economics", help="Economic setting: a bundled name (uk_nhs, us_payer) or a YAML path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def run(scenario, patients, seed, horizon, replicates, workers, out, report, quiet):
+def run(scenario, patients, seed, horizon, replicates, workers, out, report, economics, quiet):
     """Simulate SCENARIO (a YAML path or a bundled name) and write its tables to --out."""
     loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
     out = out or Path("results") / loaded.name
-    directory = execute(loaded, out, workers=workers, progress=not quiet)
+    directory = execute(loaded, out, workers=workers, progress=not quiet, economics=economics)
     if report:
         from analysis.report import build_report
 
@@ -95,20 +94,12 @@ def run(scenario, patients, seed, horizon, replicates, workers, out, report, qui
     click.echo(f"wrote {directory}")
 
 
-def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True) -> Path:
-    """Run a loaded scenario and write its run directory; return the directory."""
-    from analysis.summary import summarize_run
-    from sim.outputs import build_manifest, staged_directory, write_json, write_tables
-    from sim.runner import simulate
+def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
+            economics: str | None = None) -> Path:
+    """Run a loaded scenario and write its run directory (see `sim.pipeline.run_scenario`)."""
+    from sim.pipeline import run_scenario
 
-    model = compile_model(loaded.scenario, loaded.name)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    clock = time.perf_counter()
-    tables = simulate(model, workers=workers, progress=progress)
-    with staged_directory(out) as staging:
-        write_tables(staging, tables, summarize_run(tables.episodes, tables.patients))
-        write_json(staging / "run.json", build_manifest(loaded, model, time.perf_counter() - clock, started))
-    return out
+    return run_scenario(loaded, out, workers=workers, progress=progress, economics=economics)
 
 
 @main.command()

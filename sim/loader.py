@@ -96,7 +96,7 @@ def load_scenario(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as exc:
-        raise ScenarioError(_problems_from(exc, document, origins, path)) from None
+        raise ScenarioError(validation_problems(exc, document, origins, path)) from None
     name = scenario.name or path.stem
     return LoadedScenario(scenario=scenario, document=document, file=path, name=name)
 
@@ -201,7 +201,8 @@ def _key_paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     return paths
 
 
-def _problems_from(exc: ValidationError, document: dict, origins: dict, path: Path) -> list[Problem]:
+def validation_problems(exc: ValidationError, document: dict, origins: dict, path: Path) -> list[Problem]:
+    """Turn pydantic's errors into problems naming the file (via `origins`) and key path."""
     problems = []
     for error in exc.errors():
         key_path = _key_path(error, document)

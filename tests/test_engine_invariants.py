@@ -24,7 +24,7 @@ def run():
 def test_tables_have_the_documented_columns(run):
     _, tables = run
     assert list(tables.episodes.columns) == list(EPISODE_COLUMNS)
-    covariates = ["age_years", "sex", "ige_over_150_kU_per_l", "age_at_onset_of_dermatitis", "tpmt_activity"]
+    covariates = ["age_years", "sex", "ige_over_150_kU_per_l", "age_at_onset_of_dermatitis", "weight_kg", "tpmt_activity"]
     expected = list(PATIENT_COLUMNS)[:4] + covariates + list(PATIENT_COLUMNS)[4:]
     assert list(tables.patients.columns) == expected
 

@@ -1,0 +1,314 @@
+"""Economic settings: prices, dosing, monitoring, event costs, utilities and discounting.
+
+An economics file (`scenarios/economics/<name>.yaml`, chosen with `--economics`) states
+its currency and price year, and for each treatment how much a month on it costs (the
+drug at its dose, and its monitoring), what one-off events cost (starting a drug, an
+adverse event, a corticosteroid burst), how good each state is (utilities) and how
+costs and QALYs are discounted. Costs follow the trajectory; the engine never sees them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from sim.loader import Problem, ScenarioError, bundled_dir, read_yaml, validation_problems
+from sim.schema import Duration, Source, Strict, suggest
+
+STATES = ("controlled_on_systemic", "uncontrolled_on_systemic", "topical", "supportive_care")
+
+
+class Price(Strict):
+    """An amount of money for `per` units of `unit` (mg, tablet, syringe, test, visit...)."""
+
+    amount: float = Field(ge=0)
+    currency: str | None = None
+    per: float = Field(default=1.0, gt=0)
+    unit: str | None = None
+    source: Source | None = None
+
+
+class Dose(Strict):
+    """How much of a drug is given: `amount` of `unit` every `every` (mg_per_kg scales with weight)."""
+
+    amount: float = Field(gt=0)
+    unit: str
+    every: Duration
+    source: Source | None = None
+
+
+class Loading(Strict):
+    """An extra quantity given once at the start of each episode."""
+
+    amount: float = Field(gt=0)
+    unit: str
+    source: Source | None = None
+
+
+class Monitoring(Strict):
+    """A repeated test or visit while on a drug, or a one-off one at its start."""
+
+    item: str
+    cost: Price
+    every: Duration | None = None
+    source: Source | None = None
+
+
+class DrugCosting(Strict):
+    """What a treatment costs: its price and dose, loading, and monitoring."""
+
+    price: Price | None = None
+    dose: Dose | None = None
+    loading: Loading | None = None
+    components: list[str] = []
+    monitoring: list[Monitoring] = []
+    at_start: list[Monitoring] = []
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _price_with_dose(self) -> DrugCosting:
+        if (self.price is None) != (self.dose is None):
+            raise PydanticCustomError("costing", "give both price and dose (or neither, e.g. for a combination)")
+        for given in (self.dose, self.loading):
+            if given is not None and self.price.unit is not None and given.unit.removesuffix("_per_kg") != self.price.unit:
+                raise PydanticCustomError(
+                    "costing", "dose in {d} but price per {p}: use the same unit (mg_per_kg goes with mg)",
+                    {"d": given.unit, "p": self.price.unit})
+        return self
+
+
+class EventCost(Strict):
+    """A one-off event: its cost, and a utility decrement for a duration."""
+
+    cost: Price | None = None
+    disutility: float = Field(default=0.0, ge=0, le=1)
+    duration: Duration = 0.0
+    source: Source | None = None
+
+
+class Rate(Strict):
+    """A yearly discount rate."""
+
+    rate_per_year: float = Field(ge=0, lt=1)
+    source: Source | None = None
+
+
+class Discounting(Strict):
+    """Discount rates for costs and QALYs, applied continuously or per whole year."""
+
+    costs: Rate
+    qalys: Rate
+    method: Literal["continuous", "annual"] = "continuous"
+    source: Source | None = None
+
+
+class Utility(Strict):
+    """A health-state utility (0 = dead, 1 = full health)."""
+
+    value: float = Field(ge=-1, le=1)
+    source: Source | None = None
+
+
+class EconomicsSpec(Strict):
+    """A whole economics file."""
+
+    name: str | None = None
+    description: str | None = None
+    currency: str | None = None
+    price_year: int
+    perspective: str | None = None
+    discount: Discounting
+    willingness_to_pay: list[float] = Field(min_length=1)
+    treatments: dict[str, DrugCosting] = {}
+    adverse_events: dict[str, EventCost] = {}
+    drug_start: EventCost | None = None
+    burst: EventCost | None = None
+    relapse: EventCost | None = None
+    utilities: dict[Literal[STATES], Utility]
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _prices_have_currency(self) -> EconomicsSpec:
+        for path, price in self._prices():
+            if price.currency is None and self.currency is None:
+                raise PydanticCustomError(
+                    "currency", "price without currency: add currency: GBP (or USD, ...) at the top or to the price",
+                    {"path": path})
+            if price.currency is not None and self.currency is not None and price.currency != self.currency:
+                raise PydanticCustomError(
+                    "currency", "price in {c} but the file is in {f}: convert it, one currency per file",
+                    {"c": price.currency, "f": self.currency, "path": path})
+        missing = [s for s in STATES if s not in self.utilities]
+        if missing:
+            raise PydanticCustomError("utilities", "utilities missing for: {m}", {"m": ", ".join(missing), "path": "utilities"})
+        return self
+
+    def _prices(self):
+        for name, drug in self.treatments.items():
+            if drug.price is not None:
+                yield f"treatments.{name}.price", drug.price
+            for kind in ("monitoring", "at_start"):
+                for i, item in enumerate(getattr(drug, kind)):
+                    yield f"treatments.{name}.{kind}[{i}].cost", item.cost
+        for name, event in self.adverse_events.items():
+            if event.cost is not None:
+                yield f"adverse_events.{name}.cost", event.cost
+        for name in ("drug_start", "burst", "relapse"):
+            event = getattr(self, name)
+            if event is not None and event.cost is not None:
+                yield f"{name}.cost", event.cost
+
+    @property
+    def currency_code(self) -> str:
+        """The file's currency (or the one its prices share)."""
+        return self.currency or next(price.currency for _, price in self._prices())
+
+
+@dataclass(frozen=True)
+class Economics:
+    """Numbers ready for costing a trajectory: per-month rates and one-off costs, in one currency."""
+
+    name: str
+    currency: str
+    price_year: int
+    cost_discount_per_year: float
+    qaly_discount_per_year: float
+    method: str
+    willingness_to_pay: tuple[float, ...]
+    drug_per_month: dict = field(default_factory=dict)          # treatment -> (fixed, per kg of weight)
+    monitoring_per_month: dict = field(default_factory=dict)    # treatment -> cost a month
+    loading: dict = field(default_factory=dict)                 # treatment -> (fixed, per kg) one-off drug
+    at_start: dict = field(default_factory=dict)                # treatment -> one-off tests at the start
+    adverse_events: dict = field(default_factory=dict)          # name -> (cost, disutility x months)
+    drug_start: float = 0.0
+    burst: tuple[float, float] = (0.0, 0.0)                     # (cost, disutility x months)
+    relapse: float = 0.0
+    utilities: dict = field(default_factory=dict)
+
+
+def economics_path(name_or_path: str) -> Path:
+    """Return the economics file for a bundled name (`uk_nhs`) or a path."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = {p.stem: p for p in sorted((bundled_dir() / "economics").glob("*.yaml"))}
+    if name_or_path in bundled:
+        return bundled[name_or_path]
+    raise ScenarioError([Problem(
+        name_or_path, "--economics",
+        f"unknown economic setting{suggest(name_or_path, bundled)}; bundled: {', '.join(bundled)}, or give a path")])
+
+
+def load_economics(name_or_path: str, treatments: dict[str, list[str]]) -> Economics:
+    """Read and validate an economics file against the scenario's treatments and adverse events.
+
+    `treatments` maps each treatment of the scenario to its adverse-event names; adverse
+    events the file does not price cost nothing (`unpriced_adverse_events` lists them).
+    """
+    path = economics_path(name_or_path)
+    document = read_yaml(path) or {}
+    try:
+        spec = EconomicsSpec.model_validate(document)
+    except ValidationError as exc:
+        raise ScenarioError(validation_problems(exc, document, {}, path)) from None
+    _check_names(spec, treatments, path)
+    return compile_economics(spec, spec.name or path.stem)
+
+
+def _check_names(spec: EconomicsSpec, treatments: dict[str, list[str]], path: Path) -> None:
+    problems = []
+    for name, drug in spec.treatments.items():
+        for component in drug.components:
+            if component not in spec.treatments:
+                problems.append(Problem(str(path), f"treatments.{name}.components",
+                                        f"unknown component '{component}'{suggest(component, spec.treatments)}"))
+    missing = [t for t in treatments if t not in spec.treatments]
+    if missing:
+        problems.append(Problem(str(path), "treatments",
+                                f"no costing for {', '.join(missing)}: add them (a drug with no cost can say price: "
+                                "{amount: 0, ...} and dose)"))
+    if problems:
+        raise ScenarioError(problems)
+
+
+def unpriced_adverse_events(economics: Economics, treatments: dict[str, list[str]]) -> list[str]:
+    """The scenario's adverse events that the economic setting gives no cost or disutility."""
+    events = sorted({event for names in treatments.values() for event in names})
+    return [event for event in events if event not in economics.adverse_events]
+
+
+def compile_economics(spec: EconomicsSpec, name: str) -> Economics:
+    """Turn a validated economics file into per-month rates and one-off costs."""
+    drug, monitoring, loading, at_start = {}, {}, {}, {}
+    for treatment, costing in spec.treatments.items():
+        drug[treatment] = _drug_per_month(costing)
+        monitoring[treatment] = sum(item.cost.amount / item.cost.per / item.every
+                                    for item in costing.monitoring if item.every)
+        loading[treatment] = (_loading_cost(costing), _loading_per_kg(costing))
+        at_start[treatment] = sum(item.cost.amount / item.cost.per for item in costing.at_start)
+    for treatment, costing in spec.treatments.items():
+        for component in costing.components:
+            fixed, per_kg = drug[component]
+            drug[treatment] = (drug[treatment][0] + fixed, drug[treatment][1] + per_kg)
+    return Economics(
+        name=name,
+        currency=spec.currency_code,
+        price_year=spec.price_year,
+        cost_discount_per_year=spec.discount.costs.rate_per_year,
+        qaly_discount_per_year=spec.discount.qalys.rate_per_year,
+        method=spec.discount.method,
+        willingness_to_pay=tuple(spec.willingness_to_pay),
+        drug_per_month=drug,
+        monitoring_per_month=monitoring,
+        loading=loading,
+        at_start=at_start,
+        adverse_events={n: _event(e) for n, e in spec.adverse_events.items()},
+        drug_start=_event(spec.drug_start)[0],
+        burst=_event(spec.burst),
+        relapse=_event(spec.relapse)[0],
+        utilities={state: u.value for state, u in spec.utilities.items()},
+    )
+
+
+def _event(event: EventCost | None) -> tuple[float, float]:
+    if event is None:
+        return 0.0, 0.0
+    cost = event.cost.amount / event.cost.per if event.cost is not None else 0.0
+    return cost, event.disutility * event.duration
+
+
+def _unit_price(costing: DrugCosting) -> float:
+    return costing.price.amount / costing.price.per
+
+
+def _drug_per_month(costing: DrugCosting) -> tuple[float, float]:
+    """(cost a month, cost a month per kg of body weight) of the drug itself."""
+    if costing.dose is None:
+        return 0.0, 0.0
+    per_month = costing.dose.amount / costing.dose.every * _unit_price(costing)
+    if costing.dose.unit.endswith("_per_kg"):
+        return 0.0, per_month
+    return per_month, 0.0
+
+
+def _loading_cost(costing: DrugCosting) -> float:
+    if costing.loading is None or costing.loading.unit.endswith("_per_kg"):
+        return 0.0
+    return costing.loading.amount * _unit_price(costing)
+
+
+def _loading_per_kg(costing: DrugCosting) -> float:
+    if costing.loading is None or not costing.loading.unit.endswith("_per_kg"):
+        return 0.0
+    return costing.loading.amount * _unit_price(costing)
+
+
+def monthly_rate(rate_per_year: float) -> float:
+    """Return the continuous discount rate per month equivalent to a yearly rate."""
+    return math.log1p(rate_per_year) / 12.0
+

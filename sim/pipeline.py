@@ -1,0 +1,89 @@
+"""From a loaded scenario to a finished run directory: simulate, summarise, cost, write.
+
+This is what `adpath run` and `adpath check` do; a notebook can call `run_scenario`
+directly. Each stage takes the previous stage's output: the model, the tables, the
+summaries; nothing is written until everything has been computed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from sim.loader import LoadedScenario
+from sim.model import compile_model
+
+
+def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
+                 economics: str | None = None, engine: str | None = None) -> Path:
+    """Run a loaded scenario and write its run directory; return the directory.
+
+    With `economics` (a bundled setting such as `uk_nhs`, or a path), each patient's
+    costs and QALYs are added to patients.parquet and per-strategy results written to
+    economics.csv and incremental.csv.
+    """
+    from analysis.summary import summarize_run
+    from sim.outputs import build_manifest, staged_directory, write_json, write_tables
+    from sim.runner import simulate
+
+    model = compile_model(loaded.scenario, loaded.name)
+    setting = _economics(loaded, economics)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    tables = simulate(model, workers=workers, progress=progress)
+    summary = summarize_run(tables.episodes, tables.patients)
+    extra = {}
+    if setting is not None:
+        tables, summary, extra = _with_economics(tables, summary, setting)
+    with staged_directory(out) as staging:
+        write_tables(staging, tables, summary)
+        for name, frame in extra.items():
+            frame.to_csv(staging / name, index=False)
+        manifest = build_manifest(loaded, model, time.perf_counter() - clock, started)
+        if setting is not None:
+            manifest["economics"] = _economics_manifest(setting, loaded)
+        write_json(staging / "run.json", manifest)
+    return out
+
+
+def _economics(loaded: LoadedScenario, name: str | None):
+    if name is None:
+        return None
+    from sim.economics import load_economics
+
+    return load_economics(name, _adverse_events_by_treatment(loaded))
+
+
+def _adverse_events_by_treatment(loaded: LoadedScenario) -> dict[str, list[str]]:
+    return {name: list(t.adverse_events) for name, t in loaded.scenario.treatments.items()}
+
+
+def _with_economics(tables, summary: pd.DataFrame, setting):
+    from analysis.costs import patient_costs
+    from analysis.economics import economics_summary, incremental_table, strategy_costs
+    from sim.runner import RunTables
+
+    costs = patient_costs(tables.episodes, tables.patients, setting, tables.adverse_events, tables.bursts)
+    patients = tables.patients.merge(costs, on=["replicate", "strategy", "patient"], how="left", sort=False)
+    by_strategy = strategy_costs(costs, setting.currency)
+    summary = pd.concat([summary, economics_summary(by_strategy)], ignore_index=True)
+    extra = {"economics.csv": by_strategy, "incremental.csv": incremental_table(by_strategy, setting)}
+    return RunTables(tables.episodes, patients, tables.adverse_events, tables.bursts), summary, extra
+
+
+def _economics_manifest(setting, loaded: LoadedScenario) -> dict:
+    from sim.economics import unpriced_adverse_events
+
+    return {
+        "name": setting.name,
+        "currency": setting.currency,
+        "price_year": setting.price_year,
+        "discount_costs_per_year": setting.cost_discount_per_year,
+        "discount_qalys_per_year": setting.qaly_discount_per_year,
+        "discounting": setting.method,
+        "willingness_to_pay": list(setting.willingness_to_pay),
+        "unpriced_adverse_events": unpriced_adverse_events(setting, _adverse_events_by_treatment(loaded)),
+    }

@@ -1,0 +1,179 @@
+"""Costs, QALYs and the decision outputs against hand computation and textbook examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from analysis.costs import discount_integral, patient_costs
+from analysis.economics import (
+    acceptability,
+    expected_value_of_perfect_information,
+    incremental_analysis,
+    psa_export,
+)
+from sim.cli import main
+from sim.economics import EconomicsSpec, compile_economics
+
+SETTING = {
+    "currency": "GBP",
+    "price_year": 2024,
+    "willingness_to_pay": [20000],
+    "discount": {"costs": {"rate_per_year": 0.035}, "qalys": {"rate_per_year": 0.035}, "method": "continuous"},
+    "treatments": {
+        "drug_a": {"price": {"amount": 1.0, "per": 1, "unit": "mg"},
+                   "dose": {"amount": 2, "unit": "mg_per_kg", "every": "1 day"},
+                   "monitoring": [{"item": "bloods", "cost": {"amount": 30}, "every": "2 months"}],
+                   "at_start": [{"item": "test", "cost": {"amount": 50}}]},
+        "drug_b": {"price": {"amount": 600, "per": 600, "unit": "mg"},
+                   "dose": {"amount": 300, "unit": "mg", "every": "2 weeks"},
+                   "loading": {"amount": 300, "unit": "mg"}},
+    },
+    "adverse_events": {"rash": {"cost": {"amount": 100}, "disutility": 0.1, "duration": "1 month"}},
+    "drug_start": {"cost": {"amount": 120}},
+    "relapse": {"cost": {"amount": 80}},
+    "burst": {"cost": {"amount": 40}, "disutility": 0.12, "duration": "2 weeks"},
+    "utilities": {"controlled_on_systemic": {"value": 0.8}, "uncontrolled_on_systemic": {"value": 0.5},
+                  "topical": {"value": 0.75}, "supportive_care": {"value": 0.45}},
+}
+DAYS = 30.4375
+DELTA = math.log(1.035) / 12
+
+
+def setting(**changes):
+    spec = {**SETTING, **changes}
+    return compile_economics(EconomicsSpec.model_validate(spec), "test")
+
+
+def one_patient():
+    """Drug A 0-6 months (responds at 3), topical 6-10, relapse, drug B 10-13 (no response), supportive to 24."""
+    keys = {"replicate": 0, "strategy": pd.Categorical(["s"]), "patient": 0}
+    episodes = pd.DataFrame({
+        "replicate": [0, 0], "strategy": pd.Categorical(["s", "s"]), "patient": [0, 0], "episode": [1, 2],
+        "line": [1, 2], "treatment": pd.Categorical(["drug_a", "drug_b"]), "start": [0.0, 10.0],
+        "stop": [6.0, 13.0], "reason": pd.Categorical(["remission", "nonresponse"]),
+        "responded": pd.array([True, False], dtype="boolean"), "assessed": [3.0, 13.0],
+    })
+    patients = pd.DataFrame({**keys, "weight_kg": [70.0], "final_state": ["supportive_care"],
+                             "follow_up_months": [24.0]})
+    events = pd.DataFrame({"replicate": [0], "strategy": pd.Categorical(["s"]), "patient": [0],
+                           "adverse_event": ["rash"], "time": [2.0]})
+    bursts = pd.DataFrame({"replicate": [0], "strategy": pd.Categorical(["s"]), "patient": [0], "time": [20.0]})
+    return episodes, patients, events, bursts
+
+
+def integral(a, b):
+    return (math.exp(-DELTA * a) - math.exp(-DELTA * b)) / DELTA
+
+
+def test_costs_and_qalys_of_a_known_trajectory_match_hand_computation():
+    episodes, patients, events, bursts = one_patient()
+    result = patient_costs(episodes, patients, setting(), events, bursts).iloc[0]
+    drug_a = 2 * 70 * DAYS            # GBP a month: 2 mg/kg/day x 70 kg, GBP 1 per mg
+    drug_b = 300 * DAYS / 14          # GBP a month: 300 mg every 14 days, GBP 1 per mg
+    drugs = drug_a * integral(0, 6) + drug_b * integral(10, 13) + 300 * math.exp(-DELTA * 10)
+    monitoring = 15 * integral(0, 6)
+    events_cost = (120 + 50) + 120 * math.exp(-DELTA * 10) + 80 * math.exp(-DELTA * 10) \
+        + 100 * math.exp(-DELTA * 2) + 40 * math.exp(-DELTA * 20)
+    assert result["cost_drugs_GBP"] == pytest.approx(drugs, rel=1e-12)
+    assert result["cost_monitoring_GBP"] == pytest.approx(monitoring, rel=1e-12)
+    assert result["cost_events_GBP"] == pytest.approx(events_cost, rel=1e-12)
+    qalys = (0.5 * integral(0, 3) + 0.8 * integral(3, 6) + 0.75 * integral(6, 10) + 0.5 * integral(10, 13)
+             + 0.45 * integral(13, 24)) / 12 - 0.1 * 1 / 12 * math.exp(-DELTA * 2) \
+        - 0.12 * (14 / DAYS) / 12 * math.exp(-DELTA * 20)
+    assert result["qalys"] == pytest.approx(qalys, rel=1e-12)
+    plain = (0.5 * 3 + 0.8 * 3 + 0.75 * 4 + 0.5 * 3 + 0.45 * 11) / 12 - 0.1 / 12 - 0.12 * (14 / DAYS) / 12
+    assert result["qalys_undiscounted"] == pytest.approx(plain, rel=1e-12)
+
+
+def test_annual_discounting_uses_whole_year_factors():
+    v = 1 / 1.035
+    assert discount_integral(np.array([6.0]), np.array([30.0]), 0.035, "annual")[0] == pytest.approx(6 + 12 * v + 6 * v**2)
+    assert discount_integral(np.array([0.0]), np.array([12.0]), 0.0, "continuous")[0] == 12.0
+
+
+def test_incremental_analysis_flags_dominated_and_extendedly_dominated():
+    costs = pd.Series({"A": 10000.0, "B": 13000.0, "C": 15000.0, "D": 16000.0})
+    effects = pd.Series({"A": 5.0, "B": 5.1, "C": 5.5, "D": 5.4})
+    table = incremental_analysis(costs, effects).set_index("strategy")
+    assert table.loc["A", "status"] == "reference"
+    assert table.loc["B", "status"] == "extendedly dominated"
+    assert table.loc["D", "status"] == "dominated"
+    assert table.loc["C", "status"] == "non-dominated"
+    assert table.loc["C", "compared_with"] == "A"
+    assert table.loc["C", "icer"] == pytest.approx(10000.0)
+
+
+def psa_samples(rng, n=500, always_best=None):
+    rows = []
+    for sample in range(n):
+        for strategy, (cost, effect) in {"A": (1000, 1.0), "B": (3000, 1.1), "C": (6000, 1.15)}.items():
+            rows.append({"sample": sample, "strategy": strategy,
+                         "cost": cost + rng.normal(0, 300), "effect": effect + rng.normal(0, 0.05)})
+    frame = pd.DataFrame(rows)
+    if always_best:
+        frame.loc[frame["strategy"] == always_best, ["cost", "effect"]] = [0.0, 10.0]
+    return frame
+
+
+def test_acceptability_curves_are_probabilities_that_sum_to_one():
+    samples = psa_samples(np.random.default_rng(1))
+    ceac = acceptability(samples, [0, 10000, 20000, 50000, 100000])
+    assert ceac["probability_cost_effective"].between(0, 1).all()
+    sums = ceac.groupby("willingness_to_pay")["probability_cost_effective"].sum()
+    assert np.allclose(sums, 1.0)
+    assert (ceac.groupby("willingness_to_pay")["on_frontier"].sum() == 1).all()
+    assert ceac.set_index(["willingness_to_pay", "strategy"]).loc[(0, "A"), "on_frontier"]
+
+
+def test_evpi_is_positive_and_zero_when_one_strategy_always_wins():
+    evpi = expected_value_of_perfect_information(psa_samples(np.random.default_rng(2)), [20000, 30000], population=1000)
+    assert (evpi["evpi_per_patient"] >= 0).all() and (evpi["evpi_per_patient"] > 0).any()
+    assert np.allclose(evpi["evpi_population"], 1000 * evpi["evpi_per_patient"])
+    sure = expected_value_of_perfect_information(psa_samples(np.random.default_rng(3), always_best="B"), [20000])
+    assert sure["evpi_per_patient"].iloc[0] == 0.0
+
+
+def test_psa_export_has_one_row_per_sample_and_columns_per_strategy():
+    export = psa_export(psa_samples(np.random.default_rng(4), n=10))
+    assert len(export) == 10
+    assert {"cost_A", "cost_B", "cost_C", "effect_A", "effect_B", "effect_C"} <= set(export.columns)
+
+
+def test_unknown_economic_setting_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(main, ["run", "modern_adult", "--patients", 10, "--economics", "uk_nsh",
+                                       "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "did you mean 'uk_nhs'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_price_without_currency_is_a_clear_error(tmp_path):
+    import yaml
+
+    spec = {k: v for k, v in SETTING.items() if k != "currency"}
+    path = tmp_path / "nocurrency.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(main, ["run", "modern_adult", "--patients", 10, "--economics", str(path),
+                                       "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "price without currency" in result.output and "treatments.drug_a.price" in result.output
+
+
+def test_common_random_numbers_make_incremental_qalys_precise(tmp_path):
+    result = CliRunner().invoke(main, ["run", "modern_adult", "--patients", 1500, "--economics", "uk_nhs",
+                                       "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    patients = pd.read_parquet(tmp_path / "run" / "patients.parquet")
+    q = patients.pivot(index="patient", columns="strategy", values="qalys")
+    diff = q["biologic_first"] - q["conventional_first"]
+    paired = diff.std() / math.sqrt(len(diff))
+    independent = math.sqrt(q["biologic_first"].var() / len(q) + q["conventional_first"].var() / len(q))
+    assert paired < 0.6 * independent
+    assert (tmp_path / "run" / "incremental.csv").exists()
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv")
+    assert "mean_cost_total_GBP" in set(summary["metric"]) and "mean_qalys" in set(summary["metric"])
