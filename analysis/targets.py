@@ -79,12 +79,18 @@ def _per_replicate(target, episodes, patients, adverse_events) -> pd.Series:
         return _responder_fate(episodes, target)
     if metric == "adverse_event_rate":
         return _adverse_event_rate(episodes, adverse_events, target)
+    if metric == "any_adverse_event_rate":
+        treated = _treated(episodes, target.treatment)
+        events = adverse_events[adverse_events["treatment"] == target.treatment]
+        return _share(treated, events[["replicate", "strategy", "patient"]].drop_duplicates())
     if metric == "adverse_event_discontinuation":
         treated = _treated(episodes, target.treatment)
         stopped = episodes[(episodes["treatment"] == target.treatment) & (episodes["reason"] == "adverse_event")]
         return _share(treated, stopped[["replicate", "strategy", "patient"]].drop_duplicates())
     if metric == "final_state":
         return patients.assign(hit=patients["final_state"] == target.state).groupby("replicate", observed=True)["hit"].mean()
+    if metric != "returned_to_topical_ever":
+        raise ValueError(f"no computation for target metric {metric!r}")
     return patients.assign(hit=patients["months_to_first_topical"].notna()).groupby("replicate", observed=True)["hit"].mean()
 
 
