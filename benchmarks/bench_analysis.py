@@ -151,12 +151,16 @@ def main() -> None:
         f"{episodes['strategy'].nunique()} strategies, {episodes['treatment'].nunique()} "
         f"treatments; {source}"
     )
+    before = os.times()
     timings = analyse(episodes, patients, args.report)
+    after = os.times()
     width = max(len(label) for label, _ in timings)
     for label, seconds in timings:
         print(f"{label:<{width}}  {seconds:7.2f} s")
     total = sum(s for label, s in timings if not label.startswith("figure"))
     print(f"{'total analysis (without figures)':<{width}}  {total:7.2f} s")
+    user, system = after.user - before.user, after.system - before.system
+    print(f"{'CPU time: user / system (incl. figures)':<{width}}  {user:5.1f} / {system:.1f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{'peak resident memory':<{width}}  {peak:7.0f} MiB")
 
