@@ -204,7 +204,7 @@ def plot_drug_survival(
         for s in strategies
     }
     table_rows = max(len(t) for t in per_strategy.values())
-    table_in = 0.45 + 0.2 * table_rows
+    table_in = 0.5 + 0.24 * table_rows
     with matplotlib.rc_context(_style()):
         fig = _figure(_PANEL_WIDTH_IN * n_cols, (3.6 + table_in) * n_rows + 0.5)
         grid = fig.add_gridspec(2 * n_rows, n_cols, height_ratios=[3.6, table_in] * n_rows)
@@ -283,12 +283,12 @@ def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
                 _count(n),
                 ha="center",
                 va="center",
-                fontsize="x-small",
+                fontsize="small",
                 color=colours[treatment],
             )
     ax.set_ylim(len(treatments) - 0.5, -0.5)
     ax.set_yticks(range(len(treatments)))
-    ax.set_yticklabels([_label(labels, t) for t in treatments], fontsize="x-small")
+    ax.set_yticklabels([_label(labels, t) for t in treatments], fontsize="small")
     # Room for the counts centred on t = 0, which reach left of the axis.
     ax.tick_params(axis="y", pad=18)
     for tick, treatment in zip(ax.get_yticklabels(), treatments):
