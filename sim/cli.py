@@ -41,8 +41,8 @@ def main():
     """adpath: simulate treatment pathways of moderate-to-severe atopic dermatitis."""
 
 
-def _overrides(patients, seed, horizon, replicates) -> dict:
-    overrides = {}
+def _overrides(patients, seed, horizon, replicates, engine=None) -> dict:
+    overrides = {} if engine is None else {"settings.engine": engine}
     if patients is not None:
         overrides["settings.patients"] = patients
     if seed is not None:
@@ -65,6 +65,8 @@ _run_options = [
     click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon)."),
     click.option("--replicates", type=click.IntRange(min=1), help="Replicates (overrides settings.replicates)."),
     click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes; results do not depend on it."),
+    click.option("--engine", type=click.Choice(["auto", "des", "vector"]),
+                 help="Simulation engine (overrides settings.engine): auto picks vector unless resources are limited."),
 ]
 
 
@@ -82,9 +84,9 @@ def _with_run_options(command):
 @click.option("--economics", help="Economic setting: a bundled name (uk_nhs, us_payer) or a YAML path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def run(scenario, patients, seed, horizon, replicates, workers, out, report, economics, quiet):
+def run(scenario, patients, seed, horizon, replicates, workers, engine, out, report, economics, quiet):
     """Simulate SCENARIO (a YAML path or a bundled name) and write its tables to --out."""
-    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
     out = out or Path("results") / loaded.name
     directory = execute(loaded, out, workers=workers, progress=not quiet, economics=economics)
     if report:
@@ -166,14 +168,14 @@ def list_scenarios():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<scenario>].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def check(scenario, patients, seed, horizon, replicates, workers, out, quiet):
+def check(scenario, patients, seed, horizon, replicates, workers, engine, out, quiet):
     """Run SCENARIO and compare it with its targets; exit 0 if all are met, 1 if not."""
     import pandas as pd
 
     from analysis.targets import check_targets, format_targets
     from sim.outputs import staged_directory
 
-    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
     if not loaded.scenario.targets:
         raise ScenarioError([Problem(str(loaded.file), "targets", "this scenario declares no targets; add a targets: block")])
     out = out or Path("results") / loaded.name

@@ -21,7 +21,7 @@ import pandas as pd
 from sim.loader import LoadedScenario
 from sim.model import Model
 from sim.provenance import parameter_table
-from sim.runner import RunTables
+from sim.runner import RunTables, engine_for
 
 PACKAGES = ("adpath", "simpy", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "pyyaml")
 
@@ -82,7 +82,7 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
         "scenario_hash": scenario_hash(loaded.document),
         "scenario": loaded.document,
         "seed": model.seed,
-        "engine": model.engine,
+        "engine": engine_for(model),
         "patients": model.patients,
         "replicates": model.replicates,
         "horizon_months": model.horizon_months,

@@ -485,7 +485,7 @@ class SettingsSpec(Strict):
     horizon: Duration = 120.0
     seed: int = Field(default=1, ge=0)
     replicates: int = Field(default=1, ge=1)
-    engine: Literal["des"] = "des"
+    engine: Literal["auto", "des", "vector"] = "auto"  # auto: vector unless resources are limited
     chunk_size: int = Field(default=1000, ge=1)
 
     @field_validator("horizon")

@@ -51,7 +51,8 @@ class Records:
         """Record one episode (times in months since entry) and its adverse events."""
         self.episode_rows.append((
             strategy, patient, number, line, treatment.index, start, stop, REASON_CODE[reason],
-            -1 if responded is None else int(responded), assessed, retreatment, len(events), stopper,
+            -1 if responded is None else int(responded), assessed, retreatment, len(events),
+            -1 if stopper is None else stopper,
             escalated, below_target, bridged, waited))
         for a, onset, stopped in events:
             self.event_rows.append((strategy, patient, number, treatment.index, a, start + onset, stopped and a == stopper))
@@ -97,12 +98,13 @@ def _categorical(codes, categories) -> pd.Categorical:
 
 
 def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
-    """Return the chunk's episodes as the `episodes.parquet` table."""
+    """Return the chunk's episodes as the `episodes.parquet` table.
+
+    `records` is a `Records` or any object with the same columns as arrays (the vector engine's).
+    """
     c = records.episodes
     treatments = [t.name for t in model.treatments]
-    stoppers = []
-    for treatment, stopper in zip(c["treatment"], c["stopping_adverse_event"]):
-        stoppers.append(None if stopper is None else model.treatments[treatment].adverse_events[stopper].name)
+    stoppers = _event_codes(model, c["treatment"], c["stopping_adverse_event"])
     responded = np.asarray(c["responded"], dtype=np.int8)
     frame = pd.DataFrame({
         "replicate": np.full(len(responded), replicate, dtype=np.int32),
@@ -114,11 +116,11 @@ def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFra
         "start": np.asarray(c["start"], dtype=np.float64),
         "stop": np.asarray(c["stop"], dtype=np.float64),
         "reason": _categorical(c["reason"], REASONS),
-        "responded": pd.array(np.where(responded < 0, None, responded == 1), dtype="boolean"),
+        "responded": pd.arrays.BooleanArray(responded == 1, responded < 0),
         "assessed": np.asarray(c["assessed"], dtype=np.float64),
         "retreatment": np.asarray(c["retreatment"], dtype=bool),
         "adverse_events": np.asarray(c["adverse_events"], dtype=np.int16),
-        "stopping_adverse_event": pd.Categorical(stoppers, categories=_event_names(model)),
+        "stopping_adverse_event": pd.Categorical.from_codes(stoppers, categories=_event_names(model)),
         "escalated": np.asarray(c["escalated"], dtype=bool),
         "below_target": np.asarray(c["below_target"], dtype=bool),
         "bridged": np.asarray(c["bridged"], dtype=bool),
@@ -146,14 +148,14 @@ def bursts_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame
 def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
     """Return the chunk's adverse events as the `adverse_events.parquet` table."""
     c = records.events
-    names = [model.treatments[t].adverse_events[a].name for t, a in zip(c["treatment"], c["adverse_event"])]
+    names = _event_codes(model, c["treatment"], c["adverse_event"])
     frame = pd.DataFrame({
         "replicate": np.full(len(names), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": np.asarray(c["patient"], dtype=np.int32),
         "episode": np.asarray(c["episode"], dtype=np.int16),
         "treatment": _categorical(c["treatment"], [t.name for t in model.treatments]),
-        "adverse_event": pd.Categorical(names, categories=_event_names(model)),
+        "adverse_event": pd.Categorical.from_codes(names, categories=_event_names(model)),
         "time": np.asarray(c["time"], dtype=np.float64),
         "stopped_treatment": np.asarray(c["stopped_treatment"], dtype=bool),
     })
@@ -190,6 +192,16 @@ def patients_frame(records: Records, model: Model, replicate: int, first_patient
 
 def _event_names(model: Model) -> list[str]:
     return sorted({event.name for treatment in model.treatments for event in treatment.adverse_events})
+
+
+def _event_codes(model: Model, treatments, events) -> np.ndarray:
+    """Category codes (in `_event_names`) of each treatment's adverse event number (-1: none)."""
+    names = _event_names(model)
+    width = max((len(t.adverse_events) for t in model.treatments), default=0)
+    table = np.full((len(model.treatments), width + 1), -1, dtype=np.int16)  # the last column stands for -1
+    for t in model.treatments:
+        table[t.index, :len(t.adverse_events)] = [names.index(event.name) for event in t.adverse_events]
+    return table[np.asarray(treatments, dtype=np.intp), np.asarray(events, dtype=np.intp)]
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -1,0 +1,81 @@
+"""Flares needing a corticosteroid burst, laid over the vector engine's trajectories.
+
+As in the DES (`Trajectory._flares`), flares come in operational time: a patient's k-th
+flare happens when the flare hazard accumulated over the trajectory (the rate of its
+state, `topical`, `uncontrolled`, `controlled` or `supportive_care`, times the months
+spent in it) reaches E1 + ... + Ek, a sum of the patient's unit exponentials. The
+exponentials, and the uniforms deciding whether each burst works and whether a rebound
+follows, belong to the patient and are the same in every strategy (common random
+numbers). The DES draws them from a generator per patient, which cannot be vectorised;
+here they come from a counter-based stream of their own (`FLARES_PER_ROUND` flares per
+patient per round, at a fixed place for each patient), so flares agree with the DES in
+distribution, not draw for draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.engine.records import BURST_REASONS, BURST_STATES
+
+FLARES_PER_ROUND = 8  # a multiple of 4: Philox yields four numbers per counter step
+_FLARE_STREAM = 2**32 - 2  # spawn-key tag of the flare stream (patient numbers stay below it)
+
+
+def lay_flares(cohort) -> None:
+    """Record the flare bursts of every trajectory of `cohort` (a `sim.engine.vector.Cohort`)."""
+    rescue = cohort.model.rescue
+    rows, start, stop, state = cohort.records.segments()
+    rate = np.array([rescue.flare_rates.get(name, 0.0) for name in BURST_STATES])[state]
+    hazard = (stop - start) * rate
+    keep = hazard > 0
+    rows, start, stop, state, rate, hazard = (a[keep] for a in (rows, start, stop, state, rate, hazard))
+    if not rows.size:
+        return
+    cumulative = np.cumsum(hazard)
+    before = cumulative - hazard
+    trajectories, first = np.unique(rows, return_index=True)
+    last = np.append(first[1:], rows.size) - 1
+    base, total = before[first], cumulative[last] - before[first]
+    numbers = cohort.numbers
+    flares = _flares_within(numbers, cohort.patient[trajectories], total)
+    which, position, effective, rebound = flares
+    at = np.searchsorted(cumulative, base[which] + position, side="right")
+    at = np.clip(at, first[which], last[which])  # rounding at a trajectory's edges
+    time = np.clip(start[at] + (base[which] + position - before[at]) / rate[at], start[at], stop[at])
+    effective = effective < rescue.response_probability
+    rebound = rebound < rescue.rebound_probability
+    cohort.records.burst(trajectories[which], time, BURST_REASONS.index("flare"), state[at], effective, rebound)
+
+
+def _flares_within(numbers, patients: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The flares of each trajectory (its patient, its total hazard): which trajectory,
+    the accumulated hazard at which it happens, and the two uniforms of its burst."""
+    which, position, effective, rebound = [], [], [], []
+    reached = np.zeros(numbers.count)
+    index = np.arange(len(patients))
+    round_ = 0
+    while index.size:
+        u = _flare_uniforms(numbers, round_)
+        k = FLARES_PER_ROUND
+        points = reached[:, None] + np.cumsum(-np.log1p(-u[:, :k]), axis=1)
+        inside = points[patients[index]] < total[index, None]
+        hit_traj, hit_k = np.nonzero(inside)
+        hit_patient = patients[index[hit_traj]]
+        which.append(index[hit_traj])
+        position.append(points[hit_patient, hit_k])
+        effective.append(u[hit_patient, k + hit_k])
+        rebound.append(u[hit_patient, 2 * k + hit_k])
+        index = index[inside[:, -1]]
+        reached = points[:, -1]
+        round_ += 1
+    return tuple(np.concatenate(parts) for parts in (which, position, effective, rebound))
+
+
+def _flare_uniforms(numbers, round_: int) -> np.ndarray:
+    """Uniforms of the chunk's patients for flares of one round: exponentials, burst response, rebound."""
+    width = 3 * FLARES_PER_ROUND
+    sequence = np.random.SeedSequence(numbers.model.seed, spawn_key=(numbers.replicate, _FLARE_STREAM, round_))
+    bit_generator = np.random.Philox(key=sequence.generate_state(2, np.uint64))
+    bit_generator.advance(numbers.first_patient * width // 4)
+    return np.random.Generator(bit_generator).random((numbers.count, width))

@@ -1,0 +1,123 @@
+"""What the vector engine records: one block of arrays per pass of its loop, joined once.
+
+The columns and codes are those of `sim.engine.records.Records` (the DES's), so the same
+functions turn them into the tidy tables; rows come in any order and are sorted there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.engine.records import BURST_STATES, REASON_CODE, STATE_CODE
+
+#: Flare states of a segment of time (codes of `BURST_STATES`).
+TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (BURST_STATES.index(s) for s in ("topical", "uncontrolled", "controlled", "supportive_care"))
+
+_EPISODE_TYPES = {
+    "strategy": np.int16, "patient": np.int32, "episode": np.int16, "line": np.int16, "treatment": np.int16,
+    "start": np.float64, "stop": np.float64, "reason": np.int8, "responded": np.int8, "assessed": np.float64,
+    "retreatment": bool, "adverse_events": np.int16, "stopping_adverse_event": np.int16, "escalated": bool,
+    "below_target": bool, "bridged": bool, "months_waited": np.float64,
+}
+_EVENT_FIELDS = ("strategy", "patient", "episode", "treatment", "adverse_event", "time", "stopped_treatment")
+_BURST_FIELDS = ("strategy", "patient", "time", "reason", "state", "effective", "rebound")
+
+
+class VectorRecords:
+    """Episodes, adverse events, bursts, patient summaries (and, for flares, the segments
+    of time controlled or not) of one chunk, as blocks of arrays."""
+
+    def __init__(self, cohort, keep_segments: bool):
+        self.cohort = cohort
+        self.keep_segments = keep_segments
+        self._blocks: dict[str, list[tuple]] = {"episodes": [], "events": [], "bursts": [], "segments": []}
+        self.episodes = self.events = self.patients = self.bursts = None
+
+    def episode(self, rows, line, treatment, start, stop, reason, assessed, planned) -> None:
+        """Record one episode of each of `rows` (times in months since entry)."""
+        c = self.cohort
+        number = c.episodes[rows]
+        counts = self._adverse_events(rows, number, start, planned)
+        responded = np.where(planned.known, planned.responded, -1)
+        self._blocks["episodes"].append((
+            c.strategy[rows], self._patient(rows), number, line, treatment, start, stop, reason, responded,
+            assessed, planned.retreatment, counts, planned.stopper, planned.escalated, planned.below_target,
+            planned.bridged, np.zeros(rows.size)))
+        if self.keep_segments:
+            self._controlled_segments(rows, start, stop, assessed, planned)
+
+    def _adverse_events(self, rows, number, start, planned) -> np.ndarray:
+        """Record the adverse events seen during the episodes; return their count per episode."""
+        counts = np.zeros(rows.size, dtype=np.int16)
+        for group, plan in planned.plans:
+            censored, observed = planned.censored[group], planned.observed[group]
+            for a, onset in enumerate(plan.event_onsets):
+                seen = plan.event_happens[a] & (~censored | (onset <= observed))
+                if not seen.any():
+                    continue
+                counts[group] += seen
+                at = group[seen]
+                stopped = plan.event_stops[a][seen] & (planned.stopper[at] == a)
+                self._blocks["events"].append((
+                    self.cohort.strategy[rows[at]], self._patient(rows[at]), number[at],
+                    self.cohort.treatment[rows[at]], np.full(at.size, a), start[at] + onset[seen], stopped))
+        return counts
+
+    def _controlled_segments(self, rows, start, stop, assessed, planned) -> None:
+        known = planned.known
+        self.segment(rows[~known], start[~known], stop[~known], UNCONTROLLED)
+        self.segment(rows[known], start[known], assessed[known], UNCONTROLLED)
+        state = np.where(planned.responded[known], CONTROLLED, UNCONTROLLED)
+        self.segment(rows[known], assessed[known], stop[known], state)
+
+    def segment(self, rows, start, stop, state) -> None:
+        """Record time spent in a flare state (see `sim.engine.vector_flares`), when flares are laid."""
+        if self.keep_segments and rows.size:
+            self._blocks["segments"].append((rows, start, stop, np.broadcast_to(state, rows.shape)))
+
+    def burst(self, rows, time, reason: int, state, effective, rebound) -> None:
+        """Record corticosteroid bursts (months since entry)."""
+        if rows.size:
+            self._blocks["bursts"].append((
+                self.cohort.strategy[rows], self._patient(rows), time, np.full(rows.size, reason),
+                np.broadcast_to(state, rows.shape), effective, rebound, rows))
+
+    def segments(self) -> tuple[np.ndarray, ...]:
+        """(trajectory, start, stop, state) of every segment, each trajectory's in time order."""
+        rows, start, stop, state = _join(self._blocks["segments"], 4)
+        order = np.argsort(rows, kind="stable")
+        return rows[order], start[order], stop[order], state[order]
+
+    def close(self):
+        """Join the blocks into columns (names as in `sim.engine.records`); return self."""
+        self.episodes = dict(zip(_EPISODE_TYPES, (
+            column.astype(kind, copy=False)
+            for column, kind in zip(_join(self._blocks["episodes"], len(_EPISODE_TYPES)), _EPISODE_TYPES.values()))))
+        self.events = dict(zip(_EVENT_FIELDS, _join(self._blocks["events"], len(_EVENT_FIELDS))))
+        bursts = _join(self._blocks["bursts"], len(_BURST_FIELDS) + 1)
+        self.bursts = dict(zip(_BURST_FIELDS, bursts))
+        self.patients = self._patients(bursts[-1].astype(np.intp), bursts[_BURST_FIELDS.index("rebound")])
+        self._blocks = None
+        return self
+
+    def _patients(self, burst_rows: np.ndarray, rebound: np.ndarray) -> dict[str, np.ndarray]:
+        c = self.cohort
+        final = np.where(c.censored_as == REASON_CODE["lost_to_followup"], STATE_CODE["lost_to_followup"], c.final)
+        return {
+            "strategy": c.strategy, "patient": self._patient(np.arange(c.size)), "final_state": final,
+            "follow_up_months": c.end, "months_to_first_topical": c.first_topical, "lines_used": c.lines_used,
+            "episodes": c.episodes, "relapses": c.relapses, "months_systemic": c.systemic,
+            "months_topical": c.topical, "months_supportive_care": c.supportive, "months_waiting": np.zeros(c.size),
+            "entry_month": c.entry, "months_to_first_control": c.first_control,
+            "bursts": np.bincount(burst_rows, minlength=c.size).astype(np.int16),
+            "rebounds": np.bincount(burst_rows, weights=rebound, minlength=c.size).astype(np.int16),
+        }
+
+    def _patient(self, rows: np.ndarray) -> np.ndarray:
+        return self.cohort.numbers.first_patient + self.cohort.patient[rows]
+
+
+def _join(blocks: list[tuple], width: int) -> list[np.ndarray]:
+    if not blocks:
+        return [np.empty(0) for _ in range(width)]
+    return [np.concatenate([np.asarray(block[k]) for block in blocks]) for k in range(width)]

@@ -1,0 +1,78 @@
+"""The vector engine: the same tables whatever the chunking, and which engine runs when."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from vector_scenarios import EVERY_RULE
+
+from sim.cli import main
+from sim.loader import ScenarioError, load_scenario
+from sim.model import compile_model
+from sim.runner import engine_for, simulate
+
+TABLES = ("episodes", "patients", "adverse_events", "bursts")
+
+
+def _model(path, overrides=None):
+    loaded = load_scenario(path, overrides)
+    return compile_model(loaded.scenario, loaded.name)
+
+
+@pytest.fixture(scope="module")
+def every_rule(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vector") / "every_rule.yaml"
+    path.write_text(EVERY_RULE, encoding="utf-8")
+    return _model(path, {"settings.patients": 300, "settings.replicates": 2})
+
+
+@pytest.mark.parametrize("engine", ["des", "vector"])
+def test_chunk_size_and_workers_do_not_change_the_tables(every_rule, engine):
+    reference = simulate(every_rule, engine=engine, chunk_size=300, progress=False)
+    for chunk_size, workers in ((7, 1), (64, 2)):
+        other = simulate(every_rule, engine=engine, chunk_size=chunk_size, workers=workers, progress=False)
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(other, name), getattr(reference, name), obj=f"{name}, chunks of {chunk_size}")
+
+
+def test_vector_runs_the_same_patients_as_the_des_over_replicates(every_rule):
+    des = simulate(every_rule, engine="des", progress=False)
+    vector = simulate(every_rule, engine="vector", progress=False)
+    pd.testing.assert_frame_equal(vector.episodes, des.episodes)
+    assert set(vector.episodes["replicate"]) == {0, 1}
+
+
+def test_auto_picks_vector_unless_resources_are_limited():
+    assert engine_for(_model("adult_conventional")) == "vector"
+    assert engine_for(_model("capacity_biologics")) == "des"
+    assert engine_for(_model("capacity_biologics"), "des") == "des"
+    unlimited = _model("capacity_biologics", {"resources.biologic_slots.capacity": "unlimited"})
+    assert engine_for(unlimited) == "vector"
+
+
+def test_vector_refuses_limited_resources_clearly():
+    model = _model("capacity_biologics", {"settings.engine": "vector", "settings.patients": 20})
+    with pytest.raises(ScenarioError) as error:
+        simulate(model, progress=False)
+    message = str(error.value)
+    assert "settings.engine" in message and "biologic_slots" in message and "engine: des" in message
+
+
+def test_cli_engine_option(tmp_path):
+    runner = CliRunner()
+    refused = runner.invoke(main, ["run", "capacity_biologics", "--engine", "vector", "--patients", "20",
+                                   "--out", str(tmp_path / "refused"), "--quiet"])
+    assert refused.exit_code == 2
+    assert "limited resources" in refused.output and "Traceback" not in refused.output
+    assert not (tmp_path / "refused").exists()
+    for engine in ("des", "vector"):
+        out = tmp_path / engine
+        result = runner.invoke(main, ["run", "bordeaux_cohort", "--engine", engine, "--patients", "30",
+                                      "--replicates", "2", "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "run.json").read_text())["engine"] == engine
+    assert pd.read_parquet(tmp_path / "des" / "episodes.parquet").equals(
+        pd.read_parquet(tmp_path / "vector" / "episodes.parquet"))
