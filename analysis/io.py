@@ -29,6 +29,7 @@ class Run:
     adverse_events: pd.DataFrame | None = None
     manifest: dict = field(default_factory=dict)
     summary: pd.DataFrame | None = None
+    bursts: pd.DataFrame | None = None
 
 
 def load_run(run_dir: str | os.PathLike) -> Run:
@@ -68,6 +69,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         summary=pd.read_csv(run_dir / "summary.csv")
         if (run_dir / "summary.csv").exists()
         else None,
+        bursts=_optional_parquet(run_dir / "bursts.parquet"),
     )
 
 

@@ -32,6 +32,7 @@ from analysis.outcomes import (
     topical_return,
     topical_return_at_horizon,
 )
+from analysis.report_sections import care_section, economics_section
 from analysis.plots import (
     plot_discontinuation_reasons,
     plot_drug_survival,
@@ -88,9 +89,14 @@ def build_report(run_dir: str | os.PathLike, svg: bool = False) -> Path:
     summary = summarize_run(run.episodes, run.patients)
     tables = _tables(run, context, summary)
     figures = _figures(run, context, svg)
+    extra_sections = []
+    for section in (care_section, economics_section):
+        html_part, _, section_tables = section(run, context, _renderer(run.run_dir, svg))
+        extra_sections.append(html_part)
+        tables += section_tables
     for table in tables:
         write_atomic(run.run_dir / "tables" / f"{table.name}.csv", table.frame.to_csv(index=False))
-    page = _page(run, context, summary, figures, tables)
+    page = _page(run, context, summary, figures, tables, extra_sections)
     return write_atomic(run.run_dir / "report.html", page)
 
 
@@ -222,6 +228,15 @@ def _figures(run: Run, context: _Context, svg: bool) -> list[_Figure]:
         _render(run.run_dir, name, title, caption, draw, svg)
         for name, title, caption, draw in specs
     ]
+
+
+def _renderer(run_dir: Path, svg: bool) -> Callable:
+    """A function that draws, saves and returns one figure of this run."""
+
+    def render(name: str, title: str, caption: str, draw: Callable) -> _Figure:
+        return _render(run_dir, name, title, caption, draw, svg)
+
+    return render
 
 
 def _render(
@@ -409,7 +424,12 @@ def _html_table(
 
 
 def _page(
-    run: Run, context: _Context, summary: pd.DataFrame, figures: list[_Figure], tables: list[_Table]
+    run: Run,
+    context: _Context,
+    summary: pd.DataFrame,
+    figures: list[_Figure],
+    tables: list[_Table],
+    extra_sections: Sequence[str] = (),
 ) -> str:
     manifest = run.manifest
     name = manifest.get("scenario_name") or run.run_dir.name
@@ -422,6 +442,7 @@ def _page(
         _figure_section(figures),
         _drug_survival_section(context, summary),
         _adverse_event_section(context, tables, run.adverse_events is None),
+        *extra_sections,
         _parameter_section(manifest),
         _table_links(tables),
     ]

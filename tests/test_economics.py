@@ -166,7 +166,7 @@ def test_price_without_currency_is_a_clear_error(tmp_path):
 
 def test_common_random_numbers_make_incremental_qalys_precise(tmp_path):
     result = CliRunner().invoke(main, ["run", "modern_adult", "--patients", 1500, "--economics", "uk_nhs",
-                                       "--out", str(tmp_path / "run"), "--quiet"])
+                                       "--out", str(tmp_path / "run"), "--quiet", "--report"])
     assert result.exit_code == 0, result.output
     patients = pd.read_parquet(tmp_path / "run" / "patients.parquet")
     q = patients.pivot(index="patient", columns="strategy", values="qalys")
@@ -177,3 +177,8 @@ def test_common_random_numbers_make_incremental_qalys_precise(tmp_path):
     assert (tmp_path / "run" / "incremental.csv").exists()
     summary = pd.read_csv(tmp_path / "run" / "summary.csv")
     assert "mean_cost_total_GBP" in set(summary["metric"]) and "mean_qalys" in set(summary["metric"])
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<h2>Cost-effectiveness</h2>" in page and "Net monetary benefit" in page
+    assert "Waiting and corticosteroid bursts" in page
+    assert (tmp_path / "run" / "figures" / "costs_and_qalys.png").stat().st_size > 10_000
+    assert (tmp_path / "run" / "tables" / "incremental.csv").exists()
