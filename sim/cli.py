@@ -195,7 +195,35 @@ def check(scenario, patients, seed, horizon, replicates, workers, engine, out, q
 @click.option("--svg", is_flag=True, help="Also save figures as SVG.")
 @_friendly_errors
 def report(run_dir, svg):
-    """(Re)build report.html, figures/ and tables/ for a finished run directory."""
+    """(Re)build report.html, figures/ and tables/ for a finished run or sweep directory."""
+    from sim.sweep.store import is_sweep_directory
+
+    if is_sweep_directory(run_dir):
+        from analysis.sweep_report import build_sweep_report
+
+        click.echo(f"report: {build_sweep_report(run_dir, svg=svg)}")
+        return
     from analysis.report import build_report
 
-    click.echo(f"report: {build_report(run_dir, svg=svg)}")
+    try:
+        click.echo(f"report: {build_report(run_dir, svg=svg)}")
+    except FileNotFoundError as exc:
+        raise ScenarioError([Problem(str(run_dir), "", f"{exc}")]) from None
+
+
+@main.command()
+@click.argument("sweep_file")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory [default: results/<sweep>]; the same --out again resumes.")
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes (or Dask workers with --dask local) [default: all cores].")
+@click.option("--scheduler", help="Run on the Dask cluster at this address, e.g. tcp://host:8786.")
+@click.option("--dask", "dask_mode", type=click.Choice(["local"]), help="'--dask local' starts a Dask LocalCluster on this machine.")
+@click.option("--keep-episodes", is_flag=True, help="Also keep every task's episodes, patients and adverse-events tables.")
+@click.option("--report", is_flag=True, help="Also write the sweep report (report.html, figures/, tables/).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def sweep(sweep_file, out, workers, scheduler, dask_mode, keep_episodes, report, quiet):
+    """Run the parameter sweep SWEEP_FILE (a YAML path or a bundled sweep's name); resumable."""
+    from sim.sweep.command import sweep_command
+
+    sys.exit(sweep_command(sweep_file, out, workers, scheduler, dask_mode == "local", keep_episodes, report, quiet))

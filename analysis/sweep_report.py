@@ -1,0 +1,442 @@
+"""The sweep report: one self-contained HTML page for a parameter sweep, with its figures
+(PNG, embedded as base64) and tables (CSV).
+
+``build_sweep_report(sweep_dir)`` writes ``report.html``, ``figures/*.png`` and
+``tables/*.csv`` into the sweep directory: what was run, the parameters and their
+sources, the grid (metric against each varied parameter), the one-way analysis
+(tornado diagrams), the PSA (distributions, probability each strategy is best,
+incremental scatter) and the per-variant table. Plain HTML and CSS: no JavaScript,
+nothing loaded from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.colours import strategy_colours
+from analysis.io import write_atomic
+from analysis.plots import save_figure
+from analysis.sweep_plots import (
+    metric_label,
+    plot_grid,
+    plot_psa_distributions,
+    plot_psa_increments,
+    plot_tornado,
+)
+from analysis.sweep_summary import (
+    KEY_METRICS,
+    SweepResults,
+    grid_table,
+    increment_table,
+    load_sweep_results,
+    one_way_table,
+    probability_best,
+    psa_increments,
+    psa_samples,
+    psa_table,
+)
+
+#: Variants shown in the one-way and PSA figures (all are in the tables).
+MAX_VARIANTS_IN_FIGURES = 4
+
+
+@dataclass(frozen=True)
+class _Figure:
+    name: str
+    title: str
+    caption: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class _Context:
+    results: SweepResults
+    strategies: list[str]
+    labels: dict[str, str]
+    colours: dict
+    horizon_months: float | None
+    variants: dict[int, str]
+    parameter_labels: dict[str, str]
+
+
+def build_sweep_report(sweep_dir: str | os.PathLike, svg: bool = False) -> Path:
+    """Write the HTML report of a sweep directory, with its figures and tables.
+
+    Parameters
+    ----------
+    sweep_dir : path-like
+        A directory written by ``adpath sweep`` (``sweep.json``, ``sweep_summary.parquet``).
+    svg : bool
+        Also write every figure as SVG in ``figures/``.
+
+    Returns
+    -------
+    pathlib.Path
+        Path of ``report.html``.
+    """
+    results = load_sweep_results(sweep_dir)
+    context = _context(results)
+    tables = _tables(context)
+    for name, (_, frame) in tables.items():
+        write_atomic(results.directory / "tables" / f"{name}.csv", frame.to_csv(index=False))
+    sections = [
+        _header(context),
+        _run_section(context),
+        _parameter_section(context),
+        _grid_section(context, tables, svg),
+        _one_way_section(context, tables, svg),
+        _psa_section(context, tables, svg),
+        _variant_section(context),
+        _table_links(tables),
+    ]
+    name = results.manifest.get("sweep_name") or results.directory.name
+    return write_atomic(results.directory / "report.html", _page(name, "\n".join(s for s in sections if s)))
+
+
+# ------------------------------------------------------------------ context
+
+
+def _context(results: SweepResults) -> _Context:
+    strategies = results.strategies()
+    labels = results.labels()
+    variants = {v["variant"]: ", ".join(f"{k} = {val}" for k, val in v.get("grid", {}).items()) or "base case"
+                for v in results.manifest.get("variants", [])}
+    horizons = [v.get("horizon_months") for v in results.manifest.get("variants", [])]
+    horizon = horizons[0] if horizons and len(set(horizons)) == 1 else None
+    parameters = {p["path"]: parameter_label(p["path"], labels) for p in results.manifest.get("parameters", [])}
+    return _Context(results, strategies, labels, strategy_colours(strategies), horizon, variants, parameters)
+
+
+def parameter_label(path: str, labels: dict[str, str]) -> str:
+    """Readable name of a parameter path: `treatments.methotrexate.response` -> `Methotrexate: response`."""
+    parts = path.split(".")
+    if len(parts) > 2 and parts[0] in ("treatments", "strategies"):
+        owner, rest = labels.get(parts[1], parts[1].replace("_", " ")), parts[2:]
+        return f"{owner}: {' '.join(rest).replace('_', ' ')}"
+    return " ".join(parts).replace("_", " ")
+
+
+def _tables(context: _Context) -> dict[str, tuple[str, pd.DataFrame]]:
+    results = context.results
+    tables = {"grid": ("Key metrics of every variant's base case (point task), with the grid's values.",
+                       grid_table(results))}
+    if (results.summary["analysis"] == "one_way").any():
+        tables["one_way"] = ("One-way analysis: each metric at each parameter's low and high value, and the swing.",
+                             one_way_table(results))
+    if (results.summary["analysis"] == "psa").any():
+        increments = psa_increments(results)
+        tables["psa_summary"] = ("PSA: mean, sd and 2.5/50/97.5% points of each metric over samples.",
+                                 psa_table(results))
+        tables["psa_probability_best"] = ("PSA: share of samples in which each strategy has the highest value.",
+                                          probability_best(results))
+        tables["psa_increments"] = ("PSA: paired differences from the reference strategy (mean, 95% interval, "
+                                    "probability higher).", increment_table(increments))
+        tables["psa_samples"] = ("PSA: the key metrics of every sample.", psa_samples(results))
+    tables["parameters"] = ("Every parameter the sweep sets or draws, with its values and source.",
+                            pd.DataFrame(results.manifest.get("parameters", [])))
+    return tables
+
+
+# ------------------------------------------------------------------ figures
+
+
+def _render(context: _Context, name: str, title: str, caption: str, draw: Callable, svg: bool) -> _Figure:
+    figure = draw()
+    path = save_figure(figure, context.results.directory / "figures" / f"{name}.png", svg=svg)[0]
+    return _Figure(name, title, caption, path.read_bytes())
+
+
+def _figure_html(figure: _Figure) -> str:
+    data = base64.b64encode(figure.png).decode("ascii")
+    return (f'<figure id="{_e(figure.name)}"><h3>{_e(figure.title)}</h3>'
+            f'<img src="data:image/png;base64,{data}" alt="{_e(figure.title)}">'
+            f'<figcaption>{_e(figure.caption)} <a href="figures/{_e(figure.name)}.png">PNG</a></figcaption></figure>')
+
+
+def _shown_variants(frame: pd.DataFrame) -> tuple[list[int], str]:
+    variants = sorted(frame["variant"].unique())
+    note = ""
+    if len(variants) > MAX_VARIANTS_IN_FIGURES:
+        note = (f'<p class="muted">Figures show the first {MAX_VARIANTS_IN_FIGURES} of {len(variants)} variants; '
+                "the tables hold them all.</p>")
+    return variants[:MAX_VARIANTS_IN_FIGURES], note
+
+
+# ----------------------------------------------------------------- sections
+
+
+def _header(context: _Context) -> str:
+    m = context.results.manifest
+    return (f"<h1>adpath sweep report: {_e(m.get('sweep_name', ''))}</h1>"
+            f'<p class="lead">{_e(m.get("description") or "")}</p>')
+
+
+def _run_section(context: _Context) -> str:
+    m = context.results.manifest
+    sessions = m.get("sessions", [])
+    wall = sum(s.get("wall_time_seconds") or 0 for s in sessions)
+    by_analysis = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in (m.get("tasks_by_analysis") or {}).items())
+    facts = [
+        ("Sweep file", m.get("sweep_file")), ("Base scenario", f"{m.get('base_scenario')} ({m.get('base_file')})"),
+        ("Sweep hash", m.get("sweep_hash")), ("Seed", m.get("seed")), ("Replicates per task", m.get("replicates")),
+        ("Variants (grid points)", len(m.get("variants", []))),
+        ("Tasks", f"{m.get('tasks')} ({by_analysis})"),
+        ("Finished", f"{m.get('tasks_finished')} of {m.get('tasks')} ({m.get('status')})"),
+        ("Sessions (runs and resumes)", len(sessions)), ("Wall time, all sessions", f"{wall:.1f} s"),
+        ("Last executor", sessions[-1].get("executor") if sessions else None),
+        ("Patients per task", ", ".join(sorted({f"{v.get('patients'):,}" for v in m.get("variants", [])}))),
+        ("Horizon", f"{context.horizon_months:g} months" if context.horizon_months else "varies"),
+    ]
+    rows = [[_e(k), _e("not recorded" if v in (None, "") else v)] for k, v in facts]
+    failed = m.get("failed") or []
+    failures = ""
+    if failed:
+        items = "".join(f"<li><code>{_e(f['task'])}</code> ({_e(f['what'])}): {_e(f['error'])}</li>" for f in failed[:50])
+        failures = (f'<p class="warn">{len(failed)} task(s) failed twice and are missing from the results; '
+                    f"run the same command again to retry them.</p><ul>{items}</ul>")
+    return ("<h2>What was run</h2>" + _html_table(["Item", "Value"], rows, [False, False]) + failures
+            + '<p class="muted">Every task of replicate r uses the same virtual patients (common random numbers), '
+            "so differences between variants, one-way bounds and PSA samples come from the parameters, not "
+            "from Monte Carlo noise.</p>")
+
+
+def _parameter_section(context: _Context) -> str:
+    parameters = context.results.manifest.get("parameters", [])
+    roles = {"vary": "grid", "one_way": "one-way", "psa": "PSA"}
+    rows = [[_e(p["path"]), _e(roles.get(p["role"], p["role"])), _e(p.get("distribution", "")),
+             _e(p.get("unit") or ""), _e(p.get("source") or "not given")] for p in parameters]
+    return ("<h2>Parameters</h2><p>What the sweep sets or draws, with the values or distribution and the "
+            "source.</p>" + _html_table(["Parameter", "Role", "Values or distribution", "Unit", "Source"], rows,
+                                        [False] * 5, "params"))
+
+
+def _grid_section(context: _Context, tables: dict, svg: bool) -> str:
+    grid = tables["grid"][1]
+    columns = context.results.parameter_columns("vary")
+    varied = [c for c in columns if grid[c["name"]].nunique() > 1]
+    if not varied:
+        return ""
+    parts = ["<h2>Grid</h2>"]
+    for column in varied:
+        others = [c["name"] for c in varied if c is not column]
+        order = list(dict.fromkeys(context.results.summary.sort_values("variant")[column["name"]]))
+        label = context.parameter_labels.get(column["path"], column["path"])
+        unit = f" ({column['unit']})" if column.get("unit") else ""
+        name = "grid_" + column["path"].replace(".", "_")
+        parts.append(_figure_html(_render(
+            context, name, f"Outcomes by {label}",
+            "Each key metric at every value of the parameter (base case of each grid variant), one line per "
+            "strategy, with 95% intervals; other varied parameters in rows.",
+            lambda c=column, o=others, order=order, label=label + unit: plot_grid(
+                grid, c["name"], o, context.strategies, context.labels, context.colours, label, order,
+                context.horizon_months),
+            svg)))
+    return "\n".join(parts)
+
+
+def _one_way_section(context: _Context, tables: dict, svg: bool) -> str:
+    if "one_way" not in tables:
+        return ""
+    one_way = tables["one_way"][1]
+    variants, note = _shown_variants(one_way)
+    parts = ["<h2>One-way sensitivity analysis</h2>",
+             '<p>Each parameter set to its low and then its high value, all others at their base values. '
+             "Bars are ordered by swing (the absolute difference between the two), largest on top.</p>", note]
+    for variant in variants:
+        rows = one_way[one_way["variant"] == variant]
+        suffix = f" ({context.variants.get(variant, '')})" if len(context.variants) > 1 else ""
+        for metric in KEY_METRICS:
+            parts.append(_figure_html(_render(
+                context, f"tornado_{metric}_v{variant}", f"Tornado: {metric_label(metric)}{suffix}",
+                "Blue: the metric with the parameter at its low value; orange: at its high value; the vertical "
+                "line is the base case. Values in brackets are the parameter's low and high values.",
+                lambda r=rows, m=metric: plot_tornado(r, m, context.strategies, context.labels,
+                                                      context.parameter_labels, context.horizon_months),
+                svg)))
+    parts.append(_one_way_html(context, one_way))
+    return "\n".join(parts)
+
+
+def _one_way_html(context: _Context, one_way: pd.DataFrame) -> str:
+    rows = []
+    for r in one_way.itertuples(index=False):
+        rows.append([_e(context.variants.get(r.variant, r.variant)), _e(context.labels.get(r.strategy, r.strategy)),
+                     _e(metric_label(r.metric)), _e(context.parameter_labels.get(r.parameter, r.parameter)),
+                     _e(f"{_num(r.low_setting)} / {_num(r.base_setting)} / {_num(r.high_setting)}"),
+                     _value(r.metric, r.at_low), _value(r.metric, r.base), _value(r.metric, r.at_high),
+                     _value(r.metric, r.swing, difference=True)])
+    return ("<h3>One-way results</h3>" + _html_table(
+        ["Variant", "Strategy", "Metric", "Parameter", "Low / base / high value", "At low", "Base", "At high",
+         "Swing"], rows, [False] * 5 + [True] * 4))
+
+
+def _psa_section(context: _Context, tables: dict, svg: bool) -> str:
+    if "psa_summary" not in tables:
+        return ""
+    results = context.results
+    samples, summary = psa_samples(results), tables["psa_summary"][1]
+    increments = psa_increments(results)
+    variants, note = _shown_variants(samples)
+    parts = ["<h2>Probabilistic sensitivity analysis</h2>",
+             f"<p>{samples['sample'].nunique()} samples of every uncertain parameter (see Parameters). Counts are "
+             "drawn from Beta(events + ½, n − events + ½), shares that sum to 1 from a Dirichlet.</p>", note]
+    for variant in variants:
+        suffix = f" ({context.variants.get(variant, '')})" if len(context.variants) > 1 else ""
+        parts.append(_figure_html(_render(
+            context, f"psa_distributions_v{variant}", f"PSA distributions{suffix}",
+            "Distribution of each key metric across PSA samples, per strategy; dashed lines mark the "
+            "deterministic base case.",
+            lambda v=variant: plot_psa_distributions(samples[samples["variant"] == v],
+                                                     summary[summary["variant"] == v], context.strategies,
+                                                     context.labels, context.colours, context.horizon_months),
+            svg)))
+        if len(context.strategies) > 1:
+            parts.append(_figure_html(_render(
+                context, f"psa_increments_v{variant}", f"Incremental outcomes{suffix}",
+                "Each point is one PSA sample: the difference from the reference strategy in returning to "
+                "topical therapy (horizontal) and in median first-line drug survival (vertical).",
+                lambda v=variant: plot_psa_increments(increments[increments["variant"] == v],
+                                                      "returned_to_topical_ever",
+                                                      "first_line_median_drug_survival_months", context.labels,
+                                                      context.colours, context.horizon_months),
+                svg)))
+    parts.append(_psa_summary_html(context, summary))
+    parts.append(_probability_best_html(context, tables["psa_probability_best"][1]))
+    parts.append(_increment_html(context, tables["psa_increments"][1]))
+    return "\n".join(parts)
+
+
+def _psa_summary_html(context: _Context, summary: pd.DataFrame) -> str:
+    rows = [[_e(context.variants.get(r.variant, r.variant)), _e(context.labels.get(r.strategy, r.strategy)),
+             _e(metric_label(r.metric)), _value(r.metric, r.point), _value(r.metric, r.mean),
+             f"{_value(r.metric, r.p2_5)} to {_value(r.metric, r.p97_5)}",
+             f"{int(r.not_reached)}" if r.not_reached else ""] for r in summary.itertuples(index=False)]
+    return ("<h3>Uncertainty in each outcome</h3>" + _html_table(
+        ["Variant", "Strategy", "Metric", "Base case", "Mean over samples", "95% interval (2.5–97.5%)",
+         "Samples not reached"], rows, [False, False, False, True, True, True, True]))
+
+
+def _probability_best_html(context: _Context, best: pd.DataFrame) -> str:
+    if best.empty:
+        return ""
+    header = ["Variant", "Metric"] + [context.labels.get(s, s) for s in context.strategies]
+    rows = []
+    for (variant, metric), group in best.groupby(["variant", "metric"], sort=False):
+        shares = dict(zip(group["strategy"], group["probability"]))
+        rows.append([_e(context.variants.get(variant, variant)), _e(metric_label(metric))]
+                    + [f"{shares[s]:.0%}" if s in shares else "—" for s in context.strategies])
+    return ("<h3>Probability each strategy is best</h3>"
+            + _html_table(header, rows, [False, False] + [True] * len(context.strategies))
+            + '<p class="muted">Share of PSA samples in which the strategy has the highest value of the metric '
+            "(ties shared). For drug survival, higher means the first drug kept working for longer.</p>")
+
+
+def _increment_html(context: _Context, increments: pd.DataFrame) -> str:
+    if increments.empty:
+        return ""
+    rows = [[_e(context.variants.get(r.variant, r.variant)),
+             _e(f"{context.labels.get(r.strategy, r.strategy)} − {context.labels.get(r.reference, r.reference)}"),
+             _e(metric_label(r.metric)), _value(r.metric, r.mean, difference=True),
+             f"{_value(r.metric, r.p2_5, difference=True)} to {_value(r.metric, r.p97_5, difference=True)}",
+             f"{r.probability_higher:.0%}"] for r in increments.itertuples(index=False)]
+    return ("<h3>Differences between strategies</h3>" + _html_table(
+        ["Variant", "Comparison", "Metric", "Mean difference", "95% interval", "Probability higher"], rows,
+        [False, False, False, True, True, True])
+        + '<p class="muted">Paired differences sample by sample (same patients, same parameters); '
+        "pp = percentage points.</p>")
+
+
+def _variant_section(context: _Context) -> str:
+    grid = grid_table(context.results)
+    rows = []
+    for (variant, strategy), group in grid.groupby(["variant", "strategy"], sort=False):
+        cells = [_e(context.variants.get(variant, variant)), _e(context.labels.get(strategy, strategy))]
+        for metric in KEY_METRICS:
+            row = group[group["metric"] == metric]
+            cells.append("—" if row.empty else _value(metric, row["value"].iloc[0], row["ci_low"].iloc[0],
+                                                       row["ci_high"].iloc[0]))
+        rows.append(cells)
+    return ("<h2>Per-variant results</h2><p>The base case of each variant (no parameter drawn or moved).</p>"
+            + _html_table(["Variant", "Strategy"] + [metric_label(m, context.horizon_months) for m in KEY_METRICS],
+                          rows, [False, False, True, True, True])
+            + '<p class="muted">95% intervals in brackets. A dash: not estimable (median not reached).</p>')
+
+
+def _table_links(tables: dict) -> str:
+    items = "".join(f'<li><a href="tables/{_e(name)}.csv">{_e(name)}.csv</a>: {_e(text)}</li>'
+                    for name, (text, _) in tables.items())
+    return (f"<h2>Tables (CSV)</h2><ul>{items}<li><a href=\"sweep_summary.csv\">sweep_summary.csv</a>: every "
+            "metric of every task with its parameters (PSA draws in sweep_tasks.csv; all in "
+            "sweep_summary.parquet).</li></ul>")
+
+
+# ------------------------------------------------------------------- format
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:#222;background:#fff;margin:0;line-height:1.45}
+main{max-width:1240px;margin:0 auto;padding:1.5rem 2rem 3rem}
+h1{font-size:1.7rem;margin:0 0 .3rem}h2{font-size:1.3rem;margin:2.2rem 0 .6rem;
+ border-bottom:2px solid #e3e3e3;padding-bottom:.2rem}h3{font-size:1.05rem;margin:1.4rem 0 .4rem}
+p.lead{color:#555;margin-top:0}p.warn{color:#a33;font-weight:600}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.92rem}
+th,td{border:1px solid #d9d9d9;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+figure{margin:1rem 0 2rem}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#444;font-size:.92rem;margin-top:.3rem;max-width:60rem}.muted{color:#777}
+table.params td:first-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
+"""
+
+
+def _page(name: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>adpath sweep report: {_e(name)}</title>\n"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n")
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _num(value) -> str:
+    if isinstance(value, (int, float)) and not _missing(value):
+        return f"{value:.3g}"
+    return "—" if _missing(value) else str(value)
+
+
+def _value(metric: str, value, low=None, high=None, difference: bool = False) -> str:
+    """A metric's value as text: percentages (pp for differences) or months."""
+    if _missing(value):
+        return "—"
+    proportion = KEY_METRICS.get(metric, ("", ""))[1] == "proportion"
+
+    def one(v):
+        if proportion:
+            return f"{100 * v:+.1f} pp" if difference else f"{v:.1%}"
+        return f"{v:+.1f}" if difference else f"{v:.1f}"
+
+    interval = "" if _missing(low) or _missing(high) else f" ({one(low)}–{one(high)})"
+    return one(value) + interval
+
+
+def _html_table(header, rows, numeric, css_class: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if n else f"<td>{c}</td>"
+                                    for c, n in zip(row, numeric)) + "</tr>" for row in rows)
+    cls = f' class="{css_class}"' if css_class else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

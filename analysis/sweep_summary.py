@@ -1,0 +1,277 @@
+"""Summaries of a parameter sweep: the grid, the one-way analysis (tornado) and the PSA.
+
+Everything starts from ``sweep_summary.parquet`` (one row per task and metric, written by
+``adpath sweep``) and keeps to the strategy-level key metrics by default:
+
+- ``returned_to_topical_ever`` and ``on_topical_at_horizon`` (proportions of all
+  patients of the strategy),
+- ``first_line_median_drug_survival_months`` (months; NaN when not reached).
+
+Replicates of a task are averaged first. Higher is taken as better for every key
+metric when asking which strategy is best (a longer first-line drug survival means the
+first drug kept working for longer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: The metrics the sweep figures and tables show: name -> (label, unit).
+KEY_METRICS = {
+    "returned_to_topical_ever": ("Ever returned to topical therapy", "proportion"),
+    "on_topical_at_horizon": ("On topical therapy at the horizon", "proportion"),
+    "first_line_median_drug_survival_months": ("Median drug survival of the first line", "months"),
+}
+_POINT_KEYS = ["variant", "analysis", "parameter", "bound", "sample"]
+_Z95 = stats.norm.ppf(0.975)
+
+
+@dataclass(frozen=True)
+class SweepResults:
+    """The results of a sweep directory: manifest, summary (task x metric) and tasks."""
+
+    directory: Path
+    manifest: dict
+    summary: pd.DataFrame
+    tasks: pd.DataFrame
+
+    def labels(self) -> dict[str, str]:
+        """Display names of strategies and treatments (from the manifest)."""
+        labels = {}
+        for key in ("strategies", "treatments"):
+            for name, info in (self.manifest.get(key) or {}).items():
+                labels[name] = str((info or {}).get("label") or name.replace("_", " "))
+        return labels
+
+    def strategies(self) -> list[str]:
+        """Strategy names in the scenario's order."""
+        declared = list(self.manifest.get("strategies") or {})
+        found = list(dict.fromkeys(self.summary["strategy"]))
+        return [s for s in declared if s in found] + [s for s in found if s not in declared]
+
+    def parameter_columns(self, role: str) -> list[dict]:
+        """The manifest's parameter columns of one role (`vary`, `one_way`, `psa`)."""
+        return [p for p in self.manifest.get("parameters", []) if p.get("role") == role]
+
+
+def load_sweep_results(directory: str | os.PathLike) -> SweepResults:
+    """Load a sweep directory written by ``adpath sweep``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the directory has no ``sweep.json`` or no ``sweep_summary.parquet`` (no task
+        finished yet).
+    """
+    directory = Path(directory)
+    manifest_path, summary_path = directory / "sweep.json", directory / "sweep_summary.parquet"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{directory} is not a sweep directory (no sweep.json); run `adpath sweep` first")
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{directory} has no sweep_summary.parquet yet: no task has finished")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    tasks_path = directory / "sweep_tasks.parquet"
+    tasks = pd.read_parquet(tasks_path) if tasks_path.is_file() else pd.DataFrame()
+    return SweepResults(directory, manifest, pd.read_parquet(summary_path), tasks)
+
+
+def key_metrics(summary: pd.DataFrame, metrics=tuple(KEY_METRICS)) -> pd.DataFrame:
+    """Strategy-level rows of `metrics`, averaged over replicates.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``variant, analysis, parameter, bound, sample, strategy, metric, value, ci_low,
+        ci_high, replicates``. With one replicate the 95% interval is the task's own
+        (Wilson, or Kaplan–Meier for drug survival); with several, the mean's interval
+        from the replicates' standard errors (each read off its own interval), as the
+        replicates' patients are independent. Proportions' intervals stay within [0, 1].
+        A median not reached in any replicate leaves the mean NaN.
+    """
+    rows = summary[summary["treatment"].isna() & summary["metric"].isin(list(metrics))]
+    rows = rows.assign(variance=((rows["ci_high"] - rows["ci_low"]) / (2 * _Z95)) ** 2)
+    keys = [*_POINT_KEYS, "strategy", "metric"]
+    grouped = rows.groupby(keys, dropna=False, sort=False)
+    out = grouped.agg(value=("value", lambda v: v.mean(skipna=False)), ci_low=("ci_low", "first"),
+                      ci_high=("ci_high", "first"), variance=("variance", "sum"), replicates=("value", "size"))
+    out = out.reset_index()
+    several = out["replicates"] > 1
+    half = _Z95 * np.sqrt(out["variance"]) / out["replicates"]
+    out.loc[several, "ci_low"] = (out["value"] - half)[several]
+    out.loc[several, "ci_high"] = (out["value"] + half)[several]
+    proportion = out["metric"].map(lambda m: KEY_METRICS.get(m, ("", ""))[1] == "proportion")
+    out.loc[proportion, ["ci_low", "ci_high"]] = out.loc[proportion, ["ci_low", "ci_high"]].clip(0.0, 1.0)
+    return out.drop(columns="variance")
+
+
+def grid_table(results: SweepResults) -> pd.DataFrame:
+    """The key metrics of every grid variant's point task, with the grid's parameter values.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``variant, <grid parameter columns>, strategy, metric, value, ci_low, ci_high``.
+    """
+    points = key_metrics(results.summary)
+    points = points[points["analysis"] == "point"]
+    columns = [p["name"] for p in results.parameter_columns("vary")]
+    values = results.summary.drop_duplicates("variant")[["variant", *columns]]
+    table = points.merge(values, on="variant", how="left")
+    return table[["variant", *columns, "strategy", "metric", "value", "ci_low", "ci_high"]]
+
+
+def one_way_table(results: SweepResults) -> pd.DataFrame:
+    """The one-way analysis: per variant, strategy, metric and parameter, the metric at the
+    parameter's low and high values and at the base case, and the swing |high − low|.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``variant, strategy, metric, parameter, low_setting, base_setting, high_setting,
+        at_low, base, at_high, swing``, ordered by swing (largest first) within each
+        variant, strategy and metric. Settings are in the parameter's unit (see its column).
+    """
+    metrics = key_metrics(results.summary)
+    base = metrics[metrics["analysis"] == "point"][["variant", "strategy", "metric", "value"]]
+    bounds = metrics[metrics["analysis"] == "one_way"]
+    if bounds.empty:
+        return pd.DataFrame(columns=["variant", "strategy", "metric", "parameter", "low_setting", "base_setting",
+                                     "high_setting", "at_low", "base", "at_high", "swing"])
+    wide = bounds.pivot_table(index=["variant", "strategy", "metric", "parameter"], columns="bound",
+                              values="value", dropna=False).reset_index()
+    wide = wide.rename(columns={"low": "at_low", "high": "at_high"})
+    wide = wide.merge(base.rename(columns={"value": "base"}), on=["variant", "strategy", "metric"], how="left")
+    wide = wide.merge(_settings(results), on=["variant", "parameter"], how="left")
+    wide["swing"] = (wide["at_high"] - wide["at_low"]).abs()
+    wide = wide.sort_values(["variant", "strategy", "metric", "swing"], ascending=[True, True, True, False],
+                            kind="stable", na_position="last", ignore_index=True)
+    return wide[["variant", "strategy", "metric", "parameter", "low_setting", "base_setting", "high_setting",
+                 "at_low", "base", "at_high", "swing"]]
+
+
+def _settings(results: SweepResults) -> pd.DataFrame:
+    """The low, base and high value of each one-way parameter, per variant."""
+    tasks = results.summary.drop_duplicates("task")
+    rows = []
+    for column in results.parameter_columns("one_way"):
+        name, path = column["name"], column["path"]
+        for variant, group in tasks.groupby("variant", sort=True):
+            value = {bound: group.loc[(group["parameter"] == path) & (group["bound"] == bound), name]
+                     for bound in ("low", "high")}
+            point = group.loc[group["analysis"] == "point", name]
+            rows.append({"variant": variant, "parameter": path,
+                         "low_setting": _first(value["low"]), "high_setting": _first(value["high"]),
+                         "base_setting": _first(point)})
+    return pd.DataFrame(rows, columns=["variant", "parameter", "low_setting", "high_setting", "base_setting"])
+
+
+def _first(series: pd.Series):
+    return series.iloc[0] if len(series) else np.nan
+
+
+def psa_samples(results: SweepResults) -> pd.DataFrame:
+    """The key metrics of every PSA sample (averaged over replicates).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``variant, sample, strategy, metric, value``.
+    """
+    metrics = key_metrics(results.summary)
+    samples = metrics[metrics["analysis"] == "psa"]
+    return samples[["variant", "sample", "strategy", "metric", "value"]].reset_index(drop=True)
+
+
+def psa_table(results: SweepResults) -> pd.DataFrame:
+    """The PSA distribution of each key metric per variant and strategy.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``variant, strategy, metric, point`` (the deterministic base case), ``mean, sd,
+        p2_5, median, p97_5`` (over samples; the 2.5–97.5% range is the 95% uncertainty
+        interval), ``samples`` and ``not_reached`` (samples whose median was not reached).
+    """
+    samples = psa_samples(results)
+    metrics = key_metrics(results.summary)
+    point = metrics[metrics["analysis"] == "point"][["variant", "strategy", "metric", "value"]]
+    grouped = samples.groupby(["variant", "strategy", "metric"], sort=False)["value"]
+    table = grouped.agg(mean="mean", sd="std", p2_5=lambda v: v.quantile(0.025), median="median",
+                        p97_5=lambda v: v.quantile(0.975), samples="size",
+                        not_reached=lambda v: int(v.isna().sum())).reset_index()
+    table = table.merge(point.rename(columns={"value": "point"}), on=["variant", "strategy", "metric"], how="left")
+    return table[["variant", "strategy", "metric", "point", "mean", "sd", "p2_5", "median", "p97_5", "samples",
+                  "not_reached"]]
+
+
+def probability_best(results: SweepResults) -> pd.DataFrame:
+    """Per variant and metric, the share of PSA samples in which each strategy is best.
+
+    The best strategy has the highest value; ties share the sample equally. Samples in
+    which a strategy's value is missing (a median not reached) are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``variant, metric, strategy, probability, samples``.
+    """
+    samples = psa_samples(results)
+    rows = []
+    for (variant, metric), group in samples.groupby(["variant", "metric"], sort=False):
+        wide = group.pivot_table(index="sample", columns="strategy", values="value", dropna=False)
+        wide = wide.dropna()
+        if wide.empty:
+            continue
+        best = wide.eq(wide.max(axis=1), axis=0)
+        shares = best.div(best.sum(axis=1), axis=0).mean()
+        for strategy in wide.columns:
+            rows.append({"variant": variant, "metric": metric, "strategy": strategy,
+                         "probability": float(shares[strategy]), "samples": len(wide)})
+    return pd.DataFrame(rows, columns=["variant", "metric", "strategy", "probability", "samples"])
+
+
+def psa_increments(results: SweepResults, reference: str | None = None) -> pd.DataFrame:
+    """Differences of each strategy from `reference` (default: the first), sample by sample.
+
+    The strategies of a sample share their virtual patients and their parameters, so the
+    differences are paired.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``variant, sample, strategy, reference, metric, difference``.
+    """
+    samples = psa_samples(results)
+    reference = reference or results.strategies()[0]
+    wide = samples.pivot_table(index=["variant", "sample", "metric"], columns="strategy", values="value",
+                               dropna=False)
+    frames = []
+    for strategy in [s for s in results.strategies() if s != reference and s in wide.columns]:
+        difference = (wide[strategy] - wide[reference]).rename("difference").reset_index()
+        frames.append(difference.assign(strategy=strategy, reference=reference))
+    if not frames:
+        return pd.DataFrame(columns=["variant", "sample", "strategy", "reference", "metric", "difference"])
+    out = pd.concat(frames, ignore_index=True)
+    return out[["variant", "sample", "strategy", "reference", "metric", "difference"]]
+
+
+def increment_table(increments: pd.DataFrame) -> pd.DataFrame:
+    """Summary of paired PSA differences: mean, 95% interval and the probability it is > 0.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``variant, strategy, reference, metric, mean, p2_5, p97_5, probability_higher``.
+    """
+    grouped = increments.dropna(subset=["difference"]).groupby(
+        ["variant", "strategy", "reference", "metric"], sort=False)["difference"]
+    table = grouped.agg(mean="mean", p2_5=lambda v: v.quantile(0.025), p97_5=lambda v: v.quantile(0.975),
+                        probability_higher=lambda v: float((v > 0).mean()))
+    return table.reset_index()

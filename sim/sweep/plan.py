@@ -1,0 +1,461 @@
+"""The sweep plan: a sweep file resolved into the tasks it runs, all checked up front.
+
+A task is one simulation of the base scenario with some parameters changed, for one
+replicate:
+
+- `point`: a variant of the grid (one combination of the `vary` values; the base case
+  when nothing is varied), with every other parameter at its point estimate;
+- `one_way`: a variant with one `one_way` parameter at its `low` or `high` value;
+- `psa`: a variant with every uncertain parameter drawn (sample `k`).
+
+Seeds and common random numbers: replicate `r` of every task simulates with the
+scenario seed `SeedSequence(seed, spawn_key=(r,))` (its first 32 bits, recorded per task
+as `seed`), one replicate. So every variant, bound and sample of replicate `r` runs on
+the same virtual patients with the same random numbers: differences between tasks are
+the parameters' doing, not Monte Carlo noise, and a tornado's swing or a grid's slope is
+not blurred by it. Replicates give independent patients. A point task is exactly
+`adpath run BASE --seed <its seed> --replicates 1` (with the grid's values). PSA
+parameter draws have a stream of their own (see `sim.sweep.psa`).
+
+Every value, every grid combination and every PSA sample is validated against the
+scenario schema before anything runs; problems name the sweep file and the key path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from sim.loader import LoadedScenario, Problem, ScenarioError, bundled_dir, load_scenario, resolve_scenario_path
+from sim.model import Model, compile_model
+from sim.schema import Scenario
+from sim.sweep.parameters import (
+    Parameter,
+    PathError,
+    apply_overrides,
+    document_value,
+    get_path,
+    locate,
+    numeric_value,
+    value_label,
+)
+from sim.sweep.psa import PsaDesign, build_design
+from sim.sweep.spec import SweepSpec, read_sweep_file
+
+PLAN_FORMAT = 1
+ANALYSES = ("point", "one_way", "psa")
+_SET_BY_THE_SWEEP = {("settings", "seed"): "seed", ("settings", "replicates"): "replicates"}
+_TEXT_KEYS = {"source", "description", "label", "name", "dose", "response_definition", "why"}
+_MAX_SAMPLE_PROBLEMS = 5
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One simulation of a sweep: a variant, an analysis point and a replicate.
+
+    `grid` holds the variant's (parameter, value) as written in the sweep file; `setting`
+    the one-way value. `overrides` are (key path, value) pairs written into the base
+    scenario document; `values` maps each parameter column to this task's value.
+    """
+
+    order: int
+    id: str
+    variant: int
+    analysis: str
+    parameter: str | None
+    bound: str | None
+    sample: int | None
+    replicate: int
+    seed: int
+    grid: tuple = ()
+    setting: str | None = None
+    overrides: tuple = ()
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """A short account of what this task changes, for messages."""
+        if self.analysis == "one_way":
+            what = f"{self.parameter} = {self.setting} ({self.bound})"
+        elif self.analysis == "psa":
+            what = f"PSA sample {self.sample}"
+        else:
+            what = "base case"
+        grid = ", ".join(f"{k} = {v}" for k, v in self.grid)
+        return f"{what}{'; ' + grid if grid else ''}; replicate {self.replicate}"
+
+
+@dataclass(frozen=True)
+class ParameterColumn:
+    """A column of parameter values in the sweep tables: which parameter, its role, source."""
+
+    name: str
+    path: str
+    unit: str
+    role: str
+    numeric: bool
+    distribution: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep: its base scenario, its tasks and its parameter columns."""
+
+    name: str
+    description: str
+    file: Path
+    spec: SweepSpec
+    base: LoadedScenario
+    document: dict
+    seed: int
+    replicates: int
+    tasks: tuple[SweepTask, ...]
+    columns: tuple[ParameterColumn, ...]
+    design: PsaDesign | None
+    hash: str
+
+    def model(self, task: SweepTask) -> Model:
+        """Return the compiled model a task simulates (one replicate, the task's seed)."""
+        run = [(("settings", "seed"), task.seed), (("settings", "replicates"), 1)]
+        scenario = Scenario.model_validate(apply_overrides(self.document, [*task.overrides, *run]))
+        return compile_model(scenario, self.base.name)
+
+    def task_table(self) -> pd.DataFrame:
+        """One row per task: its identifiers and the value of every parameter column."""
+        rows = []
+        for task in self.tasks:
+            row = {"task": task.id, "order": task.order, "variant": task.variant, "analysis": task.analysis,
+                   "parameter": task.parameter, "bound": task.bound, "sample": task.sample,
+                   "replicate": task.replicate, "seed": task.seed}
+            row.update({c.name: task.values.get(c.name) for c in self.columns})
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        table["sample"] = table["sample"].astype("Int64")
+        for column in self.columns:
+            table[column.name] = table[column.name].astype(float if column.numeric else object)
+        return table
+
+
+# ------------------------------------------------------------------- loading
+
+
+def resolve_sweep_path(name_or_path: str | Path) -> Path:
+    """Return the sweep file given as a path or as the name of a bundled sweep."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = {p.stem: p for p in sorted((bundled_dir() / "sweeps").glob("*.yaml"))}
+    stem = str(name_or_path).removesuffix(".yaml")
+    if stem in bundled:
+        return bundled[stem]
+    hint = difflib.get_close_matches(stem, list(bundled), n=1)
+    fix = f"did you mean '{hint[0]}'? " if hint else ""
+    raise ScenarioError([Problem(str(name_or_path), "", f"no such sweep file and no bundled sweep of that "
+                                 f"name; {fix}bundled sweeps: {', '.join(bundled) or 'none'}")])
+
+
+def load_sweep(name_or_path: str | Path) -> SweepPlan:
+    """Read a sweep file, resolve its base scenario and expand and check all its tasks.
+
+    Raises `ScenarioError` (naming the sweep file and key path) when anything is wrong;
+    nothing is written.
+    """
+    file = resolve_sweep_path(name_or_path)
+    spec = read_sweep_file(file)
+    base = _load_base(spec, file)
+    seed = spec.seed if spec.seed is not None else base.scenario.settings.seed
+    document = base.document
+    where = str(file)
+    grid = _grid_parameters(spec, document, where)
+    one_way = _one_way_parameters(spec, document, where, grid)
+    _check_values(spec, document, base, where, grid, one_way)
+    design = None
+    if spec.psa is not None:
+        held = [p.path for p in (*grid.values(), *one_way.values())]
+        design = build_design(spec.psa, document, held, seed, where)
+    columns = _columns(spec, document, grid, one_way, design)
+    tasks = _tasks(spec, document, grid, one_way, design, columns, replicate_seeds(seed, spec.replicates))
+    _check_tasks(tasks, document, base, where)
+    name = spec.name or file.stem
+    return SweepPlan(name, spec.description or "", file, spec, base, document, seed, spec.replicates,
+                     tuple(tasks), tuple(columns), design, _hash(spec, document, seed))
+
+
+def _load_base(spec: SweepSpec, file: Path) -> LoadedScenario:
+    beside = file.parent / spec.base
+    try:
+        path = beside if beside.is_file() else resolve_scenario_path(spec.base)
+    except ScenarioError as exc:
+        raise ScenarioError([Problem(str(file), "base", p.message) for p in exc.problems]) from None
+    return load_scenario(path)
+
+
+def _grid_parameters(spec: SweepSpec, document: dict, file: str) -> dict[str, Parameter]:
+    return _located(spec.vary, "vary", document, file, {})
+
+
+def _one_way_parameters(spec: SweepSpec, document: dict, file: str, grid: dict) -> dict[str, Parameter]:
+    return _located(spec.one_way, "one_way", document, file, grid)
+
+
+def _located(entries: Mapping, section: str, document: dict, file: str, taken: dict) -> dict[str, Parameter]:
+    found, problems = {}, []
+    for text in entries:
+        where = f"{section}.{text}"
+        try:
+            parameter = locate(text, document)
+        except PathError as exc:
+            problems.append(Problem(file, where, str(exc)))
+            continue
+        if parameter.path in _SET_BY_THE_SWEEP:
+            key = _SET_BY_THE_SWEEP[parameter.path]
+            problems.append(Problem(file, where, f"set the sweep's own {key}: instead (top level of the sweep file)"))
+        elif any(_overlap(parameter.path, other.path) for other in (*taken.values(), *found.values())):
+            problems.append(Problem(file, where, "this parameter (or one inside it) is already set by vary or "
+                                    "one_way; set each parameter in one place"))
+        else:
+            found[text] = parameter
+    if problems:
+        raise ScenarioError(problems)
+    return found
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    return a[: len(b)] == b or b[: len(a)] == a
+
+
+# ------------------------------------------------------------------ checking
+
+
+def _check_values(spec: SweepSpec, document: dict, base: LoadedScenario, file: str,
+                  grid: dict, one_way: dict) -> None:
+    problems = []
+    for text, parameter in grid.items():
+        for i, value in enumerate(spec.vary[text].values):
+            problems += _value_problems(parameter, value, f"vary.{text}[{i}]", document, base, file)
+    for text, parameter in one_way.items():
+        for bound in ("low", "high"):
+            value = getattr(spec.one_way[text], bound)
+            problems += _value_problems(parameter, value, f"one_way.{text}.{bound}", document, base, file)
+    if problems:
+        raise ScenarioError(problems)
+
+
+def _value_problems(parameter: Parameter, value: Any, where: str, document: dict,
+                    base: LoadedScenario, file: str) -> list[Problem]:
+    try:
+        overrides = [(parameter.path, document_value(parameter, value))]
+    except PathError as exc:
+        return [Problem(file, where, str(exc))]
+    message = _refusal(document, overrides, base, file)
+    return [] if message is None else [Problem(file, where, message)]
+
+
+def _refusal(document: dict, overrides: list, base: LoadedScenario, file: str) -> str | None:
+    """Return why the scenario schema refuses `document` with `overrides`, or None if it is valid."""
+    try:
+        Scenario.model_validate(apply_overrides(document, overrides))
+        return None
+    except ValidationError as exc:
+        fallback = _first_error(exc)
+    # The loader words schema errors best (key path, hint, the value given); it takes
+    # dotted paths without list positions.
+    dotted = {_dotted(path): value for path, value in overrides if all(isinstance(k, str) for k in path)}
+    try:
+        load_scenario(base.file, dotted, overrides_from=file)
+    except ScenarioError as exc:
+        return "; ".join(_within(problem.path, dotted) + problem.message for problem in exc.problems)
+    return fallback
+
+
+def _within(path: str, dotted: dict) -> str:
+    """The part of a problem's key path below the override it is in, as a prefix."""
+    for key in dotted:
+        if path == key:
+            return ""
+        if path.startswith(key + "."):
+            return path[len(key) + 1:] + ": "
+    return f"{path}: " if path else ""
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(path)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+    return f"{loc}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def _check_tasks(tasks: list[SweepTask], document: dict, base: LoadedScenario, file: str) -> None:
+    problems, seen, refused_samples = [], set(), 0
+    for task in tasks:
+        if task.replicate or (task.variant, task.analysis, task.parameter, task.bound, task.sample) in seen:
+            continue
+        seen.add((task.variant, task.analysis, task.parameter, task.bound, task.sample))
+        if not task.overrides or (task.analysis == "one_way" and len(task.overrides) == 1):
+            continue  # the base scenario, or one value already checked alone
+        message = _refusal(document, list(task.overrides), base, file)
+        if message is None:
+            continue
+        if task.analysis == "psa":
+            refused_samples += 1
+            if refused_samples > _MAX_SAMPLE_PROBLEMS:
+                continue
+            problems.append(Problem(file, "psa", f"sample {task.sample} draws values the scenario refuses: "
+                                    f"{message}; narrow the distribution in psa.parameters"))
+        else:
+            grid = ", ".join(f"{k} = {v}" for k, v in task.grid)
+            problems.append(Problem(file, "vary", f"the combination {grid} is refused: {message}"))
+    if refused_samples > _MAX_SAMPLE_PROBLEMS:
+        problems.append(Problem(file, "psa", f"... {refused_samples - _MAX_SAMPLE_PROBLEMS} more samples refused"))
+    if problems:
+        raise ScenarioError(problems)
+
+
+# --------------------------------------------------------------------- tasks
+
+
+def _columns(spec: SweepSpec, document: dict, grid: dict, one_way: dict,
+             design: PsaDesign | None) -> list[ParameterColumn]:
+    columns = []
+    for text, parameter in grid.items():
+        values = spec.vary[text].values
+        numeric = all(numeric_value(parameter, v) is not None for v in values)
+        name = parameter.column if numeric else parameter.text
+        columns.append(ParameterColumn(name, text, parameter.unit if numeric else "", "vary", numeric,
+                                       ", ".join(value_label(v) for v in values), spec.vary[text].source or ""))
+    for text, parameter in one_way.items():
+        entry = spec.one_way[text]
+        columns.append(ParameterColumn(parameter.column, text, parameter.unit, "one_way", True,
+                                       f"{value_label(entry.low)} to {value_label(entry.high)}", entry.source or ""))
+    if design is not None:
+        for draw in design.draws:
+            for parameter in draw.parameters:
+                same = f" (the same draw as {draw.parameter.text})" if parameter is not draw.parameter else ""
+                columns.append(ParameterColumn(parameter.column, parameter.text, parameter.unit, "psa", True,
+                                               draw.describe() + same, draw.source))
+        for shares in design.shares:
+            for part, name in zip(shares.parts, shares.columns()):
+                columns.append(ParameterColumn(name, name, "", "psa", True, shares.describe(), shares.source))
+    return columns
+
+
+def replicate_seeds(seed: int, replicates: int) -> list[int]:
+    """Return the scenario seed of each replicate: `SeedSequence(seed, spawn_key=(r,))`, 32 bits."""
+    return [int(np.random.SeedSequence(seed, spawn_key=(r,)).generate_state(1, np.uint32)[0])
+            for r in range(replicates)]
+
+
+def _tasks(spec: SweepSpec, document: dict, grid: dict, one_way: dict, design: PsaDesign | None,
+           columns: list[ParameterColumn], seeds: list[int]) -> list[SweepTask]:
+    grid_columns = [c.name for c in columns if c.role == "vary"]
+    points = _point_values(document, one_way, design)
+    combinations = list(itertools.product(*(spec.vary[text].values for text in grid))) or [()]
+    widths = _widths(len(combinations), spec)
+    tasks: list[SweepTask] = []
+
+    def add(variant, label, **fields):
+        for replicate in range(spec.replicates):
+            task_id = f"v{variant:0{widths[0]}d}-{label}-r{replicate:0{widths[2]}d}"
+            fields.setdefault("parameter", None)
+            fields.setdefault("bound", None)
+            fields.setdefault("sample", None)
+            tasks.append(SweepTask(order=len(tasks), id=task_id, variant=variant, replicate=replicate,
+                                   seed=seeds[replicate], **fields))
+
+    for variant, combination in enumerate(combinations):
+        base_overrides, base_values, labels = [], dict(points), []
+        for (text, parameter), value, column in zip(grid.items(), combination, grid_columns):
+            base_overrides.append((parameter.path, document_value(parameter, value)))
+            numeric = numeric_value(parameter, value)
+            base_values[column] = numeric if column == parameter.column and numeric is not None else value_label(value)
+            labels.append((text, value_label(value)))
+        common = {"grid": tuple(labels)}
+        add(variant, "point", analysis="point", overrides=tuple(base_overrides), values=base_values, **common)
+        for j, (text, parameter) in enumerate(one_way.items()):
+            for bound in ("low", "high"):
+                value = getattr(spec.one_way[text], bound)
+                add(variant, f"ow{j:02d}-{bound}", analysis="one_way", parameter=text, bound=bound,
+                    setting=value_label(value),
+                    overrides=(*base_overrides, (parameter.path, document_value(parameter, value))),
+                    values={**base_values, parameter.column: numeric_value(parameter, value)}, **common)
+        for sample in range(design.samples if design is not None else 0):
+            add(variant, f"psa{sample:0{widths[1]}d}", analysis="psa", sample=sample,
+                overrides=(*base_overrides, *design.overrides(sample)),
+                values={**base_values, **design.values(sample)}, **common)
+    return tasks
+
+
+def _widths(variants: int, spec: SweepSpec) -> tuple[int, int, int]:
+    samples = spec.psa.samples if spec.psa is not None else 1
+    return (len(str(max(variants - 1, 0))), len(str(max(samples - 1, 0))), len(str(max(spec.replicates - 1, 0))))
+
+
+def _point_values(document: dict, one_way: dict, design: PsaDesign | None) -> dict[str, float | None]:
+    """The base scenario's value of every one-way and PSA parameter (NaN where not a number)."""
+    values = {}
+    for parameter in one_way.values():
+        values[parameter.column] = numeric_value(parameter, get_path(document, parameter.path))
+    if design is not None:
+        for parameter in (p for draw in design.draws for p in draw.parameters):
+            values[parameter.column] = numeric_value(parameter, get_path(document, parameter.path))
+        for shares in design.shares:
+            node = get_path(document, shares.parameter.path) or {}
+            values.update(zip(shares.columns(), _point_shares(node, shares.parts)))
+    return values
+
+
+def _point_shares(node: dict, parts: tuple[str, ...]) -> list[float]:
+    # As the compiled model reads them: counts normalised by their total events,
+    # probabilities by their sum.
+    entries = [node.get(part) or {} for part in parts]
+    if all(isinstance(e, dict) and "events" in e for e in entries):
+        weights = [e["events"] for e in entries]
+    else:
+        weights = [e.get("p", 0.0) if isinstance(e, dict) else float(e) for e in entries]
+    total = sum(weights)
+    return [w / total if total else 1 / len(parts) for w in weights]
+
+
+# ---------------------------------------------------------------------- hash
+
+
+def _hash(spec: SweepSpec, document: dict, seed: int) -> str:
+    """Return the SHA-256 of what decides the sweep's results (not its texts or sources)."""
+    content = {
+        "format": PLAN_FORMAT,
+        "base": _without_text(document),
+        "sweep": _without_text(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
+        "seed": seed,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def resolved_sweep(plan: SweepPlan) -> dict:
+    """Return what the hash covers, readable: the base scenario and the sweep (texts removed)."""
+    return {
+        "base": _without_text(plan.document),
+        "sweep": _without_text(plan.spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
+        "seed": plan.seed,
+    }
+
+
+def _without_text(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_text(v) for k, v in node.items() if k not in _TEXT_KEYS}
+    if isinstance(node, list):
+        return [_without_text(v) for v in node]
+    return node

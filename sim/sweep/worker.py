@@ -1,0 +1,55 @@
+"""What a worker does with one sweep task: simulate one replicate of a compiled model and
+summarise it.
+
+This module is what a local worker process or a Dask worker imports; it receives the
+compiled `Model` (never a file path), so workers need the adpath package but not the
+scenario files. The simulation itself is `sim.runner.simulate`, as for `adpath run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sim.model import Model
+from sim.runner import RunTables, simulate
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A finished task: its summary (long form, as summary.csv), and its tables if kept.
+
+    `seconds` is the wall time the worker spent on it.
+    """
+
+    task: str
+    summary: pd.DataFrame
+    tables: RunTables | None
+    seconds: float
+
+
+def run_task(task_id: str, model: Model, replicate: int, keep_tables: bool = False) -> TaskResult:
+    """Simulate `model` (one replicate, seeded for replicate `replicate`) and summarise it.
+
+    The tables' `replicate` column says `replicate`; the summary comes from
+    `analysis.summary.summarize_run`, as for `adpath run`.
+    """
+    from analysis.summary import summarize_run
+
+    start = time.perf_counter()
+    tables = _numbered(simulate(model, workers=1, progress=False), replicate)
+    summary = summarize_run(tables.episodes, tables.patients)
+    return TaskResult(task_id, summary, tables if keep_tables else None, time.perf_counter() - start)
+
+
+def _numbered(tables: RunTables, replicate: int) -> RunTables:
+    frames = {}
+    for item in dataclasses.fields(tables):
+        frame = getattr(tables, item.name)
+        if "replicate" in frame.columns:
+            frame = frame.assign(replicate=pd.Series(replicate, index=frame.index, dtype=frame["replicate"].dtype))
+        frames[item.name] = frame
+    return RunTables(**frames)
