@@ -74,11 +74,13 @@ def replicate_key(seed: int, replicate: int) -> np.ndarray:
     return np.random.SeedSequence(seed, spawn_key=(replicate,)).generate_state(2, np.uint64)
 
 
-def uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int) -> np.ndarray:
-    """Return the uniforms of patients `first_patient .. first_patient+count-1` (count x width)."""
+def uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Return the uniforms of patients `first_patient .. first_patient+count-1` (count x width),
+    written into `out` if given."""
     bit_generator = np.random.Philox(key=replicate_key(seed, replicate))
     bit_generator.advance(first_patient * width // 4)
-    return np.random.Generator(bit_generator).random((count, width))
+    return np.random.Generator(bit_generator).random((count, width), out=out)
 
 
 OVERFLOW_EPISODE, OVERFLOW_SPELL = 0, 1  # what a number beyond the block is for

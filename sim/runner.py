@@ -17,6 +17,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -113,17 +114,16 @@ def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, prog
     tasks = tasks_for(model, chunk_size, engine)
     bar = tqdm(total=model.patients * model.replicates, unit="patient", desc=model.name,
                disable=not progress, delay=1.0, leave=False, dynamic_ncols=True)
-    results = []
+    names = ("episodes", "patients", "adverse_events", "bursts")
+    chunks = {name: [] for name in names}
     with bar:
         for task, tables in zip(tasks, _results(model, tasks, workers, engine)):
-            results.append(tables)
+            for name in names:
+                chunks[name].append(getattr(tables, name))
             bar.update(task.count)
-    return RunTables(
-        episodes=_concat([r.episodes for r in results], ["replicate", "strategy", "patient", "episode"]),
-        patients=_concat([r.patients for r in results], ["replicate", "strategy", "patient"]),
-        adverse_events=_concat([r.adverse_events for r in results], ["replicate", "strategy", "patient", "episode", "time"]),
-        bursts=_concat([r.bursts for r in results], ["replicate", "strategy", "patient", "time"]),
-    )
+    # One table at a time, each chunk's copy freed once joined: peak memory is the chunks
+    # plus one joined table, not twice the run.
+    return RunTables(*(_concat(chunks.pop(name), len(model.strategies)) for name in names))
 
 
 def _results(model: Model, tasks: list[Task], workers: int, engine: str):
@@ -135,6 +135,19 @@ def _results(model: Model, tasks: list[Task], workers: int, engine: str):
         yield from pool.map(simulate_task, [model] * len(tasks), tasks, [engine] * len(tasks))
 
 
-def _concat(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
-    frame = pd.concat(frames, ignore_index=True)
-    return frame.sort_values(keys, kind="stable", ignore_index=True)
+def _concat(frames: list[pd.DataFrame], strategies: int) -> pd.DataFrame:
+    """Join the chunks' tables sorted by replicate, strategy, then as within a chunk.
+
+    Each chunk's table is sorted by strategy, patient, ...; chunks come in replicate then
+    patient order. So taking, for each replicate and strategy, that strategy's rows of
+    each chunk in turn gives the sorted table without sorting it again.
+    """
+    if len(frames) == 1:
+        return frames[0]
+    pieces = []
+    replicates = [int(frame["replicate"].iloc[0]) if len(frame) else -1 for frame in frames]
+    bounds = [np.searchsorted(frame["strategy"].cat.codes.to_numpy(), np.arange(strategies + 1)) for frame in frames]
+    for replicate in dict.fromkeys(r for r in replicates if r >= 0):
+        for s in range(strategies):
+            pieces += [frame.iloc[b[s]:b[s + 1]] for frame, b, r in zip(frames, bounds, replicates) if r == replicate]
+    return pd.concat(pieces, ignore_index=True) if pieces else frames[0]

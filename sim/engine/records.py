@@ -106,7 +106,7 @@ def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFra
     treatments = [t.name for t in model.treatments]
     stoppers = _event_codes(model, c["treatment"], c["stopping_adverse_event"])
     responded = np.asarray(c["responded"], dtype=np.int8)
-    frame = pd.DataFrame({
+    return _frame({
         "replicate": np.full(len(responded), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": np.asarray(c["patient"], dtype=np.int32),
@@ -125,14 +125,13 @@ def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFra
         "below_target": np.asarray(c["below_target"], dtype=bool),
         "bridged": np.asarray(c["bridged"], dtype=bool),
         "months_waited": np.asarray(c["months_waited"], dtype=np.float64),
-    })
-    return _sorted(frame, ["strategy", "patient", "episode"])
+    }, ["strategy", "patient", "episode"])
 
 
 def bursts_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
     """Return the chunk's corticosteroid bursts as the `bursts.parquet` table."""
     c = records.bursts
-    frame = pd.DataFrame({
+    return _frame({
         "replicate": np.full(len(c["patient"]), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": np.asarray(c["patient"], dtype=np.int32),
@@ -141,15 +140,14 @@ def bursts_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame
         "state": _categorical(c["state"], BURST_STATES),
         "effective": np.asarray(c["effective"], dtype=bool),
         "rebound": np.asarray(c["rebound"], dtype=bool),
-    })
-    return _sorted(frame, ["strategy", "patient", "time"])
+    }, ["strategy", "patient", "time"])
 
 
 def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
     """Return the chunk's adverse events as the `adverse_events.parquet` table."""
     c = records.events
     names = _event_codes(model, c["treatment"], c["adverse_event"])
-    frame = pd.DataFrame({
+    return _frame({
         "replicate": np.full(len(names), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": np.asarray(c["patient"], dtype=np.int32),
@@ -158,36 +156,36 @@ def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.D
         "adverse_event": pd.Categorical.from_codes(names, categories=_event_names(model)),
         "time": np.asarray(c["time"], dtype=np.float64),
         "stopped_treatment": np.asarray(c["stopped_treatment"], dtype=bool),
-    })
-    return _sorted(frame, ["strategy", "patient", "episode", "time"])
+    }, ["strategy", "patient", "episode", "time"])
 
 
 def patients_frame(records: Records, model: Model, replicate: int, first_patient: int, covariates: dict) -> pd.DataFrame:
     """Return the chunk's patient summaries, with covariates, as the `patients.parquet` table."""
     c = records.patients
     patient = np.asarray(c["patient"], dtype=np.int32)
-    frame = pd.DataFrame({
+    columns = {
         "replicate": np.full(len(patient), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": patient,
-        "age_group": pd.Categorical([model.population.age_group] * len(patient), categories=["adult", "child"]),
-    })
+        "age_group": pd.Categorical.from_codes(np.full(len(patient), ["adult", "child"].index(model.population.age_group)),
+                                               categories=["adult", "child"]),
+    }
     for covariate in model.population.covariates:
-        column = covariates[covariate.name][patient - first_patient]
-        if covariate.kind == "categorical":
-            column = pd.Categorical(column, categories=list(covariate.levels))
-        frame[covariate.name] = column
-    frame["final_state"] = _categorical(c["final_state"], FINAL_STATES)
-    frame["follow_up_months"] = np.asarray(c["follow_up_months"], dtype=np.float64)
-    frame["months_to_first_topical"] = np.asarray(c["months_to_first_topical"], dtype=np.float64)
+        values = covariates[covariate.name]
+        if covariate.kind == "categorical":  # coded once per patient, not once per row
+            values = pd.Categorical(values, categories=list(covariate.levels))
+        columns[covariate.name] = values.take(patient - first_patient)
+    columns["final_state"] = _categorical(c["final_state"], FINAL_STATES)
+    columns["follow_up_months"] = np.asarray(c["follow_up_months"], dtype=np.float64)
+    columns["months_to_first_topical"] = np.asarray(c["months_to_first_topical"], dtype=np.float64)
     for name in ("lines_used", "episodes", "relapses"):
-        frame[name] = np.asarray(c[name], dtype=np.int16)
+        columns[name] = np.asarray(c[name], dtype=np.int16)
     for name in ("months_systemic", "months_topical", "months_supportive_care", "months_waiting", "entry_month",
                  "months_to_first_control"):
-        frame[name] = np.asarray(c[name], dtype=np.float64)
+        columns[name] = np.asarray(c[name], dtype=np.float64)
     for name in ("bursts", "rebounds"):
-        frame[name] = np.asarray(c[name], dtype=np.int16)
-    return _sorted(frame, ["strategy", "patient"])
+        columns[name] = np.asarray(c[name], dtype=np.int16)
+    return _frame(columns, ["strategy", "patient"])
 
 
 def _event_names(model: Model) -> list[str]:
@@ -204,6 +202,13 @@ def _event_codes(model: Model, treatments, events) -> np.ndarray:
     return table[np.asarray(treatments, dtype=np.intp), np.asarray(events, dtype=np.intp)]
 
 
-def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    order = np.lexsort([frame[key].cat.codes if hasattr(frame[key], "cat") else frame[key] for key in reversed(keys)])
-    return frame.iloc[order].reset_index(drop=True)
+def _frame(columns: dict, keys: list[str]) -> pd.DataFrame:
+    """Return the columns as a DataFrame sorted by `keys` (stable: ties keep the engine's order)."""
+    order = np.lexsort([_codes(columns[key]) for key in reversed(keys)])
+    if order.size and not (order[1:] > order[:-1]).all():
+        columns = {name: column.take(order) for name, column in columns.items()}
+    return pd.DataFrame(columns)
+
+
+def _codes(column):
+    return column.codes if isinstance(column, pd.Categorical) else column

@@ -11,10 +11,11 @@ those the DES reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim import distributions as d
 from sim.draws import (
     OCCURRENCES, OVERFLOW_EPISODE, OVERFLOW_SPELL, SPELLS, Layout, _covariates, _ends, overflow_uniforms,
     patient_treatment_matrices, uniform_block,
@@ -29,7 +30,8 @@ class ChunkNumbers:
     `uniforms[i]` is patient i's block (see `sim.draws.Layout`); `ends` the end of
     observation (months after entry), `lost` whether it is a loss to follow-up,
     `entries` the entry time (months on the simulation clock), `eligible[i, t]` and
-    `response[i, t]` as in `sim.draws.ChunkDraws`.
+    `response[i, t]` as in `sim.draws.ChunkDraws`. `uniforms` is a buffer the next
+    chunk drawn in the same process overwrites.
     """
 
     model: Model
@@ -43,6 +45,7 @@ class ChunkNumbers:
     covariates: dict[str, np.ndarray]
     eligible: np.ndarray
     response: np.ndarray
+    _times: dict = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -56,18 +59,37 @@ class ChunkNumbers:
         inside = spells < SPELLS
         columns = spells[inside]
         decide[inside] = self.uniforms[patients[inside], np.asarray(self.layout.relapse_occurs)[columns]]
-        wait_u = np.empty(len(patients))
-        wait_u[inside] = self.uniforms[patients[inside], np.asarray(self.layout.relapse_time)[columns]]
+        wait = np.empty(len(patients))
+        wait[inside] = self.times(patients[inside], np.asarray(self.layout.relapse_time)[columns], time)
         for k in np.flatnonzero(~inside):
             u = overflow_uniforms(self.model.seed, self.replicate, self.first_patient + int(patients[k]),
                                   (OVERFLOW_SPELL, int(spells[k])), 2)
-            decide[k], wait_u[k] = u
-        return decide, time.ppf(wait_u)
+            decide[k], wait[k] = u[0], time.ppf(u[1:])[0]
+        return decide, wait
+
+    def times(self, patients: np.ndarray, columns: np.ndarray, distribution) -> np.ndarray:
+        """Return the uniforms at (patients, columns) turned into times (months) by `distribution`.
+
+        A costly quantile function is evaluated once per patient and slot, whichever
+        strategies read it (they read the same value: common random numbers).
+        """
+        if not _costly(distribution):
+            return distribution.ppf(self.uniforms[patients, columns])
+        out = np.empty(len(patients))
+        for column in np.unique(columns):
+            here = np.flatnonzero(columns == column)
+            cached = self._times.setdefault((int(column), distribution), np.full(self.count, np.nan))
+            wanted = patients[here]
+            missing = wanted[np.isnan(cached[wanted])]
+            if missing.size:
+                cached[missing] = distribution.ppf(self.uniforms[missing, column])
+            out[here] = cached[wanted]
+        return out
 
 
 def draw_numbers(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkNumbers:
     """Draw a chunk's uniforms and the per-patient quantities every trajectory needs."""
-    u = uniform_block(model.seed, replicate, first_patient, count, layout.width)
+    u = _uniform_block(model.seed, replicate, first_patient, count, layout.width)
     ends, lost = _ends(model, layout, u)
     covariates = _covariates(model, layout, u)
     entries = np.zeros(count)
@@ -123,4 +145,29 @@ class EpisodeSlots:
 
     def time(self, offset: int, distribution) -> np.ndarray:
         """Return slot `offset` turned into a time (months) by `distribution`."""
-        return distribution.ppf(self.uniform(offset))
+        t = self.numbers.times(self.patients, self.starts + offset, distribution)
+        if self.beyond.size:
+            t[self.beyond] = distribution.ppf(self.beyond_uniforms[:, offset])
+        return t
+
+
+def _costly(distribution) -> bool:
+    """Whether a quantile function costs enough to be worth evaluating once per patient and slot."""
+    if isinstance(distribution, d.Clipped):
+        return _costly(distribution.inner)
+    return isinstance(distribution, d.Gamma)
+
+
+_buffer = np.empty((0, 0))
+
+
+def _uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int) -> np.ndarray:
+    """`sim.draws.uniform_block` written into a buffer kept for the next chunk.
+
+    A fresh array of this size costs a page fault per page on every chunk (about a third
+    of the time of drawing the numbers).
+    """
+    global _buffer
+    if _buffer.shape != (count, width):
+        _buffer = np.empty((count, width))
+    return uniform_block(seed, replicate, first_patient, count, width, out=_buffer)
