@@ -8,6 +8,7 @@ the order in which the engine happened to process patients.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -94,7 +95,14 @@ def _columns(rows: list[tuple], fields: tuple[str, ...]) -> dict[str, list]:
 
 
 def _categorical(codes, categories) -> pd.Categorical:
-    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int16), categories=list(categories))
+    """A Categorical from integer codes (-1: missing) over `categories`."""
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int16), dtype=_dtype(tuple(categories)))
+
+
+@functools.lru_cache(maxsize=256)
+def _dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
+    # Checking the categories costs more than building a small chunk's column.
+    return pd.CategoricalDtype(list(categories))
 
 
 def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
@@ -120,7 +128,7 @@ def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFra
         "assessed": np.asarray(c["assessed"], dtype=np.float64),
         "retreatment": np.asarray(c["retreatment"], dtype=bool),
         "adverse_events": np.asarray(c["adverse_events"], dtype=np.int16),
-        "stopping_adverse_event": pd.Categorical.from_codes(stoppers, categories=_event_names(model)),
+        "stopping_adverse_event": _categorical(stoppers, _event_names(model)),
         "escalated": np.asarray(c["escalated"], dtype=bool),
         "below_target": np.asarray(c["below_target"], dtype=bool),
         "bridged": np.asarray(c["bridged"], dtype=bool),
@@ -153,7 +161,7 @@ def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.D
         "patient": np.asarray(c["patient"], dtype=np.int32),
         "episode": np.asarray(c["episode"], dtype=np.int16),
         "treatment": _categorical(c["treatment"], [t.name for t in model.treatments]),
-        "adverse_event": pd.Categorical.from_codes(names, categories=_event_names(model)),
+        "adverse_event": _categorical(names, _event_names(model)),
         "time": np.asarray(c["time"], dtype=np.float64),
         "stopped_treatment": np.asarray(c["stopped_treatment"], dtype=bool),
     }, ["strategy", "patient", "episode", "time"])
@@ -167,13 +175,13 @@ def patients_frame(records: Records, model: Model, replicate: int, first_patient
         "replicate": np.full(len(patient), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": patient,
-        "age_group": pd.Categorical.from_codes(np.full(len(patient), ["adult", "child"].index(model.population.age_group)),
-                                               categories=["adult", "child"]),
+        "age_group": _categorical(np.full(len(patient), ["adult", "child"].index(model.population.age_group)),
+                                  ["adult", "child"]),
     }
     for covariate in model.population.covariates:
         values = covariates[covariate.name]
         if covariate.kind == "categorical":  # coded once per patient, not once per row
-            values = pd.Categorical(values, categories=list(covariate.levels))
+            values = pd.Categorical(values, dtype=_dtype(tuple(covariate.levels)))
         columns[covariate.name] = values.take(patient - first_patient)
     columns["final_state"] = _categorical(c["final_state"], FINAL_STATES)
     columns["follow_up_months"] = np.asarray(c["follow_up_months"], dtype=np.float64)

@@ -30,6 +30,7 @@ class Trajectory:
         self.first_topical = self.first_control = None
         self.systemic = self.topical = self.supportive = self.waiting = 0.0
         self.segments: list[tuple[float, float, str]] = []
+        self._lays_flares = model.rescue is not None and bool(model.rescue.flare_rates)
         self.bursts: list[tuple] = []
         self._waited_before = 0.0
 
@@ -61,7 +62,8 @@ class Trajectory:
             events = [event for event in events if event[1] <= observed]
             stopper = None
         assessed = start + plan.assessed_at if responded is not None else math.nan
-        self._controlled_segments(start, stop, assessed, responded)
+        if self._lays_flares:
+            self._controlled_segments(start, stop, assessed, responded)
         if responded:
             self.first_control = assessed if self.first_control is None else min(self.first_control, assessed)
         self.records.episode(
@@ -132,7 +134,7 @@ class Trajectory:
 
     def finish(self, lines_used: int) -> None:
         """Lay flares over the trajectory and record the patient's summary."""
-        if self.model.rescue is not None and self.model.rescue.flare_rates:
+        if self._lays_flares:
             self._flares()
         for time, reason, state, effective, rebound, _ in self.bursts:
             self.records.burst(self.strategy.index, self.draws.patient, time, reason, state, effective, rebound)
