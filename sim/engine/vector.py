@@ -111,11 +111,12 @@ class Cohort:
         rows, reason = rows[on], reason[on]
         remission = reason == REASON_CODE["remission"]
         relapsed = self.topical_spell(rows[remission])
-        retreated = relapsed[self.may_retreat(relapsed)]
+        retreats = self.may_retreat(relapsed)
+        retreated = relapsed[retreats]
         self.retreatment[retreated] = True
         failed = rows[np.isin(reason, FAILURE_CODES)]
         self.failed[failed, self.treatment[failed]] = True
-        moving = np.concatenate([rows[~remission], np.setdiff1d(relapsed, retreated, assume_unique=True)])
+        moving = np.concatenate([rows[~remission], relapsed[~retreats]])
         self.advance_line(moving)
         return np.concatenate([moving, retreated])
 
@@ -158,7 +159,7 @@ class Cohort:
         self.occurrences[rows, treatment] = occurrence + 1
         start = self.now(rows)
         episode = EpisodeColumns(rows.size)
-        for t in np.unique(treatment):
+        for t in distinct(treatment):
             group = np.flatnonzero(treatment == t)
             self._plan(episode, group, rows[group], int(t), line[group], occurrence[group], start[group])
         end = self.end[rows]
@@ -208,11 +209,10 @@ class Cohort:
         """The treatment's own assessment time, or the strategy's under treat-to-target (months)."""
         uniform = slots.uniform(ASSESS)
         assess = treatment.assess_at.ppf(uniform)
-        for s in np.unique(strategy):
-            target = self.model.strategies[s].target_assessment
-            if target is not None:
-                here = strategy == s
-                assess[here] = target.ppf(uniform[here])
+        for s in self.rules.to_target:
+            here = strategy == s
+            if here.any():
+                assess[here] = self.model.strategies[s].target_assessment.ppf(uniform[here])
         return assess
 
     def _response_probability(self, treatment, patients: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -245,7 +245,7 @@ class Cohort:
         relapsed = np.zeros(rows.size, dtype=bool)
         wait = np.zeros(rows.size)
         variant = self.rules.relapse_variant[self.treatment[rows]]
-        for v in np.unique(variant):
+        for v in distinct(variant):
             relapse = self.model.relapses[v]
             if relapse is None:
                 continue
@@ -308,6 +308,11 @@ class EpisodeColumns:
         self.observed, self.censored = observed, censored
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values of an array of small non-negative integers, ascending (no sort)."""
+    return np.flatnonzero(np.bincount(values)) if len(values) else np.empty(0, dtype=np.intp)
+
+
 def _adjusted_odds(p: np.ndarray, odds_ratio: float) -> np.ndarray:
     """`sim.model.adjust_odds` element by element (the same operations)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -324,6 +329,7 @@ class StrategyRules:
         shape = (len(strategies), len(treatments))
         self.lines = np.array([len(s.lines) for s in strategies])
         self.treat_to_target = np.array([s.target_assessment is not None for s in strategies])
+        self.to_target = np.flatnonzero(self.treat_to_target)
         self.bridged = np.zeros(shape, dtype=bool)
         self.retreats = np.zeros(shape, dtype=bool)
         for s in strategies:

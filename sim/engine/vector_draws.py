@@ -76,7 +76,7 @@ class ChunkNumbers:
         if not _costly(distribution):
             return distribution.ppf(self.uniforms[patients, columns])
         out = np.empty(len(patients))
-        for column in np.unique(columns):
+        for column in np.flatnonzero(np.bincount(columns)):  # a few distinct slots; no sort
             here = np.flatnonzero(columns == column)
             cached = self._times.setdefault((int(column), distribution), np.full(self.count, np.nan))
             wanted = patients[here]
@@ -168,6 +168,6 @@ def _uniform_block(seed: int, replicate: int, first_patient: int, count: int, wi
     of the time of drawing the numbers).
     """
     global _buffer
-    if _buffer.shape != (count, width):
+    if _buffer.shape[1] != width or _buffer.shape[0] < count:
         _buffer = np.empty((count, width))
-    return uniform_block(seed, replicate, first_patient, count, width, out=_buffer)
+    return uniform_block(seed, replicate, first_patient, count, width, out=_buffer[:count])
