@@ -9,6 +9,7 @@ run figures of ``analysis.plots``. Strategy colours come from ``analysis.colours
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -17,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from analysis.sweep_summary import KEY_METRICS
 
@@ -49,13 +50,15 @@ def metric_label(metric: str, horizon_months: float | None = None) -> str:
 
 
 def _format_axis(axis, metric: str, which: str = "x", difference: bool = False) -> None:
+    scale = getattr(axis, f"{which}axis")
+    scale.set_major_locator(MaxNLocator(nbins=6))
     if KEY_METRICS.get(metric, ("", ""))[1] == "proportion":
-        formatter = PercentFormatter(1.0, decimals=None, symbol=" pp" if difference else "%")
-        getattr(axis, f"{which}axis").set_major_formatter(formatter)
+        scale.set_major_formatter(PercentFormatter(1.0, decimals=None, symbol=" pp" if difference else "%"))
 
 
 def plot_tornado(one_way: pd.DataFrame, metric: str, strategies: Sequence[str], labels: Mapping[str, str],
-                 parameter_labels: Mapping[str, str], horizon_months: float | None = None) -> Figure:
+                 parameter_labels: Mapping[str, str], horizon_months: float | None = None,
+                 parameter_units: Mapping[str, str] | None = None) -> Figure:
     """Tornado diagram of one metric: a panel per strategy, a bar per one-way parameter.
 
     Parameters
@@ -66,44 +69,48 @@ def plot_tornado(one_way: pd.DataFrame, metric: str, strategies: Sequence[str], 
         The metric shown.
     strategies : sequence of str
         Strategies in panel order.
-    labels, parameter_labels : mapping
-        Display names of strategies and of parameters (by their path).
+    labels, parameter_labels, parameter_units : mapping
+        Display names of strategies, and names and units of parameters (by their path).
 
     Notes
     -----
     Each bar spans the metric at the parameter's low value (blue) and at its high value
-    (orange) around the base case (the vertical line); bars are ordered by swing, the
-    largest on top, at most 15 per panel.
+    (orange) around the base case (the vertical line). Parameters are in one order for
+    every panel, by their largest swing over the strategies, the largest on top; at most
+    15 are shown.
     """
     rows = one_way[one_way["metric"] == metric]
-    columns = min(len(strategies), 3)
-    panel_rows = math.ceil(len(strategies) / columns)
-    bars = min(max(rows.groupby("strategy")["parameter"].nunique().max() if len(rows) else 1, 1), _MAX_TORNADO_BARS)
+    order = (rows.groupby("parameter")["swing"].max().sort_values(ascending=False, kind="stable")
+             .index[:_MAX_TORNADO_BARS].tolist())
+    names = [_tornado_label(rows, p, parameter_labels, parameter_units or {}) for p in order]
     with matplotlib.rc_context(_style()):
-        figure = _figure(4.6 * columns + 1.2, (0.42 * bars + 1.3) * panel_rows + 0.4)
-        axes = np.atleast_1d(figure.subplots(panel_rows, columns, squeeze=False)).ravel()
+        figure = _figure(2.9 + 3.9 * len(strategies), 0.5 * max(len(order), 1) + 1.6)
+        axes = np.atleast_1d(figure.subplots(1, len(strategies), sharey=True, squeeze=False)).ravel()
         for axis, strategy in zip(axes, strategies):
-            _tornado_panel(axis, rows[rows["strategy"] == strategy].head(_MAX_TORNADO_BARS), parameter_labels, metric)
+            mine = rows[rows["strategy"] == strategy].set_index("parameter").reindex(order)
+            _tornado_panel(axis, mine, metric)
             axis.set_title(labels.get(strategy, strategy))
-        for axis in axes[len(strategies):]:
-            axis.set_visible(False)
+        axes[0].set_yticks(np.arange(len(order)), names, fontsize=8)
+        axes[0].invert_yaxis()  # the largest swing on top
         handles = [_patch(_LOW_COLOUR, "parameter at its low value"), _patch(_HIGH_COLOUR, "parameter at its high value")]
         figure.legend(handles=handles, loc="outside lower center", ncols=2)
         figure.suptitle(f"One-way sensitivity: {metric_label(metric, horizon_months)}")
     return figure
 
 
-def _tornado_panel(axis, rows: pd.DataFrame, parameter_labels: Mapping[str, str], metric: str) -> None:
-    rows = rows.iloc[::-1]  # barh draws from the bottom: the largest swing goes on top
+def _tornado_label(rows: pd.DataFrame, parameter: str, names: Mapping[str, str], units: Mapping[str, str]) -> str:
+    first = rows[rows["parameter"] == parameter].iloc[0]
+    unit = {"months": " months", "per_year": " a year"}.get(units.get(parameter, ""), "")
+    name = textwrap.fill(names.get(parameter, parameter), 34)
+    return f"{name}\n({_setting(first['low_setting'])} to {_setting(first['high_setting'])}{unit})"
+
+
+def _tornado_panel(axis, rows: pd.DataFrame, metric: str) -> None:
     base = rows["base"].dropna().iloc[0] if rows["base"].notna().any() else np.nan
-    positions = np.arange(len(rows))
-    for position, row in zip(positions, rows.itertuples(index=False)):
-        for value, colour in ((row.at_low, _LOW_COLOUR), (row.at_high, _HIGH_COLOUR)):
+    for position, (low, high) in enumerate(zip(rows["at_low"], rows["at_high"])):
+        for value, colour in ((low, _LOW_COLOUR), (high, _HIGH_COLOUR)):
             if not (np.isnan(value) or np.isnan(base)):
                 axis.barh(position, value - base, left=base, color=colour, height=0.62, alpha=0.9)
-    names = [f"{parameter_labels.get(p, p)}\n({_setting(lo)} to {_setting(hi)})"
-             for p, lo, hi in zip(rows["parameter"], rows["low_setting"], rows["high_setting"])]
-    axis.set_yticks(positions, names, fontsize=8)
     if not np.isnan(base):
         axis.axvline(base, color="#333333", linewidth=1)
     axis.grid(axis="y", visible=False)
@@ -116,7 +123,7 @@ def _tornado_panel(axis, rows: pd.DataFrame, parameter_labels: Mapping[str, str]
 
 def _setting(value) -> str:
     if isinstance(value, (int, float, np.floating)) and not np.isnan(value):
-        return f"{value:.3g}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
     return str(value)
 
 

@@ -2,11 +2,11 @@
 (PNG, embedded as base64) and tables (CSV).
 
 ``build_sweep_report(sweep_dir)`` writes ``report.html``, ``figures/*.png`` and
-``tables/*.csv`` into the sweep directory: what was run, the parameters and their
-sources, the grid (metric against each varied parameter), the one-way analysis
+``tables/*.csv`` into the sweep directory: what was run, the grid (each key metric
+against each varied parameter), the one-way analysis
 (tornado diagrams), the PSA (distributions, probability each strategy is best,
-incremental scatter) and the per-variant table. Plain HTML and CSS: no JavaScript,
-nothing loaded from the network.
+incremental scatter), the per-variant table, and the parameters with their sources.
+Plain HTML and CSS: no JavaScript, nothing loaded from the network.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class _Context:
     horizon_months: float | None
     variants: dict[int, str]
     parameter_labels: dict[str, str]
+    parameter_units: dict[str, str]
 
 
 def build_sweep_report(sweep_dir: str | os.PathLike, svg: bool = False) -> Path:
@@ -90,11 +91,11 @@ def build_sweep_report(sweep_dir: str | os.PathLike, svg: bool = False) -> Path:
     sections = [
         _header(context),
         _run_section(context),
-        _parameter_section(context),
         _grid_section(context, tables, svg),
         _one_way_section(context, tables, svg),
         _psa_section(context, tables, svg),
         _variant_section(context),
+        _parameter_section(context),
         _table_links(tables),
     ]
     name = results.manifest.get("sweep_name") or results.directory.name
@@ -111,8 +112,10 @@ def _context(results: SweepResults) -> _Context:
                 for v in results.manifest.get("variants", [])}
     horizons = [v.get("horizon_months") for v in results.manifest.get("variants", [])]
     horizon = horizons[0] if horizons and len(set(horizons)) == 1 else None
-    parameters = {p["path"]: parameter_label(p["path"], labels) for p in results.manifest.get("parameters", [])}
-    return _Context(results, strategies, labels, strategy_colours(strategies), horizon, variants, parameters)
+    parameters = results.manifest.get("parameters", [])
+    names = {p["path"]: parameter_label(p["path"], labels) for p in parameters}
+    units = {p["path"]: p.get("unit", "") for p in parameters}
+    return _Context(results, strategies, labels, strategy_colours(strategies), horizon, variants, names, units)
 
 
 def parameter_label(path: str, labels: dict[str, str]) -> str:
@@ -121,7 +124,8 @@ def parameter_label(path: str, labels: dict[str, str]) -> str:
     if len(parts) > 2 and parts[0] in ("treatments", "strategies"):
         owner, rest = labels.get(parts[1], parts[1].replace("_", " ")), parts[2:]
         return f"{owner}: {' '.join(rest).replace('_', ' ')}"
-    return " ".join(parts).replace("_", " ")
+    text = " ".join(parts).replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 def _tables(context: _Context) -> dict[str, tuple[str, pd.DataFrame]]:
@@ -249,7 +253,8 @@ def _one_way_section(context: _Context, tables: dict, svg: bool) -> str:
     variants, note = _shown_variants(one_way)
     parts = ["<h2>One-way sensitivity analysis</h2>",
              '<p>Each parameter set to its low and then its high value, all others at their base values. '
-             "Bars are ordered by swing (the absolute difference between the two), largest on top.</p>", note]
+             "Parameters are ordered by swing (the absolute difference between the two; the largest over the "
+             "strategies), largest on top.</p>", note]
     for variant in variants:
         rows = one_way[one_way["variant"] == variant]
         suffix = f" ({context.variants.get(variant, '')})" if len(context.variants) > 1 else ""
@@ -257,9 +262,11 @@ def _one_way_section(context: _Context, tables: dict, svg: bool) -> str:
             parts.append(_figure_html(_render(
                 context, f"tornado_{metric}_v{variant}", f"Tornado: {metric_label(metric)}{suffix}",
                 "Blue: the metric with the parameter at its low value; orange: at its high value; the vertical "
-                "line is the base case. Values in brackets are the parameter's low and high values.",
+                "line is the base case. Values in brackets are the parameter's low and high values. Parameters "
+                "are ordered by their largest swing over the strategies.",
                 lambda r=rows, m=metric: plot_tornado(r, m, context.strategies, context.labels,
-                                                      context.parameter_labels, context.horizon_months),
+                                                      context.parameter_labels, context.horizon_months,
+                                                      context.parameter_units),
                 svg)))
     parts.append(_one_way_html(context, one_way))
     return "\n".join(parts)
@@ -273,9 +280,9 @@ def _one_way_html(context: _Context, one_way: pd.DataFrame) -> str:
                      _e(f"{_num(r.low_setting)} / {_num(r.base_setting)} / {_num(r.high_setting)}"),
                      _value(r.metric, r.at_low), _value(r.metric, r.base), _value(r.metric, r.at_high),
                      _value(r.metric, r.swing, difference=True)])
-    return ("<h3>One-way results</h3>" + _html_table(
-        ["Variant", "Strategy", "Metric", "Parameter", "Low / base / high value", "At low", "Base", "At high",
-         "Swing"], rows, [False] * 5 + [True] * 4))
+    header = ["Variant", "Strategy", "Metric", "Parameter", "Low / base / high value", "At low", "Base", "At high",
+              "Swing"]
+    return "<h3>One-way results</h3>" + _variant_table(context, header, rows, [False] * 5 + [True] * 4)
 
 
 def _psa_section(context: _Context, tables: dict, svg: bool) -> str:
@@ -319,9 +326,9 @@ def _psa_summary_html(context: _Context, summary: pd.DataFrame) -> str:
              _e(metric_label(r.metric)), _value(r.metric, r.point), _value(r.metric, r.mean),
              f"{_value(r.metric, r.p2_5)} to {_value(r.metric, r.p97_5)}",
              f"{int(r.not_reached)}" if r.not_reached else ""] for r in summary.itertuples(index=False)]
-    return ("<h3>Uncertainty in each outcome</h3>" + _html_table(
-        ["Variant", "Strategy", "Metric", "Base case", "Mean over samples", "95% interval (2.5–97.5%)",
-         "Samples not reached"], rows, [False, False, False, True, True, True, True]))
+    header = ["Variant", "Strategy", "Metric", "Base case", "Mean over samples", "95% interval (2.5–97.5%)",
+              "Samples not reached"]
+    return "<h3>Uncertainty in each outcome</h3>" + _variant_table(context, header, rows, [False] * 3 + [True] * 4)
 
 
 def _probability_best_html(context: _Context, best: pd.DataFrame) -> str:
@@ -334,7 +341,7 @@ def _probability_best_html(context: _Context, best: pd.DataFrame) -> str:
         rows.append([_e(context.variants.get(variant, variant)), _e(metric_label(metric))]
                     + [f"{shares[s]:.0%}" if s in shares else "—" for s in context.strategies])
     return ("<h3>Probability each strategy is best</h3>"
-            + _html_table(header, rows, [False, False] + [True] * len(context.strategies))
+            + _variant_table(context, header, rows, [False, False] + [True] * len(context.strategies))
             + '<p class="muted">Share of PSA samples in which the strategy has the highest value of the metric '
             "(ties shared). For drug survival, higher means the first drug kept working for longer.</p>")
 
@@ -347,11 +354,10 @@ def _increment_html(context: _Context, increments: pd.DataFrame) -> str:
              _e(metric_label(r.metric)), _value(r.metric, r.mean, difference=True),
              f"{_value(r.metric, r.p2_5, difference=True)} to {_value(r.metric, r.p97_5, difference=True)}",
              f"{r.probability_higher:.0%}"] for r in increments.itertuples(index=False)]
-    return ("<h3>Differences between strategies</h3>" + _html_table(
-        ["Variant", "Comparison", "Metric", "Mean difference", "95% interval", "Probability higher"], rows,
-        [False, False, False, True, True, True])
-        + '<p class="muted">Paired differences sample by sample (same patients, same parameters); '
-        "pp = percentage points.</p>")
+    header = ["Variant", "Comparison", "Metric", "Mean difference", "95% interval", "Probability higher"]
+    return ("<h3>Differences between strategies</h3>" + _variant_table(context, header, rows, [False] * 3 + [True] * 3)
+            + '<p class="muted">Paired differences sample by sample (same patients, same parameters); '
+            "pp = percentage points.</p>")
 
 
 def _variant_section(context: _Context) -> str:
@@ -365,8 +371,8 @@ def _variant_section(context: _Context) -> str:
                                                        row["ci_high"].iloc[0]))
         rows.append(cells)
     return ("<h2>Per-variant results</h2><p>The base case of each variant (no parameter drawn or moved).</p>"
-            + _html_table(["Variant", "Strategy"] + [metric_label(m, context.horizon_months) for m in KEY_METRICS],
-                          rows, [False, False, True, True, True])
+            + _variant_table(context, ["Variant", "Strategy"] + [metric_label(m, context.horizon_months)
+                                                                 for m in KEY_METRICS], rows, [False, False, True, True, True])
             + '<p class="muted">95% intervals in brackets. A dash: not estimable (median not reached).</p>')
 
 
@@ -394,7 +400,10 @@ th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 figure{margin:1rem 0 2rem}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#444;font-size:.92rem;margin-top:.3rem;max-width:60rem}.muted{color:#777}
+table.params{table-layout:fixed;width:100%}table.params td{overflow-wrap:anywhere}
 table.params td:first-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
+table.params th:nth-child(1){width:30%}table.params th:nth-child(2){width:6%}
+table.params th:nth-child(3){width:16%}table.params th:nth-child(4){width:7%}
 """
 
 
@@ -432,6 +441,13 @@ def _value(metric: str, value, low=None, high=None, difference: bool = False) ->
 
     interval = "" if _missing(low) or _missing(high) else f" ({one(low)}–{one(high)})"
     return one(value) + interval
+
+
+def _variant_table(context: _Context, header, rows, numeric) -> str:
+    """A table whose first column names the variant; without it when there is one variant."""
+    if len(context.variants) <= 1:
+        header, rows, numeric = header[1:], [row[1:] for row in rows], numeric[1:]
+    return _html_table(header, rows, numeric)
 
 
 def _html_table(header, rows, numeric, css_class: str = "") -> str:

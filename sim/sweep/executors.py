@@ -14,6 +14,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -46,10 +48,25 @@ class SerialExecutor:
         """Nothing to release."""
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what to do, so a worker
     # neither dies mid-task nor prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker holds its own end of the task queue, so it would outlive a parent killed
+    # by SIGKILL or the out-of-memory killer; it watches the parent and leaves with it.
+    if os.name == "posix":
+        threading.Thread(target=_leave_with, args=(parent,), daemon=True).start()
+
+
+def _leave_with(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            continue
 
 
 class LocalPool:
@@ -58,6 +75,7 @@ class LocalPool:
     Workers start from a fork server (spawn where there is none), not by forking the
     parent with its threads. A worker that dies (killed, out of memory) breaks the pool;
     the next submission starts a fresh one, and the runner retries the tasks it held.
+    Workers leave within a second or so when this process dies.
     """
 
     def __init__(self, workers: int):
@@ -74,7 +92,7 @@ class LocalPool:
 
     def _start(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
-                                   initializer=_ignore_interrupts)
+                                   initializer=_start_worker, initargs=(os.getpid(),))
 
     def submit(self, fn, *args) -> Future:
         """Queue `fn(*args)` on the pool; return its future."""

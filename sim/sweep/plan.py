@@ -158,8 +158,8 @@ def resolve_sweep_path(name_or_path: str | Path) -> Path:
     stem = str(name_or_path).removesuffix(".yaml")
     if stem in bundled:
         return bundled[stem]
-    hint = difflib.get_close_matches(stem, list(bundled), n=1)
-    fix = f"did you mean '{hint[0]}'? " if hint else ""
+    hint = difflib.get_close_matches(Path(stem).name, list(bundled), n=1)
+    fix = f"did you mean the bundled '{hint[0]}'? " if hint else ""
     raise ScenarioError([Problem(str(name_or_path), "", f"no such sweep file and no bundled sweep of that "
                                  f"name; {fix}bundled sweeps: {', '.join(bundled) or 'none'}")])
 

@@ -8,8 +8,9 @@ DIR/
   summary/<task>.parquet       each finished task's summary (long form, as summary.csv)
   episodes/, patients/, ...    each finished task's run tables (one directory per table of
     <task>.parquet             `sim.runner.RunTables`), with --keep-episodes
-  tasks.log                    one JSON line per event: task finished, failed, retried;
-                               session started, ended
+  tasks.log                    one JSON line per event: task finished, failed, retried,
+                               recovered (found on disk after a crash before it was
+                               logged); session started, ended
   sweep_summary.parquet        all summaries, one row per task and metric, with the
                                task's parameter values as columns
   sweep_summary.csv            the same rows, without the PSA's drawn parameters
@@ -165,6 +166,9 @@ class SweepStore:
         self._write_manifest()
         done = self.finished()
         self.record("session_started", finished=len(done), tasks=len(self.plan.tasks))
+        logged = {e["task"] for e in read_log(self.directory) if e.get("event") in ("finished", "recovered")}
+        for task in sorted(done - logged):  # written just before a crash could log it
+            self.record("recovered", task=task)
 
     def _write_manifest(self) -> None:
         _write_text(self.directory / MANIFEST, json.dumps(self.manifest, indent=2, default=str) + "\n")
