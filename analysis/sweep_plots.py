@@ -8,7 +8,6 @@ run figures of ``analysis.plots``. Strategy colours come from ``analysis.colours
 
 from __future__ import annotations
 
-import math
 import textwrap
 from collections.abc import Mapping, Sequence
 
@@ -92,7 +91,8 @@ def plot_tornado(one_way: pd.DataFrame, metric: str, strategies: Sequence[str], 
             axis.set_title(labels.get(strategy, strategy))
         axes[0].set_yticks(np.arange(len(order)), names, fontsize=8)
         axes[0].invert_yaxis()  # the largest swing on top
-        handles = [_patch(_LOW_COLOUR, "parameter at its low value"), _patch(_HIGH_COLOUR, "parameter at its high value")]
+        handles = [_patch(_LOW_COLOUR, "parameter at its low value"),
+                   _patch(_HIGH_COLOUR, "parameter at its high value")]
         figure.legend(handles=handles, loc="outside lower center", ncols=2)
         figure.suptitle(f"One-way sensitivity: {metric_label(metric, horizon_months)}")
     return figure
@@ -158,7 +158,8 @@ def plot_psa_distributions(samples: pd.DataFrame, table: pd.DataFrame, strategie
         for axis, metric in zip(axes, metrics):
             values = samples[samples["metric"] == metric]
             finite = values["value"].dropna()
-            bins = np.histogram_bin_edges(finite, bins=min(40, max(8, int(np.sqrt(len(finite)))))) if len(finite) else 10
+            count = min(40, max(8, int(np.sqrt(len(finite)))))
+            bins = np.histogram_bin_edges(finite, bins=count) if len(finite) else 10
             for strategy in strategies:
                 mine = values.loc[values["strategy"] == strategy, "value"].dropna()
                 if mine.empty:

@@ -203,7 +203,8 @@ def _run_section(context: _Context) -> str:
     failed = m.get("failed") or []
     failures = ""
     if failed:
-        items = "".join(f"<li><code>{_e(f['task'])}</code> ({_e(f['what'])}): {_e(f['error'])}</li>" for f in failed[:50])
+        items = "".join(f"<li><code>{_e(f['task'])}</code> ({_e(f['what'])}): {_e(f['error'])}</li>"
+                        for f in failed[:50])
         failures = (f'<p class="warn">{len(failed)} task(s) failed twice and are missing from the results; '
                     f"run the same command again to retry them.</p><ul>{items}</ul>")
     return ("<h2>What was run</h2>" + _html_table(["Item", "Value"], rows, [False, False]) + failures
@@ -370,9 +371,9 @@ def _variant_section(context: _Context) -> str:
             cells.append("—" if row.empty else _value(metric, row["value"].iloc[0], row["ci_low"].iloc[0],
                                                        row["ci_high"].iloc[0]))
         rows.append(cells)
+    labels = [metric_label(m, context.horizon_months) for m in KEY_METRICS]
     return ("<h2>Per-variant results</h2><p>The base case of each variant (no parameter drawn or moved).</p>"
-            + _variant_table(context, ["Variant", "Strategy"] + [metric_label(m, context.horizon_months)
-                                                                 for m in KEY_METRICS], rows, [False, False, True, True, True])
+            + _variant_table(context, ["Variant", "Strategy", *labels], rows, [False, False, True, True, True])
             + '<p class="muted">95% intervals in brackets. A dash: not estimable (median not reached).</p>')
 
 

@@ -126,7 +126,8 @@ def test_the_bundled_sweeps_load():
 
 
 MISTAKES = [
-    ("vary: {treatments.cyclosporin.cap: [6 months]}", "vary.treatments.cyclosporin.cap", "did you mean 'cyclosporine'"),
+    ("vary: {treatments.cyclosporin.cap: [6 months]}", "vary.treatments.cyclosporin.cap",
+     "did you mean 'cyclosporine'"),
     ("vary: {treatments.cyclosporine.cpa: [6 months]}", "vary.treatments.cyclosporine.cpa", "did you mean 'cap'"),
     ("vary: {settings.patients: [100, ten]}", "vary.settings.patients[1]", "expected a whole number"),
     ("vary: {treatments.cyclosporine.cap: [6 monhts]}", "vary.treatments.cyclosporine.cap[0]", "unknown time unit"),
@@ -144,8 +145,10 @@ MISTAKES = [
     ("psa: {samples: 10, parameters: {relapse.probability: {dist: beta, mean: 0.4}}}",
      "psa.parameters.relapse.probability", "takes alpha, beta or mean, sd or events, n"),
     ("psa: {samples: 10, parameters: {treatments.cyclosporine.end_of_course: {dist: dirichlet, "
-     "alpha: {remission: 2, switch: 1}}}}", "psa.parameters.treatments.cyclosporine.end_of_course", "exactly the parts"),
-    ("psa: {samples: 10, correlations: [{parameters: [relapse.probability, treatments.cyclosporine.response], rho: 0.9},"
+     "alpha: {remission: 2, switch: 1}}}}", "psa.parameters.treatments.cyclosporine.end_of_course",
+     "exactly the parts"),
+    ("psa: {samples: 10, correlations: ["
+     "{parameters: [relapse.probability, treatments.cyclosporine.response], rho: 0.9},"
      " {parameters: [relapse.probability, treatments.methotrexate.response], rho: 0.9},"
      " {parameters: [treatments.cyclosporine.response, treatments.methotrexate.response], rho: -0.9}]}",
      "psa.correlations", "not positive definite"),

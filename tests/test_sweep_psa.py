@@ -17,16 +17,16 @@ SAMPLES = 4000
 @pytest.fixture(scope="module")
 def adult_psa(tmp_path_factory):
     path = tmp_path_factory.mktemp("psa") / "psa.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(textwrap.dedent("""
         base: adult_conventional
         psa:
           samples: 2
           parameters:
-            relapse.time.mean: {{dist: gamma, mean: 22.7 months, sd: 6.71 months}}
-            loss_to_followup.mean: {{dist: lognormal, median: 600 months, sdlog: 0.5}}
-            treatments.cyclosporine.loss_of_response.mean: {{dist: uniform, low: 120, high: 480}}
+            relapse.time.mean: {dist: gamma, mean: 22.7 months, sd: 6.71 months}
+            loss_to_followup.mean: {dist: lognormal, median: 600 months, sdlog: 0.5}
+            treatments.cyclosporine.loss_of_response.mean: {dist: uniform, low: 120, high: 480}
           correlations:
-            - {{parameters: [treatments.cyclosporine.response, treatments.methotrexate.response], rho: 0.6}}
+            - {parameters: [treatments.cyclosporine.response, treatments.methotrexate.response], rho: 0.6}
         seed: 11
     """), encoding="utf-8")
     plan = load_sweep(path)

@@ -189,7 +189,8 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, dask
     process).
     """
     if scheduler and dask_local:
-        raise ScenarioError([Problem("command line", "--scheduler", "give either --scheduler or --dask local, not both")])
+        raise ScenarioError([Problem("command line", "--scheduler",
+                                     "give either --scheduler or --dask local, not both")])
     count = workers or os.cpu_count() or 1
     if scheduler:
         return DaskExecutor.connect(scheduler)

@@ -53,7 +53,6 @@ from sim.sweep.psa import PsaDesign, build_design
 from sim.sweep.spec import SweepSpec, read_sweep_file
 
 PLAN_FORMAT = 1
-ANALYSES = ("point", "one_way", "psa")
 _SET_BY_THE_SWEEP = {("settings", "seed"): "seed", ("settings", "replicates"): "replicates"}
 _TEXT_KEYS = {"source", "description", "label", "name", "dose", "response_definition", "why"}
 _MAX_SAMPLE_PROBLEMS = 5
@@ -347,7 +346,7 @@ def _columns(spec: SweepSpec, document: dict, grid: dict, one_way: dict,
                 columns.append(ParameterColumn(parameter.column, parameter.text, parameter.unit, "psa", True,
                                                draw.describe() + same, draw.source))
         for shares in design.shares:
-            for part, name in zip(shares.parts, shares.columns()):
+            for name in shares.columns():
                 columns.append(ParameterColumn(name, name, "", "psa", True, shares.describe(), shares.source))
     return columns
 

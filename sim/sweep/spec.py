@@ -220,7 +220,8 @@ def read_sweep_file(path: Path) -> SweepSpec:
     """Read and check a sweep file's structure; raise `ScenarioError` naming file and key path."""
     document = read_yaml(path)
     if not isinstance(document, dict):
-        raise ScenarioError([Problem(str(path), "", "a sweep file is a mapping with base:, and vary:, one_way: or psa:")])
+        raise ScenarioError([Problem(str(path), "",
+                                     "a sweep file is a mapping with base:, and vary:, one_way: or psa:")])
     try:
         spec = SweepSpec.model_validate(document)
     except ValidationError as exc:
@@ -237,7 +238,8 @@ def _problems(exc: ValidationError, file: str) -> list[Problem]:
         if error["type"] == "unknown_key":
             loc.append(error["ctx"]["key"])
         message = error["msg"].removeprefix("Value error, ")
-        if error["type"] not in ("unknown_key", "missing") and "input" in error and not isinstance(error["input"], dict):
+        plain_input = "input" in error and not isinstance(error["input"], dict)
+        if error["type"] not in ("unknown_key", "missing") and plain_input:
             message += f" (got {error['input']!r})"
         if error["type"] == "missing":
             message = "this key is required; add it"
