@@ -23,8 +23,13 @@ from tqdm import tqdm
 
 from sim.draws import draw_chunk, layout_for
 from sim.engine import des, vector
+from sim.engine.records import (
+    adverse_events_frame,
+    bursts_frame,
+    episodes_frame,
+    patients_frame,
+)
 from sim.engine.vector_draws import draw_numbers
-from sim.engine.records import adverse_events_frame, bursts_frame, episodes_frame, patients_frame
 from sim.loader import Problem, ScenarioError
 from sim.model import Model
 

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from vector_scenarios import EVERY_RULE
 
 from analysis.survival import drug_survival
 from sim.loader import bundled_scenarios, load_scenario
 from sim.model import compile_model
 from sim.runner import simulate
-from vector_scenarios import EVERY_RULE
 
 PATIENTS = 1500
 TOLERANCE_SE = 4.0

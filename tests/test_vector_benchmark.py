@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import bench_engines  # noqa: E402
+import bench_engines
 
 
 def test_engine_measurement_reports_speed_and_memory():

@@ -279,7 +279,7 @@ class Cohort:
 
 
 class EpisodeColumns:
-    """What the episodes of one step planned, one entry per trajectory of the step."""
+    """What the episodes of one step planned and what was seen of them, one entry per trajectory."""
 
     def __init__(self, count: int):
         self.duration = np.empty(count)
@@ -289,7 +289,9 @@ class EpisodeColumns:
         self.retreatment, self.bridged = np.empty(count, dtype=bool), np.zeros(count, dtype=bool)
         self.assessed_at = np.empty(count)
         self.stopper = np.empty(count, dtype=np.int16)
-        self.plans: list[tuple[np.ndarray, object]] = []
+        self.plans: list[tuple[np.ndarray, object]] = []  # (positions, EpisodePlans) per treatment
+        self.censored = np.zeros(count, dtype=bool)  # set by `censor`, with the months observed
+        self.observed = np.empty(count)
 
     def fill(self, group: np.ndarray, plan, retreatment: np.ndarray) -> None:
         """Copy a treatment's plans into the step's positions `group`."""

@@ -17,8 +17,16 @@ import numpy as np
 
 from sim import distributions as d
 from sim.draws import (
-    OCCURRENCES, OVERFLOW_EPISODE, OVERFLOW_SPELL, SPELLS, Layout, _covariates, _ends, overflow_uniforms,
-    patient_treatment_matrices, uniform_block,
+    OCCURRENCES,
+    OVERFLOW_EPISODE,
+    OVERFLOW_SPELL,
+    SPELLS,
+    Layout,
+    _covariates,
+    _ends,
+    overflow_uniforms,
+    patient_treatment_matrices,
+    uniform_block,
 )
 from sim.model import Model, Treatment
 

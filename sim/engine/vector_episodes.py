@@ -12,8 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.draws import (
-    AE_OCCURS, AE_ONSET, AE_STOPS, ASSESS, CAP, COURSE, ESCALATE, ESCALATED_RESPONSE, FATE, FIRST_AE, LOSS,
-    REASSESS, RESPONSE, TARGET,
+    AE_OCCURS,
+    AE_ONSET,
+    AE_STOPS,
+    CAP,
+    COURSE,
+    ESCALATE,
+    ESCALATED_RESPONSE,
+    FATE,
+    FIRST_AE,
+    LOSS,
+    REASSESS,
+    RESPONSE,
+    TARGET,
 )
 from sim.engine.records import REASON_CODE
 from sim.engine.vector_draws import EpisodeSlots
