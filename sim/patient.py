@@ -13,8 +13,16 @@ import itertools
 import numpy as np
 
 from sim.draws import (
-    ASSESS, OCCURRENCES, OVERFLOW_EPISODE, OVERFLOW_SPELL, SPELLS, ChunkDraws, Layout, draw_group_values,
-    flare_generator, overflow_uniforms,
+    ASSESS,
+    OCCURRENCES,
+    OVERFLOW_EPISODE,
+    OVERFLOW_SPELL,
+    SPELLS,
+    ChunkDraws,
+    Layout,
+    draw_group_values,
+    flare_generator,
+    overflow_uniforms,
 )
 from sim.model import Model, Strategy, Treatment, adjust_odds
 
@@ -23,7 +31,7 @@ class PatientDraws:
     """The numbers of one patient in one replicate, read slot by slot."""
 
     __slots__ = ("model", "layout", "row", "relapse_times", "end", "lost", "replicate", "patient", "entry",
-                 "eligible", "response", "_chunk", "_i")
+                 "eligible", "response", "_chunk", "_i", "_flares")
 
     def __init__(self, model: Model, layout: Layout, chunk: ChunkDraws, i: int, replicate: int):
         self.model = model
@@ -38,6 +46,7 @@ class PatientDraws:
         self.replicate = replicate
         self.patient = chunk.first_patient + i
         self._chunk, self._i = chunk, i
+        self._flares = None
 
     def target_assessment(self, strategy: Strategy, treatment: Treatment, occurrence: int) -> float:
         """Return the assessment time (months) of an episode under a treat-to-target strategy."""
@@ -54,9 +63,11 @@ class PatientDraws:
                 p = modifier.probability if modifier.probability is not None else adjust_odds(p, modifier.odds_ratio)
         return p
 
-    def flare_generator(self) -> np.random.Generator:
-        """Return a fresh generator of this patient's flares (the same sequence for every strategy)."""
-        return flare_generator(self.model.seed, self.replicate, self.patient)
+    def flare_numbers(self) -> FlareNumbers:
+        """Return this patient's flare numbers (the same for every strategy)."""
+        if self._flares is None:
+            self._flares = FlareNumbers(flare_generator(self.model.seed, self.replicate, self.patient))
+        return self._flares
 
     def episode_group(self, treatment: Treatment, occurrence: int) -> list[float]:
         """Return the draws of the `occurrence`-th episode (0-based) of `treatment`."""
@@ -82,6 +93,41 @@ class PatientDraws:
         """The uniforms of an episode group beyond the block (the same in every strategy)."""
         key = (OVERFLOW_EPISODE, treatment.index, occurrence)
         return overflow_uniforms(self.model.seed, self.replicate, self.patient, key, self.layout.group_sizes[treatment.index])
+
+
+class FlareNumbers:
+    """A patient's flare numbers from its flare generator: before the k-th flare a unit
+    exponential, then the two uniforms of its burst (response, rebound).
+
+    Every strategy reads them in the order exponential, pair, exponential, ... so they are
+    drawn once, in that order, and replayed for the other strategies (drawing them from a
+    fresh generator per strategy gave the same numbers at the cost of a generator each).
+    """
+
+    __slots__ = ("_exponentials", "_generator", "_pairs")
+
+    def __init__(self, generator: np.random.Generator):
+        self._generator = generator
+        self._exponentials: list[float] = []
+        self._pairs: list[np.ndarray] = []
+
+    def exponential(self, k: int) -> float:
+        """The unit exponential before flare `k` (0-based)."""
+        while len(self._exponentials) <= k:
+            self._draw_next()
+        return self._exponentials[k]
+
+    def pair(self, k: int) -> np.ndarray:
+        """The two uniforms of flare `k`'s burst."""
+        while len(self._pairs) <= k:
+            self._draw_next()
+        return self._pairs[k]
+
+    def _draw_next(self) -> None:
+        if len(self._exponentials) == len(self._pairs):
+            self._exponentials.append(self._generator.exponential())
+        else:
+            self._pairs.append(self._generator.random(2))
 
 
 class PathwayPosition:

@@ -148,8 +148,9 @@ class Trajectory:
     def _flares(self) -> None:
         rescue = self.model.rescue
         rates = rescue.flare_rates
-        generator = self.draws.flare_generator()
-        target = generator.exponential()
+        numbers = self.draws.flare_numbers()
+        flare = 0
+        target = numbers.exponential(flare)
         for start, stop, state in self.segments:
             rate = rates.get(state, 0.0)
             position = start
@@ -158,7 +159,8 @@ class Trajectory:
                 if time >= stop:
                     target -= (stop - position) * rate
                     break
-                effective, rebound = generator.random(2) < (rescue.response_probability, rescue.rebound_probability)
+                effective, rebound = numbers.pair(flare) < (rescue.response_probability, rescue.rebound_probability)
                 self.bursts.append((time, "flare", state, bool(effective), bool(rebound), math.nan))
-                position, target = time, generator.exponential()
+                flare += 1
+                position, target = time, numbers.exponential(flare)
         self.bursts.sort(key=lambda burst: burst[0])
