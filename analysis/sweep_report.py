@@ -24,6 +24,7 @@ import pandas as pd
 from analysis.colours import strategy_colours
 from analysis.io import write_atomic
 from analysis.plots import save_figure
+from analysis.sweep_economics import economics_psa_section
 from analysis.sweep_plots import (
     metric_label,
     plot_grid,
@@ -86,6 +87,9 @@ def build_sweep_report(sweep_dir: str | os.PathLike, svg: bool = False) -> Path:
     results = load_sweep_results(sweep_dir)
     context = _context(results)
     tables = _tables(context)
+    economics_html, economics_tables = economics_psa_section(
+        results, context, lambda *args: _render(context, *args, svg), _figure_html, _html_table)
+    tables.update(economics_tables)
     for name, (_, frame) in tables.items():
         write_atomic(results.directory / "tables" / f"{name}.csv", frame.to_csv(index=False))
     sections = [
@@ -94,6 +98,7 @@ def build_sweep_report(sweep_dir: str | os.PathLike, svg: bool = False) -> Path:
         _grid_section(context, tables, svg),
         _one_way_section(context, tables, svg),
         _psa_section(context, tables, svg),
+        economics_html,
         _variant_section(context),
         _parameter_section(context),
         _table_links(tables),

@@ -36,7 +36,15 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from sim.loader import LoadedScenario, Problem, ScenarioError, bundled_dir, load_scenario, resolve_scenario_path
+from sim.loader import (
+    LoadedScenario,
+    Problem,
+    ScenarioError,
+    bundled_dir,
+    load_scenario,
+    read_yaml,
+    resolve_scenario_path,
+)
 from sim.model import Model, compile_model
 from sim.schema import Scenario
 from sim.sweep.parameters import (
@@ -122,6 +130,7 @@ class SweepPlan:
     columns: tuple[ParameterColumn, ...]
     design: PsaDesign | None
     hash: str
+    economics: Any = None
 
     def model(self, task: SweepTask) -> Model:
         """Return the compiled model a task simulates (one replicate, the task's seed)."""
@@ -186,8 +195,27 @@ def load_sweep(name_or_path: str | Path) -> SweepPlan:
     tasks = _tasks(spec, document, grid, one_way, design, columns, replicate_seeds(seed, spec.replicates))
     _check_tasks(tasks, document, base, where)
     name = spec.name or file.stem
+    economics, economics_document = _economics(spec, file, base)
     return SweepPlan(name, spec.description or "", file, spec, base, document, seed, spec.replicates,
-                     tuple(tasks), tuple(columns), design, _hash(spec, document, seed))
+                     tuple(tasks), tuple(columns), design, _hash(spec, document, seed, economics_document),
+                     economics)
+
+
+def _economics(spec: SweepSpec, file: Path, base: LoadedScenario):
+    """The sweep's economic setting (compiled) and its document, or (None, None)."""
+    if spec.economics is None:
+        return None, None
+    from sim.economics import economics_path, load_economics
+
+    beside = file.parent / spec.economics
+    name = str(beside) if beside.is_file() else spec.economics
+    try:
+        path = economics_path(name)
+        treatments = {n: list(t.adverse_events) for n, t in base.scenario.treatments.items()}
+        return load_economics(str(path), treatments), _without_text(read_yaml(path) or {})
+    except ScenarioError as exc:
+        raise ScenarioError([Problem(str(file), "economics", f"{p.file}: {p.path}: {p.message}" if p.path
+                                     else p.message) for p in exc.problems]) from None
 
 
 def _load_base(spec: SweepSpec, file: Path) -> LoadedScenario:
@@ -431,7 +459,7 @@ def _point_shares(node: dict, parts: tuple[str, ...]) -> list[float]:
 # ---------------------------------------------------------------------- hash
 
 
-def _hash(spec: SweepSpec, document: dict, seed: int) -> str:
+def _hash(spec: SweepSpec, document: dict, seed: int, economics: dict | None = None) -> str:
     """Return the SHA-256 of what decides the sweep's results (not its texts or sources)."""
     content = {
         "format": PLAN_FORMAT,
@@ -439,6 +467,8 @@ def _hash(spec: SweepSpec, document: dict, seed: int) -> str:
         "sweep": _without_text(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
         "seed": seed,
     }
+    if economics is not None:
+        content["economics"] = economics
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -9,6 +9,7 @@ retried once; if it fails again it is listed at the end and the sweep goes on.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -54,6 +55,8 @@ def run_sweep(plan: SweepPlan, out: str | Path, executor, keep_episodes: bool = 
     session with status `interrupted`; what finished is kept.
     """
     work = work or run_task
+    if plan.economics is not None:
+        work = functools.partial(work, economics=plan.economics)
     store = SweepStore.open(out, plan, keep_episodes)
     started = time.perf_counter()
     session = _Session(plan, store, executor, keep_episodes, work)

@@ -8,6 +8,9 @@ A sweep names a `base` scenario and says what to change in it:
 - `psa`: `samples` draws of every uncertain parameter (probabilistic sensitivity
   analysis): counts drawn from Beta/Dirichlet/Gamma automatically, others from the
   distributions declared under `parameters`, optionally correlated;
+- `economics`: an economic setting (`uk_nhs`, `us_payer` or a path) to cost every task,
+  which adds mean costs and QALYs per strategy to the summaries (and, for a PSA, the
+  cost-effectiveness plane, acceptability curves and EVPI to the report);
 - `replicates` and `seed`.
 
 Every block may carry a `source:` (a publication, or `assumption: <rationale>`).
@@ -204,6 +207,7 @@ class SweepSpec(Strict):
     vary: dict[str, VarySpec] = {}
     one_way: dict[str, OneWaySpec] = {}
     psa: PsaSpec | None = None
+    economics: str | None = None
     replicates: int = Field(default=1, ge=1)
     seed: int | None = Field(default=None, ge=0)
     source: Source | None = None

@@ -284,6 +284,10 @@ def _new_manifest(plan: SweepPlan) -> dict:
         "strategies": {s.name: {"label": s.label, "description": s.description,
                                 "lines": [first.treatments[t].name for t in s.lines]} for s in first.strategies},
         "treatments": {t.name: {"label": t.label} for t in first.treatments},
+        "economics": None if plan.economics is None else {
+            "name": plan.economics.name, "currency": plan.economics.currency,
+            "price_year": plan.economics.price_year,
+            "willingness_to_pay": list(plan.economics.willingness_to_pay)},
         "tasks": len(plan.tasks),
         "tasks_by_analysis": {k: int(v) for k, v in counts.items()},
         "variants": [_variant(plan, task) for task in plan.tasks if task.analysis == "point" and not task.replicate],

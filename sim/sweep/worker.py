@@ -31,18 +31,31 @@ class TaskResult:
     seconds: float
 
 
-def run_task(task_id: str, model: Model, replicate: int, keep_tables: bool = False) -> TaskResult:
+def run_task(task_id: str, model: Model, replicate: int, keep_tables: bool = False,
+             economics=None) -> TaskResult:
     """Simulate `model` (one replicate, seeded for replicate `replicate`) and summarise it.
 
     The tables' `replicate` column says `replicate`; the summary comes from
-    `analysis.summary.summarize_run`, as for `adpath run`.
+    `analysis.summary.summarize_run`, as for `adpath run`. With an economic setting
+    (`sim.economics.Economics`) the summary also holds each strategy's mean costs and
+    QALYs (`analysis.economics.economics_summary`, as for `adpath run --economics`).
     """
     from analysis.summary import summarize_run
 
     start = time.perf_counter()
     tables = _numbered(simulate(model, workers=1, progress=False), replicate)
     summary = summarize_run(tables.episodes, tables.patients)
+    if economics is not None:
+        summary = _with_costs(summary, tables, economics)
     return TaskResult(task_id, summary, tables if keep_tables else None, time.perf_counter() - start)
+
+
+def _with_costs(summary: pd.DataFrame, tables: RunTables, economics) -> pd.DataFrame:
+    from analysis.costs import patient_costs
+    from analysis.economics import economics_summary, strategy_costs
+
+    costs = patient_costs(tables.episodes, tables.patients, economics, tables.adverse_events, tables.bursts)
+    return pd.concat([summary, economics_summary(strategy_costs(costs, economics.currency))], ignore_index=True)
 
 
 def _numbered(tables: RunTables, replicate: int) -> RunTables:

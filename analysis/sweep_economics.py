@@ -1,0 +1,112 @@
+"""Cost-effectiveness of a probabilistic sensitivity analysis: per PSA sample, each
+strategy's mean discounted cost and QALYs; from them the CE plane, the acceptability
+curves and frontier, the EVPI, and the export other health-economics tools read.
+
+Needs a sweep run with `economics:` (its summaries then hold `mean_cost_total_<CUR>` and
+`mean_qalys` per strategy). Money is in the setting's currency.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.economics import acceptability, expected_value_of_perfect_information, psa_export
+
+
+def economic_samples(summary: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """One row per variant, PSA sample and strategy: mean `cost` and `effect` (QALYs).
+
+    Replicates of the same sample are averaged.
+    """
+    psa = summary[(summary["analysis"] == "psa") & summary["metric"].isin([f"mean_cost_total_{currency}", "mean_qalys"])]
+    if psa.empty:
+        return pd.DataFrame(columns=["variant", "sample", "strategy", "cost", "effect"])
+    table = psa.pivot_table(index=["variant", "sample", "strategy"], columns="metric", values="value",
+                            aggfunc="mean", observed=True).reset_index()
+    table = table.rename(columns={f"mean_cost_total_{currency}": "cost", "mean_qalys": "effect"})
+    table["sample"] = table["sample"].astype(int)
+    return table[["variant", "sample", "strategy", "cost", "effect"]]
+
+
+def willingness_to_pay_grid(declared) -> np.ndarray:
+    """WTP values for curves: 0 to three times the largest declared threshold, 61 points."""
+    top = 3 * max(declared) if len(declared) else 100_000
+    return np.unique(np.concatenate([np.linspace(0, top, 61), np.asarray(declared, dtype=float)]))
+
+
+def economic_tables(samples: pd.DataFrame, willingness_to_pay) -> dict[str, pd.DataFrame]:
+    """CEAC/CEAF, EVPI and the BCEA/dampack export, per variant (a `variant` column)."""
+    ceac, evpi, export = [], [], []
+    for variant, block in samples.groupby("variant", sort=True):
+        block = block.drop(columns="variant")
+        ceac.append(acceptability(block, willingness_to_pay).assign(variant=variant))
+        evpi.append(expected_value_of_perfect_information(block, willingness_to_pay).assign(variant=variant))
+        export.append(psa_export(block).assign(variant=variant))
+    def first(frames):
+        frame = pd.concat(frames, ignore_index=True)
+        return frame[["variant", *[c for c in frame.columns if c != "variant"]]]
+    return {"ceac": first(ceac), "evpi": first(evpi), "psa_for_bcea": first(export)}
+
+
+def economics_psa_section(results, context, render, figure_html, html_table) -> tuple[str, dict]:
+    """The cost-effectiveness part of a sweep report: figures, tables, and the HTML."""
+    from analysis.economics_plots import plot_acceptability, plot_ce_plane, plot_evpi
+
+    economics = results.manifest.get("economics")
+    if not economics:
+        return "", {}
+    currency = economics["currency"]
+    samples = economic_samples(results.summary, currency)
+    if samples.empty:
+        return "", {}
+    grid = willingness_to_pay_grid(economics["willingness_to_pay"])
+    tables = economic_tables(samples, grid)
+    strategies = [s for s in context.strategies if s in set(samples["strategy"])]
+    parts = ["<h2>Cost-effectiveness under uncertainty</h2>",
+             f"<p>{samples['sample'].nunique()} PSA samples costed with the setting <b>{economics['name']}</b> "
+             f"({currency}, {economics['price_year']} prices). Economic inputs (prices, utilities) are held at "
+             "their values; the clinical parameters vary.</p>"]
+    for variant, block in samples.groupby("variant", sort=True):
+        parts += [figure_html(render(f"ce_plane_v{variant}", "Cost-effectiveness plane",
+                                     f"Incremental cost and QALYs against {context.labels.get(strategies[0], strategies[0])}, "
+                                     "one dot per PSA sample (X: mean); dashed lines are the willingness-to-pay thresholds.",
+                                     lambda b=block: plot_ce_plane(b, strategies[0], currency,
+                                                                   economics["willingness_to_pay"], strategies,
+                                                                   context.labels))),
+                  figure_html(render(f"ceac_v{variant}", "Acceptability curves",
+                                     "Probability that each strategy has the highest net monetary benefit; the thick "
+                                     "grey line follows the strategy with the highest expected net benefit (CEAF).",
+                                     lambda v=variant: plot_acceptability(
+                                         tables["ceac"][tables["ceac"]["variant"] == v], currency, strategies,
+                                         context.labels))),
+                  figure_html(render(f"evpi_v{variant}", "Expected value of perfect information",
+                                     "EVPI per patient: what removing all parameter uncertainty would be worth.",
+                                     lambda v=variant: plot_evpi(tables["evpi"][tables["evpi"]["variant"] == v],
+                                                                 currency)))]
+    parts.append(_at_thresholds(tables, economics, context, html_table))
+    return "\n".join(parts), {
+        "ceac": ("PSA: probability each strategy is cost-effective at each willingness to pay; on_frontier marks "
+                 "the CEAF.", tables["ceac"]),
+        "evpi": ("PSA: expected value of perfect information per patient at each willingness to pay.", tables["evpi"]),
+        "psa_for_bcea": ("PSA results for BCEA or dampack: one row per sample, cost_<strategy> and "
+                         "effect_<strategy> (QALYs).", tables["psa_for_bcea"]),
+    }
+
+
+def _at_thresholds(tables, economics, context, html_table) -> str:
+    currency = economics["currency"]
+    rows = []
+    for w in economics["willingness_to_pay"]:
+        ceac = tables["ceac"][np.isclose(tables["ceac"]["willingness_to_pay"], w)]
+        evpi = tables["evpi"][np.isclose(tables["evpi"]["willingness_to_pay"], w)]
+        for variant, block in ceac.groupby("variant", sort=True):
+            best = block.loc[block["on_frontier"], "strategy"].iloc[0]
+            cells = [f"{w:,.0f}", str(variant), context.labels.get(best, best)]
+            cells += [f"{p:.0%}" for p in block.set_index("strategy").reindex(context.strategies)["probability_cost_effective"]]
+            cells.append(f"{evpi[evpi['variant'] == variant]['evpi_per_patient'].iloc[0]:,.0f}")
+            rows.append(cells)
+    header = [f"WTP ({currency}/QALY)", "Variant", "Best expected net benefit"] \
+        + [f"P(cost-effective): {context.labels.get(s, s)}" for s in context.strategies] + [f"EVPI per patient ({currency})"]
+    return "<h3>At the declared thresholds</h3>" + html_table(header, rows, [True, False, False]
+                                                              + [True] * (len(context.strategies) + 1))

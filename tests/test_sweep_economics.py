@@ -1,0 +1,82 @@
+"""A PSA with an economic setting: costs and QALYs per sample, CEAC/CEAF, EVPI, export, report."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from analysis.sweep_economics import economic_samples, economic_tables
+from sim.cli import main
+from sim.sweep import SerialExecutor, load_sweep, run_sweep
+
+SWEEP = """
+base: modern_adult
+economics: uk_nhs
+vary:
+  settings.patients: [80]
+  settings.horizon: [3 years]
+psa: {samples: 5}
+seed: 4
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("economic_psa")
+    path = folder / "psa.yaml"
+    path.write_text(textwrap.dedent(SWEEP), encoding="utf-8")
+    outcome = run_sweep(load_sweep(path), folder / "out", SerialExecutor(), progress=False)
+    assert outcome.status == "complete"
+    return folder
+
+
+def test_every_psa_sample_has_costs_and_qalys_per_strategy(sweep_dir):
+    summary = pd.read_parquet(sweep_dir / "out" / "sweep_summary.parquet")
+    samples = economic_samples(summary, "GBP")
+    assert len(samples) == 5 * 3
+    assert samples["cost"].gt(0).all() and samples["effect"].between(0, 3).all()
+
+
+def test_acceptability_and_evpi_from_the_samples(sweep_dir):
+    summary = pd.read_parquet(sweep_dir / "out" / "sweep_summary.parquet")
+    tables = economic_tables(economic_samples(summary, "GBP"), [0, 20000, 30000])
+    sums = tables["ceac"].groupby("willingness_to_pay")["probability_cost_effective"].sum()
+    assert np.allclose(sums, 1.0)
+    assert (tables["evpi"]["evpi_per_patient"] >= 0).all()
+    assert len(tables["psa_for_bcea"]) == 5
+    assert {"cost_conventional_first", "effect_treat_to_target"} <= set(tables["psa_for_bcea"].columns)
+
+
+def test_sweep_report_shows_the_cost_effectiveness_results(sweep_dir):
+    result = CliRunner().invoke(main, ["report", str(sweep_dir / "out")])
+    assert result.exit_code == 0, result.output
+    page = (sweep_dir / "out" / "report.html").read_text()
+    assert "Cost-effectiveness under uncertainty" in page and "Acceptability curves" in page
+    for name in ("ce_plane_v0", "ceac_v0", "evpi_v0"):
+        assert (sweep_dir / "out" / "figures" / f"{name}.png").stat().st_size > 10_000
+    assert (sweep_dir / "out" / "tables" / "psa_for_bcea.csv").exists()
+
+
+def test_changing_the_economic_setting_refuses_to_mix_results(sweep_dir, tmp_path):
+    setting = yaml.safe_load((load_sweep(sweep_dir / "psa.yaml").base.file.parent / "economics" / "uk_nhs.yaml").read_text())
+    setting["discount"]["costs"]["rate_per_year"] = 0.015
+    (sweep_dir / "cheaper.yaml").write_text(yaml.safe_dump(setting))
+    changed = sweep_dir / "changed.yaml"
+    changed.write_text(textwrap.dedent(SWEEP).replace("economics: uk_nhs", "economics: cheaper.yaml"))
+    result = CliRunner().invoke(main, ["sweep", str(changed), "--out", str(sweep_dir / "out"), "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_economic_setting_in_a_sweep_is_refused_before_running(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(textwrap.dedent(SWEEP).replace("economics: uk_nhs", "economics: uk_nsh"))
+    result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "economics" in result.output and "did you mean 'uk_nhs'" in result.output
+    assert not (tmp_path / "out").exists()
