@@ -144,7 +144,10 @@ def expected_value_of_perfect_information(samples: pd.DataFrame, willingness_to_
     rows = []
     for w in willingness_to_pay:
         nmb = (w * effect - cost).to_numpy()
-        evpi = max(float(nmb.max(axis=1).mean() - nmb.mean(axis=0).max()), 0.0)
+        # Regret of the strategy best on average, sample by sample: exactly zero when it
+        # wins every sample (a difference of means would leave rounding noise).
+        chosen = nmb.mean(axis=0).argmax()
+        evpi = float((nmb.max(axis=1) - nmb[:, chosen]).mean())
         rows.append({"willingness_to_pay": w, "evpi_per_patient": evpi, "evpi_population": evpi * population})
     return pd.DataFrame(rows)
 

@@ -24,7 +24,8 @@ def _money(currency: str):
 
     def text(value, _=None) -> str:
         sign = "-" if value < 0 else ""
-        return f"{sign}{symbol}{abs(value):,.0f}" if symbol else f"{value:,.0f} {currency}"
+        digits = 2 if 0 < abs(value) < 10 else 0
+        return f"{sign}{symbol}{abs(value):,.{digits}f}" if symbol else f"{value:,.{digits}f} {currency}"
 
     return FuncFormatter(text)
 
@@ -86,8 +87,8 @@ def plot_ce_plane(samples: pd.DataFrame, reference: str, currency: str, willingn
         x = np.array(ax.get_xlim())
         for w in willingness_to_pay:
             ax.plot(x, w * x, ls="--", lw=1, color="black", alpha=0.6)
-            ax.annotate(f"{_money(currency)(w)}/QALY", (x[1], w * x[1]), fontsize="small",
-                        ha="right", va="bottom")
+            ax.annotate(f"{_money(currency)(w)}/QALY", (x[0], w * x[0]), fontsize="small",
+                        ha="left", va="bottom")
         ax.set_xlim(*x)
         ax.yaxis.set_major_formatter(_money(currency))
         ax.set(title=f"Cost-effectiveness plane vs {_label(labels, reference)}",
@@ -109,11 +110,11 @@ def plot_acceptability(ceac: pd.DataFrame, currency: str, strategies: Sequence[s
         for strategy in strategies:
             block = ceac[ceac["strategy"] == strategy]
             ax.plot(block["willingness_to_pay"], block["probability_cost_effective"], color=colours[strategy],
-                    label=_label(labels, strategy))
+                    label=_label(labels, strategy), zorder=3)
         frontier = ceac[ceac["on_frontier"]].sort_values("willingness_to_pay")
-        ax.plot(frontier["willingness_to_pay"], frontier["probability_cost_effective"], color="black", lw=3,
-                alpha=0.35, label="frontier (CEAF)")
-        ax.set_ylim(0, 1)
+        ax.plot(frontier["willingness_to_pay"], frontier["probability_cost_effective"], color="black", lw=7,
+                alpha=0.18, label="frontier (CEAF)", zorder=2, solid_capstyle="butt")
+        ax.set_ylim(-0.02, 1.02)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.xaxis.set_major_formatter(_money(currency))
         ax.set(title="Cost-effectiveness acceptability", xlabel=f"willingness to pay ({currency} per QALY)",
