@@ -169,6 +169,12 @@ def _costly(distribution) -> bool:
 _buffer = np.empty((0, 0))
 
 
+def release_buffer() -> None:
+    """Free the buffer of uniforms kept between chunks (at the end of a run)."""
+    global _buffer
+    _buffer = np.empty((0, 0))
+
+
 def _uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int) -> np.ndarray:
     """`sim.draws.uniform_block` written into a buffer kept for the next chunk.
 
