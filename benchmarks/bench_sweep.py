@@ -1,0 +1,127 @@
+"""Throughput of a probabilistic sensitivity analysis on the local executors.
+
+    python benchmarks/bench_sweep.py                          # 200 samples x 2,000 patients, 1 and 2 workers
+    python benchmarks/bench_sweep.py --samples 50 --workers 1 2 4
+
+The sweep is a PSA of adult_conventional (3 strategies): every count drawn from its
+Beta/Dirichlet, 2,000 patients per sample, plus the deterministic base case. Each worker
+count runs the whole sweep into a fresh directory, timed end to end as `adpath sweep`
+does it: planning and validation, worker start-up, simulation and summary of every task,
+Parquet writes, and the final sweep_summary. `--workers 1` runs in this process, more
+in a pool of processes. Scaling efficiency is the rate with N workers over N times the
+rate with one. "other load" is the CPU that other processes used during the run, in
+cores: on a shared machine, trust rows where it is near zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SWEEP = """
+base: adult_conventional
+vary:
+  settings.patients: [{patients}]
+psa:
+  samples: {samples}
+seed: 1
+"""
+
+
+def measure(sweep_file: Path, out: Path, workers: int) -> dict:
+    """Run the sweep with `workers` local workers; return its tasks, seconds and tasks per minute.
+
+    `other_cores` is the CPU other processes used meanwhile, in cores (NaN where it
+    cannot be read): a run that shared the machine says so.
+    """
+    from sim.sweep import load_sweep, make_executor, run_sweep
+
+    busy, mine = _machine_busy_seconds(), _own_cpu_seconds()
+    start = time.perf_counter()
+    plan = load_sweep(sweep_file)
+    executor = make_executor(workers)
+    try:
+        outcome = run_sweep(plan, out, executor, progress=False)
+        seconds = time.perf_counter() - start
+        mine = _own_cpu_seconds() - mine  # before closing: the pool's workers are still there to ask
+    finally:
+        executor.close()
+    other = (_machine_busy_seconds() - busy - mine) / seconds
+    assert outcome.status == "complete", outcome.failed
+    return {"workers": workers, "tasks": outcome.finished, "seconds": seconds,
+            "tasks_per_minute": 60 * outcome.finished / seconds, "other_cores": max(other, 0.0)}
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes have used since boot (Linux /proc/stat), NaN elsewhere."""
+    try:
+        with open("/proc/stat", encoding="utf-8") as stat:
+            fields = [float(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return float("nan")
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds used by this process and every process it started (psutil), NaN without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return float("nan")
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def cpu_model() -> str:
+    """Return the processor's model name (Linux), or the machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--patients", type=int, default=2000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# {cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+          f"load average {load:.2f} before the run")
+    print(f"# PSA of adult_conventional: {args.samples} samples x {args.patients} patients x 3 strategies "
+          "(+ the base case)")
+    print(f"{'workers':>7} {'tasks':>6} {'seconds':>8} {'tasks/min':>10} {'speed-up':>9} {'efficiency':>10} "
+          f"{'other load':>10}")
+    with tempfile.TemporaryDirectory() as root:
+        sweep_file = Path(root) / "bench_psa.yaml"
+        sweep_file.write_text(SWEEP.format(patients=args.patients, samples=args.samples), encoding="utf-8")
+        baseline = None
+        for workers in args.workers:
+            row = measure(sweep_file, Path(root) / f"out_{workers}", workers)
+            baseline = baseline or row["tasks_per_minute"] / row["workers"]
+            speed_up = row["tasks_per_minute"] / baseline
+            print(f"{workers:>7} {row['tasks']:>6} {row['seconds']:>8.1f} {row['tasks_per_minute']:>10.1f} "
+                  f"{speed_up:>8.2f}x {speed_up / workers:>10.0%} {row['other_cores']:>5.2f} cores")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
