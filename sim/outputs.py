@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim import RESULTS_VERSION
 from sim.loader import LoadedScenario
 from sim.model import Model
 from sim.provenance import parameter_table
@@ -76,6 +77,7 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
     """Return the run.json manifest: what was run, with which numbers, by which versions."""
     return {
         "adpath_version": _version("adpath"),
+        "results_version": RESULTS_VERSION,
         "scenario_name": loaded.name,
         "scenario_file": str(loaded.file),
         "description": model.description,

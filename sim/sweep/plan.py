@@ -461,8 +461,11 @@ def _point_shares(node: dict, parts: tuple[str, ...]) -> list[float]:
 
 def _hash(spec: SweepSpec, document: dict, seed: int, economics: dict | None = None) -> str:
     """Return the SHA-256 of what decides the sweep's results (not its texts or sources)."""
+    from sim import RESULTS_VERSION
+
     content = {
         "format": PLAN_FORMAT,
+        "results_version": RESULTS_VERSION,
         "base": _without_text(document),
         "sweep": _without_text(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
         "seed": seed,
