@@ -28,6 +28,7 @@ _OTHER_STATE_COLOURS = {
     "topical": "#009e73",
     "supportive_care": "#d55e00",
     "lost_to_followup": "#bdbdbd",
+    "dead": "#4d4d4d",
 }
 
 

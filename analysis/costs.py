@@ -18,7 +18,7 @@ import pandas as pd
 from sim.economics import Economics, monthly_rate
 
 _KEYS = ["replicate", "strategy", "patient"]
-_CENSORED = ("horizon", "lost_to_followup")
+_CENSORED = ("horizon", "lost_to_followup", "death")
 
 
 def discount_integral(start: np.ndarray, stop: np.ndarray, rate_per_year: float, method: str) -> np.ndarray:

@@ -155,6 +155,7 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
         ("in_supportive_care_at_horizon", "supportive_care"),
         ("on_systemic_at_horizon", "systemic"),
         ("lost_to_followup", "lost_to_followup"),
+        ("died", "dead"),
     ):
         out[column] = (final == state).astype(int).to_numpy()
     for column in (
@@ -296,6 +297,7 @@ PROPORTION_OUTCOMES = (
     "in_supportive_care_at_horizon",
     "on_systemic_at_horizon",
     "lost_to_followup",
+    "died",
     "responded_ever",
 )
 

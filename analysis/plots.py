@@ -615,4 +615,5 @@ def state_label(state: str) -> str:
         "topical": "Topical therapy",
         "supportive_care": "Supportive care",
         "lost_to_followup": "Lost to follow-up",
+        "dead": "Died (other causes)",
     }.get(state, state.replace("_", " ").capitalize())

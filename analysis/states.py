@@ -27,7 +27,7 @@ import pandas as pd
 from analysis.intervals import proportion_estimates
 
 #: States that are not a systemic line, in display order.
-OTHER_STATES = ("awaiting_treatment", "topical", "supportive_care", "lost_to_followup")
+OTHER_STATES = ("awaiting_treatment", "topical", "supportive_care", "lost_to_followup", "dead")
 
 _KEYS = ["replicate", "strategy", "patient"]
 
@@ -120,13 +120,16 @@ def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
     previous_remission = ~first & np.roll(reason == "remission", 1)
     gap = np.where(previous_remission, code["topical"], code["awaiting_treatment"])
     tail = np.select(
-        [reason == "remission", reason == "horizon", reason == "lost_to_followup"],
-        [code["topical"], systemic, code["lost_to_followup"]],
+        [reason == "remission", reason == "horizon", reason == "lost_to_followup", reason == "death"],
+        [code["topical"], systemic, code["lost_to_followup"], code["dead"]],
         code["supportive_care"],
     )
     follow_up = patients["follow_up_months"].to_numpy(dtype=float)
     final = patients["final_state"].astype(object).to_numpy()
-    lost = final == "lost_to_followup"
+    # Leaving follow-up and dying both end the timeline: from then on the patient is in
+    # that state for good.
+    lost = (final == "lost_to_followup") | (final == "dead")
+    ending = np.where(final == "dead", code["dead"], code["lost_to_followup"])
     tail_stop = np.where(lost[row], np.maximum(follow_up[row], stop), np.inf)
     lost_start = np.where(lost[row], tail_stop, np.inf)
     # Four slots per episode, in time order: the gap before it, the episode, and after
@@ -134,21 +137,21 @@ def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
     columns = {
         "patient_row": np.repeat(row, 4),
         "state": np.column_stack(
-            [gap, systemic, tail, np.full(len(row), code["lost_to_followup"])]
+            [gap, systemic, tail, ending[row]]
         ),
         "start_months": np.column_stack([previous_stop, start, stop, lost_start]),
         "stop_months": np.column_stack([start, stop, tail_stop, np.full(len(row), np.inf)]),
     }
     valid = np.column_stack([np.ones((len(row), 2), dtype=bool), last, last & lost[row]]).ravel()
     columns = {name: values.ravel()[valid] for name, values in columns.items()}
-    columns = _with_patients_without_episodes(columns, row, final, follow_up, lost, code)
+    columns = _with_patients_without_episodes(columns, row, final, follow_up, lost, ending, code)
     keep = columns["stop_months"] > columns["start_months"]
     segments = pd.DataFrame({name: values[keep] for name, values in columns.items()})
     segments["state"] = pd.Categorical.from_codes(segments["state"].to_numpy(), categories=states)
     return segments
 
 
-def _with_patients_without_episodes(columns, row, final, follow_up, lost, code) -> dict:
+def _with_patients_without_episodes(columns, row, final, follow_up, lost, ending, code) -> dict:
     """Add the timeline of patients who never started a systemic treatment."""
     has_episode = np.zeros(len(final), dtype=bool)
     has_episode[row] = True
@@ -165,7 +168,7 @@ def _with_patients_without_episodes(columns, row, final, follow_up, lost, code) 
     end = np.where(lost[without], follow_up[without], np.inf)
     extra = {
         "patient_row": np.concatenate([without, without[lost[without]]]),
-        "state": np.concatenate([state, np.full(lost[without].sum(), code["lost_to_followup"])]),
+        "state": np.concatenate([state, ending[without][lost[without]]]),
         "start_months": np.concatenate([np.zeros(without.size), end[lost[without]]]),
         "stop_months": np.concatenate([end, np.full(lost[without].sum(), np.inf)]),
     }

@@ -33,6 +33,7 @@ STRATEGY_METRICS = (
     ("in_supportive_care_at_horizon", "in_supportive_care_at_horizon"),
     ("on_systemic_at_horizon", "on_systemic_at_horizon"),
     ("lost_to_followup", "lost_to_followup"),
+    ("died", "died"),
     ("responded_ever", "responded_ever"),
     ("lines_used_mean", "lines_used"),
     ("episodes_mean", "episodes"),

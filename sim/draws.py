@@ -103,6 +103,14 @@ def flare_generator(seed: int, replicate: int, patient: int) -> np.random.Genera
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replicate, patient, 2)))
 
 
+def side_uniforms(seed: int, replicate: int, stream: int, first_patient: int, count: int) -> np.ndarray:
+    """One uniform per patient from a stream of its own (`stream` >= 3), chunk-independent."""
+    key = np.random.SeedSequence(seed, spawn_key=(replicate, stream)).generate_state(2, np.uint64)
+    bit_generator = np.random.Philox(key=key)
+    bit_generator.advance(first_patient)  # four numbers per patient: one counter step
+    return np.random.Generator(bit_generator).random((count, 4))[:, 0]
+
+
 @dataclass
 class ChunkDraws:
     """The draws of a chunk of patients, transformed to times where a slot is a time.
@@ -129,6 +137,7 @@ class ChunkDraws:
     eligible: np.ndarray
     response: np.ndarray
     target_assessments: dict[int, np.ndarray]
+    dead: np.ndarray | None = None
 
 
 def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkDraws:
@@ -143,14 +152,14 @@ def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int,
         relapse.time.ppf(relapse_u) if relapse is not None else np.full_like(relapse_u, np.inf)
         for relapse in model.relapses
     ], axis=1)
-    ends, lost = _ends(model, layout, u)
     covariates = _covariates(model, layout, u)
+    ends, lost, dead = observation_ends(model, layout, u, covariates, replicate, first_patient)
     entries = np.zeros(count)
     if model.population.arrival is not None:
         entries = model.population.arrival.ppf(u[:, layout.arrival])
     eligible, response = patient_treatment_matrices(model, covariates, count)
     return ChunkDraws(first_patient, u, values, relapse_times, ends, lost, covariates, entries, eligible, response,
-                      _target_assessments(model, layout, u))
+                      _target_assessments(model, layout, u), dead)
 
 
 def _target_assessments(model: Model, layout: Layout, u: np.ndarray) -> dict[int, np.ndarray]:
@@ -217,16 +226,25 @@ def _transform_episode_group(values, u, treatment, start, rescue) -> None:
         values[:, column] = event.onset.ppf(u[:, column])
 
 
-def _ends(model: Model, layout: Layout, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def observation_ends(model: Model, layout: Layout, u: np.ndarray, covariates: dict, replicate: int,
+                     first_patient: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each patient's end of observation (months), and whether it is a loss or a death."""
     observed = np.full(u.shape[0], model.horizon_months)
     if model.population.follow_up is not None:
         observed = np.minimum(observed, model.population.follow_up.ppf(u[:, layout.follow_up]))
+    dead = np.zeros(u.shape[0], dtype=bool)
+    if model.mortality is not None:
+        death_u = side_uniforms(model.seed, replicate, 3, first_patient, u.shape[0])
+        dies = 12.0 * model.mortality.years_to_death(covariates[model.age_covariate], death_u)
+        dead = dies < observed
+        observed = np.where(dead, dies, observed)
     lost = np.zeros(u.shape[0], dtype=bool)
     if model.loss_to_followup is not None:
         leaves = model.loss_to_followup.ppf(u[:, layout.loss_to_followup])
         lost = leaves < observed
         observed = np.where(lost, leaves, observed)
-    return observed, lost
+        dead &= ~lost
+    return observed, lost, dead
 
 
 def _covariates(model: Model, layout: Layout, u: np.ndarray) -> dict[str, np.ndarray]:

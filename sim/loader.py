@@ -93,6 +93,7 @@ def load_scenario(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     for dotted, value in (overrides or {}).items():
         document = set_path(document, dotted, value)
         origins[tuple(_split_path(dotted))] = overrides_from
+    document = _resolve_life_table(document, origins, path)
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as exc:
@@ -176,6 +177,21 @@ def deep_merge(base: dict, override: dict) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def _resolve_life_table(document: dict, origins: dict, path: Path) -> dict:
+    """Make a mortality life-table path absolute, relative to the file that declared it."""
+    mortality = document.get("mortality")
+    if not isinstance(mortality, dict) or not isinstance(mortality.get("life_table"), str):
+        return document
+    declared_in = Path(_origin(("mortality", "life_table"), origins, path))
+    table = Path(mortality["life_table"])
+    for candidate in (table, declared_in.parent / table, bundled_dir() / table):
+        if candidate.is_file():
+            return set_path(document, "mortality.life_table", str(candidate.resolve()))
+    raise ScenarioError([Problem(str(declared_in), "mortality.life_table",
+                                 f"cannot find the life table '{table}' (looked beside this file and among the "
+                                 "bundled scenarios); give a CSV path with columns age,qx")])
 
 
 def set_path(document: dict, dotted: str, value: Any) -> dict:

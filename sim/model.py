@@ -169,6 +169,8 @@ class Model:
     chunk_size: int
     rescue: Rescue | None = None
     capacities: dict | None = None
+    mortality: object = None          # sim.mortality.LifeTable
+    age_covariate: str | None = None
 
     @property
     def limited_resources(self) -> dict:
@@ -206,6 +208,8 @@ def compile_model(scenario: Scenario, name: str) -> Model:
         engine=settings.engine,
         chunk_size=settings.chunk_size,
         rescue=_rescue(scenario.rescue),
+        mortality=_life_table(scenario),
+        age_covariate=scenario.mortality.age_covariate if scenario.mortality else None,
         capacities={name: (None if r.capacity == "unlimited" else r.capacity) for name, r in scenario.resources.items()},
     )
 
@@ -255,6 +259,16 @@ def condition(spec: ConditionSpec) -> Condition:
             return Condition(None if spec.line else spec.covariate, operator,
                              tuple(value) if isinstance(value, list) else value)
     raise AssertionError("validated conditions have one comparison")
+
+
+def _life_table(scenario: Scenario):
+    if scenario.mortality is None:
+        return None
+    from pathlib import Path
+
+    from sim.mortality import read_life_table
+
+    return read_life_table(Path(scenario.mortality.life_table))
 
 
 def _rescue(spec: RescueSpec | None) -> Rescue | None:

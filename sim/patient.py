@@ -30,7 +30,7 @@ from sim.model import Model, Strategy, Treatment, adjust_odds
 class PatientDraws:
     """The numbers of one patient in one replicate, read slot by slot."""
 
-    __slots__ = ("model", "layout", "row", "relapse_times", "end", "lost", "replicate", "patient", "entry",
+    __slots__ = ("model", "layout", "row", "relapse_times", "end", "lost", "dead", "replicate", "patient", "entry",
                  "eligible", "response", "_chunk", "_i", "_flares")
 
     def __init__(self, model: Model, layout: Layout, chunk: ChunkDraws, i: int, replicate: int):
@@ -40,6 +40,7 @@ class PatientDraws:
         self.relapse_times = chunk.relapse_times[i]
         self.end = float(chunk.ends[i])
         self.lost = bool(chunk.lost[i])
+        self.dead = bool(chunk.dead[i]) if chunk.dead is not None else False
         self.entry = float(chunk.entries[i])
         self.eligible = chunk.eligible[i].tolist()
         self.response = chunk.response[i].tolist()

@@ -478,6 +478,15 @@ class PopulationSpec(Strict):
     source: Source | None = None
 
 
+class MortalitySpec(Strict):
+    """Background mortality: a life table (CSV with columns age, qx; path relative to the
+    file that declares it) applied to the patient's age (a numeric covariate, in years)."""
+
+    life_table: str
+    age_covariate: str = "age_years"
+    source: Source | None = None
+
+
 class SettingsSpec(Strict):
     """How much to simulate."""
 
@@ -563,6 +572,7 @@ class Scenario(Strict):
     loss_to_followup: DistributionSpec | None = None
     rescue: RescueSpec | None = None
     resources: dict[str, ResourceSpec] = {}
+    mortality: MortalitySpec | None = None
     targets: dict[str, TargetSpec] = {}
 
     @model_validator(mode="after")
@@ -599,6 +609,12 @@ class Scenario(Strict):
                      "path": f"treatments.{name}.requires"})
         for name, target in self.targets.items():
             self._check_target(name, target)
+        if self.mortality is not None:
+            age = self.population.covariates.get(self.mortality.age_covariate)
+            if not isinstance(age, DistributionSpec):
+                raise PydanticCustomError(
+                    "reference", "mortality needs a numeric age covariate '{c}' (years) under population.covariates",
+                    {"c": self.mortality.age_covariate, "path": "mortality.age_covariate"})
         return self
 
     def _known_treatment(self, treatment: str, path: str) -> None:

@@ -17,13 +17,14 @@ REASONS = (
     "switch",             # planned change to the next line while controlled
     "lost_to_followup",   # censored: the patient left follow-up while on the drug
     "horizon",            # censored: still on the drug at the end of observation
+    "death",              # censored: died of other causes (background mortality) while on the drug
 )
 
 #: Reasons that censor drug survival by default (the drug had not been stopped).
-CENSORING_REASONS = ("lost_to_followup", "horizon")
+CENSORING_REASONS = ("lost_to_followup", "horizon", "death")
 
 #: Where a patient is at the end of observation.
-FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting")
+FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead")
 
 #: episodes.parquet: one row per treatment episode.
 EPISODE_COLUMNS = {

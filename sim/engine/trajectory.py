@@ -24,7 +24,7 @@ class Trajectory:
         self.env, self.model, self.strategy, self.draws, self.records = env, model, strategy, draws, records
         self.entry = env.now
         self.end = draws.end
-        self.censored_as = "lost_to_followup" if draws.lost else "horizon"
+        self.censored_as = "lost_to_followup" if draws.lost else "death" if draws.dead else "horizon"
         self.final = None
         self.episodes = self.relapses = self.spells = 0
         self.first_topical = self.first_control = None
@@ -138,7 +138,7 @@ class Trajectory:
             self._flares()
         for time, reason, state, effective, rebound, _ in self.bursts:
             self.records.burst(self.strategy.index, self.draws.patient, time, reason, state, effective, rebound)
-        final = "lost_to_followup" if self.draws.lost else self.final
+        final = "lost_to_followup" if self.draws.lost else "dead" if self.draws.dead else self.final
         self.records.patient(
             self.strategy.index, self.draws.patient, final, self.end, self.first_topical, lines_used,
             self.episodes, self.relapses, self.systemic, self.topical, self.supportive, self.waiting,

@@ -35,7 +35,7 @@ from sim.model import Model, adjust_odds
 CHUNK_PATIENTS = 32_768
 
 FAILURE_CODES = np.array(sorted(REASON_CODE[reason] for reason in FAILURES))
-CENSORED = (REASON_CODE["horizon"], REASON_CODE["lost_to_followup"])
+CENSORED = (REASON_CODE["horizon"], REASON_CODE["lost_to_followup"], REASON_CODE["death"])
 
 
 class LimitedResourcesError(ValueError):
@@ -76,7 +76,9 @@ class Cohort:
         self.strategy = np.repeat(np.arange(len(strategies)), n)
         self.entry = np.tile(numbers.entries, len(strategies))
         self.end = np.tile(numbers.ends, len(strategies))
-        self.censored_as = np.where(np.tile(numbers.lost, len(strategies)), *reversed(CENSORED)).astype(np.int8)
+        lost, dead = np.tile(numbers.lost, len(strategies)), np.tile(numbers.dead, len(strategies))
+        self.censored_as = np.select([lost, dead], [REASON_CODE["lost_to_followup"], REASON_CODE["death"]],
+                                     REASON_CODE["horizon"]).astype(np.int8)
         self.clock = self.entry.copy()
         self.order = _line_orders(model, numbers)
         self.rules = StrategyRules(model)

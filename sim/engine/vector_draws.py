@@ -23,7 +23,7 @@ from sim.draws import (
     SPELLS,
     Layout,
     _covariates,
-    _ends,
+    observation_ends,
     overflow_uniforms,
     patient_treatment_matrices,
     uniform_block,
@@ -36,7 +36,8 @@ class ChunkNumbers:
     """The raw uniforms of a chunk of patients and what they decide once per patient.
 
     `uniforms[i]` is patient i's block (see `sim.draws.Layout`); `ends` the end of
-    observation (months after entry), `lost` whether it is a loss to follow-up,
+    observation (months after entry), `lost` whether it is a loss to follow-up, `dead`
+    whether it is a death (background mortality),
     `entries` the entry time (months on the simulation clock), `eligible[i, t]` and
     `response[i, t]` as in `sim.draws.ChunkDraws`. `uniforms` is a buffer the next
     chunk drawn in the same process overwrites.
@@ -53,6 +54,7 @@ class ChunkNumbers:
     covariates: dict[str, np.ndarray]
     eligible: np.ndarray
     response: np.ndarray
+    dead: np.ndarray | None = None
     _times: dict = field(default_factory=dict)
 
     @property
@@ -98,13 +100,14 @@ class ChunkNumbers:
 def draw_numbers(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkNumbers:
     """Draw a chunk's uniforms and the per-patient quantities every trajectory needs."""
     u = _uniform_block(model.seed, replicate, first_patient, count, layout.width)
-    ends, lost = _ends(model, layout, u)
     covariates = _covariates(model, layout, u)
+    ends, lost, dead = observation_ends(model, layout, u, covariates, replicate, first_patient)
     entries = np.zeros(count)
     if model.population.arrival is not None:
         entries = model.population.arrival.ppf(u[:, layout.arrival])
     eligible, response = patient_treatment_matrices(model, covariates, count)
-    return ChunkNumbers(model, layout, replicate, first_patient, u, ends, lost, entries, covariates, eligible, response)
+    return ChunkNumbers(model, layout, replicate, first_patient, u, ends, lost, entries, covariates, eligible, response,
+                        dead)
 
 
 class EpisodeSlots:

@@ -102,7 +102,8 @@ class VectorRecords:
 
     def _patients(self, burst_rows: np.ndarray, rebound: np.ndarray) -> dict[str, np.ndarray]:
         c = self.cohort
-        final = np.where(c.censored_as == REASON_CODE["lost_to_followup"], STATE_CODE["lost_to_followup"], c.final)
+        final = np.select([c.censored_as == REASON_CODE["lost_to_followup"], c.censored_as == REASON_CODE["death"]],
+                          [STATE_CODE["lost_to_followup"], STATE_CODE["dead"]], c.final)
         return {
             "strategy": c.strategy, "patient": self._patient(np.arange(c.size)), "final_state": final,
             "follow_up_months": c.end, "months_to_first_topical": c.first_topical, "lines_used": c.lines_used,
