@@ -1,4 +1,6 @@
-"""Throughput and peak memory of the DES engine on a bundled scenario.
+"""Throughput and peak memory of the DES (SimPy) engine on a bundled scenario.
+
+Both engines, more sizes and a PSA: `benchmarks/bench_engines.py`.
 
     python benchmarks/bench_engine.py                       # adult_conventional, 10k and 100k patients
     python benchmarks/bench_engine.py --patients 2000 --scenario bordeaux_cohort
@@ -24,7 +26,8 @@ def measure(scenario: str, patients: int) -> dict:
     from sim.model import compile_model
     from sim.runner import simulate
 
-    loaded = load_scenario(scenario, {"settings.patients": patients, "settings.replicates": 1})
+    loaded = load_scenario(scenario, {"settings.patients": patients, "settings.replicates": 1,
+                                      "settings.engine": "des"})
     model = compile_model(loaded.scenario, loaded.name)
     start = time.perf_counter()
     tables = simulate(model, progress=False)
