@@ -24,6 +24,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench_engine import cpu_model  # noqa: E402  (one definition for every benchmark)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -107,17 +109,6 @@ def analyse(episodes, patients, report: bool) -> list[tuple[str, float]]:
             )
     return t
 
-
-def cpu_model() -> str:
-    """Processor model name (Linux), or the machine type."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_engine import cpu_model  # noqa: E402  (one definition for every benchmark)
+
 SWEEP = """
 base: adult_conventional
 vary:
@@ -84,17 +86,6 @@ def _own_cpu_seconds() -> float:
             continue
     return total
 
-
-def cpu_model() -> str:
-    """Return the processor's model name (Linux), or the machine type."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def main() -> None:
