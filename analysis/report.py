@@ -10,8 +10,6 @@ what is missing is said on the page.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import os
@@ -23,6 +21,11 @@ import pandas as pd
 
 from analysis.colours import strategy_colours, treatment_colours
 from analysis.differences import strategy_differences
+from analysis.html import Figure as _Figure
+from analysis.html import escape as _e
+from analysis.html import figure_html
+from analysis.html import html_table as _html_table
+from analysis.html import is_missing as _missing
 from analysis.io import Run, load_run, write_atomic
 from analysis.outcomes import (
     adverse_event_rates,
@@ -51,14 +54,6 @@ from analysis.survival import (
 )
 
 NOT_RECORDED = "not recorded"
-
-
-@dataclass(frozen=True)
-class _Figure:
-    name: str
-    title: str
-    caption: str
-    png: bytes
 
 
 @dataclass(frozen=True)
@@ -368,14 +363,6 @@ table.params td:nth-child(2){width:22%;font-family:ui-monospace,Menlo,Consolas,m
 """
 
 
-def _e(value) -> str:
-    return html.escape(str(value))
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _percent(value, low, high) -> str:
     if _missing(value):
         return "—"
@@ -401,26 +388,6 @@ def _number(value, low, high, unit: str = "", missing: str = "—") -> str:
     else:
         interval = f" ({fmt(low)} to {fmt(high)})"
     return f"{fmt(value)}{unit}{interval}"
-
-
-def _html_table(
-    header: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    numeric: Sequence[bool],
-    css_class: str = "",
-) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{cell}</td>' if num else f"<td>{cell}</td>"
-            for cell, num in zip(row, numeric)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    cls = f' class="{css_class}"' if css_class else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _page(
@@ -601,13 +568,7 @@ def _differences_section(context: _Context, tables: list[_Table]) -> str:
 def _figure_section(figures: list[_Figure]) -> str:
     parts = ["<h2>Figures</h2>"]
     for f in figures:
-        data = base64.b64encode(f.png).decode("ascii")
-        parts.append(
-            f'<figure id="{_e(f.name)}"><h3>{_e(f.title)}</h3>'
-            f'<img src="data:image/png;base64,{data}" alt="{_e(f.title)}">'
-            f'<figcaption>{_e(f.caption)} <a href="figures/{_e(f.name)}.png">PNG</a></figcaption>'
-            "</figure>"
-        )
+        parts.append(figure_html(f))
     return "\n".join(parts)
 
 

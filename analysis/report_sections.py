@@ -12,6 +12,8 @@ import math
 
 import pandas as pd
 
+from analysis.html import figure_html
+from analysis.html import is_missing as _missing
 from analysis.intervals import poisson_rate_interval, t_interval, wilson_interval
 
 
@@ -115,7 +117,7 @@ def economics_section(run, context, render) -> tuple[str, list, list]:
                    _number(r.mean, r.ci_low, r.ci_high)] for r in undiscounted.itertuples(index=False)]
     html = (
         "<h2>Cost-effectiveness</h2>"
-        + _inline_figure(figure)
+        + figure_html(figure, heading=False)
         + f"<p>Setting <b>{_e(economics['name'])}</b>: {_e(currency)} at {_e(economics['price_year'])} prices; "
         f"costs discounted at {economics['discount_costs_per_year']:.1%} and QALYs at "
         f"{economics['discount_qalys_per_year']:.1%} a year ({_e(economics['discounting'])}).</p>"
@@ -135,16 +137,6 @@ def economics_section(run, context, render) -> tuple[str, list, list]:
     return html, [figure], tables
 
 
-def _inline_figure(figure) -> str:
-    import base64
-
-    from analysis.report import _e
-
-    data = base64.b64encode(figure.png).decode("ascii")
-    return (f'<figure id="{_e(figure.name)}"><img src="data:image/png;base64,{data}" alt="{_e(figure.title)}">'
-            f'<figcaption>{_e(figure.caption)} <a href="figures/{_e(figure.name)}.png">PNG</a></figcaption></figure>')
-
-
 def _unpriced(economics: dict) -> str:
     unpriced = economics.get("unpriced_adverse_events") or []
     if not unpriced:
@@ -152,5 +144,3 @@ def _unpriced(economics: dict) -> str:
     return f'<p class="muted">Adverse events with no cost in this setting: {", ".join(unpriced)}.</p>'
 
 
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))

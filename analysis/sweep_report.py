@@ -11,9 +11,6 @@ Plain HTML and CSS: no JavaScript, nothing loaded from the network.
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +21,11 @@ import pandas as pd
 from analysis.colours import strategy_colours
 from analysis.io import write_atomic
 from analysis.plots import save_figure
+from analysis.html import Figure as _Figure
+from analysis.html import escape as _e
+from analysis.html import figure_html as _figure_html
+from analysis.html import html_table as _html_table
+from analysis.html import is_missing as _missing
 from analysis.sweep_economics import economics_psa_section
 from analysis.sweep_plots import (
     metric_label,
@@ -47,14 +49,6 @@ from analysis.sweep_summary import (
 
 #: Variants shown in the one-way and PSA figures (all are in the tables).
 MAX_VARIANTS_IN_FIGURES = 4
-
-
-@dataclass(frozen=True)
-class _Figure:
-    name: str
-    title: str
-    caption: str
-    png: bytes
 
 
 @dataclass(frozen=True)
@@ -161,13 +155,6 @@ def _render(context: _Context, name: str, title: str, caption: str, draw: Callab
     figure = draw()
     path = save_figure(figure, context.results.directory / "figures" / f"{name}.png", svg=svg)[0]
     return _Figure(name, title, caption, path.read_bytes())
-
-
-def _figure_html(figure: _Figure) -> str:
-    data = base64.b64encode(figure.png).decode("ascii")
-    return (f'<figure id="{_e(figure.name)}"><h3>{_e(figure.title)}</h3>'
-            f'<img src="data:image/png;base64,{data}" alt="{_e(figure.title)}">'
-            f'<figcaption>{_e(figure.caption)} <a href="figures/{_e(figure.name)}.png">PNG</a></figcaption></figure>')
 
 
 def _shown_variants(frame: pd.DataFrame) -> tuple[list[int], str]:
@@ -420,14 +407,6 @@ def _page(name: str, body: str) -> str:
             f"<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n")
 
 
-def _e(value) -> str:
-    return html.escape(str(value))
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _num(value) -> str:
     if isinstance(value, (int, float)) and not _missing(value):
         return f"{value:.3g}"
@@ -456,9 +435,4 @@ def _variant_table(context: _Context, header, rows, numeric) -> str:
     return _html_table(header, rows, numeric)
 
 
-def _html_table(header, rows, numeric, css_class: str = "") -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if n else f"<td>{c}</td>"
-                                    for c, n in zip(row, numeric)) + "</tr>" for row in rows)
-    cls = f' class="{css_class}"' if css_class else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
