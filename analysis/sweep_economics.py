@@ -35,13 +35,15 @@ def willingness_to_pay_grid(declared) -> np.ndarray:
     return np.unique(np.concatenate([np.linspace(0, top, 61), np.asarray(declared, dtype=float)]))
 
 
-def economic_tables(samples: pd.DataFrame, willingness_to_pay) -> dict[str, pd.DataFrame]:
-    """CEAC/CEAF, EVPI and the BCEA/dampack export, per variant (a `variant` column)."""
+def economic_tables(samples: pd.DataFrame, willingness_to_pay, population: float = 1.0) -> dict[str, pd.DataFrame]:
+    """CEAC/CEAF, EVPI (per patient and for `population` patients) and the BCEA/dampack
+    export, per variant (a `variant` column)."""
     ceac, evpi, export = [], [], []
     for variant, block in samples.groupby("variant", sort=True):
         block = block.drop(columns="variant")
         ceac.append(acceptability(block, willingness_to_pay).assign(variant=variant))
-        evpi.append(expected_value_of_perfect_information(block, willingness_to_pay).assign(variant=variant))
+        evpi.append(expected_value_of_perfect_information(block, willingness_to_pay, population)
+                    .assign(variant=variant))
         export.append(psa_export(block).assign(variant=variant))
     def first(frames):
         frame = pd.concat(frames, ignore_index=True)
@@ -61,7 +63,8 @@ def economics_psa_section(results, context, render, figure_html, html_table) -> 
     if samples.empty:
         return "", {}
     grid = willingness_to_pay_grid(economics["willingness_to_pay"])
-    tables = economic_tables(samples, grid)
+    population = economics.get("evpi_population")
+    tables = economic_tables(samples, grid, population or 1.0)
     strategies = [s for s in context.strategies if s in set(samples["strategy"])]
     parts = ["<h2>Cost-effectiveness under uncertainty</h2>",
              f"<p>{samples['sample'].nunique()} PSA samples costed with the setting <b>{economics['name']}</b> "
@@ -104,9 +107,14 @@ def _at_thresholds(tables, economics, context, html_table) -> str:
             best = block.loc[block["on_frontier"], "strategy"].iloc[0]
             cells = [f"{w:,.0f}", str(variant), context.labels.get(best, best)]
             cells += [f"{p:.0%}" for p in block.set_index("strategy").reindex(context.strategies)["probability_cost_effective"]]
-            cells.append(f"{evpi[evpi['variant'] == variant]['evpi_per_patient'].iloc[0]:,.0f}")
+            here = evpi[evpi["variant"] == variant].iloc[0]
+            cells.append(f"{here['evpi_per_patient']:,.2f}")
+            if economics.get("evpi_population"):
+                cells.append(f"{here['evpi_population']:,.0f}")
             rows.append(cells)
     header = [f"WTP ({currency}/QALY)", "Variant", "Best expected net benefit"] \
         + [f"P(cost-effective): {context.labels.get(s, s)}" for s in context.strategies] + [f"EVPI per patient ({currency})"]
-    return "<h3>At the declared thresholds</h3>" + html_table(header, rows, [True, False, False]
-                                                              + [True] * (len(context.strategies) + 1))
+    if economics.get("evpi_population"):
+        header.append(f"EVPI for {economics['evpi_population']:,.0f} patients ({currency})")
+    numeric = [True, False, False] + [True] * (len(header) - 3)
+    return "<h3>At the declared thresholds</h3>" + html_table(header, rows, numeric)

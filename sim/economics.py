@@ -114,6 +114,14 @@ class Utility(Strict):
     source: Source | None = None
 
 
+class EvpiPopulation(Strict):
+    """Who the decision concerns, for the population EVPI: patients affected (over the
+    decision's lifetime, already discounted if wanted)."""
+
+    patients: float = Field(gt=0)
+    source: Source | None = None
+
+
 class EconomicsSpec(Strict):
     """A whole economics file."""
 
@@ -130,6 +138,7 @@ class EconomicsSpec(Strict):
     burst: EventCost | None = None
     relapse: EventCost | None = None
     utilities: dict[Literal[STATES], Utility]
+    evpi_population: EvpiPopulation | None = None
     source: Source | None = None
 
     @model_validator(mode="after")
@@ -189,6 +198,7 @@ class Economics:
     burst: tuple[float, float] = (0.0, 0.0)                     # (cost, disutility x months)
     relapse: float = 0.0
     utilities: dict = field(default_factory=dict)
+    evpi_population: float | None = None
 
 
 def economics_path(name_or_path: str) -> Path:
@@ -272,6 +282,7 @@ def compile_economics(spec: EconomicsSpec, name: str) -> Economics:
         burst=_event(spec.burst),
         relapse=_event(spec.relapse)[0],
         utilities={state: u.value for state, u in spec.utilities.items()},
+        evpi_population=spec.evpi_population.patients if spec.evpi_population else None,
     )
 
 

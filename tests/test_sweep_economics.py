@@ -57,6 +57,7 @@ def test_sweep_report_shows_the_cost_effectiveness_results(sweep_dir):
     assert result.exit_code == 0, result.output
     page = (sweep_dir / "out" / "report.html").read_text()
     assert "Cost-effectiveness under uncertainty" in page and "Acceptability curves" in page
+    assert "EVPI for 86,000 patients (GBP)" in page
     for name in ("ce_plane_v0", "ceac_v0", "evpi_v0"):
         assert (sweep_dir / "out" / "figures" / f"{name}.png").stat().st_size > 10_000
     assert (sweep_dir / "out" / "tables" / "psa_for_bcea.csv").exists()

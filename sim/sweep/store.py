@@ -287,7 +287,8 @@ def _new_manifest(plan: SweepPlan) -> dict:
         "economics": None if plan.economics is None else {
             "name": plan.economics.name, "currency": plan.economics.currency,
             "price_year": plan.economics.price_year,
-            "willingness_to_pay": list(plan.economics.willingness_to_pay)},
+            "willingness_to_pay": list(plan.economics.willingness_to_pay),
+            "evpi_population": plan.economics.evpi_population},
         "tasks": len(plan.tasks),
         "tasks_by_analysis": {k: int(v) for k, v in counts.items()},
         "variants": [_variant(plan, task) for task in plan.tasks if task.analysis == "point" and not task.replicate],
