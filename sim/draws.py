@@ -1,9 +1,11 @@
 """The random numbers of each virtual patient, and what each of them decides.
 
 Randomness follows a `SeedSequence` tree: scenario seed -> replicate -> patient. Each
-replicate has a counter-based Philox stream; patient `i` owns a fixed block of
-`width` uniforms at position `i * width` in it. A patient's numbers therefore depend
-only on (seed, replicate, patient), never on chunking or on the number of workers.
+replicate has a PCG64 stream, which can jump to any position at once; slot `c` of
+patient `i` is the number at position `c * SLOT_STRIDE + i` in it. A patient's numbers
+therefore depend only on (seed, replicate, patient), never on chunking or on the number
+of workers, and one slot of many patients is one contiguous run of the stream (an
+engine can draw just the slots it reads, for a whole chunk at once).
 
 Within the block every uniform has a fixed meaning (its slot): covariates, end of
 follow-up, loss to follow-up, the first-line choice, relapses, and for each treatment
@@ -65,22 +67,35 @@ def layout_for(model: Model) -> Layout:
         size = FIRST_AE + 3 * len(treatment.adverse_events)
         groups.append(tuple(take(size)[0] for _ in range(OCCURRENCES)))
         sizes.append(size)
-    width = -(-column // 4) * 4  # Philox yields four numbers per counter step
+    width = column
     return Layout(covariates, follow_up, loss, first_line, arrival, relapse_occurs, relapse_time, tuple(groups), tuple(sizes), width)
 
 
-def replicate_key(seed: int, replicate: int) -> np.ndarray:
-    """Return the Philox key of one replicate, from the scenario seed's `SeedSequence`."""
-    return np.random.SeedSequence(seed, spawn_key=(replicate,)).generate_state(2, np.uint64)
+SLOT_STRIDE = 2**40  # patients per slot in a replicate's stream (far more than any run)
 
 
-def uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int,
-                  out: np.ndarray | None = None) -> np.ndarray:
-    """Return the uniforms of patients `first_patient .. first_patient+count-1` (count x width),
-    written into `out` if given."""
-    bit_generator = np.random.Philox(key=replicate_key(seed, replicate))
-    bit_generator.advance(first_patient * width // 4)
-    return np.random.Generator(bit_generator).random((count, width), out=out)
+class SlotStream:
+    """The uniforms of one replicate, read one slot of a run of patients at a time."""
+
+    def __init__(self, seed: int, replicate: int):
+        self._start = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate,))).state
+        self._bit_generator = np.random.PCG64()
+        self._generator = np.random.Generator(self._bit_generator)
+
+    def slot(self, slot: int, first_patient: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Return slot `slot` of patients `first_patient .. first_patient+count-1`, written into `out` if given."""
+        self._bit_generator.state = self._start
+        self._bit_generator.advance(int(slot) * SLOT_STRIDE + int(first_patient))
+        return self._generator.random(count, out=out)
+
+
+def uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int) -> np.ndarray:
+    """Return every slot of patients `first_patient .. first_patient+count-1` (count x width, C order)."""
+    stream = SlotStream(seed, replicate)
+    block = np.empty((width, count))
+    for slot in range(width):
+        stream.slot(slot, first_patient, count, out=block[slot])
+    return np.ascontiguousarray(block.T)
 
 
 OVERFLOW_EPISODE, OVERFLOW_SPELL = 0, 1  # what a number beyond the block is for
@@ -105,10 +120,9 @@ def flare_generator(seed: int, replicate: int, patient: int) -> np.random.Genera
 
 def side_uniforms(seed: int, replicate: int, stream: int, first_patient: int, count: int) -> np.ndarray:
     """One uniform per patient from a stream of its own (`stream` >= 3), chunk-independent."""
-    key = np.random.SeedSequence(seed, spawn_key=(replicate, stream)).generate_state(2, np.uint64)
-    bit_generator = np.random.Philox(key=key)
-    bit_generator.advance(first_patient)  # four numbers per patient: one counter step
-    return np.random.Generator(bit_generator).random((count, 4))[:, 0]
+    bit_generator = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate, stream)))
+    bit_generator.advance(first_patient)
+    return np.random.Generator(bit_generator).random(count)
 
 
 @dataclass
@@ -152,8 +166,8 @@ def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int,
         relapse.time.ppf(relapse_u) if relapse is not None else np.full_like(relapse_u, np.inf)
         for relapse in model.relapses
     ], axis=1)
-    covariates = _covariates(model, layout, u)
-    ends, lost, dead = observation_ends(model, layout, u, covariates, replicate, first_patient)
+    covariates = covariates_of(model, layout, lambda c: u[:, c])
+    ends, lost, dead = observation_ends(model, layout, lambda c: u[:, c], count, covariates, replicate, first_patient)
     entries = np.zeros(count)
     if model.population.arrival is not None:
         entries = model.population.arrival.ppf(u[:, layout.arrival])
@@ -226,31 +240,35 @@ def _transform_episode_group(values, u, treatment, start, rescue) -> None:
         values[:, column] = event.onset.ppf(u[:, column])
 
 
-def observation_ends(model: Model, layout: Layout, u: np.ndarray, covariates: dict, replicate: int,
+def observation_ends(model: Model, layout: Layout, slot, count: int, covariates: dict, replicate: int,
                      first_patient: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each patient's end of observation (months), and whether it is a loss or a death."""
-    observed = np.full(u.shape[0], model.horizon_months)
+    """Each patient's end of observation (months), and whether it is a loss or a death.
+
+    `slot(c)` returns slot `c` of the chunk's `count` patients.
+    """
+    observed = np.full(count, model.horizon_months)
     if model.population.follow_up is not None:
-        observed = np.minimum(observed, model.population.follow_up.ppf(u[:, layout.follow_up]))
-    dead = np.zeros(u.shape[0], dtype=bool)
+        observed = np.minimum(observed, model.population.follow_up.ppf(slot(layout.follow_up)))
+    dead = np.zeros(count, dtype=bool)
     if model.mortality is not None:
-        death_u = side_uniforms(model.seed, replicate, 3, first_patient, u.shape[0])
+        death_u = side_uniforms(model.seed, replicate, 3, first_patient, count)
         dies = 12.0 * model.mortality.years_to_death(covariates[model.age_covariate], death_u)
         dead = dies < observed
         observed = np.where(dead, dies, observed)
-    lost = np.zeros(u.shape[0], dtype=bool)
+    lost = np.zeros(count, dtype=bool)
     if model.loss_to_followup is not None:
-        leaves = model.loss_to_followup.ppf(u[:, layout.loss_to_followup])
+        leaves = model.loss_to_followup.ppf(slot(layout.loss_to_followup))
         lost = leaves < observed
         observed = np.where(lost, leaves, observed)
         dead &= ~lost
     return observed, lost, dead
 
 
-def _covariates(model: Model, layout: Layout, u: np.ndarray) -> dict[str, np.ndarray]:
+def covariates_of(model: Model, layout: Layout, slot) -> dict[str, np.ndarray]:
+    """Each covariate of a chunk's patients, from `slot(c)` (slot `c` of every patient)."""
     columns = {}
-    for covariate, slot in zip(model.population.covariates, layout.covariates):
-        draw = u[:, slot]
+    for covariate, column in zip(model.population.covariates, layout.covariates):
+        draw = slot(column)
         if covariate.kind == "numeric":
             columns[covariate.name] = covariate.distribution.ppf(draw)
         elif covariate.kind == "boolean":

@@ -19,17 +19,17 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from sim.draws import draw_chunk, layout_for
 from sim.engine import des, vector
 from sim.engine.records import (
-    adverse_events_frame,
-    bursts_frame,
-    episodes_frame,
-    patients_frame,
+    adverse_events_columns,
+    bursts_columns,
+    episodes_columns,
+    join_columns,
+    patients_columns,
 )
 from sim.engine.vector_draws import draw_numbers, release_buffer
 from sim.loader import Problem, ScenarioError
@@ -92,8 +92,12 @@ def tasks_for(model: Model, chunk_size: int | None = None, engine: str = "des") 
     ]
 
 
-def simulate_task(model: Model, task: Task, engine: str = "des") -> RunTables:
-    """Simulate one chunk of patients under every strategy of the model with `engine`."""
+TABLES = ("episodes", "patients", "adverse_events", "bursts")
+
+
+def simulate_task(model: Model, task: Task, engine: str = "des") -> dict[str, dict]:
+    """Simulate one chunk of patients under every strategy of the model with `engine`;
+    return each table's columns (see `sim.engine.records`), sorted within the chunk."""
     layout = layout_for(model)
     if engine == "vector":
         numbers = draw_numbers(model, layout, task.replicate, task.first_patient, task.count)
@@ -101,12 +105,12 @@ def simulate_task(model: Model, task: Task, engine: str = "des") -> RunTables:
     else:
         chunk = draw_chunk(model, layout, task.replicate, task.first_patient, task.count)
         records, covariates = des.simulate_chunk(model, layout, chunk, task.replicate, task.count), chunk.covariates
-    tables = RunTables(
-        episodes=episodes_frame(records, model, task.replicate),
-        patients=patients_frame(records, model, task.replicate, task.first_patient, covariates),
-        adverse_events=adverse_events_frame(records, model, task.replicate),
-        bursts=bursts_frame(records, model, task.replicate),
-    )
+    tables = {
+        "episodes": episodes_columns(records, model, task.replicate),
+        "patients": patients_columns(records, model, task.replicate, task.first_patient, covariates),
+        "adverse_events": adverse_events_columns(records, model, task.replicate),
+        "bursts": bursts_columns(records, model, task.replicate),
+    }
     del records
     _hand_back_freed_memory()
     return tables
@@ -145,19 +149,18 @@ def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, prog
     tasks = tasks_for(model, chunk_size, engine)
     bar = tqdm(total=model.patients * model.replicates, unit="patient", desc=model.name,
                disable=not progress, delay=1.0, leave=False, dynamic_ncols=True)
-    names = ("episodes", "patients", "adverse_events", "bursts")
-    chunks = {name: [] for name in names}
+    chunks = {name: [] for name in TABLES}
     with bar:
         for task, tables in zip(tasks, _results(model, tasks, workers, engine)):
-            for name in names:
-                chunks[name].append(getattr(tables, name))
+            for name in TABLES:
+                chunks[name].append(tables[name])
             bar.update(task.count)
     release_buffer()
-    # One table at a time, each chunk's copy freed once joined: peak memory is the chunks
-    # plus one joined table, not twice the run.
+    # One table at a time, each chunk's columns freed once joined: peak memory is the
+    # chunks plus one joined table, not twice the run.
     joined = []
-    for name in names:
-        joined.append(_concat(chunks.pop(name), len(model.strategies)))
+    for name in TABLES:
+        joined.append(join_columns(chunks.pop(name), len(model.strategies)))
         _hand_back_freed_memory()
     return RunTables(*joined)
 
@@ -169,21 +172,3 @@ def _results(model: Model, tasks: list[Task], workers: int, engine: str):
         return
     with ProcessPoolExecutor(max_workers=min(workers, os.cpu_count() or 1, len(tasks))) as pool:
         yield from pool.map(simulate_task, [model] * len(tasks), tasks, [engine] * len(tasks))
-
-
-def _concat(frames: list[pd.DataFrame], strategies: int) -> pd.DataFrame:
-    """Join the chunks' tables sorted by replicate, strategy, then as within a chunk.
-
-    Each chunk's table is sorted by strategy, patient, ...; chunks come in replicate then
-    patient order. So taking, for each replicate and strategy, that strategy's rows of
-    each chunk in turn gives the sorted table without sorting it again.
-    """
-    if len(frames) == 1:
-        return frames[0]
-    pieces = []
-    replicates = [int(frame["replicate"].iloc[0]) if len(frame) else -1 for frame in frames]
-    bounds = [np.searchsorted(frame["strategy"].cat.codes.to_numpy(), np.arange(strategies + 1)) for frame in frames]
-    for replicate in dict.fromkeys(r for r in replicates if r >= 0):
-        for s in range(strategies):
-            pieces += [frame.iloc[b[s]:b[s + 1]] for frame, b, r in zip(frames, bounds, replicates) if r == replicate]
-    return pd.concat(pieces, ignore_index=True) if pieces else frames[0]

@@ -1,7 +1,9 @@
 """Collecting what happens in a simulation, and turning it into the tidy tables.
 
-Records are kept as codes in plain lists while the simulation runs and become pandas
-DataFrames once per chunk (building a frame from arrays is fast; from tuples it is not).
+Records are kept as codes in plain lists while the simulation runs and become columns
+(NumPy arrays and pandas extension arrays) once per chunk; the runner joins the chunks'
+columns and builds each DataFrame once (building a frame from arrays is fast; from tuples
+it is not, and joining many small frames costs more than joining their columns).
 Rows are sorted by strategy, patient and episode so that the tables do not depend on
 the order in which the engine happened to process patients.
 """
@@ -105,8 +107,8 @@ def _dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(list(categories))
 
 
-def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
-    """Return the chunk's episodes as the `episodes.parquet` table.
+def episodes_columns(records: Records, model: Model, replicate: int) -> dict:
+    """Return the chunk's episodes as the columns of the `episodes.parquet` table.
 
     `records` is a `Records` or any object with the same columns as arrays (the vector engine's).
     """
@@ -136,8 +138,8 @@ def episodes_frame(records: Records, model: Model, replicate: int) -> pd.DataFra
     }, ["strategy", "patient", "episode"])
 
 
-def bursts_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
-    """Return the chunk's corticosteroid bursts as the `bursts.parquet` table."""
+def bursts_columns(records: Records, model: Model, replicate: int) -> dict:
+    """Return the chunk's corticosteroid bursts as the columns of the `bursts.parquet` table."""
     c = records.bursts
     return _frame({
         "replicate": np.full(len(c["patient"]), replicate, dtype=np.int32),
@@ -151,8 +153,8 @@ def bursts_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame
     }, ["strategy", "patient", "time"])
 
 
-def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.DataFrame:
-    """Return the chunk's adverse events as the `adverse_events.parquet` table."""
+def adverse_events_columns(records: Records, model: Model, replicate: int) -> dict:
+    """Return the chunk's adverse events as the columns of the `adverse_events.parquet` table."""
     c = records.events
     names = _event_codes(model, c["treatment"], c["adverse_event"])
     return _frame({
@@ -167,8 +169,8 @@ def adverse_events_frame(records: Records, model: Model, replicate: int) -> pd.D
     }, ["strategy", "patient", "episode", "time"])
 
 
-def patients_frame(records: Records, model: Model, replicate: int, first_patient: int, covariates: dict) -> pd.DataFrame:
-    """Return the chunk's patient summaries, with covariates, as the `patients.parquet` table."""
+def patients_columns(records: Records, model: Model, replicate: int, first_patient: int, covariates: dict) -> dict:
+    """Return the chunk's patient summaries, with covariates, as the columns of the `patients.parquet` table."""
     c = records.patients
     patient = np.asarray(c["patient"], dtype=np.int32)
     columns = {
@@ -210,13 +212,63 @@ def _event_codes(model: Model, treatments, events) -> np.ndarray:
     return table[np.asarray(treatments, dtype=np.intp), np.asarray(events, dtype=np.intp)]
 
 
-def _frame(columns: dict, keys: list[str]) -> pd.DataFrame:
-    """Return the columns as a DataFrame sorted by `keys` (stable: ties keep the engine's order)."""
-    order = np.lexsort([_codes(columns[key]) for key in reversed(keys)])
-    if order.size and not (order[1:] > order[:-1]).all():
-        columns = {name: column.take(order) for name, column in columns.items()}
-    return pd.DataFrame(columns)
+def _frame(columns: dict, keys: list[str]) -> dict:
+    """Return the columns sorted by `keys` (stable: ties keep the engine's order)."""
+    key_columns = [_codes(columns[key]) for key in keys]
+    if _sorted(key_columns):
+        return columns
+    order = np.lexsort(key_columns[::-1])
+    return {name: column.take(order) for name, column in columns.items()}
+
+
+def _sorted(keys: list[np.ndarray]) -> bool:
+    """Whether rows are already in lexicographic order of `keys` (cheaper than sorting them)."""
+    if not len(keys[0]):
+        return True
+    tied = np.ones(len(keys[0]) - 1, dtype=bool)
+    for key in keys:
+        before, after = key[:-1], key[1:]
+        if (tied & (after < before)).any():
+            return False
+        tied &= after == before
+    return True
 
 
 def _codes(column):
-    return column.codes if isinstance(column, pd.Categorical) else column
+    return column.codes if isinstance(column, pd.Categorical) else np.asarray(column)
+
+
+def join_columns(chunks: list[dict], strategies: int) -> pd.DataFrame:
+    """Join the chunks' columns of one table into a DataFrame sorted by replicate, strategy, then
+    as within a chunk.
+
+    Each chunk's columns are sorted by strategy, patient, ...; chunks come in replicate then
+    patient order. So taking, for each replicate and strategy, that strategy's rows of each
+    chunk in turn gives the sorted table without sorting it again.
+    """
+    if len(chunks) == 1:
+        return _dataframe(chunks[0])
+    pieces = []
+    replicates = [int(chunk["replicate"][0]) if len(chunk["replicate"]) else -1 for chunk in chunks]
+    bounds = [np.searchsorted(chunk["strategy"].codes, np.arange(strategies + 1)) for chunk in chunks]
+    for replicate in dict.fromkeys(r for r in replicates if r >= 0):
+        for s in range(strategies):
+            pieces += [(chunk, b[s], b[s + 1]) for chunk, b, r in zip(chunks, bounds, replicates) if r == replicate]
+    pieces = pieces or [(chunks[0], 0, 0)]
+    return _dataframe({name: _concatenated([chunk[name][a:b] for chunk, a, b in pieces]) for name in chunks[0]})
+
+
+def _dataframe(columns: dict) -> pd.DataFrame:
+    # Without a copy pandas keeps one block per column instead of stacking the columns of
+    # a dtype into one 2-D block: stacking eight million rows took about a second.
+    return pd.DataFrame(columns, copy=False)
+
+
+def _concatenated(parts: list):
+    first = parts[0]
+    if isinstance(first, np.ndarray):
+        return np.concatenate(parts)
+    if isinstance(first, pd.Categorical):  # the same categories in every part: join the codes
+        return pd.Categorical.from_codes(np.concatenate([part.codes for part in parts]), dtype=first.dtype,
+                                         validate=False)
+    return type(first)._concat_same_type(parts)  # pandas extension arrays (boolean)

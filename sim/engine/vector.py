@@ -350,7 +350,7 @@ def _line_orders(model: Model, numbers: ChunkNumbers) -> np.ndarray:
     """Each trajectory's order of lines (treatment indices, -1 beyond its strategy's lines)."""
     width = max(len(s.lines) for s in model.strategies)
     orders = []
-    first_line_u = numbers.uniforms[:, numbers.layout.first_line]
+    first_line_u = numbers.slots.slot(numbers.layout.first_line)
     for strategy in model.strategies:
         order = np.full((numbers.count, width), -1, dtype=np.int16)
         order[:, :len(strategy.lines)] = strategy.lines

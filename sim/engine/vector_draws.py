@@ -22,11 +22,11 @@ from sim.draws import (
     OVERFLOW_SPELL,
     SPELLS,
     Layout,
-    _covariates,
+    SlotStream,
+    covariates_of,
     observation_ends,
     overflow_uniforms,
     patient_treatment_matrices,
-    uniform_block,
 )
 from sim.model import Model, Treatment
 
@@ -35,11 +35,11 @@ from sim.model import Model, Treatment
 class ChunkNumbers:
     """The raw uniforms of a chunk of patients and what they decide once per patient.
 
-    `uniforms[i]` is patient i's block (see `sim.draws.Layout`); `ends` the end of
+    `slots` holds the patients' uniforms, slot by slot (see `sim.draws.Layout`); `ends` the end of
     observation (months after entry), `lost` whether it is a loss to follow-up, `dead`
     whether it is a death (background mortality),
     `entries` the entry time (months on the simulation clock), `eligible[i, t]` and
-    `response[i, t]` as in `sim.draws.ChunkDraws`. `uniforms` is a buffer the next
+    `response[i, t]` as in `sim.draws.ChunkDraws`. `slots` lives in a buffer the next
     chunk drawn in the same process overwrites.
     """
 
@@ -47,7 +47,7 @@ class ChunkNumbers:
     layout: Layout
     replicate: int
     first_patient: int
-    uniforms: np.ndarray
+    slots: ChunkSlots
     ends: np.ndarray
     lost: np.ndarray
     entries: np.ndarray
@@ -68,7 +68,7 @@ class ChunkNumbers:
         decide = np.empty(len(patients))
         inside = spells < SPELLS
         columns = spells[inside]
-        decide[inside] = self.uniforms[patients[inside], np.asarray(self.layout.relapse_occurs)[columns]]
+        decide[inside] = self.slots.at(patients[inside], np.asarray(self.layout.relapse_occurs)[columns])
         wait = np.empty(len(patients))
         wait[inside] = self.times(patients[inside], np.asarray(self.layout.relapse_time)[columns], time)
         for k in np.flatnonzero(~inside):
@@ -84,7 +84,7 @@ class ChunkNumbers:
         strategies read it (they read the same value: common random numbers).
         """
         if not _costly(distribution):
-            return distribution.ppf(self.uniforms[patients, columns])
+            return distribution.ppf(self.slots.at(patients, columns))
         out = np.empty(len(patients))
         for column in np.flatnonzero(np.bincount(columns)):  # a few distinct slots; no sort
             here = np.flatnonzero(columns == column)
@@ -92,22 +92,53 @@ class ChunkNumbers:
             wanted = patients[here]
             missing = wanted[np.isnan(cached[wanted])]
             if missing.size:
-                cached[missing] = distribution.ppf(self.uniforms[missing, column])
+                cached[missing] = distribution.ppf(self.slots.slot(column)[missing])
             out[here] = cached[wanted]
         return out
 
 
 def draw_numbers(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkNumbers:
-    """Draw a chunk's uniforms and the per-patient quantities every trajectory needs."""
-    u = _uniform_block(model.seed, replicate, first_patient, count, layout.width)
-    covariates = _covariates(model, layout, u)
-    ends, lost, dead = observation_ends(model, layout, u, covariates, replicate, first_patient)
+    """Prepare a chunk's uniforms and draw the per-patient quantities every trajectory needs."""
+    slots = ChunkSlots(SlotStream(model.seed, replicate), first_patient, count, layout.width)
+    covariates = covariates_of(model, layout, slots.slot)
+    ends, lost, dead = observation_ends(model, layout, slots.slot, count, covariates, replicate, first_patient)
     entries = np.zeros(count)
     if model.population.arrival is not None:
-        entries = model.population.arrival.ppf(u[:, layout.arrival])
+        entries = model.population.arrival.ppf(slots.slot(layout.arrival))
     eligible, response = patient_treatment_matrices(model, covariates, count)
-    return ChunkNumbers(model, layout, replicate, first_patient, u, ends, lost, entries, covariates, eligible, response,
-                        dead)
+    return ChunkNumbers(model, layout, replicate, first_patient, slots, ends, lost, entries, covariates, eligible,
+                        response, dead)
+
+
+class ChunkSlots:
+    """The uniforms of a chunk's patients, one slot at a time, each drawn the first time it is read.
+
+    Most slots are never read (a patient has a few episodes; the layout holds
+    `OCCURRENCES` of every treatment), so only the slots a trajectory reaches are drawn,
+    for the whole chunk at once. They are those of `sim.draws.uniform_block`, number for number.
+    """
+
+    def __init__(self, stream: SlotStream, first_patient: int, count: int, width: int):
+        self.stream, self.first_patient, self.count = stream, first_patient, count
+        self._values = _buffer(width * count).reshape(width, count)  # slot-major
+        self._flat = self._values.reshape(-1)
+        self._drawn = np.zeros(width, dtype=bool)
+
+    def slot(self, column: int) -> np.ndarray:
+        """Slot `column` of every patient of the chunk."""
+        if not self._drawn[column]:
+            self.stream.slot(column, self.first_patient, self.count, out=self._values[column])
+            self._drawn[column] = True
+        return self._values[column]
+
+    def at(self, patients: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """The uniforms at (patients, columns), element by element (chunk rows, slots)."""
+        columns = np.asarray(columns, dtype=np.intp)
+        if columns.ndim == 0 or columns.size == 1:
+            return self.slot(int(columns.reshape(-1)[0]) if columns.size else 0)[patients]
+        for column in np.flatnonzero((np.bincount(columns, minlength=len(self._drawn)) > 0) & ~self._drawn):
+            self.slot(int(column))
+        return self._flat.take(columns * self.count + patients)
 
 
 class EpisodeSlots:
@@ -149,7 +180,7 @@ class EpisodeSlots:
 
     def uniform(self, offset: int) -> np.ndarray:
         """Return the uniforms in slot `offset` of the episode group."""
-        u = self.numbers.uniforms[self.patients, self.starts + offset]
+        u = self.numbers.slots.at(self.patients, self.starts + offset)
         if self.beyond.size:
             u[self.beyond] = self.beyond_uniforms[:, offset]
         return u
@@ -169,22 +200,22 @@ def _costly(distribution) -> bool:
     return isinstance(distribution, d.Gamma)
 
 
-_buffer = np.empty((0, 0))
+_buffer_space = np.empty(0)
 
 
 def release_buffer() -> None:
     """Free the buffer of uniforms kept between chunks (at the end of a run)."""
-    global _buffer
-    _buffer = np.empty((0, 0))
+    global _buffer_space
+    _buffer_space = np.empty(0)
 
 
-def _uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int) -> np.ndarray:
-    """`sim.draws.uniform_block` written into a buffer kept for the next chunk.
+def _buffer(size: int) -> np.ndarray:
+    """A buffer of `size` floats, kept for the next chunk.
 
     A fresh array of this size costs a page fault per page on every chunk (about a third
     of the time of drawing the numbers).
     """
-    global _buffer
-    if _buffer.shape[1] != width or _buffer.shape[0] < count:
-        _buffer = np.empty((count, width))
-    return uniform_block(seed, replicate, first_patient, count, width, out=_buffer[:count])
+    global _buffer_space
+    if _buffer_space.size < size:
+        _buffer_space = np.empty(size)
+    return _buffer_space[:size]

@@ -90,15 +90,25 @@ class VectorRecords:
 
     def close(self):
         """Join the blocks into columns (names as in `sim.engine.records`); return self."""
-        self.episodes = dict(zip(_EPISODE_TYPES, (
-            column.astype(kind, copy=False)
-            for column, kind in zip(_join(self._blocks["episodes"], len(_EPISODE_TYPES)), _EPISODE_TYPES.values()))))
+        self.episodes = self._episodes_in_order(_join(self._blocks["episodes"], len(_EPISODE_TYPES)))
         self.events = dict(zip(_EVENT_FIELDS, _join(self._blocks["events"], len(_EVENT_FIELDS))))
         bursts = _join(self._blocks["bursts"], len(_BURST_FIELDS) + 1)
         self.bursts = dict(zip(_BURST_FIELDS, bursts))
         self.patients = self._patients(bursts[-1].astype(np.intp), bursts[_BURST_FIELDS.index("rebound")])
         self._blocks = None
         return self
+
+    def _episodes_in_order(self, columns: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The episode columns by trajectory (strategy, patient) then episode number, placed without sorting."""
+        c = self.cohort
+        first_row = np.concatenate([[0], np.cumsum(c.episodes[:-1], dtype=np.int64)])
+        trajectory = columns[0].astype(np.int64) * c.numbers.count + (columns[1] - c.numbers.first_patient)
+        place = first_row[trajectory] + columns[2] - 1
+        ordered = {}
+        for (name, kind), column in zip(_EPISODE_TYPES.items(), columns):
+            ordered[name] = np.empty(len(column), dtype=kind)
+            ordered[name][place] = column
+        return ordered
 
     def _patients(self, burst_rows: np.ndarray, rebound: np.ndarray) -> dict[str, np.ndarray]:
         c = self.cohort
