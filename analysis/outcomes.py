@@ -279,15 +279,35 @@ def mean_outcomes(
     pandas.DataFrame
         ``strategy``, ``metric``, ``value``, ``ci_low``, ``ci_high``, ``patients``.
     """
+    # All columns of a kind in one grouped pass (metric as a grouping key): a summary of a
+    # small run would otherwise spend most of its time in per-column pandas overhead.
+    proportions = [c for c in columns if c in PROPORTION_OUTCOMES]
+    means = [c for c in columns if c not in PROPORTION_OUTCOMES]
     frames = []
-    for column in columns:
-        if column in PROPORTION_OUTCOMES:
-            estimate = _proportion(outcomes, column, confidence)
-        else:
-            estimate = mean_estimates(outcomes, column, ["strategy"], confidence)
-        frames.append(estimate.assign(metric=column))
+    if proportions:
+        grouped = outcomes.groupby(["strategy", "replicate"], observed=True, sort=True)
+        sums = grouped[proportions].sum()
+        counts = _long(sums, "successes").assign(n=np.repeat(grouped.size().to_numpy(), len(proportions)))
+        frames.append(proportion_estimates(counts, ["strategy", "metric"], confidence))
+    if means:
+        frames.append(mean_estimates(_long(outcomes.set_index([*_KEYS])[means], "value"), "value",
+                                     ["strategy", "metric"], confidence))
     out = pd.concat(frames, ignore_index=True)
+    rank = out["metric"].map({column: i for i, column in enumerate(columns)})
+    out = out.assign(rank=rank.to_numpy()).sort_values(["rank", "strategy"], kind="stable", ignore_index=True)
+    out["metric"] = out["metric"].astype(object)
     return out[["strategy", "metric", "value", "ci_low", "ci_high", "patients"]]
+
+
+def _long(wide: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Columns of a frame indexed by keys stacked into rows: the keys, ``metric`` and ``name``."""
+    values = wide.to_numpy(dtype=float)
+    keys = wide.index.to_frame(index=False)
+    out = keys.loc[keys.index.repeat(values.shape[1])].reset_index(drop=True)
+    out["metric"] = pd.Categorical(np.tile(wide.columns.to_numpy(dtype=object), len(wide)),
+                                   categories=list(wide.columns))
+    out[name] = values.reshape(-1)
+    return out
 
 
 #: Patient outcomes that are 0/1 indicators (their means are proportions).
