@@ -78,14 +78,16 @@ class SlotStream:
     """The uniforms of one replicate, read one slot of a run of patients at a time."""
 
     def __init__(self, seed: int, replicate: int):
-        self._start = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate,))).state
-        self._bit_generator = np.random.PCG64()
+        self._bit_generator = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate,)))
         self._generator = np.random.Generator(self._bit_generator)
+        self._position = 0
 
     def slot(self, slot: int, first_patient: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
         """Return slot `slot` of patients `first_patient .. first_patient+count-1`, written into `out` if given."""
-        self._bit_generator.state = self._start
-        self._bit_generator.advance(int(slot) * SLOT_STRIDE + int(first_patient))
+        position = int(slot) * SLOT_STRIDE + int(first_patient)
+        # PCG64 moves by any amount modulo its period, backwards included.
+        self._bit_generator.advance((position - self._position) % 2**128)
+        self._position = position + count
         return self._generator.random(count, out=out)
 
 

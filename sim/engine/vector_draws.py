@@ -131,14 +131,20 @@ class ChunkSlots:
             self._drawn[column] = True
         return self._values[column]
 
-    def at(self, patients: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """The uniforms at (patients, columns), element by element (chunk rows, slots)."""
+    def at(self, patients: np.ndarray, columns: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+        """The uniforms at (patients, columns), element by element (chunk rows, slots).
+
+        `among` lists the distinct columns when the caller knows them (saves a pass).
+        """
         columns = np.asarray(columns, dtype=np.intp)
-        if columns.ndim == 0 or columns.size == 1:
-            return self.slot(int(columns.reshape(-1)[0]) if columns.size else 0)[patients]
-        for column in np.flatnonzero((np.bincount(columns, minlength=len(self._drawn)) > 0) & ~self._drawn):
-            self.slot(int(column))
-        return self._flat.take(columns * self.count + patients)
+        return self.at_index(columns * self.count + patients, np.flatnonzero(np.bincount(columns)) if among is None else among)
+
+    def at_index(self, index: np.ndarray, among) -> np.ndarray:
+        """The uniforms at flat positions `index` (column * count + patient) of the columns `among`."""
+        for column in among:
+            if not self._drawn[column]:
+                self.slot(int(column))
+        return self._flat.take(index)
 
 
 class EpisodeSlots:
@@ -154,6 +160,8 @@ class EpisodeSlots:
         self.patients = patients
         groups = np.asarray(numbers.layout.episode_groups[treatment.index])
         self.starts = groups[np.minimum(occurrences, OCCURRENCES - 1)]
+        self.distinct_starts = groups[:min(int(occurrences.max(initial=0)) + 1, OCCURRENCES)]
+        self.index = self.starts * numbers.count + patients  # flat position of slot offset 0
         self.beyond = np.flatnonzero(occurrences >= OCCURRENCES)
         self.beyond_uniforms = None
         if self.beyond.size:
@@ -171,6 +179,7 @@ class EpisodeSlots:
         """The same slots for the episodes at positions `where` only."""
         part = object.__new__(EpisodeSlots)
         part.numbers, part.patients, part.starts = self.numbers, self.patients[where], self.starts[where]
+        part.distinct_starts, part.index = self.distinct_starts, self.index[where]
         part.beyond, part.beyond_uniforms = np.empty(0, dtype=np.intp), None
         if self.beyond.size:
             inside = np.isin(where, self.beyond)
@@ -180,13 +189,16 @@ class EpisodeSlots:
 
     def uniform(self, offset: int) -> np.ndarray:
         """Return the uniforms in slot `offset` of the episode group."""
-        u = self.numbers.slots.at(self.patients, self.starts + offset)
+        slots = self.numbers.slots
+        u = slots.at_index(self.index + offset * slots.count, self.distinct_starts + offset)
         if self.beyond.size:
             u[self.beyond] = self.beyond_uniforms[:, offset]
         return u
 
     def time(self, offset: int, distribution) -> np.ndarray:
         """Return slot `offset` turned into a time (months) by `distribution`."""
+        if not _costly(distribution):
+            return distribution.ppf(self.uniform(offset))
         t = self.numbers.times(self.patients, self.starts + offset, distribution)
         if self.beyond.size:
             t[self.beyond] = distribution.ppf(self.beyond_uniforms[:, offset])

@@ -40,9 +40,8 @@ class VectorRecords:
         counts = self._adverse_events(rows, number, start, planned)
         responded = np.where(planned.known, planned.responded, -1)
         self._blocks["episodes"].append((
-            c.strategy[rows], self._patient(rows), number, line, treatment, start, stop, reason, responded,
-            assessed, planned.retreatment, counts, planned.stopper, planned.escalated, planned.below_target,
-            planned.bridged, np.zeros(rows.size)))
+            rows, number, line, treatment, start, stop, reason, responded, assessed, planned.retreatment, counts,
+            planned.stopper, planned.escalated, planned.below_target, planned.bridged))
         if self.keep_segments:
             self._controlled_segments(rows, start, stop, assessed, planned)
 
@@ -90,7 +89,7 @@ class VectorRecords:
 
     def close(self):
         """Join the blocks into columns (names as in `sim.engine.records`); return self."""
-        self.episodes = self._episodes_in_order(_join(self._blocks["episodes"], len(_EPISODE_TYPES)))
+        self.episodes = self._episodes_in_order(self._blocks["episodes"])
         self.events = dict(zip(_EVENT_FIELDS, _join(self._blocks["events"], len(_EVENT_FIELDS))))
         bursts = _join(self._blocks["bursts"], len(_BURST_FIELDS) + 1)
         self.bursts = dict(zip(_BURST_FIELDS, bursts))
@@ -98,17 +97,30 @@ class VectorRecords:
         self._blocks = None
         return self
 
-    def _episodes_in_order(self, columns: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """The episode columns by trajectory (strategy, patient) then episode number, placed without sorting."""
+    def _episodes_in_order(self, blocks: list[tuple]) -> dict[str, np.ndarray]:
+        """The episode columns by trajectory (strategy, patient) then episode number.
+
+        Each trajectory's episodes take the rows after the previous trajectory's, in the
+        order of their numbers: every block is placed there directly, without sorting.
+        """
         c = self.cohort
-        first_row = np.concatenate([[0], np.cumsum(c.episodes[:-1], dtype=np.int64)])
-        trajectory = columns[0].astype(np.int64) * c.numbers.count + (columns[1] - c.numbers.first_patient)
-        place = first_row[trajectory] + columns[2] - 1
-        ordered = {}
-        for (name, kind), column in zip(_EPISODE_TYPES.items(), columns):
-            ordered[name] = np.empty(len(column), dtype=kind)
-            ordered[name][place] = column
-        return ordered
+        counts = c.episodes.astype(np.int64)
+        first_row = np.cumsum(counts) - counts
+        total = int(counts.sum())
+        ordered = {
+            "strategy": np.repeat(c.strategy, counts).astype(np.int16),
+            "patient": np.repeat(self._patient(np.arange(c.size)), counts).astype(np.int32),
+            "episode": (np.arange(total) - np.repeat(first_row, counts) + 1).astype(np.int16),
+        }
+        placed = [name for name in _EPISODE_TYPES if name not in ordered and name != "months_waited"]
+        for name in placed:
+            ordered[name] = np.empty(total, dtype=_EPISODE_TYPES[name])
+        for rows, number, *columns in blocks:
+            place = first_row[rows] + number - 1
+            for name, column in zip(placed, columns):
+                ordered[name][place] = column
+        ordered["months_waited"] = np.zeros(total)
+        return {name: ordered[name] for name in _EPISODE_TYPES}
 
     def _patients(self, burst_rows: np.ndarray, rebound: np.ndarray) -> dict[str, np.ndarray]:
         c = self.cohort
