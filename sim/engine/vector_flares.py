@@ -7,7 +7,7 @@ spent in it) reaches E1 + ... + Ek, a sum of the patient's unit exponentials. Th
 exponentials, and the uniforms deciding whether each burst works and whether a rebound
 follows, belong to the patient and are the same in every strategy (common random
 numbers). The DES draws them from a generator per patient, which cannot be vectorised;
-here they come from a counter-based stream of their own (`FLARES_PER_ROUND` flares per
+here they come from a stream of their own (`FLARES_PER_ROUND` flares per
 patient per round, at a fixed place for each patient), so flares agree with the DES in
 distribution, not draw for draw.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.engine.records import BURST_REASONS, BURST_STATES
 
-FLARES_PER_ROUND = 8  # a multiple of 4: Philox yields four numbers per counter step
+FLARES_PER_ROUND = 8
 _FLARE_STREAM = 2**32 - 2  # spawn-key tag of the flare stream (patient numbers stay below it)
 
 
@@ -29,7 +29,8 @@ def lay_flares(cohort) -> None:
     rate = np.array([rescue.flare_rates.get(name, 0.0) for name in BURST_STATES])[state]
     hazard = (stop - start) * rate
     keep = hazard > 0
-    rows, start, stop, state, rate, hazard = (a[keep] for a in (rows, start, stop, state, rate, hazard))
+    if not keep.all():
+        rows, start, stop, state, rate, hazard = (a[keep] for a in (rows, start, stop, state, rate, hazard))
     if not rows.size:
         return
     cumulative = np.cumsum(hazard)
@@ -76,6 +77,6 @@ def _flare_uniforms(numbers, round_: int) -> np.ndarray:
     """Uniforms of the chunk's patients for flares of one round: exponentials, burst response, rebound."""
     width = 3 * FLARES_PER_ROUND
     sequence = np.random.SeedSequence(numbers.model.seed, spawn_key=(numbers.replicate, _FLARE_STREAM, round_))
-    bit_generator = np.random.Philox(key=sequence.generate_state(2, np.uint64))
-    bit_generator.advance(numbers.first_patient * width // 4)
+    bit_generator = np.random.PCG64(sequence)
+    bit_generator.advance(numbers.first_patient * width)
     return np.random.Generator(bit_generator).random((numbers.count, width))

@@ -31,6 +31,7 @@ class VectorRecords:
         self.cohort = cohort
         self.keep_segments = keep_segments
         self._blocks: dict[str, list[tuple]] = {"episodes": [], "events": [], "bursts": [], "segments": []}
+        self._segments_of = np.zeros(cohort.size, dtype=np.int64)  # segments recorded per trajectory
         self.episodes = self.events = self.patients = self.bursts = None
 
     def episode(self, rows, line, treatment, start, stop, reason, assessed, planned) -> None:
@@ -72,7 +73,10 @@ class VectorRecords:
     def segment(self, rows, start, stop, state) -> None:
         """Record time spent in a flare state (see `sim.engine.vector_flares`), when flares are laid."""
         if self.keep_segments and rows.size:
-            self._blocks["segments"].append((rows, start, stop, np.broadcast_to(state, rows.shape)))
+            # A trajectory's segments are recorded in time order, one per call at most.
+            rank = self._segments_of[rows]
+            self._segments_of[rows] = rank + 1
+            self._blocks["segments"].append((rows, rank, start, stop, np.broadcast_to(state, rows.shape)))
 
     def burst(self, rows, time, reason: int, state, effective, rebound) -> None:
         """Record corticosteroid bursts (months since entry)."""
@@ -83,9 +87,15 @@ class VectorRecords:
 
     def segments(self) -> tuple[np.ndarray, ...]:
         """(trajectory, start, stop, state) of every segment, each trajectory's in time order."""
-        rows, start, stop, state = _join(self._blocks["segments"], 4)
-        order = np.argsort(rows, kind="stable")
-        return rows[order], start[order], stop[order], state[order]
+        counts = self._segments_of
+        first = np.cumsum(counts) - counts
+        total = int(counts.sum())
+        start, stop, state = np.empty(total), np.empty(total), np.empty(total, dtype=np.intp)
+        for rows, rank, *columns in self._blocks["segments"]:
+            place = first[rows] + rank
+            for ordered, column in zip((start, stop, state), columns):
+                ordered[place] = column
+        return np.repeat(np.arange(len(counts)), counts), start, stop, state
 
     def close(self):
         """Join the blocks into columns (names as in `sim.engine.records`); return self."""
