@@ -127,7 +127,8 @@ def _proportion(outcomes: pd.DataFrame, column: str, confidence: float) -> pd.Da
     return proportion_estimates(counts, ["strategy"], confidence)
 
 
-def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = None) -> pd.DataFrame:
+def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = None,
+                     first: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per patient and strategy with the outcomes compared between strategies.
 
     Parameters
@@ -136,6 +137,8 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
         The patients table.
     episodes : pandas.DataFrame, optional
         The episodes table; adds ``responded_ever`` and ``months_to_first_response``.
+    first : pandas.DataFrame, optional
+        `first_response` of these tables, if the caller already has it.
 
     Returns
     -------
@@ -168,7 +171,7 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
     ):
         out[column] = patients[column].astype(float).to_numpy()
     if episodes is not None:
-        first = first_response(episodes, patients)
+        first = first_response(episodes, patients) if first is None else first
         out["responded_ever"] = first["responded"].astype(int).to_numpy()
         out["months_to_first_response"] = first["months_to_first_response"].to_numpy()
     return out

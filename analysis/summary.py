@@ -15,11 +15,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.outcomes import mean_outcomes, patient_outcomes, time_to_first_response
+from analysis.outcomes import first_response, mean_outcomes, patient_outcomes
 from analysis.survival import (
     DISCONTINUATION_REASONS,
     cumulative_incidence,
     drug_survival,
+    kaplan_meier,
     median_survival,
     survival_at,
 )
@@ -136,7 +137,8 @@ def _strategy_order(patients: pd.DataFrame, episodes: pd.DataFrame) -> list:
 
 
 def _strategy_rows(episodes, patients, times) -> pd.DataFrame:
-    outcomes = patient_outcomes(patients, episodes)
+    first = first_response(episodes, patients)
+    outcomes = patient_outcomes(patients, episodes, first)
     names = dict(STRATEGY_METRICS)
     means = mean_outcomes(outcomes, [column for _, column in STRATEGY_METRICS])
     column_to_name = {column: name for name, column in names.items()}
@@ -154,7 +156,7 @@ def _strategy_rows(episodes, patients, times) -> pd.DataFrame:
         )
     ]
     frames.append(means[["strategy", "metric", "value", "ci_low", "ci_high"]])
-    response = median_survival(time_to_first_response(episodes, patients))
+    response = median_survival(kaplan_meier(first, "months_observed", "responded", by="strategy"))
     frames.append(_medians(response, "median_months_to_first_response"))
     first_line = episodes[episodes["line"] == 1]
     curve = drug_survival(first_line, by="strategy")
