@@ -195,6 +195,27 @@ class EpisodeSlots:
             u[self.beyond] = self.beyond_uniforms[:, offset]
         return u
 
+    def uniforms(self, offsets: np.ndarray) -> np.ndarray:
+        """Return the uniforms in slots `offsets` (distinct) of the episode group (episodes x offsets)."""
+        slots = self.numbers.slots
+        among = (self.distinct_starts[:, None] + offsets[None, :]).reshape(-1)
+        u = slots.at_index(self.index[:, None] + offsets[None, :] * slots.count, among)
+        if self.beyond.size:
+            u[self.beyond] = self.beyond_uniforms[:, offsets]
+        return u
+
+    def uniforms_at(self, positions: np.ndarray, offsets: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+        """Return, element by element, the uniform in slot `offsets` of the episode at `positions`
+        (`distinct`: the distinct offsets, or more)."""
+        slots = self.numbers.slots
+        among = (self.distinct_starts[:, None] + distinct[None, :]).reshape(-1)
+        u = slots.at_index(self.index[positions] + offsets * slots.count, among)
+        if self.beyond.size:
+            rank = np.minimum(np.searchsorted(self.beyond, positions), self.beyond.size - 1)
+            overflow = self.beyond[rank] == positions
+            u[overflow] = self.beyond_uniforms[rank[overflow], offsets[overflow]]
+        return u
+
     def time(self, offset: int, distribution) -> np.ndarray:
         """Return slot `offset` turned into a time (months) by `distribution`."""
         if not _costly(distribution):

@@ -41,8 +41,11 @@ class EpisodePlans:
     `duration` (months, infinite for a responder who stays on) and `reason` (a code of
     `sim.tables.REASONS`, `NO_REASON` when infinite); `known` whether the response was
     assessed before the end; `responded`, `escalated`, `below_target` hold where known.
-    `event_onsets[a]` is adverse event a's onset (months) and `event_happens[a]` whether
-    it happens before the planned end; `stopping_event` the one that ended it (-1: none).
+    Adverse events are listed sparsely, one entry per event that occurs, by episode then
+    event: `event_episode` (position of the episode), `event_index` (which of the
+    treatment's events), `event_onset` (months), `event_stops` (whether it would stop the
+    treatment) and `event_happens` (whether it happens before the planned end);
+    `stopping_event` is the event that ended each episode (-1: none).
     """
 
     duration: np.ndarray
@@ -52,9 +55,11 @@ class EpisodePlans:
     assessed_at: np.ndarray
     escalated: np.ndarray
     below_target: np.ndarray
-    event_onsets: list[np.ndarray]
-    event_happens: list[np.ndarray]
-    event_stops: list[np.ndarray]
+    event_episode: np.ndarray
+    event_index: np.ndarray
+    event_onset: np.ndarray
+    event_stops: np.ndarray
+    event_happens: np.ndarray
     stopping_event: np.ndarray
 
 
@@ -82,14 +87,14 @@ def plan_episodes(treatment: Treatment, slots: EpisodeSlots, response_probabilit
     responders = np.flatnonzero(responded)
     if responders.size:
         end[responders], reason[responders] = _responders_end(treatment, slots.subset(responders), assess[responders])
-    onsets, stops, stop_at, stopper = _adverse_events(treatment, slots)
+    episode, index, onset, stops = _adverse_events(treatment, slots)
+    stop_at, stopper = _first_stopping_events(len(slots), episode, index, onset, stops)
     stopped = stop_at < end
     end = np.where(stopped, stop_at, end)
     reason[stopped] = REASON_CODE["adverse_event"]
     stopper = np.where(stopped, stopper, -1)
-    happens = [onset <= end for onset in onsets]
     return EpisodePlans(end, reason, responded, assess <= end, assess, escalated, below_target,
-                        onsets, happens, stops, stopper)
+                        episode, index, onset, stops, onset <= end[episode], stopper)
 
 
 def _responders_end(treatment: Treatment, slots: EpisodeSlots, assess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,22 +131,34 @@ def _course_end(treatment: Treatment, slots: EpisodeSlots) -> tuple[np.ndarray, 
     return end, reason
 
 
-def _adverse_events(treatment: Treatment, slots: EpisodeSlots):
-    """Onsets (NaN where the event does not occur), stopping flags, first stopping onset and its event."""
-    count = len(slots)
-    onsets, stops = [], []
+def _adverse_events(treatment: Treatment, slots: EpisodeSlots) -> tuple[np.ndarray, ...]:
+    """The adverse events that occur, by episode then event: (episode position, event,
+    onset in months, whether it stops the treatment)."""
+    events = treatment.adverse_events
+    if not events:
+        empty = np.empty(0, dtype=np.intp)
+        return empty, empty, np.empty(0), np.empty(0, dtype=bool)
+    bases = FIRST_AE + 3 * np.arange(len(events))
+    probability = np.array([event.probability for event in events])
+    episode, index = np.nonzero(slots.uniforms(bases + AE_OCCURS) < probability)
+    onset = np.empty(episode.size)
+    for a in np.flatnonzero(np.bincount(index, minlength=len(events))):
+        here = np.flatnonzero(index == a)
+        onset[here] = slots.subset(episode[here]).time(int(bases[a]) + AE_ONSET, events[a].onset)
+    stop_probability = np.array([event.stop_probability for event in events])
+    stops = slots.uniforms_at(episode, bases[index] + AE_STOPS, bases + AE_STOPS) < stop_probability[index]
+    return episode, index, onset, stops
+
+
+def _first_stopping_events(count: int, episode, index, onset, stops) -> tuple[np.ndarray, np.ndarray]:
+    """Per episode, the onset (months; inf if none) of the first event that stops the
+    treatment, and which event it is (-1: none); of events at the same time, the first listed."""
     stop_at, stopper = np.full(count, np.inf), np.full(count, -1, dtype=np.int16)
-    for a, event in enumerate(treatment.adverse_events):
-        base = FIRST_AE + 3 * a
-        occurs = np.flatnonzero(slots.uniform(base + AE_OCCURS) < event.probability)
-        onset, stops_here = np.full(count, np.nan), np.zeros(count, dtype=bool)
-        if occurs.size:
-            some = slots.subset(occurs)
-            onset[occurs] = some.time(base + AE_ONSET, event.onset)
-            stops_here[occurs] = some.uniform(base + AE_STOPS) < event.stop_probability
-        first = stops_here & (onset < stop_at)
-        stop_at = np.where(first, onset, stop_at)
-        stopper[first] = a
-        onsets.append(onset)
-        stops.append(stops_here)
-    return onsets, stops, stop_at, stopper
+    episode, index, onset = episode[stops], index[stops], onset[stops]
+    if episode.size:
+        np.minimum.at(stop_at, episode, onset)
+        earliest = onset == stop_at[episode]
+        # Entries come by episode then event: the first earliest entry of an episode wins.
+        first = np.unique(episode[earliest], return_index=True)[1]
+        stopper[episode[earliest][first]] = index[earliest][first]
+    return stop_at, stopper

@@ -50,17 +50,16 @@ class VectorRecords:
         """Record the adverse events seen during the episodes; return their count per episode."""
         counts = np.zeros(rows.size, dtype=np.int16)
         for group, plan in planned.plans:
-            censored, observed = planned.censored[group], planned.observed[group]
-            for a, onset in enumerate(plan.event_onsets):
-                seen = plan.event_happens[a] & (~censored | (onset <= observed))
-                if not seen.any():
-                    continue
-                counts[group] += seen
-                at = group[seen]
-                stopped = plan.event_stops[a][seen] & (planned.stopper[at] == a)
-                self._blocks["events"].append((
-                    self.cohort.strategy[rows[at]], self._patient(rows[at]), number[at],
-                    self.cohort.treatment[rows[at]], np.full(at.size, a), start[at] + onset[seen], stopped))
+            at = group[plan.event_episode]
+            seen = plan.event_happens & (~planned.censored[at] | (plan.event_onset <= planned.observed[at]))
+            if not seen.any():
+                continue
+            at, index = at[seen], plan.event_index[seen]
+            counts += np.bincount(at, minlength=rows.size).astype(np.int16)
+            stopped = plan.event_stops[seen] & (planned.stopper[at] == index)
+            self._blocks["events"].append((
+                self.cohort.strategy[rows[at]], self._patient(rows[at]), number[at],
+                self.cohort.treatment[rows[at]], index, start[at] + plan.event_onset[seen], stopped))
         return counts
 
     def _controlled_segments(self, rows, start, stop, assessed, planned) -> None:
