@@ -38,7 +38,9 @@ class Records:
     """Episode, adverse-event and patient records of one chunk of one replicate.
 
     One tuple per record while the engine runs (one append each); `columns` turns them
-    into one list per field when the chunk is done.
+    into one list per field when the chunk is done. Reasons, states and treatments are
+    recorded as their codes (indices into `sim.tables.REASONS`, `FINAL_STATES`,
+    `BURST_REASONS`, `BURST_STATES`, the model's treatments).
     """
 
     def __init__(self):
@@ -51,25 +53,24 @@ class Records:
                 retreatment, events, stopper, escalated=False, below_target=False, bridged=False, waited=0.0):
         """Record one episode (times in months since entry) and its adverse events."""
         self.episode_rows.append((
-            strategy, patient, number, line, treatment.index, start, stop, REASON_CODE[reason],
+            strategy, patient, number, line, treatment, start, stop, reason,
             -1 if responded is None else int(responded), assessed, retreatment, len(events),
             -1 if stopper is None else stopper,
             escalated, below_target, bridged, waited))
         for a, onset, stopped in events:
-            self.event_rows.append((strategy, patient, number, treatment.index, a, start + onset, stopped and a == stopper))
+            self.event_rows.append((strategy, patient, number, treatment, a, start + onset, stopped and a == stopper))
 
     def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic,
                 topical, supportive, waiting=0.0, entry=0.0, first_control=None, bursts=0, rebounds=0):
         """Record a patient's trajectory summary (months)."""
         self.patient_rows.append((
-            strategy, patient, STATE_CODE[final_state], end, math.nan if first_topical is None else first_topical,
+            strategy, patient, final_state, end, math.nan if first_topical is None else first_topical,
             lines, episodes, relapses, systemic, topical, supportive, waiting, entry,
             math.nan if first_control is None else first_control, bursts, rebounds))
 
     def burst(self, strategy, patient, time, reason, state, effective, rebound):
         """Record a corticosteroid burst (months since entry)."""
-        self.burst_rows.append((strategy, patient, time, BURST_REASONS.index(reason), BURST_STATES.index(state),
-                                effective, rebound))
+        self.burst_rows.append((strategy, patient, time, reason, state, effective, rebound))
 
     @property
     def episodes(self) -> dict[str, list]:
