@@ -38,22 +38,29 @@ def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: i
     """Simulate every strategy for the `count` patients of `chunk`; return their records."""
     records = Records()
     rules = ChunkRules(model, records)
-    cohort = ChunkPatients(model, layout, chunk, replicate)
-    patients = [cohort.patient(i) for i in range(count)]
     with _garbage_collection_paused():
+        cohort = ChunkPatients(model, layout, chunk, replicate)
+        patients = [cohort.patient(i) for i in range(count)]
         if not model.limited_resources:
             env = simpy.Environment()
             for draws in patients:
                 env.process(patient_course(env, rules, draws))
             env.run()
-            return records
-        for strategy in model.strategies:
-            env = simpy.Environment()
-            resources = {name: simpy.Resource(env, capacity) for name, capacity in model.limited_resources.items()}
-            for draws in patients:
-                env.process(patient_in_world(env, rules, strategy, draws, resources))
-            env.run()
+        else:
+            for strategy in model.strategies:
+                _run_world(model, rules, strategy, patients)
+        del patients, cohort
+        records.close()
     return records
+
+
+def _run_world(model: Model, rules: ChunkRules, strategy: Strategy, patients: list[PatientDraws]) -> None:
+    """Simulate one strategy in a world of its own, where patients compete for the limited resources."""
+    env = simpy.Environment()
+    resources = {name: simpy.Resource(env, capacity) for name, capacity in model.limited_resources.items()}
+    for draws in patients:
+        env.process(patient_in_world(env, rules, strategy, draws, resources))
+    env.run()
 
 
 @contextmanager

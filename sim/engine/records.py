@@ -48,6 +48,7 @@ class Records:
         self.event_rows: list[tuple] = []
         self.patient_rows: list[tuple] = []
         self.burst_rows: list[tuple] = []
+        self._columns: dict[str, dict[str, list]] | None = None
 
     def episode(self, strategy, patient, number, line, treatment, start, stop, reason, responded, assessed,
                 retreatment, events, stopper, escalated=False, below_target=False, bridged=False, waited=0.0):
@@ -72,21 +73,41 @@ class Records:
         """Record a corticosteroid burst (months since entry)."""
         self.burst_rows.append((strategy, patient, time, reason, state, effective, rebound))
 
+    def close(self) -> None:
+        """Turn the rows into columns, once the chunk has been simulated.
+
+        The engine calls it while the cyclic garbage collector is paused: freed there,
+        the row tuples are never scanned by it (scanning them cost more than building them).
+        """
+        self._columns = {name: _columns(rows, fields) for name, rows, fields in (
+            ("episodes", self.episode_rows, _EPISODE_FIELDS), ("events", self.event_rows, _EVENT_FIELDS),
+            ("patients", self.patient_rows, _PATIENT_FIELDS), ("bursts", self.burst_rows, _BURST_FIELDS))}
+        self.episode_rows, self.event_rows, self.patient_rows, self.burst_rows = [], [], [], []
+
     @property
     def episodes(self) -> dict[str, list]:
-        return _columns(self.episode_rows, _EPISODE_FIELDS)
+        """The episodes, one list per field."""
+        return self._closed()["episodes"]
 
     @property
     def events(self) -> dict[str, list]:
-        return _columns(self.event_rows, _EVENT_FIELDS)
+        """The adverse events, one list per field."""
+        return self._closed()["events"]
 
     @property
     def patients(self) -> dict[str, list]:
-        return _columns(self.patient_rows, _PATIENT_FIELDS)
+        """The patient summaries, one list per field."""
+        return self._closed()["patients"]
 
     @property
     def bursts(self) -> dict[str, list]:
-        return _columns(self.burst_rows, _BURST_FIELDS)
+        """The corticosteroid bursts, one list per field."""
+        return self._closed()["bursts"]
+
+    def _closed(self) -> dict[str, dict[str, list]]:
+        if self._columns is None:
+            self.close()
+        return self._columns
 
 
 def _columns(rows: list[tuple], fields: tuple[str, ...]) -> dict[str, list]:
