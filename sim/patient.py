@@ -62,7 +62,7 @@ class PatientDraws:
     """The numbers of one patient in one replicate, read slot by slot."""
 
     __slots__ = ("model", "chunk", "i", "base", "end", "lost", "dead", "replicate", "patient", "entry",
-                 "eligible", "response", "_flares")
+                 "eligible", "response", "plans", "_flares")
 
     def __init__(self, chunk: ChunkPatients, i: int):
         self.model, self.chunk, self.i = chunk.model, chunk, i
@@ -71,6 +71,7 @@ class PatientDraws:
         self.eligible, self.response = chunk.eligible[i], chunk.response[i]
         self.replicate = chunk.replicate
         self.patient = chunk.first_patient + i
+        self.plans: dict[tuple, tuple] = {}  # episode plans already made, shared by the strategies
         self._flares = None
 
     def target_assessment(self, strategy: Strategy, treatment: Treatment, occurrence: int) -> float:

@@ -140,13 +140,19 @@ def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPositio
     """Start an episode of `treatment` now: return its line number, its plan and whether it is bridged."""
     line, occurrence = position.start(treatment)
     to_target = strategy.target_assessment is not None
-    assess_at = draws.target_assessment(strategy, treatment, occurrence) if to_target else None
-    group = draws.episode_group(treatment, occurrence)
-    plan = plan_episode(rules.episode_rules[treatment.index], group, draws.response_probability(treatment, line),
-                        assess_at, to_target)
+    # The plan depends only on the patient's draws for this occurrence of the drug, and on
+    # the line (line modifiers) and the strategy (treat-to-target) when they apply: other
+    # strategies reaching the same episode reuse it.
+    key = (treatment.index, occurrence, line if treatment.line_modifiers else 0, strategy.index if to_target else -1)
+    plan = draws.plans.get(key)
+    if plan is None:
+        assess_at = draws.target_assessment(strategy, treatment, occurrence) if to_target else None
+        plan = plan_episode(rules.episode_rules[treatment.index], draws.episode_group(treatment, occurrence),
+                            draws.response_probability(treatment, line), assess_at, to_target)
+        draws.plans[key] = plan
     bridged = treatment.index in strategy.bridged
     if bridged:
-        path.bridge(path.now(), group)
+        path.bridge(path.now(), draws.episode_group(treatment, occurrence))
     return line, plan, bridged
 
 
