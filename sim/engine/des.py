@@ -32,6 +32,9 @@ from sim.tables import REASONS
 FAILURES = frozenset({"nonresponse", "adverse_event", "loss_of_response"})
 FAILURE_CODES = frozenset(REASONS.index(reason) for reason in FAILURES)
 NO_RESOURCES: dict = {}
+# Patients per SimPy environment (they do not interact): a small event queue and few live
+# processes keep the run in the processor's caches; 1,000 at once ran a quarter slower.
+PATIENTS_PER_ENVIRONMENT = 32
 
 
 def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: int, count: int) -> Records:
@@ -42,10 +45,11 @@ def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: i
         cohort = ChunkPatients(model, layout, chunk, replicate)
         patients = [cohort.patient(i) for i in range(count)]
         if not model.limited_resources:
-            env = simpy.Environment()
-            for draws in patients:
-                env.process(patient_course(env, rules, draws))
-            env.run()
+            for first in range(0, count, PATIENTS_PER_ENVIRONMENT):
+                env = simpy.Environment()
+                for draws in patients[first:first + PATIENTS_PER_ENVIRONMENT]:
+                    env.process(patient_course(env, rules, draws))
+                env.run()
         else:
             for strategy in model.strategies:
                 _run_world(model, rules, strategy, patients)
