@@ -166,23 +166,24 @@ class PathwayPosition:
 
     __slots__ = ("order", "position", "failed", "line_numbers", "allowed", "occurrences")
 
-    def __init__(self, strategy: Strategy, treatments: tuple[Treatment, ...], allowed: list[bool], first_uniform: float):
-        self.order = tuple(treatments[t] for t in _line_order(strategy, first_uniform))
+    def __init__(self, order: tuple[Treatment, ...], allowed: list[bool], treatments: int):
+        self.order = order
         self.position = -1
         self.failed: set[int] = set()
         self.line_numbers: dict[int, int] = {}
         self.allowed = allowed
-        self.occurrences = [0] * len(treatments)
+        self.occurrences = [0] * treatments
 
     def next_line(self) -> Treatment | None:
         """Advance to the next eligible line and return its treatment (None: exhausted)."""
         order = self.order
-        for position in range(self.position + 1, len(order)):
-            treatment = order[position]
-            if self.eligible(treatment):
+        position = self.position + 1
+        while position < len(order):
+            if self.eligible(order[position]):
                 self.position = position
-                return treatment
-        self.position = len(order)
+                return order[position]
+            position += 1
+        self.position = position
         return None
 
     def eligible(self, treatment: Treatment) -> bool:
@@ -203,10 +204,12 @@ class PathwayPosition:
         return line, occurrence
 
 
-def _line_order(strategy: Strategy, u: float) -> tuple[int, ...]:
+def line_order(strategy: Strategy, treatments: tuple[Treatment, ...], u: float | None = None) -> tuple[Treatment, ...]:
+    """Return the treatments of `strategy` in the order a patient meets them; `u` (the patient's
+    first-line uniform) picks the first line when the strategy draws it."""
     if strategy.first_line_weights is None:
-        return strategy.lines
+        return tuple(treatments[t] for t in strategy.lines)
     cumulative = list(itertools.accumulate(strategy.first_line_weights))
     chosen = min(bisect.bisect_right(cumulative, u * cumulative[-1]), len(cumulative) - 1)
     first = strategy.lines[chosen]
-    return (first, *(line for line in strategy.lines if line != first))
+    return tuple(treatments[t] for t in (first, *(line for line in strategy.lines if line != first)))

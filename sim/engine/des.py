@@ -26,7 +26,7 @@ from sim.engine.records import Records
 from sim.engine.trajectory import ChunkRules, Trajectory
 from sim.episode import REMISSION, plan_episode
 from sim.model import Model, Strategy
-from sim.patient import ChunkPatients, PathwayPosition, PatientDraws
+from sim.patient import ChunkPatients, PathwayPosition, PatientDraws, line_order
 from sim.tables import REASONS
 
 FAILURES = frozenset({"nonresponse", "adverse_event", "loss_of_response"})
@@ -100,7 +100,8 @@ def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strateg
                     resources: dict):
     """One patient's course through one strategy until the end of observation (a process's body)."""
     path = Trajectory(rules, strategy.index, draws)
-    position = PathwayPosition(strategy, rules.model.treatments, draws.eligible, draws.first_line_uniform())
+    order = rules.orders[strategy.index] or line_order(strategy, rules.model.treatments, draws.first_line_uniform())
+    position = PathwayPosition(order, draws.eligible, rules.treatments)
     treatment, retreatment = position.next_line(), False
     while path.final is None:
         if treatment is None:

@@ -18,6 +18,7 @@ from sim.draws import BRIDGE_DURATION, BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESP
 from sim.engine.records import BURST_REASONS, BURST_STATES, STATE_CODE, Records
 from sim.episode import REMISSION, EpisodeRule
 from sim.model import Model
+from sim.patient import line_order
 from sim.tables import REASONS
 
 TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (
@@ -40,6 +41,10 @@ class ChunkRules:
         rates = model.rescue.flare_rates if model.rescue is not None else {}
         self.flare_rates = tuple(rates.get(state, 0.0) for state in BURST_STATES)
         self.lays_flares = model.rescue is not None and bool(rates)
+        self.treatments = len(model.treatments)
+        # The line order of each strategy that does not draw its first line.
+        self.orders = tuple(None if strategy.first_line_weights is not None else line_order(strategy, model.treatments)
+                            for strategy in model.strategies)
 
 
 class Trajectory:
