@@ -113,8 +113,7 @@ def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strateg
             if not (yield from path.wait_for(env, request)):
                 break
         line, plan, bridged = _start_episode(rules, path, position, strategy, treatment, draws)
-        start = path.now()
-        duration, reason = path.observable(plan)
+        start, duration, reason = path.observable(plan)
         if duration > 0:
             yield env.timeout(duration)
             path.clock += duration
@@ -144,7 +143,7 @@ def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPositio
                    draws: PatientDraws) -> tuple[int, tuple, bool]:
     """Start an episode of `treatment` now: return its line number, its plan and whether it is bridged."""
     line, occurrence = position.start(treatment)
-    to_target = strategy.target_assessment is not None
+    to_target = rules.to_target[strategy.index]
     # The plan depends only on the patient's draws for this occurrence of the drug, and on
     # the line (line modifiers) and the strategy (treat-to-target) when they apply: other
     # strategies reaching the same episode reuse it.

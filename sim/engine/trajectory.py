@@ -42,6 +42,7 @@ class ChunkRules:
         self.flare_rates = tuple(rates.get(state, 0.0) for state in BURST_STATES)
         self.lays_flares = model.rescue is not None and bool(rates)
         self.treatments = len(model.treatments)
+        self.to_target = tuple(strategy.target_assessment is not None for strategy in model.strategies)
         # The line order of each strategy that does not draw its first line.
         self.orders = tuple(None if strategy.first_line_weights is not None else line_order(strategy, model.treatments)
                             for strategy in model.strategies)
@@ -50,12 +51,13 @@ class ChunkRules:
 class Trajectory:
     """The running account of one patient in one strategy."""
 
-    __slots__ = ("rules", "records", "strategy", "draws", "clock", "entry", "end", "censored_as", "final", "episodes",
+    __slots__ = ("rules", "records", "strategy", "draws", "patient", "clock", "entry", "end", "censored_as", "final", "episodes",
                  "relapses", "spells", "first_topical", "first_control", "systemic", "topical", "supportive",
                  "waiting", "segments", "lays_flares", "bursts", "_waited_before")
 
     def __init__(self, rules: ChunkRules, strategy: int, draws):
         self.rules, self.records, self.strategy, self.draws = rules, rules.records, strategy, draws
+        self.patient = draws.patient
         self.clock = self.entry = draws.entry
         self.end = draws.end
         self.censored_as = CENSORED_AS["lost_to_followup" if draws.lost else "death" if draws.dead else "horizon"]
@@ -72,14 +74,14 @@ class Trajectory:
         """Months since the patient entered."""
         return self.clock - self.entry
 
-    def observable(self, plan: tuple) -> tuple[float, int]:
-        """Return the duration (months) and reason code of an episode starting now, censored at
-        the end of observation."""
+    def observable(self, plan: tuple) -> tuple[float, float, int]:
+        """Return the start (months since entry), duration (months) and reason code of an episode
+        starting now, censored at the end of observation."""
         start = self.clock - self.entry
         duration = plan[0]
         if start + duration >= self.end:
-            return self.end - start, self.censored_as
-        return duration, plan[1]
+            return start, self.end - start, self.censored_as
+        return start, duration, plan[1]
 
     def record_episode(self, line, treatment, start, reason, plan: tuple, retreatment, bridged) -> None:
         """Record an episode that just ended (now) and update the tallies."""
@@ -102,7 +104,7 @@ class Trajectory:
         if responded:
             self.first_control = assessed if self.first_control is None else min(self.first_control, assessed)
         self.records.episode(
-            self.strategy, self.draws.patient, self.episodes, line, treatment.index, start, stop, reason,
+            self.strategy, self.patient, self.episodes, line, treatment.index, start, stop, reason,
             responded, assessed, retreatment, events, stopper, escalated, below_target, bridged,
             self._waited_before)
         self._waited_before = 0.0
