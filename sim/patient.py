@@ -133,32 +133,24 @@ class FlareNumbers:
     Every strategy reads them in the order exponential, pair, exponential, ... so they are
     drawn once, in that order, and replayed for the other strategies (drawing them from a
     fresh generator per strategy gave the same numbers at the cost of a generator each).
+    A flare's three numbers are drawn together: the stream is the same, whoever reads them.
     """
 
-    __slots__ = ("_exponentials", "_generator", "_pairs")
+    __slots__ = ("_flares", "_generator")
 
     def __init__(self, generator: np.random.Generator):
         self._generator = generator
-        self._exponentials: list[float] = []
-        self._pairs: list[list[float]] = []
+        self._flares: list[tuple[float, float, float]] = []
 
-    def exponential(self, k: int) -> float:
-        """The unit exponential before flare `k` (0-based)."""
-        while len(self._exponentials) <= k:
-            self._draw_next()
-        return self._exponentials[k]
-
-    def pair(self, k: int) -> list[float]:
-        """The two uniforms of flare `k`'s burst (response, rebound)."""
-        while len(self._pairs) <= k:
-            self._draw_next()
-        return self._pairs[k]
-
-    def _draw_next(self) -> None:
-        if len(self._exponentials) == len(self._pairs):
-            self._exponentials.append(self._generator.exponential())
-        else:
-            self._pairs.append(self._generator.random(2).tolist())
+    def flare(self, k: int) -> tuple[float, float, float]:
+        """The numbers of flare `k` (0-based): the unit exponential before it, and the uniforms
+        deciding whether its burst works and whether a rebound follows."""
+        flares = self._flares
+        while len(flares) <= k:
+            exponential = self._generator.exponential()
+            response, rebound = self._generator.random(2).tolist()
+            flares.append((exponential, response, rebound))
+        return flares[k]
 
 
 class PathwayPosition:

@@ -200,7 +200,7 @@ class Trajectory:
         responds, rebounds = rescue.response_probability, rescue.rebound_probability
         numbers = self.draws.flare_numbers()
         flare = 0
-        target = numbers.exponential(flare)
+        target, response, rebound = numbers.flare(flare)
         for start, stop, state in self.segments:
             rate = rates[state]
             position = start
@@ -209,8 +209,8 @@ class Trajectory:
                 if time >= stop:
                     target -= (stop - position) * rate
                     break
-                effective, rebound = numbers.pair(flare)
-                self.bursts.append((time, FLARE, state, effective < responds, rebound < rebounds, math.nan))
+                self.bursts.append((time, FLARE, state, response < responds, rebound < rebounds, math.nan))
                 flare += 1
-                position, target = time, numbers.exponential(flare)
+                position = time
+                target, response, rebound = numbers.flare(flare)
         self.bursts.sort(key=lambda burst: burst[0])
