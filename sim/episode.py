@@ -22,8 +22,20 @@ from __future__ import annotations
 import math
 
 from sim.draws import (
-    AE_ONSET, AE_OCCURS, AE_STOPS, ASSESS, CAP, COURSE, ESCALATE, ESCALATED_RESPONSE, FATE,
-    FIRST_AE, LOSS, REASSESS, RESPONSE, TARGET,
+    AE_OCCURS,
+    AE_ONSET,
+    AE_STOPS,
+    ASSESS,
+    CAP,
+    COURSE,
+    ESCALATE,
+    ESCALATED_RESPONSE,
+    FATE,
+    FIRST_AE,
+    LOSS,
+    REASSESS,
+    RESPONSE,
+    TARGET,
 )
 from sim.model import Treatment
 from sim.tables import REASONS
@@ -40,8 +52,20 @@ class EpisodeRule:
     slot of its onset, slot of "it stops the drug", that probability).
     """
 
-    __slots__ = ("escalation_probability", "escalated_response", "target_probability", "remission", "switch",
-                 "stay", "ended", "remission_share", "capped", "coursed", "loses_response", "adverse_events")
+    __slots__ = (
+        "adverse_events",
+        "capped",
+        "coursed",
+        "ended",
+        "escalated_response",
+        "escalation_probability",
+        "loses_response",
+        "remission",
+        "remission_share",
+        "stay",
+        "switch",
+        "target_probability",
+    )
 
     def __init__(self, treatment: Treatment):
         escalation = treatment.escalation

@@ -61,8 +61,22 @@ def _flat(array: np.ndarray) -> memoryview:
 class PatientDraws:
     """The numbers of one patient in one replicate, read slot by slot."""
 
-    __slots__ = ("model", "chunk", "i", "base", "end", "lost", "dead", "replicate", "patient", "entry",
-                 "eligible", "response", "plans", "_flares")
+    __slots__ = (
+        "_flares",
+        "base",
+        "chunk",
+        "dead",
+        "eligible",
+        "end",
+        "entry",
+        "i",
+        "lost",
+        "model",
+        "patient",
+        "plans",
+        "replicate",
+        "response",
+    )
 
     def __init__(self, chunk: ChunkPatients, i: int):
         self.model, self.chunk, self.i = chunk.model, chunk, i
@@ -156,7 +170,7 @@ class FlareNumbers:
 class PathwayPosition:
     """A patient's place in a strategy: the order of lines and what has failed so far."""
 
-    __slots__ = ("order", "position", "failed", "line_numbers", "allowed", "occurrences")
+    __slots__ = ("allowed", "failed", "line_numbers", "occurrences", "order", "position")
 
     def __init__(self, order: tuple[Treatment, ...], allowed: list[bool], treatments: int):
         self.order = order

@@ -51,9 +51,31 @@ class ChunkRules:
 class Trajectory:
     """The running account of one patient in one strategy."""
 
-    __slots__ = ("rules", "records", "strategy", "draws", "patient", "clock", "entry", "end", "censored_as", "final", "episodes",
-                 "relapses", "spells", "first_topical", "first_control", "systemic", "topical", "supportive",
-                 "waiting", "segments", "lays_flares", "bursts", "_waited_before")
+    __slots__ = (
+        "_waited_before",
+        "bursts",
+        "censored_as",
+        "clock",
+        "draws",
+        "end",
+        "entry",
+        "episodes",
+        "final",
+        "first_control",
+        "first_topical",
+        "lays_flares",
+        "patient",
+        "records",
+        "relapses",
+        "rules",
+        "segments",
+        "spells",
+        "strategy",
+        "supportive",
+        "systemic",
+        "topical",
+        "waiting",
+    )
 
     def __init__(self, rules: ChunkRules, strategy: int, draws):
         self.rules, self.records, self.strategy, self.draws = rules, rules.records, strategy, draws
