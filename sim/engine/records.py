@@ -37,7 +37,7 @@ BURST_STATES = ("topical", "uncontrolled", "controlled", "supportive_care")
 class Records:
     """Episode, adverse-event and patient records of one chunk of one replicate.
 
-    One tuple per record while the engine runs (one append each); `columns` turns them
+    One tuple per record while the engine runs (one append each); `close` turns them
     into one list per field when the chunk is done. Reasons, states and treatments are
     recorded as their codes (indices into `sim.tables.REASONS`, `FINAL_STATES`,
     `BURST_REASONS`, `BURST_STATES`, the model's treatments).
@@ -78,7 +78,10 @@ class Records:
 
         The engine calls it while the cyclic garbage collector is paused: freed there,
         the row tuples are never scanned by it (scanning them cost more than building them).
+        Rows recorded after it are not taken (it is the chunk's last step).
         """
+        if self._columns is not None:
+            return
         self._columns = {name: _columns(rows, fields) for name, rows, fields in (
             ("episodes", self.episode_rows, _EPISODE_FIELDS), ("events", self.event_rows, _EVENT_FIELDS),
             ("patients", self.patient_rows, _PATIENT_FIELDS), ("bursts", self.burst_rows, _BURST_FIELDS))}
