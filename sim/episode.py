@@ -13,107 +13,148 @@ An episode starts a drug, assesses response at `assess_at`, and then:
 - a responder can lose response (`loss_of_response`) some time after the assessment;
 - an adverse event that stops the drug ends the episode at its onset, whatever else
   was planned; adverse events that would start after the episode has ended never happen.
-All times are months since the start of the episode.
+All times are months since the start of the episode. Reasons are codes into
+`sim.tables.REASONS` (the engine runs on codes; the tables turn them into names).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from sim.draws import (
-    AE_ONSET, AE_OCCURS, AE_STOPS, ASSESS, CAP, COURSE, ESCALATE, ESCALATED_RESPONSE, FATE,
-    FIRST_AE, LOSS, REASSESS, RESPONSE, TARGET,
+    AE_OCCURS,
+    AE_ONSET,
+    AE_STOPS,
+    ASSESS,
+    CAP,
+    COURSE,
+    ESCALATE,
+    ESCALATED_RESPONSE,
+    FATE,
+    FIRST_AE,
+    LOSS,
+    REASSESS,
+    RESPONSE,
+    TARGET,
 )
 from sim.model import Treatment
+from sim.tables import REASONS
 
 INFINITY = math.inf
+NONRESPONSE, ADVERSE_EVENT, LOSS_OF_RESPONSE, REMISSION, SWITCH = (
+    REASONS.index(reason) for reason in ("nonresponse", "adverse_event", "loss_of_response", "remission", "switch"))
 
 
-@dataclass(slots=True)
-class EpisodePlan:
-    """How an episode would end if observation went on long enough.
+class EpisodeRule:
+    """The numbers of a treatment that decide how its episodes end, read once per model.
 
-    `duration` is months from the start (infinite when a responder stays on for good);
-    `reason` is None in that case. `assessed_at` is when the response that decided the
-    episode was assessed (after escalation, the reassessment). `adverse_events` lists
-    (index, onset months, stops); `stopping_event` is the index of the one that ended it.
+    `adverse_events` holds, per adverse event, (slot of "it occurs", its probability,
+    slot of its onset, slot of "it stops the drug", that probability).
     """
 
-    duration: float
-    reason: str | None
-    responded: bool | None
-    assessed_at: float
-    adverse_events: tuple[tuple[int, float, bool], ...]
-    stopping_event: int | None
-    escalated: bool
-    below_target: bool
+    __slots__ = (
+        "adverse_events",
+        "capped",
+        "coursed",
+        "ended",
+        "escalated_response",
+        "escalation_probability",
+        "loses_response",
+        "remission",
+        "remission_share",
+        "stay",
+        "switch",
+        "target_probability",
+    )
+
+    def __init__(self, treatment: Treatment):
+        escalation = treatment.escalation
+        self.escalation_probability = None if escalation is None else escalation.probability
+        self.escalated_response = None if escalation is None else escalation.response_probability
+        self.target_probability = treatment.target_probability
+        self.remission, self.switch, self.stay = treatment.fates
+        self.ended = self.remission + self.switch  # the share of courses that end (not `continue`)
+        self.remission_share = None if self.ended == 0 else self.remission / self.ended
+        self.capped = treatment.cap is not None
+        self.coursed = treatment.course is not None
+        self.loses_response = treatment.loss_of_response is not None
+        self.adverse_events = tuple(
+            (FIRST_AE + 3 * a + AE_OCCURS, event.probability, FIRST_AE + 3 * a + AE_ONSET,
+             FIRST_AE + 3 * a + AE_STOPS, event.stop_probability)
+            for a, event in enumerate(treatment.adverse_events))
 
 
-def plan_episode(treatment: Treatment, group: list[float], response_probability: float,
-                 assess_at: float | None = None, treat_to_target: bool = False) -> EpisodePlan:
-    """Return how an episode of `treatment` ends, given the episode's draws `group`.
+def plan_episode(rule: EpisodeRule, group, response_probability: float, assess_at: float | None = None,
+                 treat_to_target: bool = False) -> tuple:
+    """Return how an episode ends if observation goes on long enough, given the episode's draws `group`.
 
     `assess_at` overrides the treatment's own assessment time (treat-to-target);
     `treat_to_target` makes responders below target stop at the assessment.
+
+    The plan is the tuple (duration, reason, responded, assessed_at, adverse_events,
+    stopping_event, escalated, below_target): `duration` in months from the start
+    (infinite when a responder stays on for good; `reason` is then None); `responded`
+    None when the episode ends before the assessment; `assessed_at` when the response that
+    decided the episode was assessed (after escalation, the reassessment);
+    `adverse_events` the (index, onset months, stops) that happened; `stopping_event`
+    the index of the one that ended it.
     """
     assess = group[ASSESS] if assess_at is None else assess_at
     responded = group[RESPONSE] < response_probability
     escalated = below_target = False
-    if not responded and treatment.escalation is not None and group[ESCALATE] < treatment.escalation.probability:
+    if not responded and rule.escalation_probability is not None and group[ESCALATE] < rule.escalation_probability:
         escalated = True
         assess += group[REASSESS]
-        responded = group[ESCALATED_RESPONSE] < treatment.escalation.response_probability
-    if responded and treat_to_target and treatment.target_probability is not None:
-        below_target = group[TARGET] >= treatment.target_probability
+        responded = group[ESCALATED_RESPONSE] < rule.escalated_response
+    if responded and treat_to_target and rule.target_probability is not None:
+        below_target = group[TARGET] >= rule.target_probability
         responded = not below_target
     if responded:
-        end, reason = _course_end(treatment, group)
+        end, reason = _course_end(rule, group)
         end = max(end, assess)
-        if treatment.loss_of_response is not None:
+        if rule.loses_response:
             lost_at = assess + group[LOSS]
             if lost_at < end:
-                end, reason = lost_at, "loss_of_response"
+                end, reason = lost_at, LOSS_OF_RESPONSE
     else:
-        end, reason = assess, "nonresponse"
-    events, stop_at, stopper = _adverse_events(treatment, group)
-    if stop_at < end:
-        end, reason = stop_at, "adverse_event"
-    else:
-        stopper = None
-    happened = tuple(event for event in events if event[1] <= end)
+        end, reason = assess, NONRESPONSE
+    events, stopper = (), None
+    if rule.adverse_events:
+        events, stop_at, stopper = _adverse_events(rule, group)
+        if stop_at < end:
+            end, reason = stop_at, ADVERSE_EVENT
+        else:
+            stopper = None
+        events = tuple(event for event in events if event[1] <= end)
     known = assess <= end
-    return EpisodePlan(end, reason, responded if known else None, assess, happened, stopper,
-                       escalated and known, below_target and known)
+    return (end, reason, responded if known else None, assess, events, stopper,
+            escalated and known, below_target and known)
 
 
-def _course_end(treatment: Treatment, group: list[float]) -> tuple[float, str | None]:
-    remission, switch, stay = treatment.fates
+def _course_end(rule: EpisodeRule, group) -> tuple[float, int | None]:
     u = group[FATE]
-    cap = group[CAP] if treatment.cap is not None else INFINITY
-    if u >= remission + switch:  # the fate is to stay on
+    cap = group[CAP] if rule.capped else INFINITY
+    if u >= rule.ended:  # the fate is to stay on
         if cap == INFINITY:
             return INFINITY, None
         # A capped drug cannot be continued: the hand-over is to topical or to a switch
         # in the proportions of those two fates, reusing the same uniform.
-        rescaled = (u - remission - switch) / stay
-        ended = remission + switch
-        fate = "remission" if ended == 0 or rescaled < remission / ended else "switch"
+        rescaled = (u - rule.remission - rule.switch) / rule.stay
+        fate = REMISSION if rule.ended == 0 or rescaled < rule.remission_share else SWITCH
         return cap, fate
-    course = group[COURSE] if treatment.course is not None else INFINITY
+    course = group[COURSE] if rule.coursed else INFINITY
     end = min(course, cap)
     if end == INFINITY:
         return INFINITY, None
-    return end, "remission" if u < remission else "switch"
+    return end, REMISSION if u < rule.remission else SWITCH
 
 
-def _adverse_events(treatment: Treatment, group: list[float]) -> tuple[list, float, int | None]:
+def _adverse_events(rule: EpisodeRule, group) -> tuple[list, float, int | None]:
     events, stop_at, stopper = [], INFINITY, None
-    for a, event in enumerate(treatment.adverse_events):
-        base = FIRST_AE + 3 * a
-        if group[base + AE_OCCURS] < event.probability:
-            onset = group[base + AE_ONSET]
-            stops = group[base + AE_STOPS] < event.stop_probability
+    for a, (occurs, probability, onset_slot, stops_slot, stop_probability) in enumerate(rule.adverse_events):
+        if group[occurs] < probability:
+            onset = group[onset_slot]
+            stops = group[stops_slot] < stop_probability
             events.append((a, onset, stops))
             if stops and onset < stop_at:
                 stop_at, stopper = onset, a

@@ -1,8 +1,9 @@
 """A virtual patient's draws and where the patient stands in a strategy.
 
-`PatientDraws` hands out the patient's pre-drawn numbers (common to every strategy);
-`PathwayPosition` applies the strategy's rules: which line comes next, who is eligible,
-and what happens after a relapse.
+`ChunkPatients` holds a chunk's pre-drawn numbers in the form the engine reads fastest
+(Python numbers, one flat view per array); `PatientDraws` hands out one patient's numbers
+(common to every strategy); `PathwayPosition` applies the strategy's rules: which line
+comes next, who is eligible, and what happens after a relapse.
 """
 
 from __future__ import annotations
@@ -27,32 +28,72 @@ from sim.draws import (
 from sim.model import Model, Strategy, Treatment, adjust_odds
 
 
+class ChunkPatients:
+    """A chunk's draws, read patient by patient as Python floats.
+
+    Reading a NumPy array one scalar at a time costs more than the clinical rule that uses
+    it; a memoryview over the array hands out Python floats at the cost of a list index.
+    """
+
+    def __init__(self, model: Model, layout: Layout, chunk: ChunkDraws, replicate: int):
+        self.model, self.layout, self.replicate, self.first_patient = model, layout, replicate, chunk.first_patient
+        self.values = _flat(chunk.values)
+        self.relapse_times = _flat(chunk.relapse_times)
+        self.target_assessments = {s: _flat(times) for s, times in chunk.target_assessments.items()}
+        self.ends, self.lost, self.entries = chunk.ends.tolist(), chunk.lost.tolist(), chunk.entries.tolist()
+        self.dead = chunk.dead.tolist() if chunk.dead is not None else [False] * len(self.ends)
+        self.eligible, self.response = chunk.eligible.tolist(), chunk.response.tolist()
+        self.episode_groups = layout.episode_groups
+        self.group_sizes = layout.group_sizes
+        self.relapse_occurs = layout.relapse_occurs
+        self.treatments = len(model.treatments)
+        self.variants = len(model.relapses)
+
+    def patient(self, i: int) -> PatientDraws:
+        """Return the draws of the chunk's `i`-th patient."""
+        return PatientDraws(self, i)
+
+
+def _flat(array: np.ndarray) -> memoryview:
+    return memoryview(np.ascontiguousarray(array, dtype=np.float64).reshape(-1))
+
+
 class PatientDraws:
     """The numbers of one patient in one replicate, read slot by slot."""
 
-    __slots__ = ("model", "layout", "row", "relapse_times", "end", "lost", "dead", "replicate", "patient", "entry",
-                 "eligible", "response", "_chunk", "_i", "_flares")
+    __slots__ = (
+        "_flares",
+        "base",
+        "chunk",
+        "dead",
+        "eligible",
+        "end",
+        "entry",
+        "i",
+        "lost",
+        "model",
+        "patient",
+        "plans",
+        "replicate",
+        "response",
+    )
 
-    def __init__(self, model: Model, layout: Layout, chunk: ChunkDraws, i: int, replicate: int):
-        self.model = model
-        self.layout = layout
-        self.row = chunk.values[i]
-        self.relapse_times = chunk.relapse_times[i]
-        self.end = float(chunk.ends[i])
-        self.lost = bool(chunk.lost[i])
-        self.dead = bool(chunk.dead[i]) if chunk.dead is not None else False
-        self.entry = float(chunk.entries[i])
-        self.eligible = chunk.eligible[i].tolist()
-        self.response = chunk.response[i].tolist()
-        self.replicate = replicate
+    def __init__(self, chunk: ChunkPatients, i: int):
+        self.model, self.chunk, self.i = chunk.model, chunk, i
+        self.base = i * chunk.layout.width
+        self.end, self.lost, self.dead, self.entry = chunk.ends[i], chunk.lost[i], chunk.dead[i], chunk.entries[i]
+        self.eligible, self.response = chunk.eligible[i], chunk.response[i]
+        self.replicate = chunk.replicate
         self.patient = chunk.first_patient + i
-        self._chunk, self._i = chunk, i
+        self.plans: dict[tuple, tuple] = {}  # episode plans already made, shared by the strategies
         self._flares = None
 
     def target_assessment(self, strategy: Strategy, treatment: Treatment, occurrence: int) -> float:
         """Return the assessment time (months) of an episode under a treat-to-target strategy."""
         if occurrence < OCCURRENCES:
-            return float(self._chunk.target_assessments[strategy.index][self._i, treatment.index, occurrence])
+            chunk = self.chunk
+            return chunk.target_assessments[strategy.index][(self.i * chunk.treatments + treatment.index)
+                                                            * OCCURRENCES + occurrence]
         u = self._overflow(treatment, occurrence)[ASSESS:ASSESS + 1]
         return float(strategy.target_assessment.ppf(u)[0])
 
@@ -70,30 +111,33 @@ class PatientDraws:
             self._flares = FlareNumbers(flare_generator(self.model.seed, self.replicate, self.patient))
         return self._flares
 
-    def episode_group(self, treatment: Treatment, occurrence: int) -> list[float]:
-        """Return the draws of the `occurrence`-th episode (0-based) of `treatment`."""
-        size = self.layout.group_sizes[treatment.index]
+    def episode_group(self, treatment: Treatment, occurrence: int):
+        """Return the draws of the `occurrence`-th episode (0-based) of `treatment`, indexed by slot offset."""
+        chunk = self.chunk
         if occurrence < OCCURRENCES:
-            start = self.layout.episode_groups[treatment.index][occurrence]
-            return self.row[start:start + size].tolist()
+            start = self.base + chunk.episode_groups[treatment.index][occurrence]
+            return chunk.values[start:start + chunk.group_sizes[treatment.index]]
         return draw_group_values(self.model, treatment, self._overflow(treatment, occurrence))
 
     def relapse(self, spell: int, variant: int) -> tuple[float, float]:
         """Return (uniform deciding whether a relapse comes, months until it comes)."""
-        relapse = self.model.relapses[variant]
+        chunk = self.chunk
         if spell < SPELLS:
-            return float(self.row[self.layout.relapse_occurs[spell]]), float(self.relapse_times[variant, spell])
+            time = chunk.relapse_times[(self.i * chunk.variants + variant) * SPELLS + spell]
+            return chunk.values[self.base + chunk.relapse_occurs[spell]], time
+        relapse = self.model.relapses[variant]
         u = overflow_uniforms(self.model.seed, self.replicate, self.patient, (OVERFLOW_SPELL, spell), 2)
         return float(u[0]), float(relapse.time.ppf(u[1:])[0])
 
     def first_line_uniform(self) -> float:
         """Return the uniform that picks the first line when a strategy draws it."""
-        return float(self.row[self.layout.first_line])
+        return self.chunk.values[self.base + self.chunk.layout.first_line]
 
     def _overflow(self, treatment: Treatment, occurrence: int) -> np.ndarray:
         """The uniforms of an episode group beyond the block (the same in every strategy)."""
         key = (OVERFLOW_EPISODE, treatment.index, occurrence)
-        return overflow_uniforms(self.model.seed, self.replicate, self.patient, key, self.layout.group_sizes[treatment.index])
+        size = self.chunk.group_sizes[treatment.index]
+        return overflow_uniforms(self.model.seed, self.replicate, self.patient, key, size)
 
 
 class FlareNumbers:
@@ -103,76 +147,75 @@ class FlareNumbers:
     Every strategy reads them in the order exponential, pair, exponential, ... so they are
     drawn once, in that order, and replayed for the other strategies (drawing them from a
     fresh generator per strategy gave the same numbers at the cost of a generator each).
+    A flare's three numbers are drawn together: the stream is the same, whoever reads them.
     """
 
-    __slots__ = ("_exponentials", "_generator", "_pairs")
+    __slots__ = ("_flares", "_generator")
 
     def __init__(self, generator: np.random.Generator):
         self._generator = generator
-        self._exponentials: list[float] = []
-        self._pairs: list[np.ndarray] = []
+        self._flares: list[tuple[float, float, float]] = []
 
-    def exponential(self, k: int) -> float:
-        """The unit exponential before flare `k` (0-based)."""
-        while len(self._exponentials) <= k:
-            self._draw_next()
-        return self._exponentials[k]
-
-    def pair(self, k: int) -> np.ndarray:
-        """The two uniforms of flare `k`'s burst."""
-        while len(self._pairs) <= k:
-            self._draw_next()
-        return self._pairs[k]
-
-    def _draw_next(self) -> None:
-        if len(self._exponentials) == len(self._pairs):
-            self._exponentials.append(self._generator.exponential())
-        else:
-            self._pairs.append(self._generator.random(2))
+    def flare(self, k: int) -> tuple[float, float, float]:
+        """The numbers of flare `k` (0-based): the unit exponential before it, and the uniforms
+        deciding whether its burst works and whether a rebound follows."""
+        flares = self._flares
+        while len(flares) <= k:
+            exponential = self._generator.exponential()
+            response, rebound = self._generator.random(2).tolist()
+            flares.append((exponential, response, rebound))
+        return flares[k]
 
 
 class PathwayPosition:
     """A patient's place in a strategy: the order of lines and what has failed so far."""
 
-    __slots__ = ("order", "position", "failed", "line_numbers", "allowed", "treatments", "occurrences")
+    __slots__ = ("allowed", "failed", "line_numbers", "occurrences", "order", "position")
 
-    def __init__(self, strategy: Strategy, treatments: tuple[Treatment, ...], allowed: list[bool], first_uniform: float):
-        self.order = _line_order(strategy, first_uniform)
+    def __init__(self, order: tuple[Treatment, ...], allowed: list[bool], treatments: int):
+        self.order = order
         self.position = -1
         self.failed: set[int] = set()
         self.line_numbers: dict[int, int] = {}
         self.allowed = allowed
-        self.treatments = treatments
-        self.occurrences = [0] * len(treatments)
+        self.occurrences = [0] * treatments
 
     def next_line(self) -> Treatment | None:
         """Advance to the next eligible line and return its treatment (None: exhausted)."""
-        for position in range(self.position + 1, len(self.order)):
-            treatment = self.treatments[self.order[position]]
-            if self.eligible(treatment):
+        order = self.order
+        position = self.position + 1
+        while position < len(order):
+            if self.eligible(order[position]):
                 self.position = position
-                return treatment
-        self.position = len(self.order)
+                return order[position]
+            position += 1
+        self.position = position
         return None
 
     def eligible(self, treatment: Treatment) -> bool:
         """Whether the patient may start `treatment` now."""
         if treatment.index in self.failed or not self.allowed[treatment.index]:
             return False
-        return all(prior in self.failed for prior in treatment.after_failure_of)
+        for prior in treatment.after_failure_of:
+            if prior not in self.failed:
+                return False
+        return True
 
     def start(self, treatment: Treatment) -> tuple[int, int]:
         """Record the start of an episode; return (line number, occurrence of this drug)."""
-        line = self.line_numbers.setdefault(treatment.index, len(self.line_numbers) + 1)
-        occurrence = self.occurrences[treatment.index]
-        self.occurrences[treatment.index] += 1
+        index = treatment.index
+        line = self.line_numbers.setdefault(index, len(self.line_numbers) + 1)
+        occurrence = self.occurrences[index]
+        self.occurrences[index] = occurrence + 1
         return line, occurrence
 
 
-def _line_order(strategy: Strategy, u: float) -> tuple[int, ...]:
+def line_order(strategy: Strategy, treatments: tuple[Treatment, ...], u: float | None = None) -> tuple[Treatment, ...]:
+    """Return the treatments of `strategy` in the order a patient meets them; `u` (the patient's
+    first-line uniform) picks the first line when the strategy draws it."""
     if strategy.first_line_weights is None:
-        return strategy.lines
+        return tuple(treatments[t] for t in strategy.lines)
     cumulative = list(itertools.accumulate(strategy.first_line_weights))
     chosen = min(bisect.bisect_right(cumulative, u * cumulative[-1]), len(cumulative) - 1)
     first = strategy.lines[chosen]
-    return (first, *(line for line in strategy.lines if line != first))
+    return tuple(treatments[t] for t in (first, *(line for line in strategy.lines if line != first)))

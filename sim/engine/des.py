@@ -1,14 +1,17 @@
-"""The discrete-event engine: one SimPy process per patient and strategy.
+"""The discrete-event engine: SimPy processes walking patients through their strategies.
 
-Each process walks the patient through the strategy, yielding one timeout per change
-of state (an episode, a spell on topical therapy) and waiting for a limited resource
-(biologic slots, phototherapy places, infusion chairs) when a treatment needs one.
-Clinical decisions come from `sim.episode` and `sim.patient`; `sim.engine.trajectory`
-keeps the patient's clock and tallies; this module only runs the clock.
+A process yields one timeout per change of state (an episode, a spell on topical
+therapy) and waits for a limited resource (biologic slots, phototherapy places, infusion
+chairs) when a treatment needs one. Clinical decisions come from `sim.episode` and
+`sim.patient`; `sim.engine.trajectory` keeps the patient's clock and tallies; this module
+only runs the clock.
 
-Without limited resources, patients do not interact, so all strategies of a chunk run
-in one environment. With them, each strategy is a world of its own (its own resources)
-and a chunk must hold the whole population of a replicate (the runner sees to that).
+Without limited resources, patients do not interact: one process per patient runs its
+strategies one after the other, each trajectory on its own clock from the patient's
+entry (`Trajectory.clock`), which gives the times one process per strategy would give.
+With limited resources, each strategy is a world of its own (its own resources, one
+process per patient) and a chunk must hold the whole population of a replicate (the
+runner sees to that).
 """
 
 from __future__ import annotations
@@ -20,28 +23,53 @@ import simpy
 
 from sim.draws import ChunkDraws, Layout
 from sim.engine.records import Records
-from sim.engine.trajectory import Trajectory
-from sim.episode import plan_episode
+from sim.engine.trajectory import ChunkRules, Trajectory
+from sim.episode import REMISSION, plan_episode
 from sim.model import Model, Strategy
-from sim.patient import PathwayPosition, PatientDraws
+from sim.patient import ChunkPatients, PathwayPosition, PatientDraws, line_order
+from sim.tables import REASONS
 
 FAILURES = frozenset({"nonresponse", "adverse_event", "loss_of_response"})
+FAILURE_CODES = frozenset(REASONS.index(reason) for reason in FAILURES)
+NO_RESOURCES: dict = {}
+# Patients per SimPy environment (they do not interact): a small event queue and few live
+# processes keep the run in the processor's caches; 1,000 at once ran a fifth slower.
+PATIENTS_PER_ENVIRONMENT = 32
 
 
 def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: int, count: int) -> Records:
     """Simulate every strategy for the `count` patients of `chunk`; return their records."""
     records = Records()
-    patients = [PatientDraws(model, layout, chunk, i, replicate) for i in range(count)]
-    worlds = [model.strategies] if not model.limited_resources else [(s,) for s in model.strategies]
+    rules = ChunkRules(model, records)
     with _garbage_collection_paused():
-        for strategies in worlds:
-            env = simpy.Environment()
-            resources = {name: simpy.Resource(env, capacity) for name, capacity in model.limited_resources.items()}
-            for draws in patients:
-                for strategy in strategies:
-                    env.process(patient_pathway(env, model, strategy, draws, records, resources))
-            env.run()
+        cohort = ChunkPatients(model, layout, chunk, replicate)
+        patients = [cohort.patient(i) for i in range(count)]
+        if not model.limited_resources:
+            for first in range(0, count, PATIENTS_PER_ENVIRONMENT):
+                _run_patients(rules, patients[first:first + PATIENTS_PER_ENVIRONMENT])
+        else:
+            for strategy in model.strategies:
+                _run_world(model, rules, strategy, patients)
+        del patients, cohort
+        records.close()
     return records
+
+
+def _run_patients(rules: ChunkRules, patients: list[PatientDraws]) -> None:
+    """Simulate every strategy for `patients`, who do not interact (no limited resources)."""
+    env = simpy.Environment()
+    for draws in patients:
+        env.process(patient_course(env, rules, draws))
+    env.run()
+
+
+def _run_world(model: Model, rules: ChunkRules, strategy: Strategy, patients: list[PatientDraws]) -> None:
+    """Simulate one strategy in a world of its own, where patients compete for the limited resources."""
+    env = simpy.Environment()
+    resources = {name: simpy.Resource(env, capacity) for name, capacity in model.limited_resources.items()}
+    for draws in patients:
+        env.process(patient_in_world(env, rules, strategy, draws, resources))
+    env.run()
 
 
 @contextmanager
@@ -57,13 +85,28 @@ def _garbage_collection_paused():
             gc.enable()
 
 
-def patient_pathway(env: simpy.Environment, model: Model, strategy: Strategy, draws: PatientDraws,
-                    records: Records, resources: dict):
-    """SimPy process: one patient's course through one strategy until the end of observation."""
+def patient_course(env: simpy.Environment, rules: ChunkRules, draws: PatientDraws):
+    """SimPy process: one patient through every strategy in turn (no limited resources)."""
     if draws.entry > 0:
         yield env.timeout(draws.entry)
-    path = Trajectory(env, model, strategy, draws, records)
-    position = PathwayPosition(strategy, model.treatments, draws.eligible, draws.first_line_uniform())
+    for strategy in rules.model.strategies:
+        yield from strategy_course(env, rules, strategy, draws, NO_RESOURCES)
+
+
+def patient_in_world(env: simpy.Environment, rules: ChunkRules, strategy: Strategy, draws: PatientDraws,
+                     resources: dict):
+    """SimPy process: one patient through one strategy, competing for its world's `resources`."""
+    if draws.entry > 0:
+        yield env.timeout(draws.entry)
+    yield from strategy_course(env, rules, strategy, draws, resources)
+
+
+def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strategy, draws: PatientDraws,
+                    resources: dict):
+    """One patient's course through one strategy until the end of observation (a process's body)."""
+    path = Trajectory(rules, strategy.index, draws)
+    order = rules.orders[strategy.index] or line_order(strategy, rules.model.treatments, draws.first_line_uniform())
+    position = PathwayPosition(order, draws.eligible, rules.treatments)
     treatment, retreatment = position.next_line(), False
     while path.final is None:
         if treatment is None:
@@ -72,42 +115,54 @@ def patient_pathway(env: simpy.Environment, model: Model, strategy: Strategy, dr
         request = None
         if treatment.requires in resources:
             request = resources[treatment.requires].request()
-            if not (yield from path.wait_for(request)):
+            if not (yield from path.wait_for(env, request)):
                 break
-        reason = yield from _episode(env, path, position, strategy, treatment, retreatment, draws)
+        line, plan, bridged = _start_episode(rules, path, position, strategy, treatment, draws)
+        start, duration, reason = path.observable(plan)
+        if duration > 0:
+            yield env.timeout(duration)
+            path.clock += duration
+        path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
         if request is not None:
             resources[treatment.requires].release(request)
         if path.final is not None:
             break
-        if reason == "remission":
-            relapsed = yield from path.topical_spell(treatment)
-            if relapsed and _may_retreat(strategy, position, treatment):
+        if reason == REMISSION:
+            start = path.now()
+            wait = path.relapse_wait(treatment)
+            if wait is None:
+                break
+            yield env.timeout(wait)
+            path.clock += wait
+            path.relapsed(start, wait)
+            if _may_retreat(strategy, position, treatment):
                 retreatment = True
                 continue
-        elif reason in FAILURES:
+        elif reason in FAILURE_CODES:
             position.failed.add(treatment.index)
         treatment, retreatment = position.next_line(), False
     path.finish(len(position.line_numbers))
 
 
-def _episode(env, path: Trajectory, position: PathwayPosition, strategy: Strategy, treatment, retreatment, draws):
-    """Run one episode (a single timeout); return how it ended."""
+def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPosition, strategy: Strategy, treatment,
+                   draws: PatientDraws) -> tuple[int, tuple, bool]:
+    """Start an episode of `treatment` now: return its line number, its plan and whether it is bridged."""
     line, occurrence = position.start(treatment)
-    assess_at = None
-    if strategy.target_assessment is not None:
-        assess_at = draws.target_assessment(strategy, treatment, occurrence)
-    group = draws.episode_group(treatment, occurrence)
-    plan = plan_episode(treatment, group, draws.response_probability(treatment, line), assess_at,
-                        treat_to_target=strategy.target_assessment is not None)
-    start = path.now()
+    to_target = rules.to_target[strategy.index]
+    # The plan depends only on the patient's draws for this occurrence of the drug, and on
+    # the line (line modifiers) and the strategy (treat-to-target) when they apply: other
+    # strategies reaching the same episode reuse it.
+    key = (treatment.index, occurrence, line if treatment.line_modifiers else 0, strategy.index if to_target else -1)
+    plan = draws.plans.get(key)
+    if plan is None:
+        assess_at = draws.target_assessment(strategy, treatment, occurrence) if to_target else None
+        plan = plan_episode(rules.episode_rules[treatment.index], draws.episode_group(treatment, occurrence),
+                            draws.response_probability(treatment, line), assess_at, to_target)
+        draws.plans[key] = plan
     bridged = treatment.index in strategy.bridged
     if bridged:
-        path.bridge(start, group)
-    duration, reason = path.observable(plan)
-    if duration > 0:
-        yield env.timeout(duration)
-    path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
-    return reason
+        path.bridge(path.now(), draws.episode_group(treatment, occurrence))
+    return line, plan, bridged
 
 
 def _may_retreat(strategy: Strategy, position: PathwayPosition, treatment) -> bool:

@@ -39,8 +39,10 @@ BURST_STATES = ("topical", "uncontrolled", "controlled", "supportive_care")
 class Records:
     """Episode, adverse-event and patient records of one chunk of one replicate.
 
-    One tuple per record while the engine runs (one append each); `columns` turns them
-    into one list per field when the chunk is done.
+    One tuple per record while the engine runs (one append each); `close` turns them
+    into one list per field when the chunk is done. Reasons, states and treatments are
+    recorded as their codes (indices into `sim.tables.REASONS`, `FINAL_STATES`,
+    `BURST_REASONS`, `BURST_STATES`, the model's treatments).
     """
 
     def __init__(self):
@@ -48,46 +50,69 @@ class Records:
         self.event_rows: list[tuple] = []
         self.patient_rows: list[tuple] = []
         self.burst_rows: list[tuple] = []
+        self._columns: dict[str, dict[str, list]] | None = None
 
     def episode(self, strategy, patient, number, line, treatment, start, stop, reason, responded, assessed,
                 retreatment, events, stopper, escalated=False, below_target=False, bridged=False, waited=0.0):
         """Record one episode (times in months since entry) and its adverse events."""
         self.episode_rows.append((
-            strategy, patient, number, line, treatment.index, start, stop, REASON_CODE[reason],
+            strategy, patient, number, line, treatment, start, stop, reason,
             -1 if responded is None else int(responded), assessed, retreatment, len(events),
             -1 if stopper is None else stopper,
             escalated, below_target, bridged, waited))
         for a, onset, stopped in events:
-            self.event_rows.append((strategy, patient, number, treatment.index, a, start + onset, stopped and a == stopper))
+            self.event_rows.append((strategy, patient, number, treatment, a, start + onset, stopped and a == stopper))
 
     def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic,
                 topical, supportive, waiting=0.0, entry=0.0, first_control=None, bursts=0, rebounds=0):
         """Record a patient's trajectory summary (months)."""
         self.patient_rows.append((
-            strategy, patient, STATE_CODE[final_state], end, math.nan if first_topical is None else first_topical,
+            strategy, patient, final_state, end, math.nan if first_topical is None else first_topical,
             lines, episodes, relapses, systemic, topical, supportive, waiting, entry,
             math.nan if first_control is None else first_control, bursts, rebounds))
 
     def burst(self, strategy, patient, time, reason, state, effective, rebound):
         """Record a corticosteroid burst (months since entry)."""
-        self.burst_rows.append((strategy, patient, time, BURST_REASONS.index(reason), BURST_STATES.index(state),
-                                effective, rebound))
+        self.burst_rows.append((strategy, patient, time, reason, state, effective, rebound))
+
+    def close(self) -> None:
+        """Turn the rows into columns, once the chunk has been simulated.
+
+        The engine calls it while the cyclic garbage collector is paused: freed there,
+        the row tuples are never scanned by it (scanning them cost more than building them).
+        Rows recorded after it are not taken (it is the chunk's last step).
+        """
+        if self._columns is not None:
+            return
+        self._columns = {name: _columns(rows, fields) for name, rows, fields in (
+            ("episodes", self.episode_rows, _EPISODE_FIELDS), ("events", self.event_rows, _EVENT_FIELDS),
+            ("patients", self.patient_rows, _PATIENT_FIELDS), ("bursts", self.burst_rows, _BURST_FIELDS))}
+        self.episode_rows, self.event_rows, self.patient_rows, self.burst_rows = [], [], [], []
 
     @property
     def episodes(self) -> dict[str, list]:
-        return _columns(self.episode_rows, _EPISODE_FIELDS)
+        """The episodes, one list per field."""
+        return self._closed()["episodes"]
 
     @property
     def events(self) -> dict[str, list]:
-        return _columns(self.event_rows, _EVENT_FIELDS)
+        """The adverse events, one list per field."""
+        return self._closed()["events"]
 
     @property
     def patients(self) -> dict[str, list]:
-        return _columns(self.patient_rows, _PATIENT_FIELDS)
+        """The patient summaries, one list per field."""
+        return self._closed()["patients"]
 
     @property
     def bursts(self) -> dict[str, list]:
-        return _columns(self.burst_rows, _BURST_FIELDS)
+        """The corticosteroid bursts, one list per field."""
+        return self._closed()["bursts"]
+
+    def _closed(self) -> dict[str, dict[str, list]]:
+        if self._columns is None:
+            self.close()
+        return self._columns
 
 
 def _columns(rows: list[tuple], fields: tuple[str, ...]) -> dict[str, list]:

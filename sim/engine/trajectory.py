@@ -1,11 +1,13 @@
 """One patient's trajectory under one strategy: its clock, its tallies, its records.
 
-Times here are months since the patient entered (the simulation clock minus the entry
-time). The trajectory keeps the intervals the patient spent controlled or not, so that
-flares needing a corticosteroid burst can be laid over them when it ends: flares come
-from the patient's own flare stream in operational time (the k-th flare happens when
-the accumulated flare hazard reaches the k-th point of a unit-rate Poisson process),
-which keeps them common to every strategy.
+Times here are months since the patient entered. The trajectory keeps its own clock
+(months on the simulation clock, entry included), advanced by exactly the delays the
+engine waits, so its times are those SimPy's clock would give even when the engine runs
+a patient's strategies one after the other in one process. It keeps the intervals the
+patient spent controlled or not, so that flares needing a corticosteroid burst can be
+laid over them when it ends: flares come from the patient's own flare stream in
+operational time (the k-th flare happens when the accumulated flare hazard reaches the
+k-th point of a unit-rate Poisson process), which keeps them common to every strategy.
 """
 
 from __future__ import annotations
@@ -13,154 +15,224 @@ from __future__ import annotations
 import math
 
 from sim.draws import BRIDGE_DURATION, BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE
-from sim.engine.records import Records
-from sim.episode import EpisodePlan
+from sim.engine.records import BURST_REASONS, BURST_STATES, STATE_CODE, Records
+from sim.episode import REMISSION, EpisodeRule
+from sim.model import Model
+from sim.patient import line_order
+from sim.tables import REASONS
+
+TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (
+    BURST_STATES.index(state) for state in ("topical", "uncontrolled", "controlled", "supportive_care"))
+BRIDGE, FLARE = BURST_REASONS.index("bridge"), BURST_REASONS.index("flare")
+(SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, LOST_TO_FOLLOWUP, WAITING, DEAD) = (
+    STATE_CODE[state] for state in ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead"))
+CENSORED_AS = {reason: REASONS.index(reason) for reason in ("lost_to_followup", "death", "horizon")}
+
+
+class ChunkRules:
+    """What every trajectory of a chunk reads from the model, gathered once: the episode rules
+    of each treatment, relapse and rescue numbers, flare rates by state, and the records."""
+
+    def __init__(self, model: Model, records: Records):
+        self.model, self.records = model, records
+        self.episode_rules = tuple(EpisodeRule(treatment) for treatment in model.treatments)
+        self.relapses = model.relapses
+        self.rescue = model.rescue
+        rates = model.rescue.flare_rates if model.rescue is not None else {}
+        self.flare_rates = tuple(rates.get(state, 0.0) for state in BURST_STATES)
+        self.lays_flares = model.rescue is not None and bool(rates)
+        self.treatments = len(model.treatments)
+        self.to_target = tuple(strategy.target_assessment is not None for strategy in model.strategies)
+        # The line order of each strategy that does not draw its first line.
+        self.orders = tuple(None if strategy.first_line_weights is not None else line_order(strategy, model.treatments)
+                            for strategy in model.strategies)
 
 
 class Trajectory:
     """The running account of one patient in one strategy."""
 
-    def __init__(self, env, model, strategy, draws, records: Records):
-        self.env, self.model, self.strategy, self.draws, self.records = env, model, strategy, draws, records
-        self.entry = env.now
+    __slots__ = (
+        "_waited_before",
+        "bursts",
+        "censored_as",
+        "clock",
+        "draws",
+        "end",
+        "entry",
+        "episodes",
+        "final",
+        "first_control",
+        "first_topical",
+        "lays_flares",
+        "patient",
+        "records",
+        "relapses",
+        "rules",
+        "segments",
+        "spells",
+        "strategy",
+        "supportive",
+        "systemic",
+        "topical",
+        "waiting",
+    )
+
+    def __init__(self, rules: ChunkRules, strategy: int, draws):
+        self.rules, self.records, self.strategy, self.draws = rules, rules.records, strategy, draws
+        self.patient = draws.patient
+        self.clock = self.entry = draws.entry
         self.end = draws.end
-        self.censored_as = "lost_to_followup" if draws.lost else "death" if draws.dead else "horizon"
+        self.censored_as = CENSORED_AS["lost_to_followup" if draws.lost else "death" if draws.dead else "horizon"]
         self.final = None
         self.episodes = self.relapses = self.spells = 0
         self.first_topical = self.first_control = None
         self.systemic = self.topical = self.supportive = self.waiting = 0.0
-        self.segments: list[tuple[float, float, str]] = []
-        self._lays_flares = model.rescue is not None and bool(model.rescue.flare_rates)
+        self.lays_flares = rules.lays_flares
+        self.segments: list[tuple[float, float, int]] = []
         self.bursts: list[tuple] = []
         self._waited_before = 0.0
 
     def now(self) -> float:
         """Months since the patient entered."""
-        return self.env.now - self.entry
+        return self.clock - self.entry
 
-    def observable(self, plan: EpisodePlan) -> tuple[float, str]:
-        """Return the episode's observed duration and reason (censored at the end of observation)."""
-        start = self.now()
-        if start + plan.duration >= self.end:
-            return self.end - start, self.censored_as
-        return plan.duration, plan.reason
+    def observable(self, plan: tuple) -> tuple[float, float, int]:
+        """Return the start (months since entry), duration (months) and reason code of an episode
+        starting now, censored at the end of observation."""
+        start = self.clock - self.entry
+        duration = plan[0]
+        if start + duration >= self.end:
+            return start, self.end - start, self.censored_as
+        return start, duration, plan[1]
 
-    def record_episode(self, line, treatment, start, reason, plan: EpisodePlan, retreatment, bridged) -> None:
+    def record_episode(self, line, treatment, start, reason, plan: tuple, retreatment, bridged) -> None:
         """Record an episode that just ended (now) and update the tallies."""
-        stop = self.now()
+        stop = self.clock - self.entry
         self.episodes += 1
         self.systemic += stop - start
-        responded, events, stopper = plan.responded, plan.adverse_events, plan.stopping_event
-        escalated, below_target = plan.escalated, plan.below_target
+        _, _, responded, assessed_at, events, stopper, escalated, below_target = plan
         if reason == self.censored_as:
             # Observation ended first: only what happened before it is known.
-            self.final = "systemic"
+            self.final = SYSTEMIC
             observed = stop - start
-            known = plan.assessed_at <= observed
+            known = assessed_at <= observed
             responded = responded if known else None
             escalated, below_target = escalated and known, below_target and known
             events = [event for event in events if event[1] <= observed]
             stopper = None
-        assessed = start + plan.assessed_at if responded is not None else math.nan
-        if self._lays_flares:
+        assessed = start + assessed_at if responded is not None else math.nan
+        if self.lays_flares:
             self._controlled_segments(start, stop, assessed, responded)
         if responded:
             self.first_control = assessed if self.first_control is None else min(self.first_control, assessed)
         self.records.episode(
-            self.strategy.index, self.draws.patient, self.episodes, line, treatment, start, stop, reason,
+            self.strategy, self.patient, self.episodes, line, treatment.index, start, stop, reason,
             responded, assessed, retreatment, events, stopper, escalated, below_target, bridged,
             self._waited_before)
         self._waited_before = 0.0
-        if reason == "remission" and self.first_topical is None:
+        if reason == REMISSION and self.first_topical is None:
             self.first_topical = stop
 
     def _controlled_segments(self, start, stop, assessed, responded) -> None:
         if responded is None:
-            self.segments.append((start, stop, "uncontrolled"))
+            self.segments.append((start, stop, UNCONTROLLED))
             return
-        self.segments.append((start, assessed, "uncontrolled"))
-        self.segments.append((assessed, stop, "controlled" if responded else "uncontrolled"))
+        self.segments.append((start, assessed, UNCONTROLLED))
+        self.segments.append((assessed, stop, CONTROLLED if responded else UNCONTROLLED))
 
-    def bridge(self, start: float, group: list[float]) -> None:
+    def bridge(self, start: float, group) -> None:
         """A corticosteroid burst covering the onset of the drug starting now."""
-        rescue = self.model.rescue
+        rescue = self.rules.rescue
         effective = group[BRIDGE_RESPONSE] < rescue.response_probability
         rebound = group[BRIDGE_REBOUND] < rescue.rebound_probability
         control = start + group[BRIDGE_ONSET]
         if effective and control < self.end:
             self.first_control = control if self.first_control is None else min(self.first_control, control)
-        self.bursts.append((start, "bridge", "uncontrolled", effective, rebound, group[BRIDGE_DURATION]))
+        self.bursts.append((start, BRIDGE, UNCONTROLLED, effective, rebound, group[BRIDGE_DURATION]))
 
-    def wait_for(self, request):
+    def wait_for(self, env, request):
         """Wait for a resource until it is granted (True) or observation ends (False)."""
         waited_from = self.now()
         remaining = self.end - waited_from
-        outcome = yield request | self.env.timeout(remaining)
+        outcome = yield request | env.timeout(remaining)
+        self.clock = env.now
         waited = self.now() - waited_from
         self.waiting += waited
-        self.segments.append((waited_from, waited_from + waited, "uncontrolled"))
+        if self.lays_flares:
+            self.segments.append((waited_from, waited_from + waited, UNCONTROLLED))
         if request not in outcome:
             request.cancel()
-            self.final = "waiting"
+            self.final = WAITING
             return False
         self._waited_before = waited
         return True
 
-    def topical_spell(self, treatment):
-        """Stay on topical therapy until a relapse (return True) or the end (return False)."""
-        relapse = self.model.relapses[treatment.relapse_variant]
-        start = self.now()
+    def relapse_wait(self, treatment) -> float | None:
+        """Start a spell on topical therapy after `treatment`: return the months until a relapse,
+        or None when none comes before the end of observation (the trajectory then ends)."""
+        relapse = self.rules.relapses[treatment.relapse_variant]
+        start = self.clock - self.entry
         remaining = self.end - start
         if relapse is not None:
             u, wait = self.draws.relapse(self.spells, treatment.relapse_variant)
             self.spells += 1
             if u < relapse.probability and wait < remaining:
-                yield self.env.timeout(wait)
-                self.topical += wait
-                self.relapses += 1
-                self.segments.append((start, start + wait, "topical"))
-                return True
+                return wait
         self.topical += remaining
-        self.segments.append((start, self.end, "topical"))
-        self.final = "topical"
-        return False
+        if self.lays_flares:
+            self.segments.append((start, self.end, TOPICAL))
+        self.final = ON_TOPICAL
+        return None
+
+    def relapsed(self, start: float, wait: float) -> None:
+        """The spell on topical therapy that began at `start` (months since entry) ended in a
+        relapse after `wait` months (now)."""
+        self.topical += wait
+        self.relapses += 1
+        if self.lays_flares:
+            self.segments.append((start, start + wait, TOPICAL))
 
     def supportive_care(self) -> None:
         """The strategy is exhausted: supportive care until the end of observation."""
-        start = self.now()
+        start = self.clock - self.entry
         self.supportive += self.end - start
-        self.segments.append((start, self.end, "supportive_care"))
-        self.final = "supportive_care"
+        if self.lays_flares:
+            self.segments.append((start, self.end, SUPPORTIVE))
+        self.final = ON_SUPPORTIVE_CARE
 
     def finish(self, lines_used: int) -> None:
         """Lay flares over the trajectory and record the patient's summary."""
-        if self._lays_flares:
+        if self.lays_flares:
             self._flares()
+        draws, records, strategy = self.draws, self.records, self.strategy
+        rebounds = 0
         for time, reason, state, effective, rebound, _ in self.bursts:
-            self.records.burst(self.strategy.index, self.draws.patient, time, reason, state, effective, rebound)
-        final = "lost_to_followup" if self.draws.lost else "dead" if self.draws.dead else self.final
-        self.records.patient(
-            self.strategy.index, self.draws.patient, final, self.end, self.first_topical, lines_used,
+            records.burst(strategy, draws.patient, time, reason, state, effective, rebound)
+            rebounds += rebound
+        final = LOST_TO_FOLLOWUP if draws.lost else DEAD if draws.dead else self.final
+        records.patient(
+            strategy, draws.patient, final, self.end, self.first_topical, lines_used,
             self.episodes, self.relapses, self.systemic, self.topical, self.supportive, self.waiting,
-            self.entry, self.first_control, len(self.bursts), sum(b[4] for b in self.bursts),
+            self.entry, self.first_control, len(self.bursts), rebounds,
         )
 
     def _flares(self) -> None:
-        rescue = self.model.rescue
-        rates = rescue.flare_rates
+        rescue = self.rules.rescue
+        rates = self.rules.flare_rates
+        responds, rebounds = rescue.response_probability, rescue.rebound_probability
         numbers = self.draws.flare_numbers()
         flare = 0
-        target = numbers.exponential(flare)
+        target, response, rebound = numbers.flare(flare)
         for start, stop, state in self.segments:
-            rate = rates.get(state, 0.0)
+            rate = rates[state]
             position = start
             while rate > 0 and position < stop:
                 time = position + target / rate
                 if time >= stop:
                     target -= (stop - position) * rate
                     break
-                effective, rebound = numbers.pair(flare) < (rescue.response_probability, rescue.rebound_probability)
-                self.bursts.append((time, "flare", state, bool(effective), bool(rebound), math.nan))
+                self.bursts.append((time, FLARE, state, response < responds, rebound < rebounds, math.nan))
                 flare += 1
-                position, target = time, numbers.exponential(flare)
+                position = time
+                target, response, rebound = numbers.flare(flare)
         self.bursts.sort(key=lambda burst: burst[0])
