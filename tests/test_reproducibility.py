@@ -52,3 +52,17 @@ def test_replicates_differ(reference):
     first = e[e["replicate"] == 0]["stop"].to_numpy()[:100]
     second = e[e["replicate"] == 1]["stop"].to_numpy()[:100]
     assert (first != second).any()
+
+
+def test_rows_are_ordered_as_lexsort_would_order_them():
+    """The combined-key sort of the tables equals a stable lexicographic sort."""
+    import numpy as np
+
+    from sim.engine.records import _order
+
+    rng = np.random.default_rng(3)
+    keys = [rng.integers(2, 5, 5000).astype(np.int16), rng.integers(100, 900, 5000).astype(np.int32),
+            rng.integers(1, 4, 5000).astype(np.int16)]
+    assert np.array_equal(_order(keys), np.lexsort(keys[::-1]))
+    with_time = [keys[0], rng.random(5000)]
+    assert np.array_equal(_order(with_time), np.lexsort(with_time[::-1]))
