@@ -5,8 +5,9 @@ patients' numbers from their own place in the random stream, so the tables are t
 same whatever the chunk size or the number of workers; they are concatenated in task
 order and sorted.
 
-Two engines run a chunk: `des` (SimPy, one process per patient and strategy) and
-`vector` (NumPy, all trajectories of a chunk at once). They give identical tables for
+Two engines run a chunk: `des` (SimPy, one process per patient, or per patient and
+strategy when resources are limited) and `vector` (NumPy, all trajectories of a chunk at
+once). They give identical tables for
 the same seed (flare bursts agree in distribution); only the DES simulates limited
 resources. `auto` picks the vector engine unless the scenario has limited resources.
 """
