@@ -196,10 +196,12 @@ def mean_estimates(
     data = frame[[*by, "replicate"]].assign(value=frame[value].astype(float))
     within = _t_interval_by(data, by, confidence)
     replicates = data.groupby(by, observed=True, sort=True)["replicate"].nunique()
-    means = data.groupby([*by, "replicate"], observed=True, sort=True)["value"].mean()
-    across = _t_interval_by(means.reset_index(), by, confidence)
     out = within[by].copy()
     several = replicates.to_numpy() >= 2
+    across = within
+    if several.any():
+        means = data.groupby([*by, "replicate"], observed=True, sort=True)["value"].mean()
+        across = _t_interval_by(means.reset_index(), by, confidence)
     for column in ("value", "ci_low", "ci_high"):
         out[column] = np.where(several, across[column], within[column])
     out["patients"] = within["count"].to_numpy()

@@ -305,12 +305,11 @@ def mean_outcomes(
 def _long(wide: pd.DataFrame, name: str) -> pd.DataFrame:
     """Columns of a frame indexed by keys stacked into rows: the keys, ``metric`` and ``name``."""
     values = wide.to_numpy(dtype=float)
-    keys = wide.index.to_frame(index=False)
-    out = keys.loc[keys.index.repeat(values.shape[1])].reset_index(drop=True)
-    out["metric"] = pd.Categorical(np.tile(wide.columns.to_numpy(dtype=object), len(wide)),
-                                   categories=list(wide.columns))
+    width = values.shape[1]
+    out = {key: wide.index.get_level_values(key).repeat(width) for key in wide.index.names}
+    out["metric"] = pd.Categorical.from_codes(np.tile(np.arange(width), len(wide)), categories=list(wide.columns))
     out[name] = values.reshape(-1)
-    return out
+    return pd.DataFrame(out)
 
 
 #: Patient outcomes that are 0/1 indicators (their means are proportions).

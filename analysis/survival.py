@@ -162,10 +162,30 @@ def _group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataF
     """Group number of every row (-1 where a key is missing) and the keys of each group."""
     if not by:
         return np.zeros(len(frame), dtype=np.int64), pd.DataFrame(index=range(1))
+    if all(isinstance(frame[column].dtype, pd.CategoricalDtype) for column in by):
+        return _categorical_group_ids(frame, by)
     grouper = frame.groupby(by, observed=True, sort=True, dropna=True)
     ids = grouper.ngroup().to_numpy(dtype=np.int64)
     keys = grouper.size().reset_index()[by]
     return ids, keys
+
+
+def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """`_group_ids` for categorical keys, from their codes (as pandas groups them: observed
+    combinations in category order, missing keys dropped), without pandas' grouper."""
+    codes = [frame[column].cat.codes.to_numpy().astype(np.int64) for column in by]
+    sizes = [len(frame[column].cat.categories) for column in by]
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for code, size in zip(codes, sizes):
+        combined = combined * size + code
+    missing = np.logical_or.reduce([code < 0 for code in codes]) if codes else np.zeros(len(frame), dtype=bool)
+    ids = np.full(len(frame), -1, dtype=np.int64)
+    observed, ids[~missing] = np.unique(combined[~missing], return_inverse=True)
+    keys = {}
+    for column, size in zip(reversed(by), reversed(sizes)):
+        observed, code = np.divmod(observed, size)
+        keys[column] = pd.Categorical.from_codes(code, dtype=frame[column].dtype)
+    return ids, pd.DataFrame({column: keys[column] for column in by})
 
 
 def _group_bounds(group: np.ndarray):
@@ -578,9 +598,12 @@ def _group_slices(curve: pd.DataFrame, by: list[str]):
     if not by:
         yield (), 0, len(curve)
         return
-    ids = curve.groupby(by, observed=True, sort=False, dropna=False).ngroup().to_numpy()
-    starts = np.flatnonzero(_first_of_group(ids)) if len(ids) else np.array([], dtype=int)
-    stops = np.append(starts[1:], len(ids))
+    # A curve's groups are contiguous blocks: a block starts where any key changes.
+    first = np.zeros(len(curve), dtype=bool)
+    for column in by:
+        first |= _first_of_group(pd.factorize(curve[column], use_na_sentinel=True)[0])
+    starts = np.flatnonzero(first) if len(curve) else np.array([], dtype=int)
+    stops = np.append(starts[1:], len(curve))
     key_frame = curve[by].iloc[starts]
     for key, start, stop in zip(key_frame.itertuples(index=False, name=None), starts, stops):
         yield key, start, stop
@@ -607,26 +630,27 @@ def survival_at(
     """
     by = curve_groups(curve)
     times = np.asarray(times_months, dtype=float)
+    columns_of = _arrays(curve, ("time_months", "survival", "at_risk", "ci_low", "ci_high"))
     rows = []
     for key, start, stop in _group_slices(curve, by):
-        block = curve.iloc[start:stop]
-        t = block["time_months"].to_numpy()
-        s = block["survival"].to_numpy()
+        block = {name: array[start:stop] for name, array in columns_of.items()}
+        t, s, n = block["time_months"], block["survival"], block["at_risk"]
         at = np.maximum(np.searchsorted(t, times, side="right") - 1, 0)
         after = np.searchsorted(t, times, side="left")
-        n = block["at_risk"].to_numpy()
         at_risk = np.where(after < len(t), n[np.minimum(after, len(t) - 1)], 0)
         estimable = (times <= t[-1]) | (s[-1] == 0)
-        values = [
-            np.where(estimable, block[name].to_numpy()[at], np.nan)
-            for name in ("survival", "ci_low", "ci_high")
-        ]
+        values = [np.where(estimable, block[name][at], np.nan) for name in ("survival", "ci_low", "ci_high")]
         rows.extend(
             (*key, time, int(n_at), *(v[i] for v in values))
             for i, (time, n_at) in enumerate(zip(times, at_risk))
         )
     columns = [*by, "time_months", "at_risk", "survival", "ci_low", "ci_high"]
     return _typed(pd.DataFrame(rows, columns=columns), curve, by)
+
+
+def _arrays(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The columns `names` of a frame as NumPy arrays (sliced per group without pandas)."""
+    return {name: frame[name].to_numpy() for name in names}
 
 
 def _typed(out: pd.DataFrame, source: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -659,18 +683,12 @@ def median_survival(curve: pd.DataFrame) -> pd.DataFrame:
         reached.
     """
     by = curve_groups(curve)
+    t_all, n_all, *bands = _arrays(curve, ("time_months", "at_risk", "survival", "ci_low", "ci_high")).values()
     rows = []
     for key, start, stop in _group_slices(curve, by):
-        block = curve.iloc[start:stop]
-        t = block["time_months"].to_numpy()
+        t = t_all[start:stop]
         rows.append(
-            (
-                *key,
-                int(block["at_risk"].iloc[0]),
-                _first_crossing(t, block["survival"].to_numpy(), 0.5),
-                _first_crossing(t, block["ci_low"].to_numpy(), 0.5),
-                _first_crossing(t, block["ci_high"].to_numpy(), 0.5),
-            )
+            (*key, int(n_all[start]), *(_first_crossing(t, band[start:stop], 0.5) for band in bands))
         )
     columns = [*by, "subjects", "median_months", "ci_low", "ci_high"]
     return _typed(pd.DataFrame(rows, columns=columns), curve, by)
@@ -699,13 +717,13 @@ def incidence_at(
     reasons = list(incidence["reason"].cat.categories)
     k = len(reasons)
     times = np.asarray(times_months, dtype=float)
+    columns_of = _arrays(incidence, ("time_months", "cumulative_incidence", "ci_low", "ci_high"))
     frames = []
     for key, start, stop in _group_slices(incidence, by):
-        block = incidence.iloc[start:stop]
-        t = block["time_months"].to_numpy()[::k]
+        t = columns_of["time_months"][start:stop][::k]
         at = np.maximum(np.searchsorted(t, times, side="right") - 1, 0)
         values = {
-            name: block[name].to_numpy().reshape(-1, k)
+            name: columns_of[name][start:stop].reshape(-1, k)
             for name in ("cumulative_incidence", "ci_low", "ci_high")
         }
         everyone_stopped = np.isclose(values["cumulative_incidence"][-1].sum(), 1.0)

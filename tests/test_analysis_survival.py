@@ -323,3 +323,21 @@ def test_incidence_at_chosen_times_equals_reading_the_full_table():
     totals = late["cumulative_incidence"].sum(min_count=5)
     assert totals.isna().any()
     np.testing.assert_allclose(totals.dropna(), 1.0)
+
+
+def test_categorical_group_ids_match_pandas_grouping():
+    """The codes-based grouping of categorical keys equals pandas' (observed, sorted, NaN dropped)."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis.survival import _categorical_group_ids
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({
+        "strategy": pd.Categorical.from_codes(rng.integers(-1, 3, 500), categories=["c", "a", "b", "unused"]),
+        "treatment": pd.Categorical.from_codes(rng.integers(0, 4, 500), categories=["x", "z", "y", "w"]),
+    })
+    ids, keys = _categorical_group_ids(frame, ["strategy", "treatment"])
+    grouper = frame.groupby(["strategy", "treatment"], observed=True, sort=True, dropna=True)
+    assert np.array_equal(ids, grouper.ngroup().fillna(-1).to_numpy(dtype=np.int64))  # -1: a key missing
+    pd.testing.assert_frame_equal(keys, grouper.size().reset_index()[["strategy", "treatment"]])
