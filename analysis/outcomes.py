@@ -150,7 +150,7 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
         ``months_supportive_care`` (months), and with episodes ``responded_ever`` (0/1)
         and ``months_to_first_response`` (NaN if never).
     """
-    final = patients["final_state"].astype("object")
+    final = _values_for_comparison(patients["final_state"])
     out = patients[_KEYS].copy()
     out["returned_to_topical_ever"] = patients["months_to_first_topical"].notna().astype(int)
     for column, state in (
@@ -160,7 +160,7 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
         ("lost_to_followup", "lost_to_followup"),
         ("died", "dead"),
     ):
-        out[column] = (final == state).astype(int).to_numpy()
+        out[column] = (final == state).astype(int)
     for column in (
         "lines_used",
         "episodes",
@@ -175,6 +175,15 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
         out["responded_ever"] = first["responded"].astype(int).to_numpy()
         out["months_to_first_response"] = first["months_to_first_response"].to_numpy()
     return out
+
+
+def _values_for_comparison(column: pd.Series) -> np.ndarray:
+    """The values of a column as an array to compare with strings (a categorical's through
+    its few categories, not row by row as objects)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = np.append(column.cat.categories.to_numpy(dtype=object), None)  # code -1: missing
+        return categories[column.cat.codes.to_numpy()]
+    return column.astype("object").to_numpy()
 
 
 def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:

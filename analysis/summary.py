@@ -131,9 +131,18 @@ def _round(values: np.ndarray) -> np.ndarray:
 def _strategy_order(patients: pd.DataFrame, episodes: pd.DataFrame) -> list:
     column = patients["strategy"]
     if isinstance(column.dtype, pd.CategoricalDtype):
-        seen = set(column.astype(object)) | set(episodes["strategy"].astype(object))
+        seen = _observed(column) | _observed(episodes["strategy"])
         return [c for c in column.cat.categories if c in seen]
     return sorted(set(column) | set(episodes["strategy"].astype(object)))
+
+
+def _observed(column: pd.Series) -> set:
+    """The values that occur in a column (a categorical's from its codes)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        present = np.bincount(codes[codes >= 0], minlength=len(column.cat.categories)) > 0
+        return set(column.cat.categories[present])
+    return set(column.astype(object))
 
 
 def _strategy_rows(episodes, patients, times) -> pd.DataFrame:
