@@ -230,6 +230,16 @@ def load_economics(name_or_path: str, treatments: dict[str, list[str]]) -> Econo
     return compile_economics(spec, spec.name or path.stem)
 
 
+def economics_from_document(document: dict, name: str, where: str) -> Economics:
+    """Validate and compile an economics document (e.g. one with a PSA sample's values
+    written in); raise `ScenarioError` naming `where` and the key path."""
+    try:
+        spec = EconomicsSpec.model_validate(document)
+    except ValidationError as exc:
+        raise ScenarioError(validation_problems(exc, document, {}, where)) from None
+    return compile_economics(spec, name)
+
+
 def _check_names(spec: EconomicsSpec, treatments: dict[str, list[str]], path: Path) -> None:
     problems = []
     for name, drug in spec.treatments.items():

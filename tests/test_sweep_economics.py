@@ -81,3 +81,67 @@ def test_unknown_economic_setting_in_a_sweep_is_refused_before_running(tmp_path)
     assert result.exit_code == 2
     assert "economics" in result.output and "did you mean 'uk_nhs'" in result.output
     assert not (tmp_path / "out").exists()
+
+
+ECONOMIC_DRAWS = """
+base: modern_adult
+economics: uk_nhs
+vary:
+  settings.patients: [80]
+  settings.horizon: [3 years]
+psa:
+  samples: 5
+  counts: false
+  parameters:
+    economics.utilities.topical.value: {dist: beta, mean: 0.69, sd: 0.03, source: test}
+    economics.treatments.dupilumab.price.amount: {dist: gamma, mean: 1264.89, sd: 150, source: test}
+seed: 4
+"""
+
+
+def test_drawn_prices_and_utilities_cost_each_sample(tmp_path):
+    """Only economic numbers are drawn, so every sample simulates the same trajectories:
+    each strategy's QALYs are then exactly affine in the drawn topical utility and its
+    costs exactly affine in the drawn dupilumab price."""
+    path = tmp_path / "economic_draws.yaml"
+    path.write_text(textwrap.dedent(ECONOMIC_DRAWS), encoding="utf-8")
+    plan = load_sweep(path)
+    assert run_sweep(plan, tmp_path / "out", SerialExecutor(), progress=False).status == "complete"
+    summary = pd.read_parquet(tmp_path / "out" / "sweep_summary.parquet")
+    samples = economic_samples(summary, "GBP")
+    drawn = plan.task_table().dropna(subset=["sample"]).set_index("sample")
+    utility = drawn["economics.utilities.topical.value"]
+    price = drawn["economics.treatments.dupilumab.price.amount"]
+    assert utility.std() > 0.005 and price.std() > 50
+    for strategy, rows in samples.groupby("strategy"):
+        rows = rows.set_index("sample").sort_index()
+        for values, on in ((rows["effect"], utility), (rows["cost"], price)):
+            slope, intercept = np.polyfit(on.loc[rows.index], values, 1)
+            assert np.abs(values - (slope * on.loc[rows.index] + intercept)).max() < 1e-6 * values.abs().max()
+        assert np.polyfit(utility.loc[rows.index], rows["effect"], 1)[0] > 0, strategy
+    biologic = samples[samples["strategy"] == "biologic_first"].set_index("sample").sort_index()
+    assert np.polyfit(price.loc[biologic.index], biologic["cost"], 1)[0] > 0
+
+
+@pytest.mark.parametrize("draw, message", [
+    ("economics.utilities.topical.value: {dist: uniform, low: 0.95, high: 1.3, source: test}",
+     "draws values the economic setting refuses"),
+    ("economics.utilities.topicl.value: {dist: beta, mean: 0.7, sd: 0.02, source: test}", "did you mean"),
+])
+def test_bad_economic_draws_are_refused_before_running(tmp_path, draw, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(textwrap.dedent(ECONOMIC_DRAWS).replace(
+        "    economics.utilities.topical.value: {dist: beta, mean: 0.69, sd: 0.03, source: test}", "    " + draw),
+        encoding="utf-8")
+    result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_economic_draws_need_an_economic_setting(tmp_path):
+    path = tmp_path / "no_setting.yaml"
+    path.write_text(textwrap.dedent(ECONOMIC_DRAWS).replace("economics: uk_nhs\n", ""), encoding="utf-8")
+    result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "add economics:" in result.output

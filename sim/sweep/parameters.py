@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from sim.economics import EconomicsSpec
 from sim.loader import format_key_path
 from sim.schema import (
     DistributionSpec,
@@ -82,8 +83,14 @@ def split_path(text: str) -> tuple:
     return tuple(elements)
 
 
+ECONOMICS = "economics"  # first key of paths into the sweep's economic setting
+
+
 def locate(path: str | tuple, document: dict) -> Parameter:
     """Return the `Parameter` at `path` in a resolved scenario document; raise `PathError`.
+
+    Paths starting with `economics.` walk the economic setting's document, which the
+    caller puts under `document["economics"]` (`sim.economics.EconomicsSpec` schema).
 
     Keys of schema blocks must exist in the schema; names of treatments, strategies,
     adverse events and covariates must exist in `document` (a sweep varies what a
@@ -92,7 +99,14 @@ def locate(path: str | tuple, document: dict) -> Parameter:
     elements = split_path(path) if isinstance(path, str) else tuple(path)
     candidates, optional, duration = [Scenario], False, False
     node: Any = document
-    for depth, key in enumerate(elements):
+    start = 0
+    if elements[:1] == (ECONOMICS,):
+        # A sweep with an economic setting can also draw its numbers (prices, utilities).
+        if ECONOMICS not in document:
+            raise PathError("economics.* names a number of the economic setting; add economics: "
+                            "(uk_nhs, us_payer or a file) to the sweep file")
+        candidates, node, start = [EconomicsSpec], document[ECONOMICS], 1
+    for depth, key in enumerate(elements[start:], start):
         where = format_key_path(elements[:depth]) or "the top level"
         candidates, optional, duration = _step(candidates, node, key, where)
         node = _child(node, key)

@@ -48,6 +48,7 @@ from sim.loader import (
 from sim.model import Model, compile_model
 from sim.schema import Scenario
 from sim.sweep.parameters import (
+    ECONOMICS,
     Parameter,
     PathError,
     apply_overrides,
@@ -131,12 +132,24 @@ class SweepPlan:
     design: PsaDesign | None
     hash: str
     economics: Any = None
+    economics_document: dict | None = None
 
     def model(self, task: SweepTask) -> Model:
         """Return the compiled model a task simulates (one replicate, the task's seed)."""
         run = [(("settings", "seed"), task.seed), (("settings", "replicates"), 1)]
-        scenario = Scenario.model_validate(apply_overrides(self.document, [*task.overrides, *run]))
+        scenario = Scenario.model_validate(apply_overrides(self.document, [*scenario_overrides(task), *run]))
         return compile_model(scenario, self.base.name)
+
+    def economics_for(self, task: SweepTask):
+        """Return the economic setting that costs a task: the sweep's, with the task's
+        drawn `economics.*` values written in (a PSA of prices or utilities)."""
+        own = economics_overrides(task)
+        if not own:
+            return self.economics
+        from sim.economics import economics_from_document
+
+        document = apply_overrides(self.economics_document, own)
+        return economics_from_document(document, self.economics.name, f"{self.file} (economics of {task.id})")
 
     def task_table(self) -> pd.DataFrame:
         """One row per task: its identifiers and the value of every parameter column."""
@@ -152,6 +165,16 @@ class SweepPlan:
         for column in self.columns:
             table[column.name] = table[column.name].astype(float if column.numeric else object)
         return table
+
+
+def scenario_overrides(task: SweepTask) -> list:
+    """The (path, value) pairs a task writes into the scenario document."""
+    return [(path, value) for path, value in task.overrides if path[:1] != (ECONOMICS,)]
+
+
+def economics_overrides(task: SweepTask) -> list:
+    """The (path, value) pairs a task writes into the economic setting's document (paths without `economics`)."""
+    return [(path[1:], value) for path, value in task.overrides if path[:1] == (ECONOMICS,)]
 
 
 # ------------------------------------------------------------------- loading
@@ -184,25 +207,48 @@ def load_sweep(name_or_path: str | Path) -> SweepPlan:
     seed = spec.seed if spec.seed is not None else base.scenario.settings.seed
     document = base.document
     where = str(file)
+    economics, economics_document = _economics(spec, file, base)
     grid = _grid_parameters(spec, document, where)
     one_way = _one_way_parameters(spec, document, where, grid)
     _check_values(spec, document, base, where, grid, one_way)
+    # The PSA may also draw the economic setting's numbers (paths economics.*).
+    drawable = document if economics_document is None else {**document, ECONOMICS: economics_document}
     design = None
     if spec.psa is not None:
         held = [p.path for p in (*grid.values(), *one_way.values())]
-        design = build_design(spec.psa, document, held, seed, where)
+        design = build_design(spec.psa, drawable, held, seed, where)
     columns = _columns(spec, document, grid, one_way, design)
-    tasks = _tasks(spec, document, grid, one_way, design, columns, replicate_seeds(seed, spec.replicates))
+    tasks = _tasks(spec, drawable, grid, one_way, design, columns, replicate_seeds(seed, spec.replicates))
     _check_tasks(tasks, document, base, where)
     name = spec.name or file.stem
-    economics, economics_document = _economics(spec, file, base)
-    return SweepPlan(name, spec.description or "", file, spec, base, document, seed, spec.replicates,
-                     tuple(tasks), tuple(columns), design, _hash(spec, document, seed, economics_document),
-                     economics)
+    plan = SweepPlan(name, spec.description or "", file, spec, base, document, seed, spec.replicates,
+                     tuple(tasks), tuple(columns), design,
+                     _hash(spec, document, seed, _without_text(economics_document) if economics else None),
+                     economics, economics_document)
+    _check_economics(plan)
+    return plan
+
+
+def _check_economics(plan: SweepPlan) -> None:
+    """Every PSA sample's economic setting must be valid (e.g. a drawn utility at most 1)."""
+    problems = []
+    for task in plan.tasks:
+        if task.replicate or not economics_overrides(task):
+            continue
+        try:
+            plan.economics_for(task)
+        except ScenarioError as exc:
+            problems.append(Problem(str(plan.file), "psa", f"sample {task.sample} draws values the economic "
+                                    f"setting refuses: economics.{exc.problems[0].path}: {exc.problems[0].message}; "
+                                    "narrow the distribution in psa.parameters"))
+            if len(problems) >= _MAX_SAMPLE_PROBLEMS:
+                break
+    if problems:
+        raise ScenarioError(problems)
 
 
 def _economics(spec: SweepSpec, file: Path, base: LoadedScenario):
-    """The sweep's economic setting (compiled) and its document, or (None, None)."""
+    """The sweep's economic setting (compiled) and its whole document, or (None, None)."""
     if spec.economics is None:
         return None, None
     from sim.economics import economics_path, load_economics
@@ -212,7 +258,7 @@ def _economics(spec: SweepSpec, file: Path, base: LoadedScenario):
     try:
         path = economics_path(name)
         treatments = {n: list(t.adverse_events) for n, t in base.scenario.treatments.items()}
-        return load_economics(str(path), treatments), _without_text(read_yaml(path) or {})
+        return load_economics(str(path), treatments), read_yaml(path) or {}
     except ScenarioError as exc:
         raise ScenarioError([Problem(str(file), "economics", f"{p.file}: {p.path}: {p.message}" if p.path
                                      else p.message) for p in exc.problems]) from None
@@ -333,7 +379,7 @@ def _check_tasks(tasks: list[SweepTask], document: dict, base: LoadedScenario, f
         seen.add((task.variant, task.analysis, task.parameter, task.bound, task.sample))
         if not task.overrides or (task.analysis == "one_way" and len(task.overrides) == 1):
             continue  # the base scenario, or one value already checked alone
-        message = _refusal(document, list(task.overrides), base, file)
+        message = _refusal(document, scenario_overrides(task), base, file)
         if message is None:
             continue
         if task.analysis == "psa":

@@ -55,8 +55,6 @@ def run_sweep(plan: SweepPlan, out: str | Path, executor, keep_episodes: bool = 
     session with status `interrupted`; what finished is kept.
     """
     work = work or run_task
-    if plan.economics is not None:
-        work = functools.partial(work, economics=plan.economics)
     store = SweepStore.open(out, plan, keep_episodes)
     started = time.perf_counter()
     session = _Session(plan, store, executor, keep_episodes, work)
@@ -101,7 +99,10 @@ class _Session:
 
     def _submit(self, task: SweepTask, attempt: int) -> None:
         model = self.plan.model(task)
-        future = self.executor.submit(self.work, task.id, model, task.replicate, self.keep_tables)
+        work = self.work
+        if self.plan.economics is not None:
+            work = functools.partial(work, economics=self.plan.economics_for(task))
+        future = self.executor.submit(work, task.id, model, task.replicate, self.keep_tables)
         self.in_flight[future] = (task, attempt)
 
     def _collect(self, task: SweepTask, attempt: int, future, bar: tqdm) -> None:

@@ -10,7 +10,8 @@ A sweep names a `base` scenario and says what to change in it:
   distributions declared under `parameters`, optionally correlated;
 - `economics`: an economic setting (`uk_nhs`, `us_payer` or a path) to cost every task,
   which adds mean costs and QALYs per strategy to the summaries (and, for a PSA, the
-  cost-effectiveness plane, acceptability curves and EVPI to the report);
+  cost-effectiveness plane, acceptability curves and EVPI to the report); a PSA may
+  draw its numbers too, under key paths starting with `economics.`;
 - `replicates` and `seed`.
 
 Every block may carry a `source:` (a publication, or `assumption: <rationale>`).
