@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis.intervals import wilson_interval
 from sim.schema import Scenario, TargetSpec
 
 _STOPPED_FOR_ANOTHER_SYSTEMIC = ("switch", "adverse_event", "loss_of_response")
@@ -32,7 +33,8 @@ def check_targets(scenario: Scenario, episodes: pd.DataFrame, patients: pd.DataF
 
 def _row(name: str, target: TargetSpec, simulated: np.ndarray) -> dict:
     observed = target.observed.value
-    low, high = wilson_interval(target.observed.events, target.observed.n) if target.observed.n else (math.nan, math.nan)
+    low, high = ((float(v) for v in wilson_interval(target.observed.events, target.observed.n))
+                 if target.observed.n else (math.nan, math.nan))
     sim_low, sim_high = (np.quantile(simulated, [0.025, 0.975]) if simulated.size else (math.nan, math.nan))
     return {
         "target": name,
@@ -55,14 +57,6 @@ def _row(name: str, target: TargetSpec, simulated: np.ndarray) -> dict:
 def _detail(target: TargetSpec) -> str:
     parts = [target.treatment, target.fate, target.adverse_event, target.state, target.strategy]
     return " ".join(part for part in parts if part)
-
-
-def wilson_interval(events: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Return the Wilson 95% interval of a proportion `events`/`n`."""
-    p = events / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def _per_replicate(target, episodes, patients, adverse_events) -> pd.Series:
