@@ -8,6 +8,8 @@ Needs a sweep run with `economics:` (its summaries then hold `mean_cost_total_<C
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pandas as pd
 
@@ -51,6 +53,15 @@ def economic_tables(samples: pd.DataFrame, willingness_to_pay, population: float
     return {"ceac": first(ceac), "evpi": first(evpi), "psa_for_bcea": first(export)}
 
 
+def _drawn_inputs(summary: pd.DataFrame) -> str:
+    """A sentence on which of the economic setting's numbers the PSA draws."""
+    drawn = [column.removeprefix("economics.") for column in summary.columns if column.startswith("economics.")]
+    if not drawn:
+        return "Economic inputs (prices, utilities) are held at their values; the clinical parameters vary."
+    return (f"Besides the clinical parameters, the PSA draws {len(drawn)} of the setting's numbers "
+            f"({escape(', '.join(drawn))}); its other prices and utilities are held at their values.")
+
+
 def economics_psa_section(results, context, render, figure_html, html_table) -> tuple[str, dict]:
     """The cost-effectiveness part of a sweep report: figures, tables, and the HTML."""
     from analysis.economics_plots import plot_acceptability, plot_ce_plane, plot_evpi
@@ -68,8 +79,7 @@ def economics_psa_section(results, context, render, figure_html, html_table) -> 
     strategies = [s for s in context.strategies if s in set(samples["strategy"])]
     parts = ["<h2>Cost-effectiveness under uncertainty</h2>",
              f"<p>{samples['sample'].nunique()} PSA samples costed with the setting <b>{economics['name']}</b> "
-             f"({currency}, {economics['price_year']} prices). Economic inputs (prices, utilities) are held at "
-             "their values; the clinical parameters vary.</p>"]
+             f"({currency}, {economics['price_year']} prices). {_drawn_inputs(results.summary)}</p>"]
     for variant, block in samples.groupby("variant", sort=True):
         parts += [figure_html(render(f"ce_plane_v{variant}", "Cost-effectiveness plane",
                                      f"Incremental cost and QALYs against {context.labels.get(strategies[0], strategies[0])}, "

@@ -121,6 +121,10 @@ def test_drawn_prices_and_utilities_cost_each_sample(tmp_path):
         assert np.polyfit(utility.loc[rows.index], rows["effect"], 1)[0] > 0, strategy
     biologic = samples[samples["strategy"] == "biologic_first"].set_index("sample").sort_index()
     assert np.polyfit(price.loc[biologic.index], biologic["cost"], 1)[0] > 0
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "the PSA draws 2 of the setting" in page and "utilities.topical.value" in page
 
 
 @pytest.mark.parametrize("draw, message", [
