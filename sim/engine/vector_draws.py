@@ -11,6 +11,7 @@ those the DES reads.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -233,22 +234,22 @@ def _costly(distribution) -> bool:
     return isinstance(distribution, d.Gamma)
 
 
-_buffer_space = np.empty(0)
+# One buffer per thread: a Dask worker may run several tasks in threads of one process.
+_kept = threading.local()
 
 
 def release_buffer() -> None:
-    """Free the buffer of uniforms kept between chunks (at the end of a run)."""
-    global _buffer_space
-    _buffer_space = np.empty(0)
+    """Free this thread's buffer of uniforms kept between chunks (at the end of a run)."""
+    _kept.space = np.empty(0)
 
 
 def _buffer(size: int) -> np.ndarray:
-    """A buffer of `size` floats, kept for the next chunk.
+    """A buffer of `size` floats, kept for this thread's next chunk.
 
     A fresh array of this size costs a page fault per page on every chunk (about a third
     of the time of drawing the numbers).
     """
-    global _buffer_space
-    if _buffer_space.size < size:
-        _buffer_space = np.empty(size)
-    return _buffer_space[:size]
+    space = getattr(_kept, "space", None)
+    if space is None or space.size < size:
+        space = _kept.space = np.empty(size)
+    return space[:size]
