@@ -115,9 +115,23 @@ def overflow_uniforms(seed: int, replicate: int, patient: int, key: tuple[int, .
     return np.random.default_rng(sequence).random(count)
 
 
-def flare_generator(seed: int, replicate: int, patient: int) -> np.random.Generator:
-    """Return the generator of a patient's flares and rescue bursts (the same in every strategy)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replicate, patient, 2)))
+FLARES_PER_ROUND = 8  # flares of a patient per round of its flare numbers
+FLARE_STREAM = 2**32 - 2  # spawn-key tag of the flare streams (patient numbers stay below it)
+
+
+def flare_uniforms(seed: int, replicate: int, round_: int, first_patient: int, count: int) -> np.ndarray:
+    """The flare numbers of patients `first_patient .. first_patient+count-1` in round `round_`
+    (count x 3*FLARES_PER_ROUND): for each of the round's flares, a uniform turned into the
+    unit exponential before it, then the uniforms of its burst (response, rebound).
+
+    Flare k of a patient is number k % FLARES_PER_ROUND of round k // FLARES_PER_ROUND;
+    each round is a PCG64 stream of its own, patient i at position 3*FLARES_PER_ROUND*i,
+    so both engines read the same numbers, whatever the chunk.
+    """
+    width = 3 * FLARES_PER_ROUND
+    bit_generator = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate, FLARE_STREAM, round_)))
+    bit_generator.advance(first_patient * width)
+    return np.random.Generator(bit_generator).random((count, width))
 
 
 def side_uniforms(seed: int, replicate: int, stream: int, first_patient: int, count: int) -> np.ndarray:
@@ -154,6 +168,7 @@ class ChunkDraws:
     response: np.ndarray
     target_assessments: dict[int, np.ndarray]
     dead: np.ndarray | None = None
+    flares: np.ndarray | None = None  # the first round of flare numbers (`flare_uniforms`), if flares are laid
 
 
 def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkDraws:
@@ -174,8 +189,11 @@ def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int,
     if model.population.arrival is not None:
         entries = model.population.arrival.ppf(u[:, layout.arrival])
     eligible, response = patient_treatment_matrices(model, covariates, count)
+    flares = None
+    if model.rescue is not None and model.rescue.flare_rates:
+        flares = flare_uniforms(model.seed, replicate, 0, first_patient, count)
     return ChunkDraws(first_patient, u, values, relapse_times, ends, lost, covariates, entries, eligible, response,
-                      _target_assessments(model, layout, u), dead)
+                      _target_assessments(model, layout, u), dead, flares)
 
 
 def _target_assessments(model: Model, layout: Layout, u: np.ndarray) -> dict[int, np.ndarray]:

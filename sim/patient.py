@@ -15,6 +15,7 @@ import numpy as np
 
 from sim.draws import (
     ASSESS,
+    FLARES_PER_ROUND,
     OCCURRENCES,
     OVERFLOW_EPISODE,
     OVERFLOW_SPELL,
@@ -22,7 +23,7 @@ from sim.draws import (
     ChunkDraws,
     Layout,
     draw_group_values,
-    flare_generator,
+    flare_uniforms,
     overflow_uniforms,
 )
 from sim.model import Model, Strategy, Treatment, adjust_odds
@@ -43,6 +44,7 @@ class ChunkPatients:
         self.ends, self.lost, self.entries = chunk.ends.tolist(), chunk.lost.tolist(), chunk.entries.tolist()
         self.dead = chunk.dead.tolist() if chunk.dead is not None else [False] * len(self.ends)
         self.eligible, self.response = chunk.eligible.tolist(), chunk.response.tolist()
+        self.flares = chunk.flares
         self.episode_groups = layout.episode_groups
         self.group_sizes = layout.group_sizes
         self.relapse_occurs = layout.relapse_occurs
@@ -108,7 +110,7 @@ class PatientDraws:
     def flare_numbers(self) -> FlareNumbers:
         """Return this patient's flare numbers (the same for every strategy)."""
         if self._flares is None:
-            self._flares = FlareNumbers(flare_generator(self.model.seed, self.replicate, self.patient))
+            self._flares = FlareNumbers(self.model.seed, self.replicate, self.patient, self.chunk.flares[self.i])
         return self._flares
 
     def episode_group(self, treatment: Treatment, occurrence: int):
@@ -141,30 +143,31 @@ class PatientDraws:
 
 
 class FlareNumbers:
-    """A patient's flare numbers from its flare generator: before the k-th flare a unit
-    exponential, then the two uniforms of its burst (response, rebound).
-
-    Every strategy reads them in the order exponential, pair, exponential, ... so they are
-    drawn once, in that order, and replayed for the other strategies (drawing them from a
-    fresh generator per strategy gave the same numbers at the cost of a generator each).
-    A flare's three numbers are drawn together: the stream is the same, whoever reads them.
+    """A patient's flare numbers (`sim.draws.flare_uniforms`, as the vector engine reads
+    them): before the k-th flare a unit exponential, then the two uniforms of its burst
+    (response, rebound). Every strategy reads the same ones; the first round comes with
+    the chunk, later rounds are drawn for this patient when a trajectory reaches them.
     """
 
-    __slots__ = ("_flares", "_generator")
+    __slots__ = ("_flares", "patient", "replicate", "seed")
 
-    def __init__(self, generator: np.random.Generator):
-        self._generator = generator
+    def __init__(self, seed: int, replicate: int, patient: int, first_round: np.ndarray):
+        self.seed, self.replicate, self.patient = seed, replicate, patient
         self._flares: list[tuple[float, float, float]] = []
+        self._add_round(first_round)
 
     def flare(self, k: int) -> tuple[float, float, float]:
         """The numbers of flare `k` (0-based): the unit exponential before it, and the uniforms
         deciding whether its burst works and whether a rebound follows."""
-        flares = self._flares
-        while len(flares) <= k:
-            exponential = self._generator.exponential()
-            response, rebound = self._generator.random(2).tolist()
-            flares.append((exponential, response, rebound))
-        return flares[k]
+        while len(self._flares) <= k:
+            round_ = len(self._flares) // FLARES_PER_ROUND
+            self._add_round(flare_uniforms(self.seed, self.replicate, round_, self.patient, 1)[0])
+        return self._flares[k]
+
+    def _add_round(self, u: np.ndarray) -> None:
+        k = FLARES_PER_ROUND
+        exponentials = (-np.log1p(-u[:k])).tolist()
+        self._flares += zip(exponentials, u[k:2 * k].tolist(), u[2 * k:3 * k].tolist())
 
 
 class PathwayPosition:

@@ -8,7 +8,7 @@ order and sorted.
 Two engines run a chunk: `des` (SimPy, one process per patient, or per patient and
 strategy when resources are limited) and `vector` (NumPy, all trajectories of a chunk at
 once). They give identical tables for
-the same seed (flare bursts agree in distribution); only the DES simulates limited
+the same seed (flare burst times to rounding); only the DES simulates limited
 resources. `auto` picks the vector engine unless the scenario has limited resources.
 """
 

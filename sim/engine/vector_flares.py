@@ -6,20 +6,18 @@ state, `topical`, `uncontrolled`, `controlled` or `supportive_care`, times the m
 spent in it) reaches E1 + ... + Ek, a sum of the patient's unit exponentials. The
 exponentials, and the uniforms deciding whether each burst works and whether a rebound
 follows, belong to the patient and are the same in every strategy (common random
-numbers). The DES draws them from a generator per patient, which cannot be vectorised;
-here they come from a stream of their own (`FLARES_PER_ROUND` flares per
-patient per round, at a fixed place for each patient), so flares agree with the DES in
-distribution, not draw for draw.
+numbers). Both engines read them from `sim.draws.flare_uniforms` (`FLARES_PER_ROUND`
+flares per patient per round, at a fixed place for each patient). The DES consumes the
+hazard segment by segment, this module compares cumulative sums: the same flares and
+bursts, with times equal to about 1e-9 months (rounding).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from sim.draws import FLARES_PER_ROUND, flare_uniforms
 from sim.engine.records import BURST_REASONS, BURST_STATES
-
-FLARES_PER_ROUND = 8
-_FLARE_STREAM = 2**32 - 2  # spawn-key tag of the flare stream (patient numbers stay below it)
 
 
 def lay_flares(cohort) -> None:
@@ -74,9 +72,5 @@ def _flares_within(numbers, patients: np.ndarray, total: np.ndarray) -> tuple[np
 
 
 def _flare_uniforms(numbers, round_: int) -> np.ndarray:
-    """Uniforms of the chunk's patients for flares of one round: exponentials, burst response, rebound."""
-    width = 3 * FLARES_PER_ROUND
-    sequence = np.random.SeedSequence(numbers.model.seed, spawn_key=(numbers.replicate, _FLARE_STREAM, round_))
-    bit_generator = np.random.PCG64(sequence)
-    bit_generator.advance(numbers.first_patient * width)
-    return np.random.Generator(bit_generator).random((numbers.count, width))
+    """Flare numbers of the chunk's patients in one round (`sim.draws.flare_uniforms`)."""
+    return flare_uniforms(numbers.model.seed, numbers.replicate, round_, numbers.first_patient, numbers.count)
