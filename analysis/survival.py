@@ -178,7 +178,7 @@ def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarr
     combined = np.zeros(len(frame), dtype=np.int64)
     for code, size in zip(codes, sizes):
         combined = combined * size + code
-    missing = np.logical_or.reduce([code < 0 for code in codes]) if codes else np.zeros(len(frame), dtype=bool)
+    missing = np.logical_or.reduce([code < 0 for code in codes])
     ids = np.full(len(frame), -1, dtype=np.int64)
     observed, ids[~missing] = np.unique(combined[~missing], return_inverse=True)
     keys = {}

@@ -221,11 +221,7 @@ def load_economics(name_or_path: str, treatments: dict[str, list[str]]) -> Econo
     events the file does not price cost nothing (`unpriced_adverse_events` lists them).
     """
     path = economics_path(name_or_path)
-    document = read_yaml(path) or {}
-    try:
-        spec = EconomicsSpec.model_validate(document)
-    except ValidationError as exc:
-        raise ScenarioError(validation_problems(exc, document, {}, path)) from None
+    spec = _validated(read_yaml(path) or {}, path)
     _check_names(spec, treatments, path)
     return compile_economics(spec, spec.name or path.stem)
 
@@ -233,11 +229,14 @@ def load_economics(name_or_path: str, treatments: dict[str, list[str]]) -> Econo
 def economics_from_document(document: dict, name: str, where: str) -> Economics:
     """Validate and compile an economics document (e.g. one with a PSA sample's values
     written in); raise `ScenarioError` naming `where` and the key path."""
+    return compile_economics(_validated(document, where), name)
+
+
+def _validated(document: dict, where) -> EconomicsSpec:
     try:
-        spec = EconomicsSpec.model_validate(document)
+        return EconomicsSpec.model_validate(document)
     except ValidationError as exc:
         raise ScenarioError(validation_problems(exc, document, {}, where)) from None
-    return compile_economics(spec, name)
 
 
 def _check_names(spec: EconomicsSpec, treatments: dict[str, list[str]], path: Path) -> None:

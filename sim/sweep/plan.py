@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from sim.economics import economics_from_document, economics_path, load_economics
 from sim.loader import (
     LoadedScenario,
     Problem,
@@ -133,6 +134,7 @@ class SweepPlan:
     hash: str
     economics: Any = None
     economics_document: dict | None = None
+    _sample_economics: dict = field(default_factory=dict, repr=False, compare=False)  # sample -> Economics
 
     def model(self, task: SweepTask) -> Model:
         """Return the compiled model a task simulates (one replicate, the task's seed)."""
@@ -146,10 +148,12 @@ class SweepPlan:
         own = economics_overrides(task)
         if not own:
             return self.economics
-        from sim.economics import economics_from_document
-
-        document = apply_overrides(self.economics_document, own)
-        return economics_from_document(document, self.economics.name, f"{self.file} (economics of {task.id})")
+        # Only PSA samples draw economic numbers: every replicate of a sample shares them.
+        if task.sample not in self._sample_economics:
+            document = apply_overrides(self.economics_document, own)
+            self._sample_economics[task.sample] = economics_from_document(
+                document, self.economics.name, f"{self.file} (economics of {task.id})")
+        return self._sample_economics[task.sample]
 
     def task_table(self) -> pd.DataFrame:
         """One row per task: its identifiers and the value of every parameter column."""
@@ -251,8 +255,6 @@ def _economics(spec: SweepSpec, file: Path, base: LoadedScenario):
     """The sweep's economic setting (compiled) and its whole document, or (None, None)."""
     if spec.economics is None:
         return None, None
-    from sim.economics import economics_path, load_economics
-
     beside = file.parent / spec.economics
     name = str(beside) if beside.is_file() else spec.economics
     try:
