@@ -141,7 +141,7 @@ def episodes_columns(records: Records, model: Model, replicate: int) -> dict:
     treatments = [t.name for t in model.treatments]
     stoppers = _event_codes(model, c["treatment"], c["stopping_adverse_event"])
     responded = np.asarray(c["responded"], dtype=np.int8)
-    return _frame({
+    return _in_order({
         "replicate": np.full(len(responded), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": np.asarray(c["patient"], dtype=np.int32),
@@ -166,7 +166,7 @@ def episodes_columns(records: Records, model: Model, replicate: int) -> dict:
 def bursts_columns(records: Records, model: Model, replicate: int) -> dict:
     """Return the chunk's corticosteroid bursts as the columns of the `bursts.parquet` table."""
     c = records.bursts
-    return _frame({
+    return _in_order({
         "replicate": np.full(len(c["patient"]), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": np.asarray(c["patient"], dtype=np.int32),
@@ -182,7 +182,7 @@ def adverse_events_columns(records: Records, model: Model, replicate: int) -> di
     """Return the chunk's adverse events as the columns of the `adverse_events.parquet` table."""
     c = records.events
     names = _event_codes(model, c["treatment"], c["adverse_event"])
-    return _frame({
+    return _in_order({
         "replicate": np.full(len(names), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
         "patient": np.asarray(c["patient"], dtype=np.int32),
@@ -220,7 +220,7 @@ def patients_columns(records: Records, model: Model, replicate: int, first_patie
         columns[name] = np.asarray(c[name], dtype=np.float64)
     for name in ("bursts", "rebounds"):
         columns[name] = np.asarray(c[name], dtype=np.int16)
-    return _frame(columns, ["strategy", "patient"])
+    return _in_order(columns, ["strategy", "patient"])
 
 
 def _event_names(model: Model) -> list[str]:
@@ -237,7 +237,7 @@ def _event_codes(model: Model, treatments, events) -> np.ndarray:
     return table[np.asarray(treatments, dtype=np.intp), np.asarray(events, dtype=np.intp)]
 
 
-def _frame(columns: dict, keys: list[str]) -> dict:
+def _in_order(columns: dict, keys: list[str]) -> dict:
     """Return the columns sorted by `keys` (stable: ties keep the engine's order)."""
     key_columns = [_codes(columns[key]) for key in keys]
     if _sorted(key_columns):
