@@ -57,93 +57,150 @@ def patient_costs(episodes: pd.DataFrame, patients: pd.DataFrame, economics: Eco
     """
     cur = economics.currency
     patients = patients.reset_index(drop=True)
-    rows = _row_index(episodes, patients)
-    order = np.lexsort((episodes["episode"].to_numpy(), rows))
-    rows = rows[order]
-    episodes = episodes.iloc[order].assign(_row=rows)
-    weights = _weights(episodes, patients, economics)
+    course = _Episodes(episodes, _row_index(episodes, patients))
+    weights = _weights(course, patients, economics)
     out = patients[_KEYS].copy()
     parts = {
-        "drugs": _drug_costs(episodes, weights, economics),
-        "monitoring": _monitoring_costs(episodes, economics),
-        "events": _event_costs(episodes, economics, adverse_events, bursts, patients),
+        "drugs": _drug_costs(course, weights, economics),
+        "monitoring": _monitoring_costs(course, economics),
+        "events": _event_costs(course, economics, adverse_events, bursts, patients),
     }
     for name, (discounted, undiscounted, where) in parts.items():
         out[f"cost_{name}_{cur}"] = _sum_by(discounted, where, len(patients))
         out[f"_undiscounted_{name}"] = _sum_by(undiscounted, where, len(patients))
     out[f"cost_total_{cur}"] = sum(out[f"cost_{name}_{cur}"] for name in parts)
     out[f"cost_total_undiscounted_{cur}"] = sum(out.pop(f"_undiscounted_{name}") for name in parts)
-    qalys, qalys_undiscounted = _qalys(episodes, patients, rows, economics, adverse_events, bursts)
+    qalys, qalys_undiscounted = _qalys(course, patients, economics, adverse_events, bursts)
     out["qalys"] = qalys
     out["qalys_undiscounted"] = qalys_undiscounted
     out["life_years"] = patients["follow_up_months"].to_numpy() / 12.0
     return out
 
 
+class _Episodes:
+    """The columns of the episode table that costs and QALYs need, as arrays ordered by
+    patient row (of the patients table) then episode; `row` is that patient row."""
+
+    def __init__(self, episodes: pd.DataFrame, rows: np.ndarray):
+        order = np.lexsort((episodes["episode"].to_numpy(), rows))
+        self.row = rows[order]
+        self.start = episodes["start"].to_numpy(float)[order]
+        self.stop = episodes["stop"].to_numpy(float)[order]
+        self.assessed = (episodes["assessed"].to_numpy(float)[order] if "assessed" in episodes
+                         else np.full(len(order), np.nan))
+        self.responded = episodes["responded"].astype("boolean").fillna(False).to_numpy(bool)[order]
+        self.treatment = episodes["treatment"].iloc[order]
+        self.remission = _is(episodes["reason"], ("remission",))[order]
+        self.censored = _is(episodes["reason"], _CENSORED)[order]
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
 def _row_index(frame: pd.DataFrame, patients: pd.DataFrame) -> np.ndarray:
-    """Row of `patients` for each row of `frame` (same replicate, strategy and patient)."""
-    index = pd.MultiIndex.from_frame(patients[_KEYS].astype({"strategy": str}))
-    keys = pd.MultiIndex.from_frame(frame[_KEYS].astype({"strategy": str}))
-    return index.get_indexer(keys)
+    """Row of `patients` for each row of `frame` (same replicate, strategy and patient; -1: none)."""
+    names = pd.Index(_labels(patients["strategy"]))
+    known = _patient_keys(patients, names)
+    keys = _patient_keys(frame, names)
+    if not len(known):
+        return np.full(len(keys), -1)
+    order = np.argsort(known, kind="stable")
+    position = np.minimum(np.searchsorted(known[order], keys), len(known) - 1)
+    return np.where(known[order][position] == keys, order[position], -1)
+
+
+def _patient_keys(frame: pd.DataFrame, names: pd.Index) -> np.ndarray:
+    """One integer per (replicate, strategy, patient); strategies not in `names` give -1."""
+    strategy = _codes(frame["strategy"], names)
+    replicate = frame["replicate"].to_numpy(np.int64)
+    patient = frame["patient"].to_numpy(np.int64)
+    key = (replicate * (len(names) + 1) + strategy + 1) * (1 << 32) + patient
+    return np.where(strategy >= 0, key, -1)
+
+
+def _labels(column: pd.Series) -> list[str]:
+    """The distinct labels of a column, as strings (a categorical's categories)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [str(label) for label in column.cat.categories]
+    return [str(label) for label in pd.unique(column)]
+
+
+def _codes(column: pd.Series, names: pd.Index) -> np.ndarray:
+    """Position of each value of `column` in `names` (compared as strings; -1: absent)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        mapping = np.append(names.get_indexer([str(c) for c in column.cat.categories]), -1)
+        return mapping[column.cat.codes.to_numpy()]
+    return names.get_indexer(column.astype(str))
+
+
+def _is(column: pd.Series, labels: tuple[str, ...]) -> np.ndarray:
+    """Whether each value of `column` is one of `labels` (compared as strings)."""
+    names = pd.Index(_labels(column))
+    wanted = names.get_indexer(list(labels))
+    return np.isin(_codes(column, names), wanted[wanted >= 0])
+
+
+def _per_label(column: pd.Series, value_of) -> np.ndarray:
+    """`value_of(label)` for each value of `column`, computed once per distinct label ("nan" for missing)."""
+    if not len(column):
+        return np.zeros(0)
+    names = _labels(column)
+    values = np.array([value_of(name) for name in names] + [value_of("nan")], dtype=float)
+    return values[_codes(column, pd.Index(names))]
 
 
 def _sum_by(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(rows, weights=values, minlength=n) if len(rows) else np.zeros(n)
 
 
-def _weights(episodes, patients, economics) -> np.ndarray | None:
+def _weights(course: _Episodes, patients, economics) -> np.ndarray | None:
     needs_weight = any(per_kg for _, per_kg in economics.drug_per_month.values()) or \
         any(per_kg for _, per_kg in economics.loading.values())
     if not needs_weight:
         return None
     if "weight_kg" not in patients.columns:
         raise ValueError("the economic setting doses a drug per kg: the population needs a weight_kg covariate")
-    return patients["weight_kg"].to_numpy(float)[_row_index(episodes, patients)]
+    return patients["weight_kg"].to_numpy(float)[course.row]
 
 
-def _per_treatment(episodes: pd.DataFrame, table: dict, position: int | None = None) -> np.ndarray:
-    names = episodes["treatment"].astype(str).to_numpy()
-    lookup = {t: (v if position is None else v[position]) for t, v in table.items()}
-    return np.array([lookup.get(t, 0.0) for t in names], dtype=float) if len(names) else np.zeros(0)
+def _per_treatment(course: _Episodes, table: dict, position: int | None = None) -> np.ndarray:
+    return _per_label(course.treatment,
+                      lambda t: table.get(t, 0.0) if position is None else (table[t][position] if t in table else 0.0))
 
 
-def _drug_costs(episodes, weights, economics):
+def _drug_costs(course: _Episodes, weights, economics):
     """The drug over each episode, and its loading dose at the start."""
-    discounted, undiscounted, rows = _interval_costs(
-        episodes, _by_weight(episodes, economics.drug_per_month, weights), economics)
-    loading = _by_weight(episodes, economics.loading, weights)
-    factor = discount_factor(episodes["start"].to_numpy(float), economics.cost_discount_per_year, economics.method)
+    discounted, undiscounted, rows = _interval_costs(course, _by_weight(course, economics.drug_per_month, weights),
+                                                     economics)
+    loading = _by_weight(course, economics.loading, weights)
+    factor = discount_factor(course.start, economics.cost_discount_per_year, economics.method)
     return discounted + loading * factor, undiscounted + loading, rows
 
 
-def _by_weight(episodes, table, weights) -> np.ndarray:
-    fixed = _per_treatment(episodes, table, 0)
-    per_kg = _per_treatment(episodes, table, 1)
+def _by_weight(course: _Episodes, table, weights) -> np.ndarray:
+    fixed = _per_treatment(course, table, 0)
+    per_kg = _per_treatment(course, table, 1)
     return fixed + (per_kg * weights if weights is not None else 0.0)
 
 
-def _monitoring_costs(episodes, economics):
-    return _interval_costs(episodes, _per_treatment(episodes, economics.monitoring_per_month), economics)
+def _monitoring_costs(course: _Episodes, economics):
+    return _interval_costs(course, _per_treatment(course, economics.monitoring_per_month), economics)
 
 
-def _interval_costs(episodes, rate, economics):
-    start, stop = episodes["start"].to_numpy(float), episodes["stop"].to_numpy(float)
-    discounted = rate * discount_integral(start, stop, economics.cost_discount_per_year, economics.method)
-    return discounted, rate * (stop - start), episodes["_row"].to_numpy()
+def _interval_costs(course: _Episodes, rate, economics):
+    discounted = rate * discount_integral(course.start, course.stop, economics.cost_discount_per_year, economics.method)
+    return discounted, rate * (course.stop - course.start), course.row
 
 
-def _event_costs(episodes, economics, adverse_events, bursts, patients):
+def _event_costs(course: _Episodes, economics, adverse_events, bursts, patients):
     """One-off costs: drug starts (tests, visit), adverse events, bursts, relapses."""
-    times, costs, rows = [], [], []
-    start_cost = _per_treatment(episodes, economics.at_start) + economics.drug_start
-    times.append(episodes["start"].to_numpy(float))
-    costs.append(start_cost)
-    rows.append(episodes["_row"].to_numpy())
-    relapse = _relapse_times(episodes)
-    times.append(relapse["start"].to_numpy(float))
-    costs.append(np.full(len(relapse), economics.relapse))
-    rows.append(relapse["_row"].to_numpy())
-    for frame, cost_of in ((adverse_events, _adverse_event_cost(economics)), (bursts, lambda f: np.full(len(f), economics.burst[0]))):
+    relapsed = _after_relapse(course)
+    times = [course.start, course.start[relapsed]]
+    costs = [_per_treatment(course, economics.at_start) + economics.drug_start,
+             np.full(int(relapsed.sum()), economics.relapse)]
+    rows = [course.row, course.row[relapsed]]
+    for frame, cost_of in ((adverse_events, _adverse_event_cost(economics)),
+                           (bursts, lambda f: np.full(len(f), economics.burst[0]))):
         if frame is not None and len(frame):
             times.append(frame["time"].to_numpy(float))
             costs.append(cost_of(frame))
@@ -154,52 +211,46 @@ def _event_costs(episodes, economics, adverse_events, bursts, patients):
 
 def _adverse_event_cost(economics):
     def cost(frame):
-        names = frame["adverse_event"].astype(str).to_numpy()
-        return np.array([economics.adverse_events.get(n, (0.0, 0.0))[0] for n in names], dtype=float)
+        return _per_label(frame["adverse_event"], lambda name: economics.adverse_events.get(name, (0.0, 0.0))[0])
     return cost
 
 
-def _relapse_times(episodes: pd.DataFrame) -> pd.DataFrame:
+def _after_relapse(course: _Episodes) -> np.ndarray:
     """Episodes that start after a spell on topical therapy: a relapse brought the patient back."""
-    previous = episodes.groupby(_KEYS, observed=True, sort=False)["reason"].shift(1)
-    return episodes[previous.astype(object) == "remission"]
+    if not len(course):
+        return np.zeros(0, bool)
+    return np.r_[False, (course.row[1:] == course.row[:-1]) & course.remission[:-1]]
 
 
-def state_intervals(episodes: pd.DataFrame, patients: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """Return (row, start, stop, state) intervals covering each patient's follow-up (months)."""
-    e = episodes
-    start, stop = e["start"].to_numpy(float), e["stop"].to_numpy(float)
-    assessed = e["assessed"].to_numpy(float) if "assessed" in e else np.full(len(e), np.nan)
-    responded = e["responded"].astype("boolean").fillna(False).to_numpy(bool)
-    known = ~np.isnan(assessed)
+def state_intervals(course: _Episodes, patients: pd.DataFrame) -> list[tuple]:
+    """Return the (patient rows, start, stop, state) intervals covering each patient's
+    follow-up (months), as arrays per piece."""
+    known = ~np.isnan(course.assessed)
+    rows, start, stop, assessed, responded = course.row, course.start, course.stop, course.assessed, course.responded
     pieces = [
         (rows, start, np.where(known, assessed, stop), "uncontrolled_on_systemic"),
         (rows[known & responded], assessed[known & responded], stop[known & responded], "controlled_on_systemic"),
         (rows[known & ~responded], assessed[known & ~responded], stop[known & ~responded], "uncontrolled_on_systemic"),
     ]
-    pieces += _gaps(e, rows, start, stop, patients)
-    frames = [pd.DataFrame({"row": r, "start": a, "stop": b, "state": s}) for r, a, b, s in pieces if len(r)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["row", "start", "stop", "state"])
+    return pieces + _gaps(course, patients)
 
 
-def _gaps(e, rows, start, stop, patients):
+def _gaps(course: _Episodes, patients):
     """Intervals between and after episodes, and whole follow-ups without any episode."""
-    reason = e["reason"].astype(str).to_numpy()
+    rows, start, stop = course.row, course.start, course.stop
     first = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, bool)
     last = np.r_[rows[1:] != rows[:-1], True] if len(rows) else np.zeros(0, bool)
     previous_stop = np.r_[0.0, stop[:-1]] if len(rows) else np.zeros(0)
-    previous_reason = np.concatenate([[""], reason[:-1]]) if len(rows) else np.zeros(0, str)
     gap_start = np.where(first, 0.0, previous_stop)
-    after_remission = ~first & (previous_reason == "remission")
+    after_remission = _after_relapse(course)
     follow_up = patients["follow_up_months"].to_numpy(float)
-    final = patients["final_state"].astype(str).to_numpy()
-    tail_rows = rows[last & ~np.isin(reason, _CENSORED)]
-    tail_start = stop[last & ~np.isin(reason, _CENSORED)]
-    tail_reason = reason[last & ~np.isin(reason, _CENSORED)]
-    tail_state = np.where(tail_reason == "remission", "topical",
-                          np.where(final[tail_rows] == "waiting", "uncontrolled_on_systemic", "supportive_care"))
+    waiting = _is(patients["final_state"], ("waiting",))
+    tail = last & ~course.censored
+    tail_rows, tail_start = rows[tail], stop[tail]
+    tail_state = np.where(course.remission[tail], "topical",
+                          np.where(waiting[tail_rows], "uncontrolled_on_systemic", "supportive_care"))
     without = np.setdiff1d(np.arange(len(patients)), rows)
-    without_state = np.where(final[without] == "waiting", "uncontrolled_on_systemic", "supportive_care")
+    without_state = np.where(waiting[without], "uncontrolled_on_systemic", "supportive_care")
     return [
         (rows[after_remission], gap_start[after_remission], start[after_remission], "topical"),
         (rows[~after_remission], gap_start[~after_remission], start[~after_remission], "uncontrolled_on_systemic"),
@@ -210,17 +261,18 @@ def _gaps(e, rows, start, stop, patients):
     ]
 
 
-def _qalys(episodes, patients, rows, economics, adverse_events, bursts):
-    intervals = state_intervals(episodes, patients, rows)
-    utility = intervals["state"].map(economics.utilities).to_numpy(float)
-    a, b = intervals["start"].to_numpy(float), intervals["stop"].to_numpy(float)
-    r = intervals["row"].to_numpy(int)
+def _qalys(course: _Episodes, patients, economics, adverse_events, bursts):
+    pieces = state_intervals(course, patients)
+    utility = np.concatenate([np.full(len(r), economics.utilities.get(s, np.nan)) for r, _, _, s in pieces])
+    r = np.concatenate([piece[0] for piece in pieces]).astype(int)
+    a = np.concatenate([piece[1] for piece in pieces]).astype(float)
+    b = np.concatenate([piece[2] for piece in pieces]).astype(float)
     discounted = utility * discount_integral(a, b, economics.qaly_discount_per_year, economics.method) / 12.0
     undiscounted = utility * (b - a) / 12.0
     qalys = _sum_by(discounted, r, len(patients))
     plain = _sum_by(undiscounted, r, len(patients))
-    for frame, loss_of in ((adverse_events, lambda f: np.array(
-            [economics.adverse_events.get(n, (0.0, 0.0))[1] for n in f["adverse_event"].astype(str)], dtype=float)),
+    for frame, loss_of in ((adverse_events, lambda f: _per_label(
+            f["adverse_event"], lambda name: economics.adverse_events.get(name, (0.0, 0.0))[1])),
             (bursts, lambda f: np.full(len(f), economics.burst[1]))):
         if frame is not None and len(frame):
             loss = loss_of(frame) / 12.0
