@@ -89,6 +89,7 @@ def analyse(episodes, patients, report: bool) -> list[tuple[str, float]]:
     timed("lines used", t, lines_used, patients)
     timed("paired strategy differences", t, strategy_differences, outcomes)
     timed("summarize_run (summary.csv, recomputes its own)", t, summarize_run, episodes, patients)
+    timed("costs and QALYs per patient (uk_nhs)", t, _costs, episodes, patients)
     if report:
         from analysis.plots import plot_discontinuation_reasons, plot_drug_survival, save_figure
         import tempfile
@@ -109,6 +110,15 @@ def analyse(episodes, patients, report: bool) -> list[tuple[str, float]]:
             )
     return t
 
+
+def _costs(episodes, patients):
+    """Costs and QALYs of every patient in the NHS setting (drugs it does not price cost nothing)."""
+    from analysis.costs import patient_costs
+    from sim.economics import load_economics
+
+    if "weight_kg" not in patients.columns:
+        patients = patients.assign(weight_kg=70.0)  # synthetic patients have no weight; doses are per kg
+    return patient_costs(episodes, patients, load_economics("uk_nhs", {}))
 
 
 def main() -> None:
