@@ -114,12 +114,20 @@ def _t_quantile(confidence: float, df):
     return out
 
 
+def t_limits(mean, std, count, confidence: float = CONFIDENCE):
+    """Limits mean ± t·SE from a mean, a standard deviation (ddof 1) and a count of
+    independent values (arrays or columns of the same shape, in the values' unit); NaN
+    with fewer than two values."""
+    half = _t_quantile(confidence, count - 1) * std / np.sqrt(count)
+    return mean - half, mean + half
+
+
 def _t_interval_by(means: pd.DataFrame, by: list[str], confidence: float) -> pd.DataFrame:
     """Mean ± t·SE of the independent values in column ``value``, per group."""
     grouped = means.groupby(by, observed=True, sort=True)["value"]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
-    half = _t_quantile(confidence, out["count"] - 1) * out["std"] / np.sqrt(out["count"])
-    return out.assign(value=out["mean"], ci_low=out["mean"] - half, ci_high=out["mean"] + half)
+    low, high = t_limits(out["mean"], out["std"], out["count"], confidence)
+    return out.assign(value=out["mean"], ci_low=low, ci_high=high)
 
 
 def proportion_estimates(

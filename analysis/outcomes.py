@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.intervals import mean_estimates, poisson_rate_interval, proportion_estimates
+from analysis.intervals import poisson_rate_interval, proportion_estimates, t_limits, wilson_interval
 from analysis.states import horizon_of, monthly_grid, state_counts
 from analysis.survival import kaplan_meier
 
@@ -291,34 +291,80 @@ def mean_outcomes(
     pandas.DataFrame
         ``strategy``, ``metric``, ``value``, ``ci_low``, ``ci_high``, ``patients``.
     """
-    # All columns of a kind in one grouped pass (metric as a grouping key): a summary of a
-    # small run would otherwise spend most of its time in per-column pandas overhead.
+    columns = list(columns)
+    by_strategy = outcomes.groupby("strategy", observed=True, sort=True)
+    replicates = by_strategy["replicate"].nunique().to_numpy()
+    estimates = {}
     proportions = [c for c in columns if c in PROPORTION_OUTCOMES]
-    means = [c for c in columns if c not in PROPORTION_OUTCOMES]
-    frames = []
     if proportions:
-        grouped = outcomes.groupby(["strategy", "replicate"], observed=True, sort=True)
-        sums = grouped[proportions].sum()
-        counts = _long(sums, "successes").assign(n=np.repeat(grouped.size().to_numpy(), len(proportions)))
-        frames.append(proportion_estimates(counts, ["strategy", "metric"], confidence))
+        estimates |= _proportions(outcomes, proportions, replicates, confidence)
+    means = [c for c in columns if c not in PROPORTION_OUTCOMES]
     if means:
-        frames.append(mean_estimates(_long(outcomes.set_index([*_KEYS])[means], "value"), "value",
-                                     ["strategy", "metric"], confidence))
-    out = pd.concat(frames, ignore_index=True)
-    rank = out["metric"].map({column: i for i, column in enumerate(columns)})
-    out = out.assign(rank=rank.to_numpy()).sort_values(["rank", "strategy"], kind="stable", ignore_index=True)
-    out["metric"] = out["metric"].astype(object)
-    return out[["strategy", "metric", "value", "ci_low", "ci_high", "patients"]]
+        estimates |= _means(outcomes, means, replicates, confidence)
+    strategies = by_strategy.size().index
+    value, low, high, patients = (np.concatenate([estimates[c][i] for c in columns]) for i in range(4))
+    return pd.DataFrame({
+        "strategy": strategies.take(np.tile(np.arange(len(strategies)), len(columns))),
+        "metric": np.repeat(np.array(columns, dtype=object), len(strategies)),
+        "value": value, "ci_low": low, "ci_high": high, "patients": patients,
+    })
 
 
-def _long(wide: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Columns of a frame indexed by keys stacked into rows: the keys, ``metric`` and ``name``."""
-    values = wide.to_numpy(dtype=float)
-    width = values.shape[1]
-    out = {key: wide.index.get_level_values(key).repeat(width) for key in wide.index.names}
-    out["metric"] = pd.Categorical.from_codes(np.tile(np.arange(width), len(wide)), categories=list(wide.columns))
-    out[name] = values.reshape(-1)
-    return pd.DataFrame(out)
+# Both estimators below work on the wide table, every outcome column at once: a summary of
+# a small run would otherwise spend most of its time in per-column pandas overhead. Their
+# groupings visit each group's values in the same order as `analysis.intervals`'
+# `proportion_estimates` and `mean_estimates`, so they give the same floats.
+
+def _proportions(outcomes: pd.DataFrame, columns: list[str], replicates: np.ndarray, confidence: float) -> dict:
+    """Per 0/1 column: (proportion, low, high, patients) per strategy; Wilson on the pooled
+    counts, or mean ± t·SE of the replicate proportions (clipped to [0, 1]) with several."""
+    by_replicate = outcomes.groupby(["strategy", "replicate"], observed=True, sort=True)
+    successes, n = by_replicate[columns].sum(), by_replicate.size()
+    pooled = successes.groupby(level="strategy", observed=True, sort=True).sum()
+    total = n.groupby(level="strategy", observed=True, sort=True).sum().to_numpy()
+    several = replicates >= 2
+    if several.any():
+        across = successes.div(n, axis=0).groupby(level="strategy", observed=True, sort=True)
+        mean, std, count = across.mean(), across.std(), across.count()
+    out = {}
+    for column in columns:
+        k = pooled[column].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = k / total
+        low, high = wilson_interval(k, total, confidence)
+        if several.any():
+            t_low, t_high = t_limits(mean[column].to_numpy(), std[column].to_numpy(), count[column].to_numpy(),
+                                     confidence)
+            value = np.where(several, mean[column].to_numpy(), value)
+            # A t-interval knows nothing of [0, 1]; a proportion cannot leave it.
+            low = np.maximum(np.where(several, t_low, low), 0.0)
+            high = np.minimum(np.where(several, t_high, high), 1.0)
+        out[column] = (value, low, high, total)
+    return out
+
+
+def _means(outcomes: pd.DataFrame, columns: list[str], replicates: np.ndarray, confidence: float) -> dict:
+    """Per column: (mean, low, high, patients with a value) per strategy; t-interval over
+    patients, or mean ± t·SE of the replicate means with several replicates."""
+    values = outcomes[["strategy", "replicate", *columns]].astype({c: float for c in columns})
+    within = values.groupby("strategy", observed=True, sort=True)[columns]
+    mean, std, count = within.mean(), within.std(), within.count()
+    several = replicates >= 2
+    if several.any():
+        per_replicate = values.groupby(["strategy", "replicate"], observed=True, sort=True)[columns].mean()
+        across = per_replicate.groupby(level="strategy", observed=True, sort=True)
+        across_mean, across_std, across_count = across.mean(), across.std(), across.count()
+    out = {}
+    for column in columns:
+        value = mean[column].to_numpy()
+        low, high = t_limits(value, std[column].to_numpy(), count[column].to_numpy(), confidence)
+        if several.any():
+            t_low, t_high = t_limits(across_mean[column].to_numpy(), across_std[column].to_numpy(),
+                                     across_count[column].to_numpy(), confidence)
+            value = np.where(several, across_mean[column].to_numpy(), value)
+            low, high = np.where(several, t_low, low), np.where(several, t_high, high)
+        out[column] = (value, low, high, count[column].to_numpy())
+    return out
 
 
 #: Patient outcomes that are 0/1 indicators (their means are proportions).
