@@ -311,9 +311,8 @@ def mean_outcomes(
 
 
 # Both estimators below work on the wide table, every outcome column at once: a summary of
-# a small run would otherwise spend most of its time in per-column pandas overhead. Their
-# groupings visit each group's values in the same order as `analysis.intervals`'
-# `proportion_estimates` and `mean_estimates`, so they give the same floats.
+# a small run would otherwise spend most of its time in per-column pandas overhead. The
+# intervals are those of `analysis.intervals` (`proportion_estimates` for proportions).
 
 def _proportions(outcomes: pd.DataFrame, columns: list[str], replicates: np.ndarray, confidence: float) -> dict:
     """Per 0/1 column: (proportion, low, high, patients) per strategy; Wilson on the pooled

@@ -147,6 +147,30 @@ def test_lines_used_and_means(replicated):
         assert row["value"] == pytest.approx(per_replicate.mean())
         half = stats.t.ppf(0.975, 3) * per_replicate.std(ddof=1) / 2
         assert row["ci_high"] - row["value"] == pytest.approx(half)
+        proportions = group.groupby("replicate")["returned_to_topical_ever"].mean()
+        row = means.loc[(strategy, "returned_to_topical_ever")]
+        half = stats.t.ppf(0.975, 3) * proportions.std(ddof=1) / 2
+        assert (row["value"], row["ci_low"], row["ci_high"]) == pytest.approx(
+            (proportions.mean(), max(proportions.mean() - half, 0), min(proportions.mean() + half, 1)))
+        assert row["patients"] == len(group)
+
+
+def test_one_replicate_means_use_patients_and_proportions_wilson(run):
+    outcomes = patient_outcomes(run.patients, run.episodes)
+    means = mean_outcomes(outcomes, ["returned_to_topical_ever", "months_systemic"]).set_index(
+        ["strategy", "metric"]
+    )
+    assert list(means.index.get_level_values("metric")) == ["returned_to_topical_ever"] * 2 + ["months_systemic"] * 2
+    for strategy, group in outcomes.groupby("strategy", observed=True):
+        row = means.loc[(strategy, "returned_to_topical_ever")]
+        k, n = int(group["returned_to_topical_ever"].sum()), len(group)
+        assert row["value"] == k / n
+        assert (row["ci_low"], row["ci_high"]) == tuple(float(x) for x in wilson_interval(k, n))
+        months = group["months_systemic"]
+        row = means.loc[(strategy, "months_systemic")]
+        half = stats.t.ppf(0.975, n - 1) * months.std(ddof=1) / np.sqrt(n)
+        assert (row["value"], row["ci_low"], row["ci_high"]) == pytest.approx(
+            (months.mean(), months.mean() - half, months.mean() + half))
 
 
 def test_first_response_is_the_assessment_of_the_first_responding_episode(run):
