@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.keys import is_one_of, patient_rows, per_label
 from sim.economics import Economics, monthly_rate
 
 _KEYS = ["replicate", "strategy", "patient"]
@@ -57,7 +58,7 @@ def patient_costs(episodes: pd.DataFrame, patients: pd.DataFrame, economics: Eco
     """
     cur = economics.currency
     patients = patients.reset_index(drop=True)
-    course = _Episodes(episodes, _row_index(episodes, patients))
+    course = _Episodes(episodes, patient_rows(episodes, patients))
     weights = _weights(course, patients, economics)
     out = patients[_KEYS].copy()
     parts = {
@@ -90,63 +91,11 @@ class _Episodes:
                          else np.full(len(order), np.nan))
         self.responded = episodes["responded"].astype("boolean").fillna(False).to_numpy(bool)[order]
         self.treatment = episodes["treatment"].iloc[order]
-        self.remission = _is(episodes["reason"], ("remission",))[order]
-        self.censored = _is(episodes["reason"], _CENSORED)[order]
+        self.remission = is_one_of(episodes["reason"], ("remission",))[order]
+        self.censored = is_one_of(episodes["reason"], _CENSORED)[order]
 
     def __len__(self) -> int:
         return len(self.row)
-
-
-def _row_index(frame: pd.DataFrame, patients: pd.DataFrame) -> np.ndarray:
-    """Row of `patients` for each row of `frame` (same replicate, strategy and patient; -1: none)."""
-    names = pd.Index(_labels(patients["strategy"]))
-    known = _patient_keys(patients, names)
-    keys = _patient_keys(frame, names)
-    if not len(known):
-        return np.full(len(keys), -1)
-    order = np.argsort(known, kind="stable")
-    position = np.minimum(np.searchsorted(known[order], keys), len(known) - 1)
-    return np.where(known[order][position] == keys, order[position], -1)
-
-
-def _patient_keys(frame: pd.DataFrame, names: pd.Index) -> np.ndarray:
-    """One integer per (replicate, strategy, patient); strategies not in `names` give -1."""
-    strategy = _codes(frame["strategy"], names)
-    replicate = frame["replicate"].to_numpy(np.int64)
-    patient = frame["patient"].to_numpy(np.int64)
-    key = (replicate * (len(names) + 1) + strategy + 1) * (1 << 32) + patient
-    return np.where(strategy >= 0, key, -1)
-
-
-def _labels(column: pd.Series) -> list[str]:
-    """The distinct labels of a column, as strings (a categorical's categories)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return [str(label) for label in column.cat.categories]
-    return [str(label) for label in pd.unique(column)]
-
-
-def _codes(column: pd.Series, names: pd.Index) -> np.ndarray:
-    """Position of each value of `column` in `names` (compared as strings; -1: absent)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        mapping = np.append(names.get_indexer([str(c) for c in column.cat.categories]), -1)
-        return mapping[column.cat.codes.to_numpy()]
-    return names.get_indexer(column.astype(str))
-
-
-def _is(column: pd.Series, labels: tuple[str, ...]) -> np.ndarray:
-    """Whether each value of `column` is one of `labels` (compared as strings)."""
-    names = pd.Index(_labels(column))
-    wanted = names.get_indexer(list(labels))
-    return np.isin(_codes(column, names), wanted[wanted >= 0])
-
-
-def _per_label(column: pd.Series, value_of) -> np.ndarray:
-    """`value_of(label)` for each value of `column`, computed once per distinct label ("nan" for missing)."""
-    if not len(column):
-        return np.zeros(0)
-    names = _labels(column)
-    values = np.array([value_of(name) for name in names] + [value_of("nan")], dtype=float)
-    return values[_codes(column, pd.Index(names))]
 
 
 def _sum_by(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
@@ -164,7 +113,7 @@ def _weights(course: _Episodes, patients, economics) -> np.ndarray | None:
 
 
 def _per_treatment(course: _Episodes, table: dict, position: int | None = None) -> np.ndarray:
-    return _per_label(course.treatment,
+    return per_label(course.treatment,
                       lambda t: table.get(t, 0.0) if position is None else (table[t][position] if t in table else 0.0))
 
 
@@ -204,14 +153,14 @@ def _event_costs(course: _Episodes, economics, adverse_events, bursts, patients)
         if frame is not None and len(frame):
             times.append(frame["time"].to_numpy(float))
             costs.append(cost_of(frame))
-            rows.append(_row_index(frame, patients))
+            rows.append(patient_rows(frame, patients))
     t, c, r = np.concatenate(times), np.concatenate(costs), np.concatenate(rows)
     return c * discount_factor(t, economics.cost_discount_per_year, economics.method), c, r
 
 
 def _adverse_event_cost(economics):
     def cost(frame):
-        return _per_label(frame["adverse_event"], lambda name: economics.adverse_events.get(name, (0.0, 0.0))[0])
+        return per_label(frame["adverse_event"], lambda name: economics.adverse_events.get(name, (0.0, 0.0))[0])
     return cost
 
 
@@ -244,7 +193,7 @@ def _gaps(course: _Episodes, patients):
     gap_start = np.where(first, 0.0, previous_stop)
     after_remission = _after_relapse(course)
     follow_up = patients["follow_up_months"].to_numpy(float)
-    waiting = _is(patients["final_state"], ("waiting",))
+    waiting = is_one_of(patients["final_state"], ("waiting",))
     tail = last & ~course.censored
     tail_rows, tail_start = rows[tail], stop[tail]
     tail_state = np.where(course.remission[tail], "topical",
@@ -271,12 +220,12 @@ def _qalys(course: _Episodes, patients, economics, adverse_events, bursts):
     undiscounted = utility * (b - a) / 12.0
     qalys = _sum_by(discounted, r, len(patients))
     plain = _sum_by(undiscounted, r, len(patients))
-    for frame, loss_of in ((adverse_events, lambda f: _per_label(
+    for frame, loss_of in ((adverse_events, lambda f: per_label(
             f["adverse_event"], lambda name: economics.adverse_events.get(name, (0.0, 0.0))[1])),
             (bursts, lambda f: np.full(len(f), economics.burst[1]))):
         if frame is not None and len(frame):
             loss = loss_of(frame) / 12.0
-            where = _row_index(frame, patients)
+            where = patient_rows(frame, patients)
             qalys -= _sum_by(loss * discount_factor(frame["time"].to_numpy(float), economics.qaly_discount_per_year,
                                                     economics.method), where, len(patients))
             plain -= _sum_by(loss, where, len(patients))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import poisson_rate_interval, proportion_estimates, t_limits, wilson_interval
+from analysis.keys import patient_rows
 from analysis.states import horizon_of, monthly_grid, state_counts
 from analysis.survival import kaplan_meier
 
@@ -210,21 +211,29 @@ def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
         never), ``months_observed`` (the response time, or follow-up if censored),
         ``definition`` (``"assessment"`` or ``"episode_start"``).
     """
-    responding = episodes[episodes["responded"].fillna(False).astype(bool)]
+    responding = episodes["responded"].fillna(False).astype(bool).to_numpy()
+    rows = patient_rows(episodes, patients)
+    kept = responding & (rows >= 0)
+    rows, responding = rows[kept], episodes[kept]
     has_assessment = "assessed" in episodes.columns
-    columns = {"start": "min"} | ({"assessed": "min"} if has_assessment else {})
-    first = responding.groupby(_KEYS, observed=True).agg(columns).reset_index()
-    out = patients[_KEYS].merge(first, on=_KEYS, how="left")
-    out["responded"] = out["start"].notna()
-    out["months_to_first_effective_treatment"] = out.pop("start").astype(float)
-    when = out.pop("assessed") if has_assessment else out["months_to_first_effective_treatment"]
-    out["months_to_first_response"] = when.astype(float)
+    started = _earliest(rows, responding["start"], len(patients))
+    out = patients[_KEYS].reset_index(drop=True)
+    out["responded"] = ~np.isnan(started)
+    out["months_to_first_effective_treatment"] = started
+    out["months_to_first_response"] = (_earliest(rows, responding["assessed"], len(patients)) if has_assessment
+                                       else started)
     out["months_observed"] = np.where(
         out["responded"], out["months_to_first_response"], patients["follow_up_months"].to_numpy()
     )
     out["definition"] = "assessment" if has_assessment else "episode_start"
-    out["strategy"] = out["strategy"].astype(patients["strategy"].dtype)
     return out
+
+
+def _earliest(rows: np.ndarray, times: pd.Series, patients: int) -> np.ndarray:
+    """The earliest of `times` (months) per patient row; NaN where there is none."""
+    earliest = np.full(patients, np.nan)
+    np.fmin.at(earliest, rows, times.to_numpy(dtype=float))
+    return earliest
 
 
 def time_to_first_response(

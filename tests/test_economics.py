@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analysis.costs import _row_index, discount_integral, patient_costs
+from analysis.costs import discount_integral, patient_costs
 from analysis.economics import (
     acceptability,
     expected_value_of_perfect_information,
@@ -88,23 +88,6 @@ def test_costs_and_qalys_of_a_known_trajectory_match_hand_computation():
     assert result["qalys"] == pytest.approx(qalys, rel=1e-12)
     plain = (0.5 * 3 + 0.8 * 3 + 0.75 * 4 + 0.5 * 3 + 0.45 * 11) / 12 - 0.1 / 12 - 0.12 * (14 / DAYS) / 12
     assert result["qalys_undiscounted"] == pytest.approx(plain, rel=1e-12)
-
-
-def test_rows_of_patients_are_found_by_replicate_strategy_and_patient():
-    # The patients table as the engines write it (categorical strategy); the other table
-    # shuffled, with strategies as plain strings and keys that are not patients.
-    patients = pd.DataFrame({
-        "replicate": np.repeat([0, 1], 6),
-        "strategy": pd.Categorical(np.tile(np.repeat(["b_first", "a_first"], 3), 2), categories=["b_first", "a_first"]),
-        "patient": np.tile([0, 1, 2], 4),
-    })
-    frame = pd.DataFrame({
-        "replicate": [1, 0, 0, 1, 2, 0],
-        "strategy": ["a_first", "b_first", "a_first", "b_first", "a_first", "c_first"],
-        "patient": [2, 0, 1, 1, 0, 0],
-    })
-    expected = pd.MultiIndex.from_frame(patients.astype({"strategy": str})).get_indexer(pd.MultiIndex.from_frame(frame))
-    assert _row_index(frame, patients).tolist() == expected.tolist() == [11, 0, 4, 7, -1, -1]
 
 
 def test_annual_discounting_uses_whole_year_factors():
