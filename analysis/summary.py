@@ -213,10 +213,8 @@ def _treatment_rows(episodes, times) -> pd.DataFrame:
         incidence,
     ]
     columns = [*by, "metric", "value", "ci_low", "ci_high"]
-    out = pd.concat(
-        [f[columns].astype({"strategy": object, "treatment": object}) for f in frames],
-        ignore_index=True,
-    )
+    out = pd.concat([f[columns] for f in frames], ignore_index=True)
+    out = out.astype({"strategy": object, "treatment": object})
     treatment_order = _category_order(episodes["treatment"])
     out["treatment_rank"] = out["treatment"].map({t: i for i, t in enumerate(treatment_order)})
     out = _sorted(out, ["strategy", "treatment_rank"], treatment_metrics(times))
