@@ -21,3 +21,32 @@ def test_psa_draws_response_probabilities_and_extrapolates_a_partial_run():
     assert len(probabilities) == 3 and all(0 < p < 1 for p in probabilities)
     row = bench_engines.measure_psa("adult_conventional", 4, 50, "vector", 2)
     assert row["extrapolated"] and row["seconds"] > 0
+
+
+def test_floor_timers_count_each_function_once():
+    import time
+
+    import bench_floor
+
+    timers = bench_floor.ExclusiveTimers()
+    inner = timers.wrap("inner", lambda: time.sleep(0.03))
+
+    def outer():
+        time.sleep(0.02)
+        inner()
+
+    start = time.perf_counter()
+    timers.wrap("outer", outer)()
+    total = time.perf_counter() - start
+    assert 0.03 <= timers.seconds["inner"] < 0.045
+    assert 0.02 <= timers.seconds["outer"] < 0.035
+    assert abs(timers.seconds["inner"] + timers.seconds["outer"] - total) < 0.002
+
+
+def test_floor_benchmark_runs_and_splits_the_run():
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_floor.py"
+    out = subprocess.run([sys.executable, str(script), "--scenario", "bordeaux_cohort", "--patients", "300"],
+                         check=True, capture_output=True, text=True).stdout
+    assert "clinical rules" in out and "joining the chunks" in out and "floor (slots, columns, join)" in out
