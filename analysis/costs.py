@@ -79,8 +79,8 @@ def patient_costs(episodes: pd.DataFrame, patients: pd.DataFrame, economics: Eco
 
 
 class _Episodes:
-    """The columns of the episode table that costs and QALYs need, as arrays ordered by
-    patient row (of the patients table) then episode; `row` is that patient row."""
+    """Each patient's course of episodes: the columns costs and QALYs need, as arrays
+    ordered by patient row (of the patients table) then episode; `row` is that row."""
 
     def __init__(self, episodes: pd.DataFrame, rows: np.ndarray):
         order = np.lexsort((episodes["episode"].to_numpy(), rows))
@@ -113,8 +113,12 @@ def _weights(course: _Episodes, patients, economics) -> np.ndarray | None:
 
 
 def _per_treatment(course: _Episodes, table: dict, position: int | None = None) -> np.ndarray:
-    return per_label(course.treatment,
-                      lambda t: table.get(t, 0.0) if position is None else (table[t][position] if t in table else 0.0))
+    def value_of(treatment: str) -> float:
+        if treatment not in table:
+            return 0.0
+        return table[treatment] if position is None else table[treatment][position]
+
+    return per_label(course.treatment, value_of)
 
 
 def _drug_costs(course: _Episodes, weights, economics):
