@@ -71,9 +71,15 @@ class Records:
             lines, episodes, relapses, systemic, topical, supportive, waiting, entry,
             math.nan if first_control is None else first_control, bursts, rebounds))
 
-    def burst(self, strategy, patient, time, reason, state, effective, rebound):
-        """Record a corticosteroid burst (months since entry)."""
-        self.burst_rows.append((strategy, patient, time, reason, state, effective, rebound))
+    def bursts_of(self, strategy, patient, bursts) -> int:
+        """Record a trajectory's corticosteroid bursts, (time in months since entry, reason,
+        state, effective, rebound) each; return how many were followed by a rebound."""
+        rows = self.burst_rows
+        rebounds = 0
+        for time, reason, state, effective, rebound in bursts:
+            rows.append((strategy, patient, time, reason, state, effective, rebound))
+            rebounds += rebound
+        return rebounds
 
     def close(self) -> None:
         """Turn the rows into columns, once the chunk has been simulated.

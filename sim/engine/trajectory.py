@@ -13,8 +13,9 @@ k-th point of a unit-rate Poisson process), which keeps them common to every str
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
-from sim.draws import BRIDGE_DURATION, BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE
+from sim.draws import BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE
 from sim.engine.records import BURST_REASONS, BURST_STATES, STATE_CODE, Records
 from sim.episode import REMISSION, EpisodeRule
 from sim.model import Model
@@ -26,6 +27,7 @@ TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (
 BRIDGE, FLARE = BURST_REASONS.index("bridge"), BURST_REASONS.index("flare")
 (SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, LOST_TO_FOLLOWUP, WAITING, DEAD) = (
     STATE_CODE[state] for state in ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead"))
+BURST_TIME = itemgetter(0)  # bursts are (time, reason, state, effective, rebound)
 CENSORED_AS = {reason: REASONS.index(reason) for reason in ("lost_to_followup", "death", "horizon")}
 
 
@@ -148,7 +150,7 @@ class Trajectory:
         control = start + group[BRIDGE_ONSET]
         if effective and control < self.end:
             self.first_control = control if self.first_control is None else min(self.first_control, control)
-        self.bursts.append((start, BRIDGE, UNCONTROLLED, effective, rebound, group[BRIDGE_DURATION]))
+        self.bursts.append((start, BRIDGE, UNCONTROLLED, effective, rebound))
 
     def wait_for(self, env, request):
         """Wait for a resource until it is granted (True) or observation ends (False)."""
@@ -202,37 +204,42 @@ class Trajectory:
 
     def finish(self, lines_used: int) -> None:
         """Lay flares over the trajectory and record the patient's summary."""
+        bursts = self.bursts
         if self.lays_flares:
+            bridges = len(bursts)
             self._flares()
+            if bridges and len(bursts) > bridges:  # flares come in order, but after the bridges
+                bursts.sort(key=BURST_TIME)
         draws, records, strategy = self.draws, self.records, self.strategy
-        rebounds = 0
-        for time, reason, state, effective, rebound, _ in self.bursts:
-            records.burst(strategy, draws.patient, time, reason, state, effective, rebound)
-            rebounds += rebound
+        rebounds = records.bursts_of(strategy, draws.patient, bursts) if bursts else 0
         final = LOST_TO_FOLLOWUP if draws.lost else DEAD if draws.dead else self.final
         records.patient(
             strategy, draws.patient, final, self.end, self.first_topical, lines_used,
             self.episodes, self.relapses, self.systemic, self.topical, self.supportive, self.waiting,
-            self.entry, self.first_control, len(self.bursts), rebounds,
+            self.entry, self.first_control, len(bursts), rebounds,
         )
 
     def _flares(self) -> None:
-        rescue = self.rules.rescue
         rates = self.rules.flare_rates
+        rescue = self.rules.rescue
         responds, rebounds = rescue.response_probability, rescue.rebound_probability
         numbers = self.draws.flare_numbers()
-        flare = 0
-        target, response, rebound = numbers.flare(flare)
+        gaps, responses, rebound_draws = numbers.gaps, numbers.responses, numbers.rebounds
+        add = self.bursts.append
+        flare, target = 0, gaps[0]
         for start, stop, state in self.segments:
             rate = rates[state]
+            if not (rate > 0 and start < stop):
+                continue
             position = start
-            while rate > 0 and position < stop:
+            while True:
                 time = position + target / rate
                 if time >= stop:
                     target -= (stop - position) * rate
                     break
-                self.bursts.append((time, FLARE, state, response < responds, rebound < rebounds, math.nan))
+                add((time, FLARE, state, responses[flare] < responds, rebound_draws[flare] < rebounds))
                 flare += 1
+                if flare == len(gaps):
+                    numbers.more()
+                target = gaps[flare]
                 position = time
-                target, response, rebound = numbers.flare(flare)
-        self.bursts.sort(key=lambda burst: burst[0])
