@@ -39,8 +39,10 @@ BURST_STATES = ("topical", "uncontrolled", "controlled", "supportive_care")
 class Records:
     """Episode, adverse-event and patient records of one chunk of one replicate.
 
-    One tuple per record while the engine runs (one append each); `close` turns them
-    into one list per field when the chunk is done. Reasons, states and treatments are
+    One tuple per record while the engine runs (one append each; the engine appends
+    episodes to `episode_rows` itself, in the order of `_EPISODE_FIELDS`, responded coded
+    -1/0/1 and the stopping adverse event -1 when none); `close` turns them into one list
+    per field when the chunk is done. Reasons, states and treatments are
     recorded as their codes (indices into `sim.tables.REASONS`, `FINAL_STATES`,
     `BURST_REASONS`, `BURST_STATES`, the model's treatments).
     """
@@ -52,16 +54,12 @@ class Records:
         self.burst_rows: list[tuple] = []
         self._columns: dict[str, dict[str, list]] | None = None
 
-    def episode(self, strategy, patient, number, line, treatment, start, stop, reason, responded, assessed,
-                retreatment, events, stopper, escalated=False, below_target=False, bridged=False, waited=0.0):
-        """Record one episode (times in months since entry) and its adverse events."""
-        self.episode_rows.append((
-            strategy, patient, number, line, treatment, start, stop, reason,
-            -1 if responded is None else int(responded), assessed, retreatment, len(events),
-            -1 if stopper is None else stopper,
-            escalated, below_target, bridged, waited))
+    def adverse_events(self, strategy, patient, episode, treatment, start, events, stopper) -> None:
+        """Record the adverse events (index, onset months after `start`, stops the drug) of an
+        episode that started at `start` (months since entry); `stopper` the one that stopped it."""
+        rows = self.event_rows
         for a, onset, stopped in events:
-            self.event_rows.append((strategy, patient, number, treatment, a, start + onset, stopped and a == stopper))
+            rows.append((strategy, patient, episode, treatment, a, start + onset, stopped and a == stopper))
 
     def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic,
                 topical, supportive, waiting=0.0, entry=0.0, first_control=None, bursts=0, rebounds=0):

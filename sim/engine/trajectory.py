@@ -60,6 +60,7 @@ class Trajectory:
         "clock",
         "draws",
         "end",
+        "episode_rows",
         "entry",
         "episodes",
         "final",
@@ -81,6 +82,7 @@ class Trajectory:
 
     def __init__(self, rules: ChunkRules, strategy: int, draws):
         self.rules, self.records, self.strategy, self.draws = rules, rules.records, strategy, draws
+        self.episode_rows = rules.records.episode_rows
         self.patient = draws.patient
         self.clock = self.entry = draws.entry
         self.end = draws.end
@@ -122,25 +124,26 @@ class Trajectory:
             escalated, below_target = escalated and known, below_target and known
             events = [event for event in events if event[1] <= observed]
             stopper = None
-        assessed = start + assessed_at if responded is not None else math.nan
-        if self.lays_flares:
-            self._controlled_segments(start, stop, assessed, responded)
-        if responded:
-            self.first_control = assessed if self.first_control is None else min(self.first_control, assessed)
-        self.records.episode(
-            self.strategy, self.patient, self.episodes, line, treatment.index, start, stop, reason,
-            responded, assessed, retreatment, events, stopper, escalated, below_target, bridged,
-            self._waited_before)
+        if responded is None:
+            assessed, response = math.nan, -1
+            if self.lays_flares:
+                self.segments.append((start, stop, UNCONTROLLED))
+        else:
+            assessed, response = start + assessed_at, int(responded)
+            if self.lays_flares:
+                self.segments += ((start, assessed, UNCONTROLLED), (assessed, stop, CONTROLLED if responded else UNCONTROLLED))
+            if responded and (self.first_control is None or assessed < self.first_control):
+                self.first_control = assessed
+        self.episode_rows.append((
+            self.strategy, self.patient, self.episodes, line, treatment.index, start, stop, reason, response, assessed,
+            retreatment, len(events), -1 if stopper is None else stopper, escalated, below_target, bridged,
+            self._waited_before))
+        if events:
+            self.records.adverse_events(self.strategy, self.patient, self.episodes, treatment.index, start, events,
+                                        stopper)
         self._waited_before = 0.0
         if reason == REMISSION and self.first_topical is None:
             self.first_topical = stop
-
-    def _controlled_segments(self, start, stop, assessed, responded) -> None:
-        if responded is None:
-            self.segments.append((start, stop, UNCONTROLLED))
-            return
-        self.segments.append((start, assessed, UNCONTROLLED))
-        self.segments.append((assessed, stop, CONTROLLED if responded else UNCONTROLLED))
 
     def bridge(self, start: float, group) -> None:
         """A corticosteroid burst covering the onset of the drug starting now."""
