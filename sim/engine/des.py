@@ -6,9 +6,11 @@ chairs) when a treatment needs one. Clinical decisions come from `sim.episode` a
 `sim.patient`; `sim.engine.trajectory` keeps the patient's clock and tallies; this module
 only runs the clock.
 
-Without limited resources, patients do not interact: one process per patient runs its
-strategies one after the other, each trajectory on its own clock from the patient's
-entry (`Trajectory.clock`), which gives the times one process per strategy would give.
+Without limited resources, patients do not interact: one process walks the chunk's
+patients one after the other, each through its strategies one after the other, every
+trajectory on its own clock from the patient's entry (`Trajectory.clock`), which gives
+the times one process per patient and strategy would give without starting and ending
+a process for each (a process costs about two events).
 With limited resources, each strategy is a world of its own (its own resources, one
 process per patient) and a chunk must hold the whole population of a replicate (the
 runner sees to that).
@@ -32,9 +34,6 @@ from sim.tables import REASONS
 FAILURES = frozenset({"nonresponse", "adverse_event", "loss_of_response"})
 FAILURE_CODES = frozenset(REASONS.index(reason) for reason in FAILURES)
 NO_RESOURCES: dict = {}
-# Patients per SimPy environment (they do not interact): a small event queue and few live
-# processes keep the run in the processor's caches; 1,000 at once ran a fifth slower.
-PATIENTS_PER_ENVIRONMENT = 32
 
 
 def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: int, count: int) -> Records:
@@ -43,24 +42,18 @@ def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: i
     rules = ChunkRules(model, records)
     with _garbage_collection_paused():
         cohort = ChunkPatients(model, layout, chunk, replicate)
-        patients = [cohort.patient(i) for i in range(count)]
         if not model.limited_resources:
-            for first in range(0, count, PATIENTS_PER_ENVIRONMENT):
-                _run_patients(rules, patients[first:first + PATIENTS_PER_ENVIRONMENT])
+            env = simpy.Environment()
+            env.process(cohort_course(env, rules, cohort, count))
+            env.run()
         else:
+            patients = [cohort.patient(i) for i in range(count)]
             for strategy in model.strategies:
                 _run_world(model, rules, strategy, patients)
-        del patients, cohort
+            del patients
+        del cohort
         records.close()
     return records
-
-
-def _run_patients(rules: ChunkRules, patients: list[PatientDraws]) -> None:
-    """Simulate every strategy for `patients`, who do not interact (no limited resources)."""
-    env = simpy.Environment()
-    for draws in patients:
-        env.process(patient_course(env, rules, draws))
-    env.run()
 
 
 def _run_world(model: Model, rules: ChunkRules, strategy: Strategy, patients: list[PatientDraws]) -> None:
@@ -85,12 +78,16 @@ def _garbage_collection_paused():
             gc.enable()
 
 
-def patient_course(env: simpy.Environment, rules: ChunkRules, draws: PatientDraws):
-    """SimPy process: one patient through every strategy in turn (no limited resources)."""
-    if draws.entry > 0:
-        yield env.timeout(draws.entry)
-    for strategy in rules.model.strategies:
-        yield from strategy_course(env, rules, strategy, draws, NO_RESOURCES)
+def cohort_course(env: simpy.Environment, rules: ChunkRules, cohort: ChunkPatients, count: int):
+    """SimPy process: the first `count` patients of `cohort` one after another, each through
+    every strategy in turn (no limited resources: patients do not interact)."""
+    strategies = rules.model.strategies
+    for i in range(count):
+        draws = cohort.patient(i)
+        if draws.entry > 0:
+            yield env.timeout(draws.entry)
+        for strategy in strategies:
+            yield from strategy_course(env, rules, strategy, draws, NO_RESOURCES)
 
 
 def patient_in_world(env: simpy.Environment, rules: ChunkRules, strategy: Strategy, draws: PatientDraws,
