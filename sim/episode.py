@@ -111,7 +111,8 @@ def plan_episode(rule: EpisodeRule, group, response_probability: float, assess_a
         responded = not below_target
     if responded:
         end, reason = _course_end(rule, group)
-        end = max(end, assess)
+        if assess > end:
+            end = assess
         if rule.loses_response:
             lost_at = assess + group[LOSS]
             if lost_at < end:
@@ -142,8 +143,9 @@ def _course_end(rule: EpisodeRule, group) -> tuple[float, int | None]:
         rescaled = (u - rule.remission - rule.switch) / rule.stay
         fate = REMISSION if rule.ended == 0 or rescaled < rule.remission_share else SWITCH
         return cap, fate
-    course = group[COURSE] if rule.coursed else INFINITY
-    end = min(course, cap)
+    end = group[COURSE] if rule.coursed else INFINITY
+    if cap < end:
+        end = cap
     if end == INFINITY:
         return INFINITY, None
     return end, REMISSION if u < rule.remission else SWITCH
