@@ -38,7 +38,7 @@ NO_RESOURCES: dict = {}
 
 def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: int, count: int) -> Records:
     """Simulate every strategy for the `count` patients of `chunk`; return their records."""
-    records = Records()
+    records = Records(len(model.strategies))
     rules = ChunkRules(model, records)
     with _garbage_collection_paused():
         cohort = ChunkPatients(model, layout, chunk, replicate)

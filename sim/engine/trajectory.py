@@ -82,7 +82,7 @@ class Trajectory:
 
     def __init__(self, rules: ChunkRules, strategy: int, draws):
         self.rules, self.records, self.strategy, self.draws = rules, rules.records, strategy, draws
-        self.episode_rows = rules.records.episode_rows
+        self.episode_rows = rules.records.episode_rows[strategy]
         self.patient = draws.patient
         self.clock = self.entry = draws.entry
         self.end = draws.end
