@@ -104,6 +104,7 @@ def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strateg
     path = Trajectory(rules, strategy.index, draws)
     order = rules.orders[strategy.index] or line_order(strategy, rules.model.treatments, draws.first_line_uniform())
     position = PathwayPosition(order, draws.eligible, rules.treatments)
+    to_target, timeout = rules.to_target[strategy.index], env.timeout
     treatment, retreatment = position.next_line(), False
     while path.final is None:
         if treatment is None:
@@ -114,10 +115,10 @@ def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strateg
             request = resources[treatment.requires].request()
             if not (yield from path.wait_for(env, request)):
                 break
-        line, plan, bridged = _start_episode(rules, path, position, strategy, treatment, draws)
+        line, plan, bridged = _start_episode(rules, path, position, strategy, to_target, treatment, draws)
         start, duration, reason = path.observable(plan)
         if duration > 0:
-            yield env.timeout(duration)
+            yield timeout(duration)
             path.clock += duration
         path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
         if request is not None:
@@ -129,7 +130,7 @@ def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strateg
             wait = path.relapse_wait(treatment)
             if wait is None:
                 break
-            yield env.timeout(wait)
+            yield timeout(wait)
             path.clock += wait
             path.relapsed(start, wait)
             if _may_retreat(strategy, position, treatment):
@@ -141,11 +142,10 @@ def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strateg
     path.finish(len(position.line_numbers))
 
 
-def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPosition, strategy: Strategy, treatment,
-                   draws: PatientDraws) -> tuple[int, tuple, bool]:
+def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPosition, strategy: Strategy,
+                   to_target: bool, treatment, draws: PatientDraws) -> tuple[int, tuple, bool]:
     """Start an episode of `treatment` now: return its line number, its plan and whether it is bridged."""
     line, occurrence = position.start(treatment)
-    to_target = rules.to_target[strategy.index]
     # The plan depends only on the patient's draws for this occurrence of the drug, and on
     # the line (line modifiers) and the strategy (treat-to-target) when they apply: other
     # strategies reaching the same episode reuse it.
