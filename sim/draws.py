@@ -96,11 +96,11 @@ def uniform_block(seed: int, replicate: int, first_patient: int, count: int, wid
     """Return every slot of patients `first_patient .. first_patient+count-1` (count x width, C order);
     with `slots`, only those (the others NaN)."""
     stream = SlotStream(seed, replicate)
+    block = np.empty((width, count))
     if slots is None:
         slots = range(width)
-        block = np.empty((width, count))
     else:
-        block = np.full((width, count), np.nan)
+        block[np.setdiff1d(np.arange(width), slots)] = np.nan
     for slot in slots:
         stream.slot(slot, first_patient, count, out=block[slot])
     return np.ascontiguousarray(block.T)
