@@ -44,7 +44,8 @@ def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: i
         cohort = ChunkPatients(model, layout, chunk, replicate)
         if not model.limited_resources:
             env = simpy.Environment()
-            env.process(cohort_course(env, rules, cohort, count))
+            env.process(courses(env, rules, _patient_after_patient(rules.model.strategies, cohort, count),
+                                NO_RESOURCES))
             env.run()
         else:
             patients = [cohort.patient(i) for i in range(count)]
@@ -61,7 +62,7 @@ def _run_world(model: Model, rules: ChunkRules, strategy: Strategy, patients: li
     env = simpy.Environment()
     resources = {name: simpy.Resource(env, capacity) for name, capacity in model.limited_resources.items()}
     for draws in patients:
-        env.process(patient_in_world(env, rules, strategy, draws, resources))
+        env.process(courses(env, rules, ((strategy, draws),), resources))
     env.run()
 
 
@@ -78,68 +79,67 @@ def _garbage_collection_paused():
             gc.enable()
 
 
-def cohort_course(env: simpy.Environment, rules: ChunkRules, cohort: ChunkPatients, count: int):
-    """SimPy process: the first `count` patients of `cohort` one after another, each through
+def _patient_after_patient(strategies: tuple[Strategy, ...], cohort: ChunkPatients, count: int):
+    """(strategy, patient's draws) for the first `count` patients of `cohort`, each patient under
     every strategy in turn (no limited resources: patients do not interact)."""
-    strategies = rules.model.strategies
     for i in range(count):
         draws = cohort.patient(i)
-        if draws.entry > 0:
-            yield env.timeout(draws.entry)
         for strategy in strategies:
-            yield from strategy_course(env, rules, strategy, draws, NO_RESOURCES)
+            yield strategy, draws
 
 
-def patient_in_world(env: simpy.Environment, rules: ChunkRules, strategy: Strategy, draws: PatientDraws,
-                     resources: dict):
-    """SimPy process: one patient through one strategy, competing for its world's `resources`."""
-    if draws.entry > 0:
-        yield env.timeout(draws.entry)
-    yield from strategy_course(env, rules, strategy, draws, resources)
-
-
-def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strategy, draws: PatientDraws,
-                    resources: dict):
-    """One patient's course through one strategy until the end of observation (a process's body)."""
-    path = Trajectory(rules, strategy.index, draws)
-    order = rules.orders[strategy.index] or line_order(strategy, rules.model.treatments, draws.first_line_uniform())
-    position = PathwayPosition(order, draws.eligible, rules.treatments)
-    to_target, timeout = rules.to_target[strategy.index], env.timeout
-    treatment, retreatment = position.next_line(), False
-    while path.final is None:
-        if treatment is None:
-            path.supportive_care()
-            break
-        request = None
-        if treatment.requires in resources:
-            request = resources[treatment.requires].request()
-            if not (yield from path.wait_for(env, request)):
-                break
-        line, plan, bridged = _start_episode(rules, path, position, strategy, to_target, treatment, draws)
-        start, duration, reason = path.observable(plan)
-        if duration > 0:
-            yield timeout(duration)
-            path.clock += duration
-        path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
-        if request is not None:
-            resources[treatment.requires].release(request)
-        if path.final is not None:
-            break
-        if reason == REMISSION:
-            start = path.now()
-            wait = path.relapse_wait(treatment)
-            if wait is None:
-                break
-            yield timeout(wait)
-            path.clock += wait
-            path.relapsed(start, wait)
-            if _may_retreat(strategy, position, treatment):
-                retreatment = True
-                continue
-        elif reason in FAILURE_CODES:
-            position.failed.add(treatment.index)
+def courses(env: simpy.Environment, rules: ChunkRules, trajectories, resources: dict):
+    """SimPy process: each (strategy, patient's draws) of `trajectories` in turn, from the patient's
+    entry until the end of observation, waiting for `resources` (the limited ones) when needed."""
+    # One generator for every trajectory of the process: handing each resumption on to a
+    # generator per trajectory (`yield from`) cost about 2% of the run.
+    timeout = env.timeout
+    entered = None
+    for strategy, draws in trajectories:
+        if draws is not entered:
+            entered = draws
+            if draws.entry > 0:
+                yield timeout(draws.entry)
+        path = Trajectory(rules, strategy.index, draws)
+        order = rules.orders[strategy.index] or line_order(strategy, rules.model.treatments,
+                                                           draws.first_line_uniform())
+        position = PathwayPosition(order, draws.eligible, rules.treatments)
+        to_target = rules.to_target[strategy.index]
         treatment, retreatment = position.next_line(), False
-    path.finish(len(position.line_numbers))
+        while path.final is None:
+            if treatment is None:
+                path.supportive_care()
+                break
+            request = None
+            if treatment.requires in resources:
+                request = resources[treatment.requires].request()
+                if not (yield from path.wait_for(env, request)):
+                    break
+            line, plan, bridged = _start_episode(rules, path, position, strategy, to_target, treatment, draws)
+            start, duration, reason = path.observable(plan)
+            if duration > 0:
+                yield timeout(duration)
+                path.clock += duration
+            path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
+            if request is not None:
+                resources[treatment.requires].release(request)
+            if path.final is not None:
+                break
+            if reason == REMISSION:
+                start = path.now()
+                wait = path.relapse_wait(treatment)
+                if wait is None:
+                    break
+                yield timeout(wait)
+                path.clock += wait
+                path.relapsed(start, wait)
+                if _may_retreat(strategy, position, treatment):
+                    retreatment = True
+                    continue
+            elif reason in FAILURE_CODES:
+                position.failed.add(treatment.index)
+            treatment, retreatment = position.next_line(), False
+        path.finish(len(position.line_numbers))
 
 
 def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPosition, strategy: Strategy,
