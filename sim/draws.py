@@ -91,13 +91,45 @@ class SlotStream:
         return self._generator.random(count, out=out)
 
 
-def uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int) -> np.ndarray:
-    """Return every slot of patients `first_patient .. first_patient+count-1` (count x width, C order)."""
+def uniform_block(seed: int, replicate: int, first_patient: int, count: int, width: int,
+                  slots: np.ndarray | None = None) -> np.ndarray:
+    """Return every slot of patients `first_patient .. first_patient+count-1` (count x width, C order);
+    with `slots`, only those (the others NaN)."""
     stream = SlotStream(seed, replicate)
     block = np.empty((width, count))
-    for slot in range(width):
+    if slots is None:
+        slots = range(width)
+    else:
+        block[np.setdiff1d(np.arange(width), slots)] = np.nan
+    for slot in slots:
         stream.slot(slot, first_patient, count, out=block[slot])
     return np.ascontiguousarray(block.T)
+
+
+def treatments_used(model: Model) -> tuple[int, ...]:
+    """The treatments some strategy of `model` can give (indices, in order)."""
+    return tuple(sorted({t for strategy in model.strategies for t in strategy.lines}))
+
+
+def slots_read(model: Model, layout: Layout) -> np.ndarray:
+    """The slots a patient's trajectories can read (the others mean nothing in this model): those of
+    the treatments some strategy gives, and of them only the rules the treatment has."""
+    slots = [*layout.covariates, layout.follow_up, layout.loss_to_followup, layout.first_line, layout.arrival,
+             *layout.relapse_occurs, *layout.relapse_time]
+    to_target = any(strategy.target_assessment is not None for strategy in model.strategies)
+    for t in treatments_used(model):
+        treatment = model.treatments[t]
+        bridged = model.rescue is not None and any(t in strategy.bridged for strategy in model.strategies)
+        offsets = [ASSESS, RESPONSE, FATE]
+        offsets += [COURSE] if treatment.course is not None else []
+        offsets += [CAP] if treatment.cap is not None else []
+        offsets += [LOSS] if treatment.loss_of_response is not None else []
+        offsets += [ESCALATE, ESCALATED_RESPONSE, REASSESS] if treatment.escalation is not None else []
+        offsets += [TARGET] if to_target and treatment.target_probability is not None else []
+        offsets += [BRIDGE_RESPONSE, BRIDGE_REBOUND, BRIDGE_ONSET] if bridged else []
+        offsets += range(FIRST_AE, layout.group_sizes[t])
+        slots += [start + offset for start in layout.episode_groups[t] for offset in offsets]
+    return np.array(sorted(slots), dtype=np.int64)
 
 
 OVERFLOW_EPISODE, OVERFLOW_SPELL = 0, 1  # what a number beyond the block is for
@@ -172,12 +204,15 @@ class ChunkDraws:
 
 
 def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkDraws:
-    """Draw and transform the random numbers of a chunk of patients."""
-    u = uniform_block(model.seed, replicate, first_patient, count, layout.width)
+    """Draw and transform the random numbers of a chunk of patients (only the slots the
+    model can read: `slots_read`; the others are NaN)."""
+    u = uniform_block(model.seed, replicate, first_patient, count, layout.width, slots_read(model, layout))
     values = u.copy()
-    for treatment, groups in zip(model.treatments, layout.episode_groups):
-        for start in groups:
-            _transform_episode_group(values, u, treatment, start, model.rescue)
+    bridged = {t for strategy in model.strategies for t in strategy.bridged}
+    for t in treatments_used(model):
+        treatment = model.treatments[t]
+        for start in layout.episode_groups[t]:
+            _transform_episode_group(values, u, treatment, start, model.rescue if t in bridged else None)
     relapse_u = u[:, list(layout.relapse_time)]
     relapse_times = np.stack([
         relapse.time.ppf(relapse_u) if relapse is not None else np.full_like(relapse_u, np.inf)
@@ -197,12 +232,16 @@ def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int,
 
 
 def _target_assessments(model: Model, layout: Layout, u: np.ndarray) -> dict[int, np.ndarray]:
-    """Assessment times under each treat-to-target strategy: [patient, treatment, occurrence]."""
-    columns = [[start + ASSESS for start in groups] for groups in layout.episode_groups]
-    return {
-        strategy.index: strategy.target_assessment.ppf(u[:, columns])
-        for strategy in model.strategies if strategy.target_assessment is not None
-    }
+    """Assessment times under each treat-to-target strategy: [patient, treatment, occurrence]
+    (NaN for treatments no strategy gives)."""
+    used = list(treatments_used(model))
+    columns = [[start + ASSESS for start in layout.episode_groups[t]] for t in used]
+    times = {}
+    for strategy in model.strategies:
+        if strategy.target_assessment is not None:
+            times[strategy.index] = np.full((len(u), len(model.treatments), OCCURRENCES), np.nan)
+            times[strategy.index][:, used] = strategy.target_assessment.ppf(u[:, columns])
+    return times
 
 
 def patient_treatment_matrices(model: Model, covariates: dict, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -252,8 +291,7 @@ def _transform_episode_group(values, u, treatment, start, rescue) -> None:
         values[:, start + LOSS] = treatment.loss_of_response.ppf(u[:, start + LOSS])
     if treatment.escalation is not None:
         values[:, start + REASSESS] = treatment.escalation.reassess_after.ppf(u[:, start + REASSESS])
-    if rescue is not None:
-        values[:, start + BRIDGE_DURATION] = rescue.duration.ppf(u[:, start + BRIDGE_DURATION])
+    if rescue is not None:  # the treatment is bridged (a burst's duration is not simulated)
         values[:, start + BRIDGE_ONSET] = rescue.onset.ppf(u[:, start + BRIDGE_ONSET])
     for a, event in enumerate(treatment.adverse_events):
         column = start + FIRST_AE + 3 * a + AE_ONSET

@@ -48,8 +48,8 @@ NONRESPONSE, ADVERSE_EVENT, LOSS_OF_RESPONSE, REMISSION, SWITCH = (
 class EpisodeRule:
     """The numbers of a treatment that decide how its episodes end, read once per model.
 
-    `adverse_events` holds, per adverse event, (slot of "it occurs", its probability,
-    slot of its onset, slot of "it stops the drug", that probability).
+    `adverse_events` holds, per adverse event, (its index, slot of "it occurs", its
+    probability, slot of its onset, slot of "it stops the drug", that probability).
     """
 
     __slots__ = (
@@ -79,7 +79,7 @@ class EpisodeRule:
         self.coursed = treatment.course is not None
         self.loses_response = treatment.loss_of_response is not None
         self.adverse_events = tuple(
-            (FIRST_AE + 3 * a + AE_OCCURS, event.probability, FIRST_AE + 3 * a + AE_ONSET,
+            (a, FIRST_AE + 3 * a + AE_OCCURS, event.probability, FIRST_AE + 3 * a + AE_ONSET,
              FIRST_AE + 3 * a + AE_STOPS, event.stop_probability)
             for a, event in enumerate(treatment.adverse_events))
 
@@ -111,7 +111,8 @@ def plan_episode(rule: EpisodeRule, group, response_probability: float, assess_a
         responded = not below_target
     if responded:
         end, reason = _course_end(rule, group)
-        end = max(end, assess)
+        if assess > end:
+            end = assess
         if rule.loses_response:
             lost_at = assess + group[LOSS]
             if lost_at < end:
@@ -125,7 +126,7 @@ def plan_episode(rule: EpisodeRule, group, response_probability: float, assess_a
             end, reason = stop_at, ADVERSE_EVENT
         else:
             stopper = None
-        events = tuple(event for event in events if event[1] <= end)
+        events = tuple([event for event in events if event[1] <= end]) if events else ()
     known = assess <= end
     return (end, reason, responded if known else None, assess, events, stopper,
             escalated and known, below_target and known)
@@ -142,8 +143,9 @@ def _course_end(rule: EpisodeRule, group) -> tuple[float, int | None]:
         rescaled = (u - rule.remission - rule.switch) / rule.stay
         fate = REMISSION if rule.ended == 0 or rescaled < rule.remission_share else SWITCH
         return cap, fate
-    course = group[COURSE] if rule.coursed else INFINITY
-    end = min(course, cap)
+    end = group[COURSE] if rule.coursed else INFINITY
+    if cap < end:
+        end = cap
     if end == INFINITY:
         return INFINITY, None
     return end, REMISSION if u < rule.remission else SWITCH
@@ -151,7 +153,7 @@ def _course_end(rule: EpisodeRule, group) -> tuple[float, int | None]:
 
 def _adverse_events(rule: EpisodeRule, group) -> tuple[list, float, int | None]:
     events, stop_at, stopper = [], INFINITY, None
-    for a, (occurs, probability, onset_slot, stops_slot, stop_probability) in enumerate(rule.adverse_events):
+    for a, occurs, probability, onset_slot, stops_slot, stop_probability in rule.adverse_events:
         if group[occurs] < probability:
             onset = group[onset_slot]
             stops = group[stops_slot] < stop_probability

@@ -44,7 +44,12 @@ class ChunkPatients:
         self.ends, self.lost, self.entries = chunk.ends.tolist(), chunk.lost.tolist(), chunk.entries.tolist()
         self.dead = chunk.dead.tolist() if chunk.dead is not None else [False] * len(self.ends)
         self.eligible, self.response = chunk.eligible.tolist(), chunk.response.tolist()
-        self.flares = chunk.flares
+        self.flare_gaps = self.flare_responses = self.flare_rebounds = None
+        if chunk.flares is not None:  # the first round, one list per patient (cheaper than per-patient arrays)
+            k = FLARES_PER_ROUND
+            self.flare_gaps = (-np.log1p(-chunk.flares[:, :k])).tolist()
+            self.flare_responses = chunk.flares[:, k:2 * k].tolist()
+            self.flare_rebounds = chunk.flares[:, 2 * k:3 * k].tolist()
         self.episode_groups = layout.episode_groups
         self.group_sizes = layout.group_sizes
         self.relapse_occurs = layout.relapse_occurs
@@ -110,7 +115,9 @@ class PatientDraws:
     def flare_numbers(self) -> FlareNumbers:
         """Return this patient's flare numbers (the same for every strategy)."""
         if self._flares is None:
-            self._flares = FlareNumbers(self.model.seed, self.replicate, self.patient, self.chunk.flares[self.i])
+            chunk, i = self.chunk, self.i
+            self._flares = FlareNumbers(self.model.seed, self.replicate, self.patient,
+                                        chunk.flare_gaps[i], chunk.flare_responses[i], chunk.flare_rebounds[i])
         return self._flares
 
     def episode_group(self, treatment: Treatment, occurrence: int):
@@ -144,30 +151,27 @@ class PatientDraws:
 
 class FlareNumbers:
     """A patient's flare numbers (`sim.draws.flare_uniforms`, as the vector engine reads
-    them): before the k-th flare a unit exponential, then the two uniforms of its burst
-    (response, rebound). Every strategy reads the same ones; the first round comes with
-    the chunk, later rounds are drawn for this patient when a trajectory reaches them.
+    them): before the k-th flare a unit exponential (`gaps[k]`), then the two uniforms of
+    its burst (`responses[k]`, `rebounds[k]`). Every strategy reads the same ones; the
+    first round comes with the chunk, later rounds are drawn for this patient when a
+    trajectory reaches them (`more`).
     """
 
-    __slots__ = ("_flares", "patient", "replicate", "seed")
+    __slots__ = ("gaps", "patient", "rebounds", "replicate", "responses", "seed")
 
-    def __init__(self, seed: int, replicate: int, patient: int, first_round: np.ndarray):
+    def __init__(self, seed: int, replicate: int, patient: int, gaps: list[float], responses: list[float],
+                 rebounds: list[float]):
         self.seed, self.replicate, self.patient = seed, replicate, patient
-        self._flares: list[tuple[float, float, float]] = []
-        self._add_round(first_round)
+        self.gaps, self.responses, self.rebounds = gaps, responses, rebounds
 
-    def flare(self, k: int) -> tuple[float, float, float]:
-        """The numbers of flare `k` (0-based): the unit exponential before it, and the uniforms
-        deciding whether its burst works and whether a rebound follows."""
-        while len(self._flares) <= k:
-            round_ = len(self._flares) // FLARES_PER_ROUND
-            self._add_round(flare_uniforms(self.seed, self.replicate, round_, self.patient, 1)[0])
-        return self._flares[k]
-
-    def _add_round(self, u: np.ndarray) -> None:
+    def more(self) -> None:
+        """Draw the next round of flare numbers."""
         k = FLARES_PER_ROUND
-        exponentials = (-np.log1p(-u[:k])).tolist()
-        self._flares += zip(exponentials, u[k:2 * k].tolist(), u[2 * k:3 * k].tolist())
+        round_ = len(self.gaps) // k
+        u = flare_uniforms(self.seed, self.replicate, round_, self.patient, 1)[0]
+        self.gaps += (-np.log1p(-u[:k])).tolist()
+        self.responses += u[k:2 * k].tolist()
+        self.rebounds += u[2 * k:3 * k].tolist()
 
 
 class PathwayPosition:

@@ -6,9 +6,11 @@ chairs) when a treatment needs one. Clinical decisions come from `sim.episode` a
 `sim.patient`; `sim.engine.trajectory` keeps the patient's clock and tallies; this module
 only runs the clock.
 
-Without limited resources, patients do not interact: one process per patient runs its
-strategies one after the other, each trajectory on its own clock from the patient's
-entry (`Trajectory.clock`), which gives the times one process per strategy would give.
+Without limited resources, patients do not interact: one process walks the chunk's
+patients one after the other, each through its strategies one after the other, every
+trajectory on its own clock from the patient's entry (`Trajectory.clock`), which gives
+the times one process per patient and strategy would give without starting and ending
+a process for each (a process costs about two events).
 With limited resources, each strategy is a world of its own (its own resources, one
 process per patient) and a chunk must hold the whole population of a replicate (the
 runner sees to that).
@@ -32,35 +34,27 @@ from sim.tables import REASONS
 FAILURES = frozenset({"nonresponse", "adverse_event", "loss_of_response"})
 FAILURE_CODES = frozenset(REASONS.index(reason) for reason in FAILURES)
 NO_RESOURCES: dict = {}
-# Patients per SimPy environment (they do not interact): a small event queue and few live
-# processes keep the run in the processor's caches; 1,000 at once ran a fifth slower.
-PATIENTS_PER_ENVIRONMENT = 32
 
 
 def simulate_chunk(model: Model, layout: Layout, chunk: ChunkDraws, replicate: int, count: int) -> Records:
     """Simulate every strategy for the `count` patients of `chunk`; return their records."""
-    records = Records()
+    records = Records(len(model.strategies))
     rules = ChunkRules(model, records)
     with _garbage_collection_paused():
         cohort = ChunkPatients(model, layout, chunk, replicate)
-        patients = [cohort.patient(i) for i in range(count)]
         if not model.limited_resources:
-            for first in range(0, count, PATIENTS_PER_ENVIRONMENT):
-                _run_patients(rules, patients[first:first + PATIENTS_PER_ENVIRONMENT])
+            env = simpy.Environment()
+            env.process(courses(env, rules, _patient_after_patient(rules.model.strategies, cohort, count),
+                                NO_RESOURCES))
+            env.run()
         else:
+            patients = [cohort.patient(i) for i in range(count)]
             for strategy in model.strategies:
                 _run_world(model, rules, strategy, patients)
-        del patients, cohort
+            del patients
+        del cohort
         records.close()
     return records
-
-
-def _run_patients(rules: ChunkRules, patients: list[PatientDraws]) -> None:
-    """Simulate every strategy for `patients`, who do not interact (no limited resources)."""
-    env = simpy.Environment()
-    for draws in patients:
-        env.process(patient_course(env, rules, draws))
-    env.run()
 
 
 def _run_world(model: Model, rules: ChunkRules, strategy: Strategy, patients: list[PatientDraws]) -> None:
@@ -68,7 +62,7 @@ def _run_world(model: Model, rules: ChunkRules, strategy: Strategy, patients: li
     env = simpy.Environment()
     resources = {name: simpy.Resource(env, capacity) for name, capacity in model.limited_resources.items()}
     for draws in patients:
-        env.process(patient_in_world(env, rules, strategy, draws, resources))
+        env.process(courses(env, rules, ((strategy, draws),), resources))
     env.run()
 
 
@@ -85,70 +79,73 @@ def _garbage_collection_paused():
             gc.enable()
 
 
-def patient_course(env: simpy.Environment, rules: ChunkRules, draws: PatientDraws):
-    """SimPy process: one patient through every strategy in turn (no limited resources)."""
-    if draws.entry > 0:
-        yield env.timeout(draws.entry)
-    for strategy in rules.model.strategies:
-        yield from strategy_course(env, rules, strategy, draws, NO_RESOURCES)
+def _patient_after_patient(strategies: tuple[Strategy, ...], cohort: ChunkPatients, count: int):
+    """(strategy, patient's draws) for the first `count` patients of `cohort`, each patient under
+    every strategy in turn (no limited resources: patients do not interact)."""
+    for i in range(count):
+        draws = cohort.patient(i)
+        for strategy in strategies:
+            yield strategy, draws
 
 
-def patient_in_world(env: simpy.Environment, rules: ChunkRules, strategy: Strategy, draws: PatientDraws,
-                     resources: dict):
-    """SimPy process: one patient through one strategy, competing for its world's `resources`."""
-    if draws.entry > 0:
-        yield env.timeout(draws.entry)
-    yield from strategy_course(env, rules, strategy, draws, resources)
-
-
-def strategy_course(env: simpy.Environment, rules: ChunkRules, strategy: Strategy, draws: PatientDraws,
-                    resources: dict):
-    """One patient's course through one strategy until the end of observation (a process's body)."""
-    path = Trajectory(rules, strategy.index, draws)
-    order = rules.orders[strategy.index] or line_order(strategy, rules.model.treatments, draws.first_line_uniform())
-    position = PathwayPosition(order, draws.eligible, rules.treatments)
-    treatment, retreatment = position.next_line(), False
-    while path.final is None:
-        if treatment is None:
-            path.supportive_care()
-            break
-        request = None
-        if treatment.requires in resources:
-            request = resources[treatment.requires].request()
-            if not (yield from path.wait_for(env, request)):
-                break
-        line, plan, bridged = _start_episode(rules, path, position, strategy, treatment, draws)
-        start, duration, reason = path.observable(plan)
-        if duration > 0:
-            yield env.timeout(duration)
-            path.clock += duration
-        path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
-        if request is not None:
-            resources[treatment.requires].release(request)
-        if path.final is not None:
-            break
-        if reason == REMISSION:
-            start = path.now()
-            wait = path.relapse_wait(treatment)
-            if wait is None:
-                break
-            yield env.timeout(wait)
-            path.clock += wait
-            path.relapsed(start, wait)
-            if _may_retreat(strategy, position, treatment):
-                retreatment = True
-                continue
-        elif reason in FAILURE_CODES:
-            position.failed.add(treatment.index)
+def courses(env: simpy.Environment, rules: ChunkRules, trajectories, resources: dict):
+    """SimPy process: each (strategy, patient's draws) of `trajectories` in turn, from the patient's
+    entry until the end of observation, waiting for `resources` (the limited ones) when needed."""
+    # One generator for every trajectory of the process: handing each resumption on to a
+    # generator per trajectory (`yield from`) cost about 2% of the run.
+    timeout = env.timeout
+    entered = None
+    for strategy, draws in trajectories:
+        if draws is not entered:
+            entered = draws
+            if draws.entry > 0:
+                yield timeout(draws.entry)
+        path = Trajectory(rules, strategy.index, draws)
+        order = rules.orders[strategy.index] or line_order(strategy, rules.model.treatments,
+                                                           draws.first_line_uniform())
+        position = PathwayPosition(order, draws.eligible, rules.treatments)
+        to_target = rules.to_target[strategy.index]
         treatment, retreatment = position.next_line(), False
-    path.finish(len(position.line_numbers))
+        while path.final is None:
+            if treatment is None:
+                path.supportive_care()
+                break
+            request = None
+            if treatment.requires in resources:
+                request = resources[treatment.requires].request()
+                if not (yield from path.wait_for(env, request)):
+                    break
+            line, plan, bridged = _start_episode(rules, path, position, strategy, to_target, treatment, draws)
+            start, duration, reason = path.observable(plan)
+            if duration > 0:
+                yield timeout(duration)
+                path.clock += duration
+            path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
+            if request is not None:
+                resources[treatment.requires].release(request)
+            if path.final is not None:
+                break
+            if reason == REMISSION:
+                start = path.now()
+                wait = path.relapse_wait(treatment)
+                if wait is None:
+                    break
+                yield timeout(wait)
+                path.clock += wait
+                path.relapsed(start, wait)
+                if _may_retreat(strategy, position, treatment):
+                    retreatment = True
+                    continue
+            elif reason in FAILURE_CODES:
+                position.failed.add(treatment.index)
+            treatment, retreatment = position.next_line(), False
+        path.finish(len(position.line_numbers))
 
 
-def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPosition, strategy: Strategy, treatment,
-                   draws: PatientDraws) -> tuple[int, tuple, bool]:
+def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPosition, strategy: Strategy,
+                   to_target: bool, treatment, draws: PatientDraws) -> tuple[int, tuple, bool]:
     """Start an episode of `treatment` now: return its line number, its plan and whether it is bridged."""
     line, occurrence = position.start(treatment)
-    to_target = rules.to_target[strategy.index]
     # The plan depends only on the patient's draws for this occurrence of the drug, and on
     # the line (line modifiers) and the strategy (treat-to-target) when they apply: other
     # strategies reaching the same episode reuse it.

@@ -11,6 +11,7 @@ the order in which the engine happened to process patients.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -39,41 +40,47 @@ BURST_STATES = ("topical", "uncontrolled", "controlled", "supportive_care")
 class Records:
     """Episode, adverse-event and patient records of one chunk of one replicate.
 
-    One tuple per record while the engine runs (one append each); `close` turns them
-    into one list per field when the chunk is done. Reasons, states and treatments are
+    One tuple per record while the engine runs (one append each), kept in one list per
+    strategy so that the rows come out in table order (strategy, then patient) whatever
+    order the engine ran the trajectories in; the engine appends episodes to
+    `episode_rows[strategy]` itself, in the order of `_EPISODE_FIELDS`, responded coded
+    -1/0/1 and the stopping adverse event -1 when none. `close` turns them into one list
+    per field when the chunk is done. Reasons, states and treatments are
     recorded as their codes (indices into `sim.tables.REASONS`, `FINAL_STATES`,
     `BURST_REASONS`, `BURST_STATES`, the model's treatments).
     """
 
-    def __init__(self):
-        self.episode_rows: list[tuple] = []
-        self.event_rows: list[tuple] = []
-        self.patient_rows: list[tuple] = []
-        self.burst_rows: list[tuple] = []
+    def __init__(self, strategies: int = 1):
+        self.episode_rows: list[list[tuple]] = [[] for _ in range(strategies)]
+        self.event_rows: list[list[tuple]] = [[] for _ in range(strategies)]
+        self.patient_rows: list[list[tuple]] = [[] for _ in range(strategies)]
+        self.burst_rows: list[list[tuple]] = [[] for _ in range(strategies)]
         self._columns: dict[str, dict[str, list]] | None = None
 
-    def episode(self, strategy, patient, number, line, treatment, start, stop, reason, responded, assessed,
-                retreatment, events, stopper, escalated=False, below_target=False, bridged=False, waited=0.0):
-        """Record one episode (times in months since entry) and its adverse events."""
-        self.episode_rows.append((
-            strategy, patient, number, line, treatment, start, stop, reason,
-            -1 if responded is None else int(responded), assessed, retreatment, len(events),
-            -1 if stopper is None else stopper,
-            escalated, below_target, bridged, waited))
+    def adverse_events(self, strategy, patient, episode, treatment, start, events, stopper) -> None:
+        """Record the adverse events (index, onset months after `start`, stops the drug) of an
+        episode that started at `start` (months since entry); `stopper` the one that stopped it."""
+        rows = self.event_rows[strategy]
         for a, onset, stopped in events:
-            self.event_rows.append((strategy, patient, number, treatment, a, start + onset, stopped and a == stopper))
+            rows.append((strategy, patient, episode, treatment, a, start + onset, stopped and a == stopper))
 
     def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic,
                 topical, supportive, waiting=0.0, entry=0.0, first_control=None, bursts=0, rebounds=0):
         """Record a patient's trajectory summary (months)."""
-        self.patient_rows.append((
+        self.patient_rows[strategy].append((
             strategy, patient, final_state, end, math.nan if first_topical is None else first_topical,
             lines, episodes, relapses, systemic, topical, supportive, waiting, entry,
             math.nan if first_control is None else first_control, bursts, rebounds))
 
-    def burst(self, strategy, patient, time, reason, state, effective, rebound):
-        """Record a corticosteroid burst (months since entry)."""
-        self.burst_rows.append((strategy, patient, time, reason, state, effective, rebound))
+    def bursts_of(self, strategy, patient, bursts) -> int:
+        """Record a trajectory's corticosteroid bursts, (time in months since entry, reason,
+        state, effective, rebound) each; return how many were followed by a rebound."""
+        rows = self.burst_rows[strategy]
+        rebounds = 0
+        for time, reason, state, effective, rebound in bursts:
+            rows.append((strategy, patient, time, reason, state, effective, rebound))
+            rebounds += rebound
+        return rebounds
 
     def close(self) -> None:
         """Turn the rows into columns, once the chunk has been simulated.
@@ -115,10 +122,11 @@ class Records:
         return self._columns
 
 
-def _columns(rows: list[tuple], fields: tuple[str, ...]) -> dict[str, list]:
-    if not rows:
+def _columns(rows: list[list[tuple]], fields: tuple[str, ...]) -> dict[str, list]:
+    """One list per field from each strategy's rows, strategy after strategy."""
+    if not any(rows):
         return {field: [] for field in fields}
-    return dict(zip(fields, map(list, zip(*rows))))
+    return dict(zip(fields, map(list, zip(*itertools.chain.from_iterable(rows)))))
 
 
 def _categorical(codes, categories) -> pd.Categorical:

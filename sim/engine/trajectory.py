@@ -13,8 +13,9 @@ k-th point of a unit-rate Poisson process), which keeps them common to every str
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
-from sim.draws import BRIDGE_DURATION, BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE
+from sim.draws import BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE
 from sim.engine.records import BURST_REASONS, BURST_STATES, STATE_CODE, Records
 from sim.episode import REMISSION, EpisodeRule
 from sim.model import Model
@@ -26,6 +27,7 @@ TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (
 BRIDGE, FLARE = BURST_REASONS.index("bridge"), BURST_REASONS.index("flare")
 (SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, LOST_TO_FOLLOWUP, WAITING, DEAD) = (
     STATE_CODE[state] for state in ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead"))
+BURST_TIME = itemgetter(0)  # bursts are (time, reason, state, effective, rebound)
 CENSORED_AS = {reason: REASONS.index(reason) for reason in ("lost_to_followup", "death", "horizon")}
 
 
@@ -58,6 +60,7 @@ class Trajectory:
         "clock",
         "draws",
         "end",
+        "episode_rows",
         "entry",
         "episodes",
         "final",
@@ -79,6 +82,7 @@ class Trajectory:
 
     def __init__(self, rules: ChunkRules, strategy: int, draws):
         self.rules, self.records, self.strategy, self.draws = rules, rules.records, strategy, draws
+        self.episode_rows = rules.records.episode_rows[strategy]
         self.patient = draws.patient
         self.clock = self.entry = draws.entry
         self.end = draws.end
@@ -120,25 +124,26 @@ class Trajectory:
             escalated, below_target = escalated and known, below_target and known
             events = [event for event in events if event[1] <= observed]
             stopper = None
-        assessed = start + assessed_at if responded is not None else math.nan
-        if self.lays_flares:
-            self._controlled_segments(start, stop, assessed, responded)
-        if responded:
-            self.first_control = assessed if self.first_control is None else min(self.first_control, assessed)
-        self.records.episode(
-            self.strategy, self.patient, self.episodes, line, treatment.index, start, stop, reason,
-            responded, assessed, retreatment, events, stopper, escalated, below_target, bridged,
-            self._waited_before)
+        if responded is None:
+            assessed, response = math.nan, -1
+            if self.lays_flares:
+                self.segments.append((start, stop, UNCONTROLLED))
+        else:
+            assessed, response = start + assessed_at, int(responded)
+            if self.lays_flares:
+                self.segments += ((start, assessed, UNCONTROLLED), (assessed, stop, CONTROLLED if responded else UNCONTROLLED))
+            if responded and (self.first_control is None or assessed < self.first_control):
+                self.first_control = assessed
+        self.episode_rows.append((
+            self.strategy, self.patient, self.episodes, line, treatment.index, start, stop, reason, response, assessed,
+            retreatment, len(events), -1 if stopper is None else stopper, escalated, below_target, bridged,
+            self._waited_before))
+        if events:
+            self.records.adverse_events(self.strategy, self.patient, self.episodes, treatment.index, start, events,
+                                        stopper)
         self._waited_before = 0.0
         if reason == REMISSION and self.first_topical is None:
             self.first_topical = stop
-
-    def _controlled_segments(self, start, stop, assessed, responded) -> None:
-        if responded is None:
-            self.segments.append((start, stop, UNCONTROLLED))
-            return
-        self.segments.append((start, assessed, UNCONTROLLED))
-        self.segments.append((assessed, stop, CONTROLLED if responded else UNCONTROLLED))
 
     def bridge(self, start: float, group) -> None:
         """A corticosteroid burst covering the onset of the drug starting now."""
@@ -148,7 +153,7 @@ class Trajectory:
         control = start + group[BRIDGE_ONSET]
         if effective and control < self.end:
             self.first_control = control if self.first_control is None else min(self.first_control, control)
-        self.bursts.append((start, BRIDGE, UNCONTROLLED, effective, rebound, group[BRIDGE_DURATION]))
+        self.bursts.append((start, BRIDGE, UNCONTROLLED, effective, rebound))
 
     def wait_for(self, env, request):
         """Wait for a resource until it is granted (True) or observation ends (False)."""
@@ -202,37 +207,42 @@ class Trajectory:
 
     def finish(self, lines_used: int) -> None:
         """Lay flares over the trajectory and record the patient's summary."""
+        bursts = self.bursts
         if self.lays_flares:
+            bridges = len(bursts)
             self._flares()
+            if bridges and len(bursts) > bridges:  # flares come in order, but after the bridges
+                bursts.sort(key=BURST_TIME)
         draws, records, strategy = self.draws, self.records, self.strategy
-        rebounds = 0
-        for time, reason, state, effective, rebound, _ in self.bursts:
-            records.burst(strategy, draws.patient, time, reason, state, effective, rebound)
-            rebounds += rebound
+        rebounds = records.bursts_of(strategy, draws.patient, bursts) if bursts else 0
         final = LOST_TO_FOLLOWUP if draws.lost else DEAD if draws.dead else self.final
         records.patient(
             strategy, draws.patient, final, self.end, self.first_topical, lines_used,
             self.episodes, self.relapses, self.systemic, self.topical, self.supportive, self.waiting,
-            self.entry, self.first_control, len(self.bursts), rebounds,
+            self.entry, self.first_control, len(bursts), rebounds,
         )
 
     def _flares(self) -> None:
-        rescue = self.rules.rescue
         rates = self.rules.flare_rates
+        rescue = self.rules.rescue
         responds, rebounds = rescue.response_probability, rescue.rebound_probability
         numbers = self.draws.flare_numbers()
-        flare = 0
-        target, response, rebound = numbers.flare(flare)
+        gaps, responses, rebound_draws = numbers.gaps, numbers.responses, numbers.rebounds
+        add = self.bursts.append
+        flare, target = 0, gaps[0]
         for start, stop, state in self.segments:
             rate = rates[state]
+            if not (rate > 0 and start < stop):
+                continue
             position = start
-            while rate > 0 and position < stop:
+            while True:
                 time = position + target / rate
                 if time >= stop:
                     target -= (stop - position) * rate
                     break
-                self.bursts.append((time, FLARE, state, response < responds, rebound < rebounds, math.nan))
+                add((time, FLARE, state, responses[flare] < responds, rebound_draws[flare] < rebounds))
                 flare += 1
+                if flare == len(gaps):
+                    numbers.more()
+                target = gaps[flare]
                 position = time
-                target, response, rebound = numbers.flare(flare)
-        self.bursts.sort(key=lambda burst: burst[0])
