@@ -84,12 +84,14 @@ class ChunkNumbers:
         A costly quantile function is evaluated once per patient and slot, whichever
         strategies read it (they read the same value: common random numbers).
         """
-        if not _costly(distribution):
+        if not costly(distribution):
             return distribution.ppf(self.slots.at(patients, columns))
         out = np.empty(len(patients))
         for column in np.flatnonzero(np.bincount(columns)):  # a few distinct slots; no sort
             here = np.flatnonzero(columns == column)
-            cached = self._times.setdefault((int(column), distribution), np.full(self.count, np.nan))
+            cached = self._times.get((int(column), distribution))
+            if cached is None:
+                cached = self._times[int(column), distribution] = np.full(self.count, np.nan)
             wanted = patients[here]
             missing = wanted[np.isnan(cached[wanted])]
             if missing.size:
@@ -219,7 +221,7 @@ class EpisodeSlots:
 
     def time(self, offset: int, distribution) -> np.ndarray:
         """Return slot `offset` turned into a time (months) by `distribution`."""
-        if not _costly(distribution):
+        if not costly(distribution):
             return distribution.ppf(self.uniform(offset))
         t = self.numbers.times(self.patients, self.starts + offset, distribution)
         if self.beyond.size:
@@ -227,10 +229,10 @@ class EpisodeSlots:
         return t
 
 
-def _costly(distribution) -> bool:
+def costly(distribution) -> bool:
     """Whether a quantile function costs enough to be worth evaluating once per patient and slot."""
     if isinstance(distribution, d.Clipped):
-        return _costly(distribution.inner)
+        return costly(distribution.inner)
     return isinstance(distribution, d.Gamma)
 
 
