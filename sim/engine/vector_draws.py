@@ -240,9 +240,17 @@ def costly(distribution) -> bool:
 _kept = threading.local()
 
 
+# Kept from one run to the next up to this many floats (32 MiB): runs of a sweep or a PSA
+# are small and many, and faulting their buffer's pages in again cost each run of 10,000
+# patients about a quarter of its time.
+_KEPT_BETWEEN_RUNS = 2**22
+
+
 def release_buffer() -> None:
-    """Free this thread's buffer of uniforms kept between chunks (at the end of a run)."""
-    _kept.space = np.empty(0)
+    """Free this thread's buffer of uniforms kept between chunks (at the end of a run), if it is large."""
+    space = getattr(_kept, "space", None)
+    if space is not None and space.size > _KEPT_BETWEEN_RUNS:
+        _kept.space = np.empty(0)
 
 
 def _buffer(size: int) -> np.ndarray:
