@@ -27,7 +27,7 @@ from sim.draws import (
     TARGET,
 )
 from sim.engine.records import REASON_CODE
-from sim.engine.vector_draws import EpisodeSlots, costly
+from sim.engine.vector_draws import EpisodeSlots
 from sim.model import Treatment
 
 NO_REASON = -1  # a responder who stays on for good: only censoring ends the episode
@@ -150,15 +150,14 @@ def _adverse_events(treatment: Treatment, slots: EpisodeSlots) -> tuple[np.ndarr
 def _onsets(events, slots: EpisodeSlots, episode: np.ndarray, index: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """The onset (months) of each adverse event that occurs (episode position, event), from
     slot `columns[event]` of its episode."""
-    onset = np.empty(episode.size)
-    if not episode.size:
-        return onset
-    if all(event.onset == events[0].onset and not costly(event.onset) for event in events):
+    u = slots.uniforms_at(episode, columns[index], columns)
+    if all(event.onset == events[0].onset for event in events):
         # Quantile functions work element by element: one call serves every event.
-        return events[0].onset.ppf(slots.uniforms_at(episode, columns[index], columns))
+        return events[0].onset.ppf(u)
+    onset = np.empty(episode.size)
     for a in np.flatnonzero(np.bincount(index, minlength=len(events))):
         here = np.flatnonzero(index == a)
-        onset[here] = slots.subset(episode[here]).time(int(columns[a]), events[a].onset)
+        onset[here] = events[a].onset.ppf(u[here])
     return onset
 
 
