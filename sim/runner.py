@@ -94,7 +94,7 @@ def tasks_for(model: Model, chunk_size: int | None = None, engine: str = "des") 
 
 
 TABLES = ("episodes", "patients", "adverse_events", "bursts")
-_TRIM_FROM = 10_000  # patients in a chunk worth handing memory back after (a trim costs about 1 ms)
+_TRIM_FROM = 10_000  # patients in a chunk (or a run) worth handing memory back after (a trim costs about 1 ms)
 
 
 def simulate_task(model: Model, task: Task, engine: str = "des") -> dict[str, dict]:
@@ -164,7 +164,8 @@ def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, prog
     joined = []
     for name in TABLES:
         joined.append(join_columns(chunks.pop(name), len(model.strategies)))
-        _hand_back_freed_memory()
+        if model.patients * model.replicates >= _TRIM_FROM:
+            _hand_back_freed_memory()
     return RunTables(*joined)
 
 

@@ -33,8 +33,17 @@ from sim.model import Model, adjust_odds
 #: Patients per chunk when the caller does not say (results do not depend on it).
 CHUNK_PATIENTS = 32_768
 
-FAILURE_CODES = np.array(sorted(REASON_CODE[reason] for reason in FAILURES))
-CENSORED = (REASON_CODE["horizon"], REASON_CODE["lost_to_followup"], REASON_CODE["death"])
+
+def _reasons_among(reasons) -> np.ndarray:
+    """Whether each reason code is one of `reasons`, indexed by code (a lookup is cheaper than `np.isin`);
+    the extra last entry answers code -1."""
+    among = np.zeros(len(REASON_CODE) + 1, dtype=bool)
+    among[[REASON_CODE[reason] for reason in reasons]] = True
+    return among
+
+
+FAILED = _reasons_among(FAILURES)
+CENSORED = _reasons_among(("horizon", "lost_to_followup", "death"))
 
 
 class LimitedResourcesError(ValueError):
@@ -107,7 +116,7 @@ class Cohort:
         if not rows.size:
             return rows
         reason = self.episode(rows)
-        on = ~np.isin(reason, CENSORED)
+        on = ~CENSORED[reason]
         self.final[rows[~on]] = STATE_CODE["systemic"]
         rows, reason = rows[on], reason[on]
         remission = reason == REASON_CODE["remission"]
@@ -115,7 +124,7 @@ class Cohort:
         retreats = self.may_retreat(relapsed)
         retreated = relapsed[retreats]
         self.retreatment[retreated] = True
-        failed = rows[np.isin(reason, FAILURE_CODES)]
+        failed = rows[FAILED[reason]]
         self.failed[failed, self.treatment[failed]] = True
         moving = np.concatenate([rows[~remission], relapsed[~retreats]])
         self.advance_line(moving)

@@ -3,20 +3,19 @@
 
 The DES transforms every time slot of every patient up front (`draw_chunk`). Most slots
 are never read (a patient has a few episodes; the block holds `OCCURRENCES` of every
-treatment) and some quantile functions are costly (a gamma quantile takes about half a
-microsecond), so the vector engine transforms a slot only for the trajectories that
+treatment), so the vector engine transforms a slot only for the trajectories that
 read it. Quantile functions work element by element, so the values are bit for bit
-those the DES reads.
+those the DES reads. Strategies reading the same slot of a patient each transform it:
+keeping a patient's times to share them cost more than a gamma quantile (about 30 ns).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from sim import distributions as d
 from sim.draws import (
     OCCURRENCES,
     OVERFLOW_EPISODE,
@@ -56,7 +55,6 @@ class ChunkNumbers:
     eligible: np.ndarray
     response: np.ndarray
     dead: np.ndarray | None = None
-    _times: dict = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -71,31 +69,12 @@ class ChunkNumbers:
         columns = spells[inside]
         decide[inside] = self.slots.at(patients[inside], np.asarray(self.layout.relapse_occurs)[columns])
         wait = np.empty(len(patients))
-        wait[inside] = self.times(patients[inside], np.asarray(self.layout.relapse_time)[columns], time)
+        wait[inside] = time.ppf(self.slots.at(patients[inside], np.asarray(self.layout.relapse_time)[columns]))
         for k in np.flatnonzero(~inside):
             u = overflow_uniforms(self.model.seed, self.replicate, self.first_patient + int(patients[k]),
                                   (OVERFLOW_SPELL, int(spells[k])), 2)
             decide[k], wait[k] = u[0], time.ppf(u[1:])[0]
         return decide, wait
-
-    def times(self, patients: np.ndarray, columns: np.ndarray, distribution) -> np.ndarray:
-        """Return the uniforms at (patients, columns) turned into times (months) by `distribution`.
-
-        A costly quantile function is evaluated once per patient and slot, whichever
-        strategies read it (they read the same value: common random numbers).
-        """
-        if not _costly(distribution):
-            return distribution.ppf(self.slots.at(patients, columns))
-        out = np.empty(len(patients))
-        for column in np.flatnonzero(np.bincount(columns)):  # a few distinct slots; no sort
-            here = np.flatnonzero(columns == column)
-            cached = self._times.setdefault((int(column), distribution), np.full(self.count, np.nan))
-            wanted = patients[here]
-            missing = wanted[np.isnan(cached[wanted])]
-            if missing.size:
-                cached[missing] = distribution.ppf(self.slots.slot(column)[missing])
-            out[here] = cached[wanted]
-        return out
 
 
 def draw_numbers(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkNumbers:
@@ -219,28 +198,24 @@ class EpisodeSlots:
 
     def time(self, offset: int, distribution) -> np.ndarray:
         """Return slot `offset` turned into a time (months) by `distribution`."""
-        if not _costly(distribution):
-            return distribution.ppf(self.uniform(offset))
-        t = self.numbers.times(self.patients, self.starts + offset, distribution)
-        if self.beyond.size:
-            t[self.beyond] = distribution.ppf(self.beyond_uniforms[:, offset])
-        return t
-
-
-def _costly(distribution) -> bool:
-    """Whether a quantile function costs enough to be worth evaluating once per patient and slot."""
-    if isinstance(distribution, d.Clipped):
-        return _costly(distribution.inner)
-    return isinstance(distribution, d.Gamma)
+        return distribution.ppf(self.uniform(offset))
 
 
 # One buffer per thread: a Dask worker may run several tasks in threads of one process.
 _kept = threading.local()
 
 
+# Kept from one run to the next up to this many floats (32 MiB): runs of a sweep or a PSA
+# are small and many, and faulting their buffer's pages in again cost each run of 10,000
+# patients about a quarter of its time.
+_KEPT_BETWEEN_RUNS = 2**22
+
+
 def release_buffer() -> None:
-    """Free this thread's buffer of uniforms kept between chunks (at the end of a run)."""
-    _kept.space = np.empty(0)
+    """Free this thread's buffer of uniforms kept between chunks (at the end of a run), if it is large."""
+    space = getattr(_kept, "space", None)
+    if space is not None and space.size > _KEPT_BETWEEN_RUNS:
+        _kept.space = np.empty(0)
 
 
 def _buffer(size: int) -> np.ndarray:

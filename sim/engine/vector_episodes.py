@@ -141,13 +141,24 @@ def _adverse_events(treatment: Treatment, slots: EpisodeSlots) -> tuple[np.ndarr
     bases = FIRST_AE + 3 * np.arange(len(events))
     probability = np.array([event.probability for event in events])
     episode, index = np.nonzero(slots.uniforms(bases + AE_OCCURS) < probability)
-    onset = np.empty(episode.size)
-    for a in np.flatnonzero(np.bincount(index, minlength=len(events))):
-        here = np.flatnonzero(index == a)
-        onset[here] = slots.subset(episode[here]).time(int(bases[a]) + AE_ONSET, events[a].onset)
+    onset = _onsets(events, slots, episode, index, bases + AE_ONSET)
     stop_probability = np.array([event.stop_probability for event in events])
     stops = slots.uniforms_at(episode, bases[index] + AE_STOPS, bases + AE_STOPS) < stop_probability[index]
     return episode, index, onset, stops
+
+
+def _onsets(events, slots: EpisodeSlots, episode: np.ndarray, index: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The onset (months) of each adverse event that occurs (episode position, event), from
+    slot `columns[event]` of its episode."""
+    u = slots.uniforms_at(episode, columns[index], columns)
+    if all(event.onset == events[0].onset for event in events):
+        # Quantile functions work element by element: one call serves every event.
+        return events[0].onset.ppf(u)
+    onset = np.empty(episode.size)
+    for a in np.flatnonzero(np.bincount(index, minlength=len(events))):
+        here = np.flatnonzero(index == a)
+        onset[here] = events[a].onset.ppf(u[here])
+    return onset
 
 
 def _first_stopping_events(count: int, episode, index, onset, stops) -> tuple[np.ndarray, np.ndarray]:
