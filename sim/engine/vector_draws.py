@@ -1,10 +1,11 @@
 """A chunk's random numbers as the vector engine reads them: the uniforms and slots of
 `sim.draws`, turned into times only where a trajectory reaches them.
 
-The DES transforms every time slot of every patient up front (`draw_chunk`). Most slots
-are never read (a patient has a few episodes; the block holds `OCCURRENCES` of every
-treatment), so the vector engine transforms a slot only for the trajectories that
-read it. Quantile functions work element by element, so the values are bit for bit
+The DES transforms, up front, every slot the model can read for every patient of a
+chunk (`draw_chunk`, `sim.draws.slots_read`). Most of them are still never read (a
+patient has a few episodes; the block holds `OCCURRENCES` of every treatment), so the
+vector engine draws a slot only when a trajectory first reads it and transforms it only
+for the trajectories that read it. Quantile functions work element by element, so the values are bit for bit
 those the DES reads. Strategies reading the same slot of a patient each transform it:
 keeping a patient's times to share them cost more than a gamma quantile (about 30 ns).
 """
