@@ -11,14 +11,28 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 #: Default confidence level of every interval in the package.
 CONFIDENCE = 0.95
 
+# The quantiles below are the special functions scipy.stats evaluates (norm.ppf, t.ppf,
+# chi2.ppf give the same floats) without importing scipy.stats, which takes about half a
+# second: every sweep worker and every command would pay it at start-up.
+
 
 def _z(confidence: float) -> float:
-    return float(stats.norm.ppf(0.5 + confidence / 2.0))
+    return float(special.ndtri(0.5 + confidence / 2.0))
+
+
+def student_t_quantile(p: float, df):
+    """Quantile `p` of Student's t with `df` degrees of freedom (df >= 1)."""
+    return special.stdtrit(df, p)
+
+
+def chi2_quantile(p: float, df):
+    """Quantile `p` of the chi-squared distribution with `df` (> 0) degrees of freedom."""
+    return 2 * special.gammaincinv(np.asarray(df, dtype=float) / 2, p)
 
 
 def wilson_interval(successes, n, confidence: float = CONFIDENCE):
@@ -75,7 +89,7 @@ def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, fl
     if x.size < 2:
         return mean, np.nan, np.nan
     se = float(x.std(ddof=1)) / np.sqrt(x.size)
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, df=x.size - 1)) * se
+    half = float(student_t_quantile(0.5 + confidence / 2.0, x.size - 1)) * se
     return mean, mean - half, mean + half
 
 
@@ -100,8 +114,8 @@ def poisson_rate_interval(events, exposure, confidence: float = CONFIDENCE):
     e = np.asarray(exposure, dtype=float)
     alpha = 1.0 - confidence
     with np.errstate(invalid="ignore", divide="ignore"):
-        low = np.where(k > 0, stats.chi2.ppf(alpha / 2, 2 * k) / 2, 0.0) / e
-        high = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2 / e
+        low = np.where(k > 0, chi2_quantile(alpha / 2, 2 * k) / 2, 0.0) / e
+        high = chi2_quantile(1 - alpha / 2, 2 * k + 2) / 2 / e
         rate = k / e
     return rate, low, high
 
@@ -110,7 +124,7 @@ def _t_quantile(confidence: float, df):
     df = np.asarray(df, dtype=float)
     out = np.full(df.shape, np.nan)
     ok = df >= 1
-    out[ok] = stats.t.ppf(0.5 + confidence / 2.0, df=df[ok])
+    out[ok] = student_t_quantile(0.5 + confidence / 2.0, df[ok])
     return out
 
 

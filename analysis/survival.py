@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from sim.tables import CENSORING_REASONS, REASONS
 
@@ -316,7 +316,7 @@ def _loglog_band(estimate, standard_error_of_log, z):
 
 
 def _z(confidence: float) -> float:
-    return float(stats.norm.ppf(0.5 + confidence / 2.0))
+    return float(special.ndtri(0.5 + confidence / 2.0))
 
 
 def _frame(keys: pd.DataFrame, group: np.ndarray, columns: dict) -> pd.DataFrame:

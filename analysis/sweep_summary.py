@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 #: The metrics the sweep figures and tables show: name -> (label, unit).
 KEY_METRICS = {
@@ -30,7 +30,7 @@ KEY_METRICS = {
     "first_line_median_drug_survival_months": ("Median drug survival of the first line", "months"),
 }
 _POINT_KEYS = ["variant", "analysis", "parameter", "bound", "sample"]
-_Z95 = stats.norm.ppf(0.975)
+_Z95 = special.ndtri(0.975)
 
 
 @dataclass(frozen=True)
