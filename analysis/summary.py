@@ -107,19 +107,58 @@ def summarize_run(
         95% (NaN for counts).
     """
     times = [float(t) for t in times_months]
-    strategies = _strategy_rows(episodes, patients, times)
-    treatments = _treatment_rows(episodes, times)
-    order = _strategy_order(patients, episodes)
-    frames = []
-    for strategy in order:
-        frames.append(strategies[strategies["strategy"] == strategy])
-        frames.append(treatments[treatments["strategy"] == strategy])
-    out = pd.concat([f for f in frames if len(f)], ignore_index=True)
-    out["strategy"] = out["strategy"].astype(object)
-    out["treatment"] = out["treatment"].astype(object).where(out["treatment"].notna(), None)
-    for column in ("value", "ci_low", "ci_high"):
-        out[column] = _round(out[column].to_numpy(dtype=float))
-    return out[SUMMARY_COLUMNS]
+    rows = _Rows()
+    _strategy_rows(rows, episodes, patients, times)
+    _treatment_rows(rows, episodes, times)
+    return rows.table(_strategy_order(patients, episodes), _category_order(episodes["treatment"]),
+                      _strategy_metrics(times), treatment_metrics(times))
+
+
+class _Rows:
+    """The summary's rows, gathered block by block as arrays and put in order once.
+
+    Rows come per strategy (in `order`): its own rows, then its treatments' rows
+    (treatments in their category order), each by metric in the documented order;
+    rows that tie keep the order they were added in.
+    """
+
+    def __init__(self):
+        self.blocks: list[dict] = []
+
+    def add(self, strategy, metric, value, low, high, treatment=None) -> None:
+        """Add rows: `strategy` and `treatment` labels (treatment None: strategy rows), the
+        metric names, and value with its interval (NaN: none)."""
+        count = len(value)
+        self.blocks.append({
+            "strategy": np.asarray(strategy, dtype=object),
+            "treatment": np.full(count, None, dtype=object) if treatment is None else np.asarray(treatment, dtype=object),
+            "of_treatment": np.full(count, treatment is not None),
+            "metric": np.broadcast_to(np.asarray(metric, dtype=object), (count,)),
+            "value": np.asarray(value, dtype=float),
+            "ci_low": np.broadcast_to(np.asarray(low, dtype=float), (count,)),
+            "ci_high": np.broadcast_to(np.asarray(high, dtype=float), (count,)),
+        })
+
+    def table(self, order: list, treatments: list, strategy_metrics: list, per_treatment: list) -> pd.DataFrame:
+        """The rows in summary order as ``SUMMARY_COLUMNS``, values rounded."""
+        columns = {name: np.concatenate([block[name] for block in self.blocks]) for name in self.blocks[0]}
+        last = len(columns["value"])  # rank of anything not listed: after everything listed
+        of_treatment = columns["of_treatment"]
+        strategy = _ranks(columns["strategy"], order, -1)
+        treatment = np.where(of_treatment, _ranks(columns["treatment"], treatments, last), -1)
+        metric = np.where(of_treatment, _ranks(columns["metric"], per_treatment, last),
+                          _ranks(columns["metric"], strategy_metrics, last))
+        rows = np.lexsort((np.arange(len(metric)), metric, treatment, of_treatment, strategy))
+        rows = rows[strategy[rows] >= 0]
+        out = {name: columns[name][rows] for name in ("strategy", "treatment", "metric")}
+        out |= {name: _round(columns[name][rows]) for name in ("value", "ci_low", "ci_high")}
+        return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+
+
+def _ranks(labels: np.ndarray, listed: list, unlisted: int) -> np.ndarray:
+    """Position of each label in `listed` (`unlisted` where it is not there)."""
+    rank = {label: i for i, label in enumerate(listed)}
+    return np.fromiter((rank.get(label, unlisted) for label in labels), dtype=np.int64, count=len(labels))
 
 
 def _round(values: np.ndarray) -> np.ndarray:
@@ -145,90 +184,56 @@ def _observed(column: pd.Series) -> set:
     return set(column.astype(object))
 
 
-def _strategy_rows(episodes, patients, times) -> pd.DataFrame:
-    first = first_response(episodes, patients)
-    outcomes = patient_outcomes(patients, episodes, first)
-    names = dict(STRATEGY_METRICS)
-    means = mean_outcomes(outcomes, [column for _, column in STRATEGY_METRICS])
-    column_to_name = {column: name for name, column in names.items()}
-    means = means.assign(metric=means["metric"].map(column_to_name))
-    counts = patients.groupby("strategy", observed=True, sort=True).size()
-    frames = [
-        pd.DataFrame(
-            {
-                "strategy": counts.index.astype(object),
-                "metric": "patients_n",
-                "value": counts.to_numpy(dtype=float),
-                "ci_low": np.nan,
-                "ci_high": np.nan,
-            }
-        )
-    ]
-    frames.append(means[["strategy", "metric", "value", "ci_low", "ci_high"]])
-    response = median_survival(kaplan_meier(first, "months_observed", "responded", by="strategy"))
-    frames.append(_medians(response, "median_months_to_first_response"))
-    first_line = episodes[episodes["line"] == 1]
-    curve = drug_survival(first_line, by="strategy")
-    frames.append(_survival(survival_at(curve, times), "first_line_drug_survival_"))
-    frames.append(_medians(median_survival(curve), "first_line_median_drug_survival_months"))
-    out = pd.concat(frames, ignore_index=True)
-    out["strategy"] = out["strategy"].astype(object)
-    out["treatment"] = None
-    order = [
+def _strategy_metrics(times: list[float]) -> list[str]:
+    """Names of the per-strategy metrics, in row order."""
+    return [
         "patients_n",
-        *[n for n, _ in STRATEGY_METRICS],
+        *[name for name, _ in STRATEGY_METRICS],
         "median_months_to_first_response",
         *[f"first_line_drug_survival_{_at(t)}" for t in times],
         "first_line_median_drug_survival_months",
     ]
-    return _sorted(out, ["strategy"], order)
 
 
-def _medians(medians: pd.DataFrame, metric: str) -> pd.DataFrame:
-    out = medians.rename(columns={"median_months": "value"}).assign(metric=metric)
-    return out.drop(columns="subjects")
+def _strategy_rows(rows: _Rows, episodes: pd.DataFrame, patients: pd.DataFrame, times: list[float]) -> None:
+    """Add each strategy's own rows: patients, outcome means, first response, first-line drug survival."""
+    first = first_response(episodes, patients)
+    counts = patients.groupby("strategy", observed=True, sort=True).size()
+    rows.add(counts.index, "patients_n", counts.to_numpy(dtype=float), np.nan, np.nan)
+    means = mean_outcomes(patient_outcomes(patients, episodes, first), [column for _, column in STRATEGY_METRICS])
+    name_of = {column: name for name, column in STRATEGY_METRICS}
+    rows.add(means["strategy"], means["metric"].map(name_of), means["value"], means["ci_low"], means["ci_high"])
+    response = median_survival(kaplan_meier(first, "months_observed", "responded", by="strategy"))
+    _add_medians(rows, response, "median_months_to_first_response")
+    curve = drug_survival(episodes[episodes["line"] == 1], by="strategy")
+    _add_survival(rows, survival_at(curve, times), "first_line_drug_survival_")
+    _add_medians(rows, median_survival(curve), "first_line_median_drug_survival_months")
 
 
-def _survival(at: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    metric = prefix + at["time_months"].map(_at)
-    return at.rename(columns={"survival": "value"}).assign(metric=metric.to_numpy())
-
-
-def _treatment_rows(episodes, times) -> pd.DataFrame:
-    by = ["strategy", "treatment"]
-    curve = drug_survival(episodes, by=by)
+def _treatment_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float]) -> None:
+    """Add the rows of each strategy's treatments: episodes, drug survival, reasons for stopping."""
+    curve = drug_survival(episodes, by=["strategy", "treatment"])
     medians = median_survival(curve)
-    counts = medians.rename(columns={"subjects": "value"}).assign(
-        metric="episodes_n", ci_low=np.nan, ci_high=np.nan
-    )
-    incidence = cumulative_incidence(episodes, by=by, times_months=times)
-    incidence = incidence.rename(columns={"cumulative_incidence": "value"})
-    incidence["metric"] = (
-        "discontinued_" + incidence["reason"].astype(str) + "_" + incidence["time_months"].map(_at)
-    )
-    frames = [
-        counts,
-        _survival(survival_at(curve, times), "drug_survival_"),
-        _medians(medians, "median_drug_survival_months"),
-        incidence,
-    ]
-    columns = [*by, "metric", "value", "ci_low", "ci_high"]
-    out = pd.concat([f[columns] for f in frames], ignore_index=True)
-    out = out.astype({"strategy": object, "treatment": object})
-    treatment_order = _category_order(episodes["treatment"])
-    out["treatment_rank"] = out["treatment"].map({t: i for i, t in enumerate(treatment_order)})
-    out = _sorted(out, ["strategy", "treatment_rank"], treatment_metrics(times))
-    return out.drop(columns="treatment_rank")
+    rows.add(medians["strategy"], "episodes_n", medians["subjects"], np.nan, np.nan, medians["treatment"])
+    _add_survival(rows, survival_at(curve, times), "drug_survival_", by_treatment=True)
+    _add_medians(rows, medians, "median_drug_survival_months", by_treatment=True)
+    incidence = cumulative_incidence(episodes, by=["strategy", "treatment"], times_months=times)
+    metric = "discontinued_" + incidence["reason"].astype(str) + "_" + incidence["time_months"].map(_at)
+    rows.add(incidence["strategy"], metric, incidence["cumulative_incidence"], incidence["ci_low"],
+             incidence["ci_high"], incidence["treatment"])
+
+
+def _add_medians(rows: _Rows, medians: pd.DataFrame, metric: str, by_treatment: bool = False) -> None:
+    rows.add(medians["strategy"], metric, medians["median_months"], medians["ci_low"], medians["ci_high"],
+             medians["treatment"] if by_treatment else None)
+
+
+def _add_survival(rows: _Rows, at: pd.DataFrame, prefix: str, by_treatment: bool = False) -> None:
+    rows.add(at["strategy"], prefix + at["time_months"].map(_at), at["survival"], at["ci_low"], at["ci_high"],
+             at["treatment"] if by_treatment else None)
 
 
 def _category_order(column: pd.Series) -> list:
     if isinstance(column.dtype, pd.CategoricalDtype):
         return list(column.cat.categories)
     return sorted(column.astype(object).unique())
-
-
-def _sorted(frame: pd.DataFrame, keys: list[str], metric_order: list[str]) -> pd.DataFrame:
-    rank = {m: i for i, m in enumerate(metric_order)}
-    frame = frame.assign(metric_rank=frame["metric"].map(rank))
-    frame = frame.sort_values([*keys, "metric_rank"], kind="stable", ignore_index=True)
-    return frame.drop(columns="metric_rank")
