@@ -129,9 +129,10 @@ class _Rows:
         """Add rows: `strategy` and `treatment` labels (treatment None: strategy rows), the
         metric names, and value with its interval (NaN: none)."""
         count = len(value)
+        labels = np.full(count, None, dtype=object) if treatment is None else np.asarray(treatment, dtype=object)
         self.blocks.append({
             "strategy": np.asarray(strategy, dtype=object),
-            "treatment": np.full(count, None, dtype=object) if treatment is None else np.asarray(treatment, dtype=object),
+            "treatment": labels,
             "of_treatment": np.full(count, treatment is not None),
             "metric": np.broadcast_to(np.asarray(metric, dtype=object), (count,)),
             "value": np.asarray(value, dtype=float),

@@ -131,7 +131,8 @@ class Trajectory:
         else:
             assessed, response = start + assessed_at, int(responded)
             if self.lays_flares:
-                self.segments += ((start, assessed, UNCONTROLLED), (assessed, stop, CONTROLLED if responded else UNCONTROLLED))
+                self.segments += ((start, assessed, UNCONTROLLED),
+                                  (assessed, stop, CONTROLLED if responded else UNCONTROLLED))
             if responded and (self.first_control is None or assessed < self.first_control):
                 self.first_control = assessed
         self.episode_rows.append((
