@@ -111,22 +111,29 @@ def treatments_used(model: Model) -> tuple[int, ...]:
     return tuple(sorted({t for strategy in model.strategies for t in strategy.lines}))
 
 
+def bridged_treatments(model: Model) -> set[int]:
+    """The treatments whose start some strategy covers with a corticosteroid bridge (indices)."""
+    if model.rescue is None:
+        return set()
+    return {t for strategy in model.strategies for t in strategy.bridged}
+
+
 def slots_read(model: Model, layout: Layout) -> np.ndarray:
     """The slots a patient's trajectories can read (the others mean nothing in this model): those of
     the treatments some strategy gives, and of them only the rules the treatment has."""
     slots = [*layout.covariates, layout.follow_up, layout.loss_to_followup, layout.first_line, layout.arrival,
              *layout.relapse_occurs, *layout.relapse_time]
     to_target = any(strategy.target_assessment is not None for strategy in model.strategies)
+    bridged = bridged_treatments(model)
     for t in treatments_used(model):
         treatment = model.treatments[t]
-        bridged = model.rescue is not None and any(t in strategy.bridged for strategy in model.strategies)
         offsets = [ASSESS, RESPONSE, FATE]
         offsets += [COURSE] if treatment.course is not None else []
         offsets += [CAP] if treatment.cap is not None else []
         offsets += [LOSS] if treatment.loss_of_response is not None else []
         offsets += [ESCALATE, ESCALATED_RESPONSE, REASSESS] if treatment.escalation is not None else []
         offsets += [TARGET] if to_target and treatment.target_probability is not None else []
-        offsets += [BRIDGE_RESPONSE, BRIDGE_REBOUND, BRIDGE_ONSET] if bridged else []
+        offsets += [BRIDGE_RESPONSE, BRIDGE_REBOUND, BRIDGE_ONSET] if t in bridged else []
         offsets += range(FIRST_AE, layout.group_sizes[t])
         slots += [start + offset for start in layout.episode_groups[t] for offset in offsets]
     return np.array(sorted(slots), dtype=np.int64)
@@ -208,7 +215,7 @@ def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int,
     model can read: `slots_read`; the others are NaN)."""
     u = uniform_block(model.seed, replicate, first_patient, count, layout.width, slots_read(model, layout))
     values = u.copy()
-    bridged = {t for strategy in model.strategies for t in strategy.bridged}
+    bridged = bridged_treatments(model)
     for t in treatments_used(model):
         treatment = model.treatments[t]
         for start in layout.episode_groups[t]:

@@ -46,10 +46,7 @@ class ChunkPatients:
         self.eligible, self.response = chunk.eligible.tolist(), chunk.response.tolist()
         self.flare_gaps = self.flare_responses = self.flare_rebounds = None
         if chunk.flares is not None:  # the first round, one list per patient (cheaper than per-patient arrays)
-            k = FLARES_PER_ROUND
-            self.flare_gaps = (-np.log1p(-chunk.flares[:, :k])).tolist()
-            self.flare_responses = chunk.flares[:, k:2 * k].tolist()
-            self.flare_rebounds = chunk.flares[:, 2 * k:3 * k].tolist()
+            self.flare_gaps, self.flare_responses, self.flare_rebounds = _flare_lists(chunk.flares)
         self.episode_groups = layout.episode_groups
         self.group_sizes = layout.group_sizes
         self.relapse_occurs = layout.relapse_occurs
@@ -166,12 +163,18 @@ class FlareNumbers:
 
     def more(self) -> None:
         """Draw the next round of flare numbers."""
-        k = FLARES_PER_ROUND
-        round_ = len(self.gaps) // k
-        u = flare_uniforms(self.seed, self.replicate, round_, self.patient, 1)[0]
-        self.gaps += (-np.log1p(-u[:k])).tolist()
-        self.responses += u[k:2 * k].tolist()
-        self.rebounds += u[2 * k:3 * k].tolist()
+        u = flare_uniforms(self.seed, self.replicate, len(self.gaps) // FLARES_PER_ROUND, self.patient, 1)
+        gaps, responses, rebounds = _flare_lists(u)
+        self.gaps += gaps[0]
+        self.responses += responses[0]
+        self.rebounds += rebounds[0]
+
+
+def _flare_lists(u: np.ndarray) -> tuple[list, list, list]:
+    """A round of flare numbers (`flare_uniforms`, patients x 3*FLARES_PER_ROUND) as lists per patient:
+    the unit exponentials before the flares, and their bursts' response and rebound uniforms."""
+    k = FLARES_PER_ROUND
+    return (-np.log1p(-u[:, :k])).tolist(), u[:, k:2 * k].tolist(), u[:, 2 * k:3 * k].tolist()
 
 
 class PathwayPosition:

@@ -5,9 +5,10 @@ The DES transforms, up front, every slot the model can read for every patient of
 chunk (`draw_chunk`, `sim.draws.slots_read`). Most of them are still never read (a
 patient has a few episodes; the block holds `OCCURRENCES` of every treatment), so the
 vector engine draws a slot only when a trajectory first reads it and transforms it only
-for the trajectories that read it. Quantile functions work element by element, so the values are bit for bit
-those the DES reads. Strategies reading the same slot of a patient each transform it:
-keeping a patient's times to share them cost more than a gamma quantile (about 30 ns).
+for the trajectories that read it. Quantile functions work element by element, so the
+values are bit for bit those the DES reads. Strategies reading the same slot of a
+patient each transform it: keeping a patient's times to share them cost more than a
+gamma quantile (about 30 ns).
 """
 
 from __future__ import annotations
