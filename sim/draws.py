@@ -78,6 +78,7 @@ class SlotStream:
     """The uniforms of one replicate, read one slot of a run of patients at a time."""
 
     def __init__(self, seed: int, replicate: int):
+        self.seed, self.replicate = seed, replicate
         self._bit_generator = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate,)))
         self._generator = np.random.Generator(self._bit_generator)
         self._position = 0

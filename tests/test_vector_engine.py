@@ -92,3 +92,25 @@ def test_runs_in_threads_of_one_process_do_not_share_their_numbers():
                                  models * 3))
     for i, episodes in enumerate(together):
         pd.testing.assert_frame_equal(episodes, alone[i % 2])
+
+
+def test_numbers_kept_between_runs_of_the_same_patients_change_nothing(tmp_path):
+    """The vector engine keeps a chunk's drawn uniforms, flare rounds and overflow numbers for
+    the next run of the same patients (the samples of a PSA): runs with other parameters,
+    another seed or other chunks in between must still give the DES's tables."""
+    path = tmp_path / "every_rule.yaml"
+    path.write_text(EVERY_RULE, encoding="utf-8")
+    base = {"settings.patients": 300, "settings.replicates": 1}
+    sample = _model(path, base)
+    other_sample = _model(path, {**base, "treatments.drug_a.response": 0.4, "relapse.probability": 0.5})
+    other_seed = _model(path, {**base, "settings.seed": 18})
+    first = simulate(sample, engine="vector", progress=False)
+    for model in (other_sample, other_seed, sample):
+        tables = simulate(model, engine="vector", progress=False)
+        des = simulate(model, engine="des", progress=False)
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(tables, name), getattr(des, name), obj=f"{name} of {model.seed}",
+                                          check_exact=name != "bursts", rtol=1e-9)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(tables, name), getattr(first, name))
+    assert len(first.bursts) and first.episodes["episode"].max() > 3 * 2  # flares and numbers beyond the block

@@ -13,6 +13,7 @@ gamma quantile (about 30 ns).
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from sim.draws import (
     Layout,
     SlotStream,
     covariates_of,
+    flare_uniforms,
     observation_ends,
     overflow_uniforms,
     patient_treatment_matrices,
@@ -73,7 +75,7 @@ class ChunkNumbers:
         wait = np.empty(len(patients))
         wait[inside] = time.ppf(self.slots.at(patients[inside], np.asarray(self.layout.relapse_time)[columns]))
         for k in np.flatnonzero(~inside):
-            u = overflow_uniforms(self.model.seed, self.replicate, self.first_patient + int(patients[k]),
+            u = _overflow_uniforms(self.model.seed, self.replicate, self.first_patient + int(patients[k]),
                                   (OVERFLOW_SPELL, int(spells[k])), 2)
             decide[k], wait[k] = u[0], time.ppf(u[1:])[0]
         return decide, wait
@@ -102,9 +104,8 @@ class ChunkSlots:
 
     def __init__(self, stream: SlotStream, first_patient: int, count: int, width: int):
         self.stream, self.first_patient, self.count = stream, first_patient, count
-        self._values = _buffer(width * count).reshape(width, count)  # slot-major
+        self._values, self._drawn = _kept_slots((stream.seed, stream.replicate, first_patient, count, width))
         self._flat = self._values.reshape(-1)
-        self._drawn = np.zeros(width, dtype=bool)
 
     def slot(self, column: int) -> np.ndarray:
         """Slot `column` of every patient of the chunk."""
@@ -149,7 +150,7 @@ class EpisodeSlots:
         if self.beyond.size:
             size = numbers.layout.group_sizes[treatment.index]
             self.beyond_uniforms = np.array([
-                overflow_uniforms(numbers.model.seed, numbers.replicate, numbers.first_patient + int(patients[k]),
+                _overflow_uniforms(numbers.model.seed, numbers.replicate, numbers.first_patient + int(patients[k]),
                                   (OVERFLOW_EPISODE, treatment.index, int(occurrences[k])), size)
                 for k in self.beyond
             ])
@@ -203,7 +204,7 @@ class EpisodeSlots:
         return distribution.ppf(self.uniform(offset))
 
 
-# One buffer per thread: a Dask worker may run several tasks in threads of one process.
+# One set of kept numbers per thread: a Dask worker may run several tasks in threads of one process.
 _kept = threading.local()
 
 
@@ -214,19 +215,45 @@ _KEPT_BETWEEN_RUNS = 2**22
 
 
 def release_buffer() -> None:
-    """Free this thread's buffer of uniforms kept between chunks (at the end of a run), if it is large."""
+    """Free this thread's uniforms kept between chunks (at the end of a run), if they are many."""
     space = getattr(_kept, "space", None)
     if space is not None and space.size > _KEPT_BETWEEN_RUNS:
-        _kept.space = np.empty(0)
+        _kept.space, _kept.key, _kept.flares = np.empty(0), None, {}
 
 
-def _buffer(size: int) -> np.ndarray:
-    """A buffer of `size` floats, kept for this thread's next chunk.
+def _kept_slots(key: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The slot-major buffer of a chunk's uniforms and which of its slots are drawn, for
+    `key` = (seed, replicate, first patient, patients, slots), kept for this thread's next chunk.
 
     A fresh array of this size costs a page fault per page on every chunk (about a third
-    of the time of drawing the numbers).
+    of the time of drawing the numbers). When the next chunk is the same patients of the
+    same stream (the samples of a PSA, the variants of a sweep: common random numbers),
+    the slots drawn stay drawn, and so do the chunk's rounds of flare numbers.
     """
-    space = getattr(_kept, "space", None)
-    if space is None or space.size < size:
-        space = _kept.space = np.empty(size)
-    return space[:size]
+    *_, count, width = key
+    if getattr(_kept, "key", None) != key:
+        space = getattr(_kept, "space", None)
+        if space is None or space.size < width * count:
+            space = _kept.space = np.empty(width * count)
+        _kept.key, _kept.drawn, _kept.flares = key, np.zeros(width, dtype=bool), {}
+    return _kept.space[:width * count].reshape(width, count), _kept.drawn
+
+
+def chunk_flare_uniforms(numbers: ChunkNumbers, round_: int) -> np.ndarray:
+    """Round `round_` of the flare numbers of the chunk's patients (`sim.draws.flare_uniforms`),
+    drawn once for as long as this thread's chunks are the same patients of the same stream."""
+    rounds = _kept.flares
+    if round_ not in rounds:
+        rounds[round_] = flare_uniforms(numbers.model.seed, numbers.replicate, round_, numbers.first_patient,
+                                        numbers.count)
+        rounds[round_].flags.writeable = False
+    return rounds[round_]
+
+
+@functools.lru_cache(maxsize=4096)
+def _overflow_uniforms(seed: int, replicate: int, patient: int, key: tuple, count: int) -> np.ndarray:
+    """`sim.draws.overflow_uniforms`, read-only and kept: the samples of a PSA read the same
+    patients' numbers again (each costs about 15 us to draw, mostly seeding its stream)."""
+    u = overflow_uniforms(seed, replicate, patient, key, count)
+    u.flags.writeable = False
+    return u

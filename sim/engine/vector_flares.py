@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.draws import FLARES_PER_ROUND, flare_uniforms
+from sim.draws import FLARES_PER_ROUND
 from sim.engine.records import BURST_REASONS, BURST_STATES
+from sim.engine.vector_draws import chunk_flare_uniforms
 
 
 def lay_flares(cohort) -> None:
@@ -55,7 +56,7 @@ def _flares_within(numbers, patients: np.ndarray, total: np.ndarray) -> tuple[np
     index = np.arange(len(patients))
     round_ = 0
     while index.size:
-        u = _flare_uniforms(numbers, round_)
+        u = chunk_flare_uniforms(numbers, round_)
         k = FLARES_PER_ROUND
         points = reached[:, None] + np.cumsum(-np.log1p(-u[:, :k]), axis=1)
         inside = points[patients[index]] < total[index, None]
@@ -70,7 +71,3 @@ def _flares_within(numbers, patients: np.ndarray, total: np.ndarray) -> tuple[np
         round_ += 1
     return tuple(np.concatenate(parts) for parts in (which, position, effective, rebound))
 
-
-def _flare_uniforms(numbers, round_: int) -> np.ndarray:
-    """Flare numbers of the chunk's patients in one round (`sim.draws.flare_uniforms`)."""
-    return flare_uniforms(numbers.model.seed, numbers.replicate, round_, numbers.first_patient, numbers.count)
