@@ -13,7 +13,6 @@ gamma quantile (about 30 ns).
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass
 
@@ -75,8 +74,7 @@ class ChunkNumbers:
         wait = np.empty(len(patients))
         wait[inside] = time.ppf(self.slots.at(patients[inside], np.asarray(self.layout.relapse_time)[columns]))
         for k in np.flatnonzero(~inside):
-            u = _overflow_uniforms(self.model.seed, self.replicate, self.first_patient + int(patients[k]),
-                                  (OVERFLOW_SPELL, int(spells[k])), 2)
+            u = _overflow_uniforms(self, int(patients[k]), (OVERFLOW_SPELL, int(spells[k])), 2)
             decide[k], wait[k] = u[0], time.ppf(u[1:])[0]
         return decide, wait
 
@@ -104,7 +102,7 @@ class ChunkSlots:
 
     def __init__(self, stream: SlotStream, first_patient: int, count: int, width: int):
         self.stream, self.first_patient, self.count = stream, first_patient, count
-        self._values, self._drawn = _kept_slots((stream.seed, stream.replicate, first_patient, count, width))
+        self._values, self._drawn = _kept.slots((stream.seed, stream.replicate, first_patient, count, width))
         self._flat = self._values.reshape(-1)
 
     def slot(self, column: int) -> np.ndarray:
@@ -150,8 +148,7 @@ class EpisodeSlots:
         if self.beyond.size:
             size = numbers.layout.group_sizes[treatment.index]
             self.beyond_uniforms = np.array([
-                _overflow_uniforms(numbers.model.seed, numbers.replicate, numbers.first_patient + int(patients[k]),
-                                  (OVERFLOW_EPISODE, treatment.index, int(occurrences[k])), size)
+                _overflow_uniforms(numbers, int(patients[k]), (OVERFLOW_EPISODE, treatment.index, int(occurrences[k])), size)
                 for k in self.beyond
             ])
 
@@ -204,56 +201,73 @@ class EpisodeSlots:
         return distribution.ppf(self.uniform(offset))
 
 
-# One set of kept numbers per thread: a Dask worker may run several tasks in threads of one process.
-_kept = threading.local()
-
-
 # Kept from one run to the next up to this many floats (32 MiB): runs of a sweep or a PSA
 # are small and many, and faulting their buffer's pages in again cost each run of 10,000
 # patients about a quarter of its time.
 _KEPT_BETWEEN_RUNS = 2**22
 
 
+class _KeptNumbers(threading.local):
+    """This thread's uniforms, kept for its next chunk (a Dask worker may run several tasks
+    in threads of one process).
+
+    A fresh buffer of slots costs a page fault per page on every chunk (about a third of
+    the time of drawing the numbers), so the buffer is reused. When the next chunk is the
+    same patients of the same stream (the samples of a PSA, the variants of a sweep:
+    common random numbers), what was drawn stays drawn: the slots, and for small chunks
+    the rounds of flare numbers and the numbers beyond the block. (Kept for a large
+    chunk, those many small arrays pinned about 150 MB of freed memory at 1M patients.)
+    """
+
+    def __init__(self):
+        self.forget()
+
+    def forget(self) -> None:
+        """Free every kept number."""
+        self.key, self.space, self.drawn, self.flares, self.overflows = None, np.empty(0), None, {}, {}
+
+    def slots(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """The slot-major buffer of a chunk's uniforms and which of its slots are drawn, for
+        `key` = (seed, replicate, first patient, patients, slots)."""
+        *_, count, width = key
+        if self.key != key:
+            if self.space.size < width * count:
+                self.space = np.empty(width * count)
+            self.key, self.drawn, self.flares, self.overflows = key, np.zeros(width, dtype=bool), {}, {}
+        return self.space[:width * count].reshape(width, count), self.drawn
+
+    def small(self) -> bool:
+        """Whether the current chunk is small enough for all its numbers to be kept."""
+        return self.space.size <= _KEPT_BETWEEN_RUNS
+
+
+_kept = _KeptNumbers()
+
+
 def release_buffer() -> None:
     """Free this thread's uniforms kept between chunks (at the end of a run), if they are many."""
-    space = getattr(_kept, "space", None)
-    if space is not None and space.size > _KEPT_BETWEEN_RUNS:
-        _kept.space, _kept.key, _kept.flares = np.empty(0), None, {}
-
-
-def _kept_slots(key: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """The slot-major buffer of a chunk's uniforms and which of its slots are drawn, for
-    `key` = (seed, replicate, first patient, patients, slots), kept for this thread's next chunk.
-
-    A fresh array of this size costs a page fault per page on every chunk (about a third
-    of the time of drawing the numbers). When the next chunk is the same patients of the
-    same stream (the samples of a PSA, the variants of a sweep: common random numbers),
-    the slots drawn stay drawn, and so do the chunk's rounds of flare numbers.
-    """
-    *_, count, width = key
-    if getattr(_kept, "key", None) != key:
-        space = getattr(_kept, "space", None)
-        if space is None or space.size < width * count:
-            space = _kept.space = np.empty(width * count)
-        _kept.key, _kept.drawn, _kept.flares = key, np.zeros(width, dtype=bool), {}
-    return _kept.space[:width * count].reshape(width, count), _kept.drawn
+    if not _kept.small():
+        _kept.forget()
 
 
 def chunk_flare_uniforms(numbers: ChunkNumbers, round_: int) -> np.ndarray:
-    """Round `round_` of the flare numbers of the chunk's patients (`sim.draws.flare_uniforms`),
-    drawn once for as long as this thread's chunks are the same patients of the same stream."""
-    rounds = _kept.flares
-    if round_ not in rounds:
-        rounds[round_] = flare_uniforms(numbers.model.seed, numbers.replicate, round_, numbers.first_patient,
-                                        numbers.count)
-        rounds[round_].flags.writeable = False
-    return rounds[round_]
+    """Round `round_` of the flare numbers of the chunk's patients (`sim.draws.flare_uniforms`)."""
+    if round_ in _kept.flares:
+        return _kept.flares[round_]
+    u = flare_uniforms(numbers.model.seed, numbers.replicate, round_, numbers.first_patient, numbers.count)
+    if _kept.small():
+        u.flags.writeable = False
+        _kept.flares[round_] = u
+    return u
 
 
-@functools.lru_cache(maxsize=4096)
-def _overflow_uniforms(seed: int, replicate: int, patient: int, key: tuple, count: int) -> np.ndarray:
-    """`sim.draws.overflow_uniforms`, read-only and kept: the samples of a PSA read the same
-    patients' numbers again (each costs about 15 us to draw, mostly seeding its stream)."""
-    u = overflow_uniforms(seed, replicate, patient, key, count)
-    u.flags.writeable = False
+def _overflow_uniforms(numbers: ChunkNumbers, patient: int, key: tuple, count: int) -> np.ndarray:
+    """`sim.draws.overflow_uniforms` of the chunk's patient `patient` (0-based in the chunk);
+    each costs about 15 us to draw, mostly seeding its stream."""
+    if (patient, key, count) in _kept.overflows:
+        return _kept.overflows[patient, key, count]
+    u = overflow_uniforms(numbers.model.seed, numbers.replicate, numbers.first_patient + patient, key, count)
+    if _kept.small():
+        u.flags.writeable = False
+        _kept.overflows[patient, key, count] = u
     return u
