@@ -256,17 +256,51 @@ def _in_order(columns: dict, keys: list[str]) -> dict:
 
 def _order(keys: list[np.ndarray]) -> np.ndarray:
     """The stable order of rows by `keys`: one sort of a combined integer key where the keys
-    are integers of small range or floats (ranked; a few times faster than `np.lexsort`), else lexsort."""
+    are integers of small range (a few times faster than `np.lexsort`), floats ranked; a last
+    float key (a time) is sorted only among the rows the other keys leave tied; else lexsort."""
+    *whole, last = keys
+    if whole and last.dtype.kind == "f" and not np.isnan(last).any():
+        combined = _combined(whole)
+        if combined is not None:
+            return _then_by(combined, last)
     keys = [_rank(key) if key.dtype.kind == "f" else key for key in keys]
-    if all(key.dtype.kind in "iub" for key in keys):
-        low = [int(key.min()) for key in keys]
-        spans = [int(key.max()) - lo + 1 for key, lo in zip(keys, low)]
-        if float(np.prod(spans, dtype=float)) < 2.0**62:
-            combined = np.zeros(len(keys[0]), dtype=np.int64)
-            for key, lo, span in zip(keys, low, spans):
-                combined = combined * span + (key.astype(np.int64) - lo)
-            return np.argsort(combined, kind="stable")
+    combined = _combined(keys)
+    if combined is not None:
+        return np.argsort(combined, kind="stable")
     return np.lexsort(keys[::-1])
+
+
+def _combined(keys: list[np.ndarray]) -> np.ndarray | None:
+    """One int64 key ordering rows as `keys` do, lexicographically; None if they are not
+    all integers or their ranges do not fit."""
+    if not all(key.dtype.kind in "iub" for key in keys):
+        return None
+    low = [int(key.min()) for key in keys]
+    spans = [int(key.max()) - lo + 1 for key, lo in zip(keys, low)]
+    if float(np.prod(spans, dtype=float)) >= 2.0**62:
+        return None
+    combined = np.zeros(len(keys[0]), dtype=np.int64)
+    for key, lo, span in zip(keys, low, spans):
+        combined = combined * span + (key.astype(np.int64) - lo)
+    return combined
+
+
+def _then_by(combined: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The stable order by `combined`, then by `values` (no NaN) among rows of equal `combined`.
+
+    Most groups (an episode's adverse events, a trajectory's bursts) hold one row or come
+    in time order already, so only the rows of groups out of order are sorted again.
+    """
+    order = np.argsort(combined, kind="stable")
+    key, value = combined[order], values[order]
+    tied = key[1:] == key[:-1]
+    unsorted = tied & (value[1:] < value[:-1])
+    if not unsorted.any():
+        return order
+    group = np.cumsum(np.concatenate([[True], ~tied]))  # group number of each sorted row
+    rows = np.flatnonzero(np.isin(group, group[1:][unsorted]))
+    order[rows] = order[rows][np.lexsort((value[rows], key[rows]))]
+    return order
 
 
 def _rank(values: np.ndarray) -> np.ndarray:
