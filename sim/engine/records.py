@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,9 +47,9 @@ class Records:
     `episode_rows[strategy]` and patient summaries to `patient_rows[strategy]` itself, in
     the order of `_EPISODE_FIELDS` (responded coded -1/0/1, the stopping adverse event -1
     when none) and `_PATIENT_FIELDS` (months, NaN for a time that never came). `close`
-    turns the rows into one column per field when the chunk is done. Reasons, states and treatments are
-    recorded as their codes (indices into `sim.tables.REASONS`, `FINAL_STATES`,
-    `BURST_REASONS`, `BURST_STATES`, the model's treatments).
+    turns the rows into one column per field when the chunk is done. Reasons, states and
+    treatments are recorded as their codes (indices into `sim.tables.REASONS`,
+    `FINAL_STATES`, `BURST_REASONS`, `BURST_STATES`, the model's treatments).
     """
 
     def __init__(self, strategies: int = 1):
@@ -56,7 +57,7 @@ class Records:
         self.event_rows: list[list[tuple]] = [[] for _ in range(strategies)]
         self.patient_rows: list[list[tuple]] = [[] for _ in range(strategies)]
         self.burst_rows: list[list[tuple]] = [[] for _ in range(strategies)]
-        self._columns: dict[str, dict[str, list]] | None = None
+        self._columns: dict[str, dict[str, Sequence]] | None = None
 
     def adverse_events(self, strategy, patient, episode, treatment, start, events, stopper) -> None:
         """Record the adverse events (index, onset months after `start`, stops the drug) of an
@@ -90,26 +91,26 @@ class Records:
         self.episode_rows, self.event_rows, self.patient_rows, self.burst_rows = [], [], [], []
 
     @property
-    def episodes(self) -> dict[str, list]:
+    def episodes(self) -> dict[str, Sequence]:
         """The episodes, one column (a sequence) per field."""
         return self._closed()["episodes"]
 
     @property
-    def events(self) -> dict[str, list]:
+    def events(self) -> dict[str, Sequence]:
         """The adverse events, one column (a sequence) per field."""
         return self._closed()["events"]
 
     @property
-    def patients(self) -> dict[str, list]:
+    def patients(self) -> dict[str, Sequence]:
         """The patient summaries, one column (a sequence) per field."""
         return self._closed()["patients"]
 
     @property
-    def bursts(self) -> dict[str, list]:
+    def bursts(self) -> dict[str, Sequence]:
         """The corticosteroid bursts, one column (a sequence) per field."""
         return self._closed()["bursts"]
 
-    def _closed(self) -> dict[str, dict[str, list]]:
+    def _closed(self) -> dict[str, dict[str, Sequence]]:
         if self._columns is None:
             self.close()
         return self._columns

@@ -219,6 +219,7 @@ class Trajectory:
         rebounds = records.bursts_of(strategy, patient, bursts) if bursts else 0
         draws = self.draws
         first_topical, first_control = self.first_topical, self.first_control
+        # A row of `_PATIENT_FIELDS` without the strategy (see `Records`).
         records.patient_rows[strategy].append((
             patient, LOST_TO_FOLLOWUP if draws.lost else DEAD if draws.dead else self.final, self.end,
             NAN if first_topical is None else first_topical, lines_used, self.episodes, self.relapses,
