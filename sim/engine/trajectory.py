@@ -52,7 +52,7 @@ class ChunkRules:
 
 
 class Trajectory:
-    """The running account of one patient in one strategy."""
+    """The running account of one patient in one strategy (`enter` starts a patient's)."""
 
     __slots__ = (
         "_waited_before",
@@ -81,9 +81,20 @@ class Trajectory:
         "waiting",
     )
 
-    def __init__(self, rules: ChunkRules, strategy: int, draws):
-        self.rules, self.records, self.strategy, self.draws = rules, rules.records, strategy, draws
+    def __init__(self, rules: ChunkRules, strategy: int, draws=None):
+        self.rules, self.records, self.strategy = rules, rules.records, strategy
         self.episode_rows = rules.records.episode_rows[strategy]
+        self.lays_flares = rules.lays_flares
+        self.segments: list[tuple[float, float, int]] = []
+        self.bursts: list[tuple] = []
+        if draws is not None:
+            self.enter(draws)
+
+    def enter(self, draws) -> None:
+        """Start the account of the patient with `draws` (the previous one, if any, finished)."""
+        # One account per strategy serves a process's patients in turn: allocating and
+        # freeing one per trajectory cost more than resetting it.
+        self.draws = draws
         self.patient = draws.patient
         self.clock = self.entry = draws.entry
         self.end = draws.end
@@ -92,9 +103,8 @@ class Trajectory:
         self.episodes = self.relapses = self.spells = 0
         self.first_topical = self.first_control = None
         self.systemic = self.topical = self.supportive = self.waiting = 0.0
-        self.lays_flares = rules.lays_flares
-        self.segments: list[tuple[float, float, int]] = []
-        self.bursts: list[tuple] = []
+        self.segments.clear()
+        self.bursts.clear()
         self._waited_before = 0.0
 
     def now(self) -> float:
