@@ -192,12 +192,16 @@ class PathwayPosition:
 
     def next_line(self) -> Treatment | None:
         """Advance to the next eligible line and return its treatment (None: exhausted)."""
-        order = self.order
+        order, failed, allowed = self.order, self.failed, self.allowed
         position = self.position + 1
         while position < len(order):
-            if self.eligible(order[position]):
+            treatment = order[position]
+            # `eligible` spelt out where no earlier failure is required (most lines): this runs
+            # for every line considered, and the call cost more than the test
+            if treatment.index not in failed and allowed[treatment.index] and (
+                    not treatment.after_failure_of or self.eligible(treatment)):
                 self.position = position
-                return order[position]
+                return treatment
             position += 1
         self.position = position
         return None

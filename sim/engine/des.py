@@ -94,29 +94,33 @@ def courses(env: simpy.Environment, rules: ChunkRules, trajectories, resources: 
     # One generator for every trajectory of the process: handing each resumption on to a
     # generator per trajectory (`yield from`) cost about 2% of the run.
     timeout = env.timeout
+    orders, to_targets, treatments = rules.orders, rules.to_target, rules.treatments
+    paths: list[Trajectory | None] = [None] * len(rules.model.strategies)  # one account per strategy
     entered = None
     for strategy, draws in trajectories:
         if draws is not entered:
             entered = draws
             if draws.entry > 0:
                 yield timeout(draws.entry)
-        path = Trajectory(rules, strategy.index, draws)
-        order = rules.orders[strategy.index] or line_order(strategy, rules.model.treatments,
-                                                           draws.first_line_uniform())
-        position = PathwayPosition(order, draws.eligible, rules.treatments)
-        to_target = rules.to_target[strategy.index]
+        path = paths[strategy.index]
+        if path is None:
+            path = paths[strategy.index] = Trajectory(rules, strategy.index)
+        path.enter(draws)
+        order = orders[strategy.index] or line_order(strategy, rules.model.treatments, draws.first_line_uniform())
+        position = PathwayPosition(order, draws.eligible, treatments)
+        to_target = to_targets[strategy.index]
         treatment, retreatment = position.next_line(), False
-        while path.final is None:
+        while True:  # until the trajectory ends (`path.final` is then set)
             if treatment is None:
                 path.supportive_care()
                 break
             request = None
-            if treatment.requires in resources:
+            if resources and treatment.requires in resources:
                 request = resources[treatment.requires].request()
                 if not (yield from path.wait_for(env, request)):
                     break
-            line, plan, bridged = _start_episode(rules, path, position, strategy, to_target, treatment, draws)
-            start, duration, reason = path.observable(plan)
+            line, plan, bridged, start, duration, reason = _start_episode(rules, path, position, strategy, to_target,
+                                                                          treatment, draws)
             if duration > 0:
                 yield timeout(duration)
                 path.clock += duration
@@ -143,23 +147,27 @@ def courses(env: simpy.Environment, rules: ChunkRules, trajectories, resources: 
 
 
 def _start_episode(rules: ChunkRules, path: Trajectory, position: PathwayPosition, strategy: Strategy,
-                   to_target: bool, treatment, draws: PatientDraws) -> tuple[int, tuple, bool]:
-    """Start an episode of `treatment` now: return its line number, its plan and whether it is bridged."""
+                   to_target: bool, treatment, draws: PatientDraws) -> tuple:
+    """Start an episode of `treatment` now: return its line number, its plan, whether it is bridged, and
+    its observable start (months since entry), duration (months) and reason code (`Trajectory.observable`)."""
     line, occurrence = position.start(treatment)
     # The plan depends only on the patient's draws for this occurrence of the drug, and on
     # the line (line modifiers) and the strategy (treat-to-target) when they apply: other
     # strategies reaching the same episode reuse it.
-    key = (treatment.index, occurrence, line if treatment.line_modifiers else 0, strategy.index if to_target else -1)
+    index = treatment.index
+    key = (index, occurrence, line if treatment.line_modifiers else 0, strategy.index if to_target else -1)
     plan = draws.plans.get(key)
     if plan is None:
         assess_at = draws.target_assessment(strategy, treatment, occurrence) if to_target else None
-        plan = plan_episode(rules.episode_rules[treatment.index], draws.episode_group(treatment, occurrence),
-                            draws.response_probability(treatment, line), assess_at, to_target)
+        response = draws.response_probability(treatment, line) if treatment.line_modifiers else draws.response[index]
+        plan = plan_episode(rules.episode_rules[index], draws.episode_group(treatment, occurrence), response,
+                            assess_at, to_target)
         draws.plans[key] = plan
-    bridged = treatment.index in strategy.bridged
+    bridged = index in strategy.bridged
     if bridged:
         path.bridge(path.now(), draws.episode_group(treatment, occurrence))
-    return line, plan, bridged
+    start, duration, reason = path.observable(plan)
+    return line, plan, bridged, start, duration, reason
 
 
 def _may_retreat(strategy: Strategy, position: PathwayPosition, treatment) -> bool:

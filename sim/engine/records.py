@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,12 +42,14 @@ class Records:
 
     One tuple per record while the engine runs (one append each), kept in one list per
     strategy so that the rows come out in table order (strategy, then patient) whatever
-    order the engine ran the trajectories in; the engine appends episodes to
-    `episode_rows[strategy]` itself, in the order of `_EPISODE_FIELDS`, responded coded
-    -1/0/1 and the stopping adverse event -1 when none. `close` turns them into one list
-    per field when the chunk is done. Reasons, states and treatments are
-    recorded as their codes (indices into `sim.tables.REASONS`, `FINAL_STATES`,
-    `BURST_REASONS`, `BURST_STATES`, the model's treatments).
+    order the engine ran the trajectories in. A row holds the fields of its table but the
+    first (the strategy: the list it is in says it). The engine appends episodes to
+    `episode_rows[strategy]` and patient summaries to `patient_rows[strategy]` itself, in
+    the order of `_EPISODE_FIELDS` (responded coded -1/0/1, the stopping adverse event -1
+    when none) and `_PATIENT_FIELDS` (months, NaN for a time that never came). `close`
+    turns the rows into one column per field when the chunk is done. Reasons, states and
+    treatments are recorded as their codes (indices into `sim.tables.REASONS`,
+    `FINAL_STATES`, `BURST_REASONS`, `BURST_STATES`, the model's treatments).
     """
 
     def __init__(self, strategies: int = 1):
@@ -55,22 +57,14 @@ class Records:
         self.event_rows: list[list[tuple]] = [[] for _ in range(strategies)]
         self.patient_rows: list[list[tuple]] = [[] for _ in range(strategies)]
         self.burst_rows: list[list[tuple]] = [[] for _ in range(strategies)]
-        self._columns: dict[str, dict[str, list]] | None = None
+        self._columns: dict[str, dict[str, Sequence]] | None = None
 
     def adverse_events(self, strategy, patient, episode, treatment, start, events, stopper) -> None:
         """Record the adverse events (index, onset months after `start`, stops the drug) of an
         episode that started at `start` (months since entry); `stopper` the one that stopped it."""
         rows = self.event_rows[strategy]
         for a, onset, stopped in events:
-            rows.append((strategy, patient, episode, treatment, a, start + onset, stopped and a == stopper))
-
-    def patient(self, strategy, patient, final_state, end, first_topical, lines, episodes, relapses, systemic,
-                topical, supportive, waiting=0.0, entry=0.0, first_control=None, bursts=0, rebounds=0):
-        """Record a patient's trajectory summary (months)."""
-        self.patient_rows[strategy].append((
-            strategy, patient, final_state, end, math.nan if first_topical is None else first_topical,
-            lines, episodes, relapses, systemic, topical, supportive, waiting, entry,
-            math.nan if first_control is None else first_control, bursts, rebounds))
+            rows.append((patient, episode, treatment, a, start + onset, stopped and a == stopper))
 
     def bursts_of(self, strategy, patient, bursts) -> int:
         """Record a trajectory's corticosteroid bursts, (time in months since entry, reason,
@@ -78,7 +72,7 @@ class Records:
         rows = self.burst_rows[strategy]
         rebounds = 0
         for time, reason, state, effective, rebound in bursts:
-            rows.append((strategy, patient, time, reason, state, effective, rebound))
+            rows.append((patient, time, reason, state, effective, rebound))
             rebounds += rebound
         return rebounds
 
@@ -97,41 +91,51 @@ class Records:
         self.episode_rows, self.event_rows, self.patient_rows, self.burst_rows = [], [], [], []
 
     @property
-    def episodes(self) -> dict[str, list]:
-        """The episodes, one list per field."""
+    def episodes(self) -> dict[str, Sequence]:
+        """The episodes, one column (a sequence) per field."""
         return self._closed()["episodes"]
 
     @property
-    def events(self) -> dict[str, list]:
-        """The adverse events, one list per field."""
+    def events(self) -> dict[str, Sequence]:
+        """The adverse events, one column (a sequence) per field."""
         return self._closed()["events"]
 
     @property
-    def patients(self) -> dict[str, list]:
-        """The patient summaries, one list per field."""
+    def patients(self) -> dict[str, Sequence]:
+        """The patient summaries, one column (a sequence) per field."""
         return self._closed()["patients"]
 
     @property
-    def bursts(self) -> dict[str, list]:
-        """The corticosteroid bursts, one list per field."""
+    def bursts(self) -> dict[str, Sequence]:
+        """The corticosteroid bursts, one column (a sequence) per field."""
         return self._closed()["bursts"]
 
-    def _closed(self) -> dict[str, dict[str, list]]:
+    def _closed(self) -> dict[str, dict[str, Sequence]]:
         if self._columns is None:
             self.close()
         return self._columns
 
 
-def _columns(rows: list[list[tuple]], fields: tuple[str, ...]) -> dict[str, list]:
-    """One list per field from each strategy's rows, strategy after strategy."""
+def _columns(rows: list[list[tuple]], fields: tuple[str, ...]) -> dict:
+    """One column per field from each strategy's rows (without the strategy), strategy after strategy:
+    the strategy an array of codes, the others tuples."""
     if not any(rows):
         return {field: [] for field in fields}
-    return dict(zip(fields, map(list, zip(*itertools.chain.from_iterable(rows)))))
+    strategy = np.repeat(np.arange(len(rows), dtype=np.int16), [len(strategy_rows) for strategy_rows in rows])
+    table = list(itertools.chain.from_iterable(rows))  # a list unpacks into zip faster than a chain
+    return {fields[0]: strategy, **dict(zip(fields[1:], zip(*table)))}
+
+
+def _array(column, dtype) -> np.ndarray:
+    """A column (a sequence of Python numbers, or an array) as an array of `dtype`."""
+    if isinstance(column, np.ndarray):
+        return column.astype(dtype, copy=False)
+    return np.fromiter(column, dtype=dtype, count=len(column))  # faster than np.asarray on a sequence
 
 
 def _categorical(codes, categories) -> pd.Categorical:
     """A Categorical from integer codes (-1: missing) over `categories`."""
-    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int16), dtype=_dtype(tuple(categories)))
+    return pd.Categorical.from_codes(_array(codes, np.int16), dtype=_dtype(tuple(categories)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -148,26 +152,26 @@ def episodes_columns(records: Records, model: Model, replicate: int) -> dict:
     c = records.episodes
     treatments = [t.name for t in model.treatments]
     stoppers = _event_codes(model, c["treatment"], c["stopping_adverse_event"])
-    responded = np.asarray(c["responded"], dtype=np.int8)
+    responded = _array(c["responded"], np.int8)
     return _in_order({
         "replicate": np.full(len(responded), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
-        "patient": np.asarray(c["patient"], dtype=np.int32),
-        "episode": np.asarray(c["episode"], dtype=np.int16),
-        "line": np.asarray(c["line"], dtype=np.int16),
+        "patient": _array(c["patient"], np.int32),
+        "episode": _array(c["episode"], np.int16),
+        "line": _array(c["line"], np.int16),
         "treatment": _categorical(c["treatment"], treatments),
-        "start": np.asarray(c["start"], dtype=np.float64),
-        "stop": np.asarray(c["stop"], dtype=np.float64),
+        "start": _array(c["start"], np.float64),
+        "stop": _array(c["stop"], np.float64),
         "reason": _categorical(c["reason"], REASONS),
         "responded": pd.arrays.BooleanArray(responded == 1, responded < 0),
-        "assessed": np.asarray(c["assessed"], dtype=np.float64),
-        "retreatment": np.asarray(c["retreatment"], dtype=bool),
-        "adverse_events": np.asarray(c["adverse_events"], dtype=np.int16),
+        "assessed": _array(c["assessed"], np.float64),
+        "retreatment": _array(c["retreatment"], bool),
+        "adverse_events": _array(c["adverse_events"], np.int16),
         "stopping_adverse_event": _categorical(stoppers, _event_names(model)),
-        "escalated": np.asarray(c["escalated"], dtype=bool),
-        "below_target": np.asarray(c["below_target"], dtype=bool),
-        "bridged": np.asarray(c["bridged"], dtype=bool),
-        "months_waited": np.asarray(c["months_waited"], dtype=np.float64),
+        "escalated": _array(c["escalated"], bool),
+        "below_target": _array(c["below_target"], bool),
+        "bridged": _array(c["bridged"], bool),
+        "months_waited": _array(c["months_waited"], np.float64),
     }, ["strategy", "patient", "episode"])
 
 
@@ -177,12 +181,12 @@ def bursts_columns(records: Records, model: Model, replicate: int) -> dict:
     return _in_order({
         "replicate": np.full(len(c["patient"]), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
-        "patient": np.asarray(c["patient"], dtype=np.int32),
-        "time": np.asarray(c["time"], dtype=np.float64),
+        "patient": _array(c["patient"], np.int32),
+        "time": _array(c["time"], np.float64),
         "reason": _categorical(c["reason"], BURST_REASONS),
         "state": _categorical(c["state"], BURST_STATES),
-        "effective": np.asarray(c["effective"], dtype=bool),
-        "rebound": np.asarray(c["rebound"], dtype=bool),
+        "effective": _array(c["effective"], bool),
+        "rebound": _array(c["rebound"], bool),
     }, ["strategy", "patient", "time"])
 
 
@@ -193,19 +197,19 @@ def adverse_events_columns(records: Records, model: Model, replicate: int) -> di
     return _in_order({
         "replicate": np.full(len(names), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
-        "patient": np.asarray(c["patient"], dtype=np.int32),
-        "episode": np.asarray(c["episode"], dtype=np.int16),
+        "patient": _array(c["patient"], np.int32),
+        "episode": _array(c["episode"], np.int16),
         "treatment": _categorical(c["treatment"], [t.name for t in model.treatments]),
         "adverse_event": _categorical(names, _event_names(model)),
-        "time": np.asarray(c["time"], dtype=np.float64),
-        "stopped_treatment": np.asarray(c["stopped_treatment"], dtype=bool),
+        "time": _array(c["time"], np.float64),
+        "stopped_treatment": _array(c["stopped_treatment"], bool),
     }, ["strategy", "patient", "episode", "time"])
 
 
 def patients_columns(records: Records, model: Model, replicate: int, first_patient: int, covariates: dict) -> dict:
     """Return the chunk's patient summaries, with covariates, as the columns of the `patients.parquet` table."""
     c = records.patients
-    patient = np.asarray(c["patient"], dtype=np.int32)
+    patient = _array(c["patient"], np.int32)
     columns = {
         "replicate": np.full(len(patient), replicate, dtype=np.int32),
         "strategy": _categorical(c["strategy"], [s.name for s in model.strategies]),
@@ -219,15 +223,15 @@ def patients_columns(records: Records, model: Model, replicate: int, first_patie
             values = pd.Categorical(values, dtype=_dtype(tuple(covariate.levels)))
         columns[covariate.name] = values.take(patient - first_patient)
     columns["final_state"] = _categorical(c["final_state"], FINAL_STATES)
-    columns["follow_up_months"] = np.asarray(c["follow_up_months"], dtype=np.float64)
-    columns["months_to_first_topical"] = np.asarray(c["months_to_first_topical"], dtype=np.float64)
+    columns["follow_up_months"] = _array(c["follow_up_months"], np.float64)
+    columns["months_to_first_topical"] = _array(c["months_to_first_topical"], np.float64)
     for name in ("lines_used", "episodes", "relapses"):
-        columns[name] = np.asarray(c[name], dtype=np.int16)
+        columns[name] = _array(c[name], np.int16)
     for name in ("months_systemic", "months_topical", "months_supportive_care", "months_waiting", "entry_month",
                  "months_to_first_control"):
-        columns[name] = np.asarray(c[name], dtype=np.float64)
+        columns[name] = _array(c[name], np.float64)
     for name in ("bursts", "rebounds"):
-        columns[name] = np.asarray(c[name], dtype=np.int16)
+        columns[name] = _array(c[name], np.int16)
     return _in_order(columns, ["strategy", "patient"])
 
 
@@ -242,7 +246,7 @@ def _event_codes(model: Model, treatments, events) -> np.ndarray:
     table = np.full((len(model.treatments), width + 1), -1, dtype=np.int16)  # the last column stands for -1
     for t in model.treatments:
         table[t.index, :len(t.adverse_events)] = [names.index(event.name) for event in t.adverse_events]
-    return table[np.asarray(treatments, dtype=np.intp), np.asarray(events, dtype=np.intp)]
+    return table[_array(treatments, np.intp), _array(events, np.intp)]
 
 
 def _in_order(columns: dict, keys: list[str]) -> dict:

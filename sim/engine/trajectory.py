@@ -28,6 +28,7 @@ BRIDGE, FLARE = BURST_REASONS.index("bridge"), BURST_REASONS.index("flare")
 (SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, LOST_TO_FOLLOWUP, WAITING, DEAD) = (
     STATE_CODE[state] for state in ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead"))
 BURST_TIME = itemgetter(0)  # bursts are (time, reason, state, effective, rebound)
+NAN = math.nan
 CENSORED_AS = {reason: REASONS.index(reason) for reason in ("lost_to_followup", "death", "horizon")}
 
 
@@ -51,7 +52,7 @@ class ChunkRules:
 
 
 class Trajectory:
-    """The running account of one patient in one strategy."""
+    """The running account of one patient in one strategy (`enter` starts a patient's)."""
 
     __slots__ = (
         "_waited_before",
@@ -80,9 +81,20 @@ class Trajectory:
         "waiting",
     )
 
-    def __init__(self, rules: ChunkRules, strategy: int, draws):
-        self.rules, self.records, self.strategy, self.draws = rules, rules.records, strategy, draws
+    def __init__(self, rules: ChunkRules, strategy: int, draws=None):
+        self.rules, self.records, self.strategy = rules, rules.records, strategy
         self.episode_rows = rules.records.episode_rows[strategy]
+        self.lays_flares = rules.lays_flares
+        self.segments: list[tuple[float, float, int]] = []
+        self.bursts: list[tuple] = []
+        if draws is not None:
+            self.enter(draws)
+
+    def enter(self, draws) -> None:
+        """Start the account of the patient with `draws` (the previous one, if any, finished)."""
+        # One account per strategy serves a process's patients in turn: allocating and
+        # freeing one per trajectory cost more than resetting it.
+        self.draws = draws
         self.patient = draws.patient
         self.clock = self.entry = draws.entry
         self.end = draws.end
@@ -91,9 +103,8 @@ class Trajectory:
         self.episodes = self.relapses = self.spells = 0
         self.first_topical = self.first_control = None
         self.systemic = self.topical = self.supportive = self.waiting = 0.0
-        self.lays_flares = rules.lays_flares
-        self.segments: list[tuple[float, float, int]] = []
-        self.bursts: list[tuple] = []
+        self.segments.clear()
+        self.bursts.clear()
         self._waited_before = 0.0
 
     def now(self) -> float:
@@ -136,7 +147,7 @@ class Trajectory:
             if responded and (self.first_control is None or assessed < self.first_control):
                 self.first_control = assessed
         self.episode_rows.append((
-            self.strategy, self.patient, self.episodes, line, treatment.index, start, stop, reason, response, assessed,
+            self.patient, self.episodes, line, treatment.index, start, stop, reason, response, assessed,
             retreatment, len(events), -1 if stopper is None else stopper, escalated, below_target, bridged,
             self._waited_before))
         if events:
@@ -214,14 +225,16 @@ class Trajectory:
             self._flares()
             if bridges and len(bursts) > bridges:  # flares come in order, but after the bridges
                 bursts.sort(key=BURST_TIME)
-        draws, records, strategy = self.draws, self.records, self.strategy
-        rebounds = records.bursts_of(strategy, draws.patient, bursts) if bursts else 0
-        final = LOST_TO_FOLLOWUP if draws.lost else DEAD if draws.dead else self.final
-        records.patient(
-            strategy, draws.patient, final, self.end, self.first_topical, lines_used,
-            self.episodes, self.relapses, self.systemic, self.topical, self.supportive, self.waiting,
-            self.entry, self.first_control, len(bursts), rebounds,
-        )
+        records, strategy, patient = self.records, self.strategy, self.patient
+        rebounds = records.bursts_of(strategy, patient, bursts) if bursts else 0
+        draws = self.draws
+        first_topical, first_control = self.first_topical, self.first_control
+        # A row of `_PATIENT_FIELDS` without the strategy (see `Records`).
+        records.patient_rows[strategy].append((
+            patient, LOST_TO_FOLLOWUP if draws.lost else DEAD if draws.dead else self.final, self.end,
+            NAN if first_topical is None else first_topical, lines_used, self.episodes, self.relapses,
+            self.systemic, self.topical, self.supportive, self.waiting, self.entry,
+            NAN if first_control is None else first_control, len(bursts), rebounds))
 
     def _flares(self) -> None:
         rates = self.rules.flare_rates
