@@ -50,3 +50,20 @@ def test_floor_benchmark_runs_and_splits_the_run():
     out = subprocess.run([sys.executable, str(script), "--scenario", "bordeaux_cohort", "--patients", "300"],
                          check=True, capture_output=True, text=True).stdout
     assert "clinical rules" in out and "joining the chunks" in out and "floor (slots, columns, join)" in out
+
+
+def test_same_tables_finds_a_changed_table(tmp_path, monkeypatch, capsys):
+    import same_tables
+    from sim.loader import load_scenario
+    from sim.model import compile_model
+    from sim.runner import simulate
+
+    loaded = load_scenario("bordeaux_cohort", {"settings.patients": 40})
+    tables = simulate(compile_model(loaded.scenario, loaded.name), engine="vector", progress=False)
+    monkeypatch.setattr(same_tables, "runs", lambda: iter([("bordeaux_cohort-vector", tables)]))
+    for mode, expected in (("save", 0), ("check", 0)):
+        monkeypatch.setattr(sys, "argv", ["same_tables.py", mode, str(tmp_path / "baseline")])
+        assert same_tables.main() == expected
+    tables.episodes.loc[0, "stop"] += 1e-12  # one number, off in its last digits
+    assert same_tables.main() == 1
+    assert "different: bordeaux_cohort-vector episodes" in capsys.readouterr().out
