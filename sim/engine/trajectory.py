@@ -81,14 +81,12 @@ class Trajectory:
         "waiting",
     )
 
-    def __init__(self, rules: ChunkRules, strategy: int, draws=None):
+    def __init__(self, rules: ChunkRules, strategy: int):
         self.rules, self.records, self.strategy = rules, rules.records, strategy
         self.episode_rows = rules.records.episode_rows[strategy]
         self.lays_flares = rules.lays_flares
         self.segments: list[tuple[float, float, int]] = []
         self.bursts: list[tuple] = []
-        if draws is not None:
-            self.enter(draws)
 
     def enter(self, draws) -> None:
         """Start the account of the patient with `draws` (the previous one, if any, finished)."""

@@ -240,6 +240,13 @@ class _KeptNumbers(threading.local):
         """Whether the current chunk is small enough for all its numbers to be kept."""
         return self.space.size <= _KEPT_BETWEEN_RUNS
 
+    def keep(self, store: dict, key, u: np.ndarray) -> np.ndarray:
+        """Return `u`, kept read-only in `store` (`flares`, `overflows`) under `key` if the chunk is small."""
+        if self.small():
+            u.flags.writeable = False
+            store[key] = u
+        return u
+
 
 _kept = _KeptNumbers()
 
@@ -255,10 +262,7 @@ def chunk_flare_uniforms(numbers: ChunkNumbers, round_: int) -> np.ndarray:
     if round_ in _kept.flares:
         return _kept.flares[round_]
     u = flare_uniforms(numbers.model.seed, numbers.replicate, round_, numbers.first_patient, numbers.count)
-    if _kept.small():
-        u.flags.writeable = False
-        _kept.flares[round_] = u
-    return u
+    return _kept.keep(_kept.flares, round_, u)
 
 
 def _overflow_uniforms(numbers: ChunkNumbers, patient: int, key: tuple, count: int) -> np.ndarray:
@@ -267,7 +271,4 @@ def _overflow_uniforms(numbers: ChunkNumbers, patient: int, key: tuple, count: i
     if (patient, key, count) in _kept.overflows:
         return _kept.overflows[patient, key, count]
     u = overflow_uniforms(numbers.model.seed, numbers.replicate, numbers.first_patient + patient, key, count)
-    if _kept.small():
-        u.flags.writeable = False
-        _kept.overflows[patient, key, count] = u
-    return u
+    return _kept.keep(_kept.overflows, (patient, key, count), u)
