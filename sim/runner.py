@@ -14,9 +14,7 @@ resources. `auto` picks the vector engine unless the scenario has limited resour
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -34,6 +32,7 @@ from sim.engine.records import (
 )
 from sim.engine.vector_draws import draw_numbers, release_buffer
 from sim.loader import Problem, ScenarioError
+from sim.memory import hand_back_freed_memory, small_pages
 from sim.model import Model
 
 ENGINES = ("auto", "des", "vector")
@@ -100,44 +99,24 @@ _TRIM_FROM = 10_000  # patients in a chunk (or a run) worth handing memory back 
 def simulate_task(model: Model, task: Task, engine: str = "des") -> dict[str, dict]:
     """Simulate one chunk of patients under every strategy of the model with `engine`;
     return each table's columns (see `sim.engine.records`), sorted within the chunk."""
-    layout = layout_for(model)
-    if engine == "vector":
-        numbers = draw_numbers(model, layout, task.replicate, task.first_patient, task.count)
-        records, covariates = vector.simulate_chunk(model, layout, numbers), numbers.covariates
-    else:
-        chunk = draw_chunk(model, layout, task.replicate, task.first_patient, task.count)
-        records, covariates = des.simulate_chunk(model, layout, chunk, task.replicate, task.count), chunk.covariates
-    tables = {
-        "episodes": episodes_columns(records, model, task.replicate),
-        "patients": patients_columns(records, model, task.replicate, task.first_patient, covariates),
-        "adverse_events": adverse_events_columns(records, model, task.replicate),
-        "bursts": bursts_columns(records, model, task.replicate),
-    }
-    del records
-    if task.count >= _TRIM_FROM:
-        _hand_back_freed_memory()
+    with small_pages():
+        layout = layout_for(model)
+        if engine == "vector":
+            numbers = draw_numbers(model, layout, task.replicate, task.first_patient, task.count)
+            records, covariates = vector.simulate_chunk(model, layout, numbers), numbers.covariates
+        else:
+            chunk = draw_chunk(model, layout, task.replicate, task.first_patient, task.count)
+            records, covariates = des.simulate_chunk(model, layout, chunk, task.replicate, task.count), chunk.covariates
+        tables = {
+            "episodes": episodes_columns(records, model, task.replicate),
+            "patients": patients_columns(records, model, task.replicate, task.first_patient, covariates),
+            "adverse_events": adverse_events_columns(records, model, task.replicate),
+            "bursts": bursts_columns(records, model, task.replicate),
+        }
+        del records
+        if task.count >= _TRIM_FROM:
+            hand_back_freed_memory()
     return tables
-
-
-def _libc():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-
-
-def _hand_back_freed_memory() -> None:
-    """Return the memory a chunk freed to the operating system (glibc; elsewhere nothing)."""
-    # A chunk's temporary arrays are below glibc's self-raising mmap threshold: once freed
-    # they stay in the process as heap, so a million-patient run kept about 0.6 GB it did
-    # not use on top of its tables.
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
 
 
 def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, progress: bool = True,
@@ -146,26 +125,32 @@ def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, prog
 
     `workers` > 1 spreads the chunks over that many processes; the result is identical.
     `engine` overrides the scenario's `settings.engine` (see `engine_for`).
-    A progress bar is shown on stderr when the run lasts longer than a second.
+    A progress bar is shown on stderr when the run lasts longer than a second. NumPy's
+    arrays get ordinary pages during the run (see `sim.memory.small_pages`).
     """
     engine = engine_for(model, engine)
     tasks = tasks_for(model, chunk_size, engine)
-    bar = tqdm(total=model.patients * model.replicates, unit="patient", desc=model.name,
-               disable=not progress, delay=1.0, leave=False, dynamic_ncols=True)
-    chunks = {name: [] for name in TABLES}
-    with bar:
-        for task, tables in zip(tasks, _results(model, tasks, workers, engine)):
-            for name in TABLES:
-                chunks[name].append(tables[name])
-            bar.update(task.count)
-    release_buffer()
+    with small_pages():
+        bar = tqdm(total=model.patients * model.replicates, unit="patient", desc=model.name,
+                   disable=not progress, delay=1.0, leave=False, dynamic_ncols=True)
+        chunks = {name: [] for name in TABLES}
+        with bar:
+            for task, tables in zip(tasks, _results(model, tasks, workers, engine)):
+                for name in TABLES:
+                    chunks[name].append(tables[name])
+                bar.update(task.count)
+        release_buffer()
+        return _joined(chunks, model)
+
+
+def _joined(chunks: dict[str, list], model: Model) -> RunTables:
     # One table at a time, each chunk's columns freed once joined: peak memory is the
     # chunks plus one joined table, not twice the run.
     joined = []
     for name in TABLES:
         joined.append(join_columns(chunks.pop(name), len(model.strategies)))
         if model.patients * model.replicates >= _TRIM_FROM:
-            _hand_back_freed_memory()
+            hand_back_freed_memory()
     return RunTables(*joined)
 
 
