@@ -275,3 +275,19 @@ def test_a_directory_of_other_files_is_refused(sweep_path, tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     result = CliRunner().invoke(main, ["sweep", str(sweep_path), "--out", str(tmp_path / "other"), "--quiet"])
     assert result.exit_code == 2 and "not a sweep's results" in result.output
+
+
+def test_the_fork_server_starts_before_planning_only_for_a_local_pool(monkeypatch):
+    import multiprocessing.forkserver
+
+    from sim.sweep import start_fork_server
+
+    started = []
+    monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", lambda: started.append(True))
+    start_fork_server(1)
+    start_fork_server(2, scheduler="tcp://127.0.0.1:8786")
+    start_fork_server(2, dask_local=True)
+    assert started == []
+    start_fork_server(2)
+    assert started == ([True] if "forkserver" in multiprocessing.get_all_start_methods() else [])
+

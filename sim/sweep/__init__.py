@@ -11,9 +11,9 @@ resumable output directory (`store`).
 >>> run_sweep(plan, "results/csa_cap", make_executor(workers=2))
 """
 
-from sim.sweep.executors import DaskExecutor, LocalPool, SerialExecutor, make_executor
+from sim.sweep.executors import DaskExecutor, LocalPool, SerialExecutor, make_executor, start_fork_server
 from sim.sweep.plan import SweepPlan, SweepTask, load_sweep
 from sim.sweep.runner import SweepOutcome, run_sweep
 
 __all__ = ["DaskExecutor", "LocalPool", "SerialExecutor", "SweepOutcome", "SweepPlan", "SweepTask",
-           "load_sweep", "make_executor", "run_sweep"]
+           "load_sweep", "make_executor", "run_sweep", "start_fork_server"]
