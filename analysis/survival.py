@@ -180,7 +180,15 @@ def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarr
         combined = combined * size + code
     missing = np.logical_or.reduce([code < 0 for code in codes])
     ids = np.full(len(frame), -1, dtype=np.int64)
-    observed, ids[~missing] = np.unique(combined[~missing], return_inverse=True)
+    valid = combined[~missing]
+    possible = int(np.prod(sizes, dtype=object))
+    if possible <= 2 * len(valid) + 1024:
+        # Few possible combinations (strategy × treatment): counting them beats sorting rows.
+        present = np.bincount(valid, minlength=possible) > 0
+        observed = np.flatnonzero(present)
+        ids[~missing] = (np.cumsum(present) - 1)[valid]
+    else:
+        observed, ids[~missing] = np.unique(valid, return_inverse=True)
     keys = {}
     for column, size in zip(reversed(by), reversed(sizes)):
         observed, code = np.divmod(observed, size)
@@ -197,11 +205,12 @@ def _group_bounds(group: np.ndarray):
 
 
 def _grouped_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Running totals along the last axis of `values`, restarting where `group` changes."""
     # Accumulating each group's slice on its own keeps sums exact within a group (a
     # global cumsum minus offsets would carry rounding from the groups before it).
     out = np.empty_like(values, dtype=float)
     for a, b in _group_bounds(group):
-        np.cumsum(values[a:b], axis=0, out=out[a:b])
+        np.cumsum(values[..., a:b], axis=-1, out=out[..., a:b])
     return out
 
 
@@ -375,16 +384,16 @@ def kaplan_meier(
 
 
 def _curves(durations, cause, group, keys, confidence) -> pd.DataFrame:
-    table = _event_table(durations, cause, group, 1)
-    table = _with_origin(table, _origin_rules(1))
-    estimate = _kaplan_meier(table, _z(confidence))
-    columns = {
-        "time_months": table["time"],
-        "at_risk": table["at_risk"],
-        "events": table["events"],
-        "censored": table["censored"],
-    }
-    return _frame(keys, table["group"], {**columns, **estimate})
+    curve = _km_curves(_event_table(durations, cause, group, 1), _z(confidence))
+    names = ("at_risk", "events", "censored", "survival", "standard_error", "ci_low", "ci_high")
+    return _frame(keys, curve["group"], {"time_months": curve["time"], **{name: curve[name] for name in names}})
+
+
+def _km_curves(table: dict, z: float) -> dict:
+    """An `_event_table` (any number of causes; every cause is an event) with its time-0
+    rows and the Kaplan–Meier columns of `_kaplan_meier`."""
+    table = _with_origin(table, _origin_rules(table["by_cause"].shape[1]))
+    return {**table, **_kaplan_meier(table, z)}
 
 
 def drug_survival(
@@ -551,25 +560,25 @@ def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
     a_sum = _grouped_cumsum(a, group)
     shape = table["by_cause"].shape
     incidence, variance = np.zeros(shape), np.zeros(shape)
-    # One cause at a time on contiguous 1-D arrays: far faster than rows × causes blocks.
-    for k in range(shape[1]):
-        d = table["by_cause"][:, k].astype(float)
-        if not d.any():
-            continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = _grouped_cumsum(lagged * d / n, group)
-            b = lagged**2 * d * (n - d) / n**3
-            c = lagged * d / n**2
-        # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
-        # that each sum is a running total.
-        incidence[:, k] = f
-        variance[:, k] = (
-            f**2 * a_sum
-            - 2 * f * _grouped_cumsum(a * f, group)
-            + _grouped_cumsum(a * f**2, group)
-            + _grouped_cumsum(b, group)
-            - 2 * (f * _grouped_cumsum(c, group) - _grouped_cumsum(c * f, group))
-        )
+    # Every cause with an event at once, as the rows of a causes × times block: each row
+    # is contiguous (fast on a million episodes) and one NumPy call covers all causes
+    # (fast on small tables). Causes that never occur keep incidence and variance 0.
+    present = np.flatnonzero(table["by_cause"].any(axis=0))
+    d = np.ascontiguousarray(table["by_cause"][:, present].T, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = _grouped_cumsum(lagged * d / n, group)
+        b = lagged**2 * d * (n - d) / n**3
+        c = lagged * d / n**2
+    # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
+    # that each sum is a running total.
+    incidence[:, present] = f.T
+    variance[:, present] = (
+        f**2 * a_sum
+        - 2 * f * _grouped_cumsum(a * f, group)
+        + _grouped_cumsum(a * f**2, group)
+        + _grouped_cumsum(b, group)
+        - 2 * (f * _grouped_cumsum(c, group) - _grouped_cumsum(c * f, group))
+    ).T
     return incidence, np.maximum(variance, 0.0)
 
 
