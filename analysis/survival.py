@@ -477,6 +477,29 @@ def cumulative_incidence(
     group, keys = _group_ids(episodes, by)
     cause = _cause_codes(episodes["reason"], causes)
     table = _event_table(episode_durations(episodes), cause, group, k)
+    table = _incidence(table, _z(confidence), times_months)
+    rows = len(table["time"])
+    columns = {
+        "time_months": np.repeat(table["time"], k),
+        "reason": pd.Categorical.from_codes(np.tile(np.arange(k, dtype=np.int8), rows), causes),
+    }
+    if times_months is None:
+        columns["at_risk"] = np.repeat(table["at_risk"], k)
+        columns["events"] = table["by_cause"].ravel()
+    columns.update({name: table[name].ravel() for name in ("cumulative_incidence", "standard_error", "ci_low",
+                                                           "ci_high")})
+    return _frame(keys, np.repeat(table["group"], k), columns)
+
+
+def _incidence(table: dict, z: float, times_months: Sequence[float] | None = None) -> dict:
+    """Aalen–Johansen estimates of an `_event_table` with one cause per reason.
+
+    Rows are (group, time): time 0 and every time with a discontinuation, or
+    `times_months` for every group; ``cumulative_incidence``, ``standard_error``,
+    ``ci_low`` and ``ci_high`` are rows × causes (proportions). ``at_risk`` and
+    ``by_cause`` only without `times_months`.
+    """
+    k = table["by_cause"].shape[1]
     # Censoring-only times change neither the incidence nor its variance (their at-risk
     # counts are already in the later rows); the last time of each group stays, to mark
     # how far the estimate reaches.
@@ -494,24 +517,9 @@ def cumulative_incidence(
         table = _with_origin(table, rules)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(table["variance"])
-        low, high = _loglog_band(table["incidence"], se / table["incidence"], _z(confidence))
-    rows = len(table["time"])
-    columns = {
-        "time_months": np.repeat(table["time"], k),
-        "reason": pd.Categorical.from_codes(np.tile(np.arange(k, dtype=np.int8), rows), causes),
-    }
-    if times_months is None:
-        columns["at_risk"] = np.repeat(table["at_risk"], k)
-        columns["events"] = table["by_cause"].ravel()
-    columns.update(
-        {
-            "cumulative_incidence": table["incidence"].ravel(),
-            "standard_error": se.ravel(),
-            "ci_low": low.ravel(),
-            "ci_high": high.ravel(),
-        }
-    )
-    return _frame(keys, np.repeat(table["group"], k), columns)
+        low, high = _loglog_band(table["incidence"], se / table["incidence"], z)
+    return {**table, "cumulative_incidence": table["incidence"], "standard_error": se, "ci_low": low,
+            "ci_high": high}
 
 
 def _at_times(table: dict, times: np.ndarray) -> dict:
@@ -643,18 +651,48 @@ def survival_at(
     rows = []
     for key, start, stop in _group_slices(curve, by):
         block = {name: array[start:stop] for name, array in columns_of.items()}
-        t, s, n = block["time_months"], block["survival"], block["at_risk"]
-        at = np.maximum(np.searchsorted(t, times, side="right") - 1, 0)
-        after = np.searchsorted(t, times, side="left")
-        at_risk = np.where(after < len(t), n[np.minimum(after, len(t) - 1)], 0)
-        estimable = (times <= t[-1]) | (s[-1] == 0)
-        values = [np.where(estimable, block[name][at], np.nan) for name in ("survival", "ci_low", "ci_high")]
+        at_risk, values = _read_curve(block["time_months"], block["at_risk"], block, times)
         rows.extend(
             (*key, time, int(n_at), *(v[i] for v in values))
             for i, (time, n_at) in enumerate(zip(times, at_risk))
         )
     columns = [*by, "time_months", "at_risk", "survival", "ci_low", "ci_high"]
     return _typed(pd.DataFrame(rows, columns=columns), curve, by)
+
+
+def _read_curve(t: np.ndarray, n: np.ndarray, curve: dict, times: np.ndarray) -> tuple[np.ndarray, list]:
+    """Number at risk and [survival, ci_low, ci_high] of one group's curve at `times`
+    (months): step function, NaN after the last time unless the curve reached 0."""
+    at = np.maximum(np.searchsorted(t, times, side="right") - 1, 0)
+    after = np.searchsorted(t, times, side="left")
+    at_risk = np.where(after < len(t), n[np.minimum(after, len(t) - 1)], 0)
+    estimable = (times <= t[-1]) | (curve["survival"][-1] == 0)
+    return at_risk, [np.where(estimable, curve[name][at], np.nan) for name in ("survival", "ci_low", "ci_high")]
+
+
+def _survival_at(curve: dict, times: np.ndarray) -> dict:
+    """`survival_at` of a `_km_curves` table: ``group`` per group, and ``survival``,
+    ``ci_low``, ``ci_high`` as groups × times."""
+    bounds = list(_group_bounds(curve["group"]))
+    read = [_read_curve(curve["time"][a:b], curve["at_risk"][a:b], {name: curve[name][a:b] for name in
+                                                                      ("survival", "ci_low", "ci_high")}, times)
+            for a, b in bounds]
+    out = {"group": curve["group"][[a for a, _ in bounds]]}
+    for i, name in enumerate(("survival", "ci_low", "ci_high")):
+        out[name] = np.array([values[i] for _, values in read]).reshape(len(bounds), len(times))
+    return out
+
+
+def _medians(curve: dict) -> dict:
+    """`median_survival` of a `_km_curves` table: per group ``group``, ``subjects``,
+    ``median_months``, ``ci_low``, ``ci_high`` (months; NaN where not reached)."""
+    bounds = list(_group_bounds(curve["group"]))
+    starts = np.array([a for a, _ in bounds], dtype=np.int64)
+    out = {"group": curve["group"][starts], "subjects": curve["at_risk"][starts]}
+    for name, band in (("median_months", "survival"), ("ci_low", "ci_low"), ("ci_high", "ci_high")):
+        out[name] = np.array([_first_crossing(curve["time"][a:b], curve[band][a:b], 0.5) for a, b in bounds],
+                             dtype=float)
+    return out
 
 
 def _arrays(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
