@@ -568,26 +568,41 @@ def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
     a_sum = _grouped_cumsum(a, group)
     shape = table["by_cause"].shape
     incidence, variance = np.zeros(shape), np.zeros(shape)
-    # Every cause with an event at once, as the rows of a causes × times block: each row
-    # is contiguous (fast on a million episodes) and one NumPy call covers all causes
-    # (fast on small tables). Causes that never occur keep incidence and variance 0.
+    # Causes go in blocks, as the rows of a causes × times array: on a small table one
+    # NumPy call covers every cause, on a big one a cause at a time keeps the temporary
+    # arrays small (fresh big arrays cost more in page faults than the arithmetic).
+    # Causes that never occur keep incidence and variance 0.
     present = np.flatnonzero(table["by_cause"].any(axis=0))
-    d = np.ascontiguousarray(table["by_cause"][:, present].T, dtype=float)
+    per_block = max(1, _BLOCK_CELLS // max(len(n), 1))
+    for first in range(0, len(present), per_block):
+        causes = present[first:first + per_block]
+        d = np.ascontiguousarray(table["by_cause"][:, causes].T, dtype=float)
+        f, v = _incidence_and_variance(d, n, lagged, a, a_sum, group)
+        incidence[:, causes], variance[:, causes] = f.T, v.T
+    return incidence, np.maximum(variance, 0.0)
+
+
+#: Largest causes × times block `_aalen_johansen` works on at once.
+_BLOCK_CELLS = 1 << 18
+
+
+def _incidence_and_variance(d, n, lagged, a, a_sum, group):
+    """Aalen–Johansen incidence and its variance for the events `d` of some causes
+    (causes × times); the other arguments are per time, as in `_aalen_johansen`."""
     with np.errstate(divide="ignore", invalid="ignore"):
         f = _grouped_cumsum(lagged * d / n, group)
         b = lagged**2 * d * (n - d) / n**3
         c = lagged * d / n**2
     # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
     # that each sum is a running total.
-    incidence[:, present] = f.T
-    variance[:, present] = (
+    variance = (
         f**2 * a_sum
         - 2 * f * _grouped_cumsum(a * f, group)
         + _grouped_cumsum(a * f**2, group)
         + _grouped_cumsum(b, group)
         - 2 * (f * _grouped_cumsum(c, group) - _grouped_cumsum(c * f, group))
-    ).T
-    return incidence, np.maximum(variance, 0.0)
+    )
+    return f, variance
 
 
 # --------------------------------------------------------------- reading curves
