@@ -554,6 +554,10 @@ def _first_of_group(group: np.ndarray) -> np.ndarray:
     return first
 
 
+#: Largest causes × times block `_aalen_johansen` works on at once.
+_BLOCK_CELLS = 1 << 18
+
+
 def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
     """Incidence of each cause and its delta-method variance, rows × causes."""
     n = table["at_risk"].astype(float)
@@ -580,10 +584,6 @@ def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
         f, v = _incidence_and_variance(d, n, lagged, a, a_sum, group)
         incidence[:, causes], variance[:, causes] = f.T, v.T
     return incidence, np.maximum(variance, 0.0)
-
-
-#: Largest causes × times block `_aalen_johansen` works on at once.
-_BLOCK_CELLS = 1 << 18
 
 
 def _incidence_and_variance(d, n, lagged, a, a_sum, group):
@@ -688,13 +688,13 @@ def _read_curve(t: np.ndarray, n: np.ndarray, curve: dict, times: np.ndarray) ->
 def _survival_at(curve: dict, times: np.ndarray) -> dict:
     """`survival_at` of a `_km_curves` table: ``group`` per group, and ``survival``,
     ``ci_low``, ``ci_high`` as groups × times."""
+    names = ("survival", "ci_low", "ci_high")
     bounds = list(_group_bounds(curve["group"]))
-    read = [_read_curve(curve["time"][a:b], curve["at_risk"][a:b], {name: curve[name][a:b] for name in
-                                                                      ("survival", "ci_low", "ci_high")}, times)
+    read = [_read_curve(curve["time"][a:b], curve["at_risk"][a:b], {name: curve[name][a:b] for name in names}, times)[1]
             for a, b in bounds]
     out = {"group": curve["group"][[a for a, _ in bounds]]}
-    for i, name in enumerate(("survival", "ci_low", "ci_high")):
-        out[name] = np.array([values[i] for _, values in read]).reshape(len(bounds), len(times))
+    for i, name in enumerate(names):
+        out[name] = np.array([values[i] for values in read]).reshape(len(bounds), len(times))
     return out
 
 
