@@ -594,15 +594,9 @@ def _incidence_and_variance(d, n, lagged, a, a_sum, group):
         b = lagged**2 * d * (n - d) / n**3
         c = lagged * d / n**2
     # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
-    # that each sum is a running total.
-    variance = (
-        f**2 * a_sum
-        - 2 * f * _grouped_cumsum(a * f, group)
-        + _grouped_cumsum(a * f**2, group)
-        + _grouped_cumsum(b, group)
-        - 2 * (f * _grouped_cumsum(c, group) - _grouped_cumsum(c * f, group))
-    )
-    return f, variance
+    # that each sum is a running total; the five totals in one pass over the groups.
+    sum_af, sum_af2, sum_b, sum_c, sum_cf = _grouped_cumsum(np.stack([a * f, a * f**2, b, c, c * f]), group)
+    return f, f**2 * a_sum - 2 * f * sum_af + sum_af2 + sum_b - 2 * (f * sum_c - sum_cf)
 
 
 # --------------------------------------------------------------- reading curves
