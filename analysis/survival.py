@@ -524,25 +524,22 @@ def _incidence(table: dict, z: float, times_months: Sequence[float] | None = Non
 
 def _at_times(table: dict, times: np.ndarray) -> dict:
     """Incidence and variance of every group at ``times`` (step function, NaN past the data)."""
-    rows, groups, estimable = [], [], []
-    before = []
-    for a, b in _group_bounds(table["group"]):
-        at = np.searchsorted(table["time"][a:b], times, side="right") - 1
-        everyone_stopped = np.isclose(table["incidence"][b - 1].sum(), 1.0)
-        rows.append(a + np.maximum(at, 0))
-        before.append(at < 0)  # before the first stop: nothing has happened yet
-        groups.append(np.full(len(times), table["group"][a]))
-        estimable.append((times <= table["time"][b - 1]) | everyone_stopped)
-    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    keep = np.concatenate(estimable)[:, None] if estimable else np.zeros((0, 1), dtype=bool)
-    zero = np.concatenate(before)[:, None] if before else np.zeros((0, 1), dtype=bool)
+    bounds = list(_group_bounds(table["group"]))
+    first = np.array([a for a, _ in bounds], dtype=np.int64)
+    last = np.array([b - 1 for _, b in bounds], dtype=np.int64)
+    at = np.array([np.searchsorted(table["time"][a:b], times, side="right") - 1 for a, b in bounds],
+                  dtype=np.int64).reshape(len(bounds), len(times))
+    everyone_stopped = np.isclose(table["incidence"][last].sum(axis=1), 1.0)
+    rows = (first[:, None] + np.maximum(at, 0)).ravel()
+    keep = ((times <= table["time"][last][:, None]) | everyone_stopped[:, None]).reshape(-1, 1)
+    zero = (at < 0).reshape(-1, 1)  # before the first stop: nothing has happened yet
 
     def pick(name):
         return np.where(keep, np.where(zero, 0.0, table[name][rows]), np.nan)
 
     return {
-        "group": np.concatenate(groups) if groups else rows,
-        "time": np.tile(times, len(groups)),
+        "group": np.repeat(table["group"][first], len(times)),
+        "time": np.tile(times, len(bounds)),
         "incidence": pick("incidence"),
         "variance": pick("variance"),
     }
