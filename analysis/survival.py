@@ -391,8 +391,8 @@ def _curves(durations, cause, group, keys, confidence) -> pd.DataFrame:
 
 def _km_curves(table: dict, z: float) -> dict:
     """An `_event_table` (any number of causes; every cause is an event) with its time-0
-    rows and the Kaplan–Meier columns of `_kaplan_meier`."""
-    table = _with_origin(table, _origin_rules(table["by_cause"].shape[1]))
+    rows and the Kaplan–Meier columns of `_kaplan_meier`; without the counts by cause."""
+    table = _with_origin({name: values for name, values in table.items() if name != "by_cause"}, _origin_rules(1))
     return {**table, **_kaplan_meier(table, z)}
 
 
@@ -551,8 +551,9 @@ def _first_of_group(group: np.ndarray) -> np.ndarray:
     return first
 
 
-#: Largest causes × times block `_aalen_johansen` works on at once.
-_BLOCK_CELLS = 1 << 18
+#: Largest block (cells of 8 bytes) `_aalen_johansen` works on at once: temporaries of
+#: 8 MiB are recycled by malloc, while fresh big ones cost a page fault per 4 KiB.
+_BLOCK_CELLS = 1 << 20
 
 
 def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -591,8 +592,14 @@ def _incidence_and_variance(d, n, lagged, a, a_sum, group):
         b = lagged**2 * d * (n - d) / n**3
         c = lagged * d / n**2
     # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
-    # that each sum is a running total; the five totals in one pass over the groups.
-    sum_af, sum_af2, sum_b, sum_c, sum_cf = _grouped_cumsum(np.stack([a * f, a * f**2, b, c, c * f]), group)
+    # that each sum is a running total. On a small table the five totals take one pass
+    # over the groups, stacked; on a big one the stack would only cost memory.
+    terms = (a * f, a * f**2, b, c, c * f)
+    if f.size * len(terms) <= _BLOCK_CELLS:
+        totals = _grouped_cumsum(np.stack(terms), group)
+    else:
+        totals = [_grouped_cumsum(term, group) for term in terms]
+    sum_af, sum_af2, sum_b, sum_c, sum_cf = totals
     return f, f**2 * a_sum - 2 * f * sum_af + sum_af2 + sum_b - 2 * (f * sum_c - sum_cf)
 
 
