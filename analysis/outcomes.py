@@ -18,7 +18,7 @@ import pandas as pd
 from analysis.intervals import poisson_rate_interval, proportion_estimates, t_limits, wilson_interval
 from analysis.keys import patient_rows
 from analysis.states import horizon_of, monthly_grid, state_counts
-from analysis.survival import kaplan_meier
+from analysis.survival import _group_ids, kaplan_meier
 
 #: Measures of return to topical therapy.
 TOPICAL_MEASURES = ("returned_to_topical_ever", "on_topical")
@@ -151,30 +151,41 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
         ``months_supportive_care`` (months), and with episodes ``responded_ever`` (0/1)
         and ``months_to_first_response`` (NaN if never).
     """
+    if episodes is not None and first is None:
+        first = first_response(episodes, patients)
+    responses = None if episodes is None else {name: first[name].to_numpy() for name in _RESPONSE_COLUMNS}
+    columns = _outcome_columns(patients, responses)
+    keys = patients[_KEYS].reset_index(drop=True)
+    return pd.concat([keys, pd.DataFrame(columns)], axis=1).set_axis(patients.index)
+
+
+#: Patient outcomes that count patients in a final state: (outcome column, state).
+_FINAL_STATE_OUTCOMES = (
+    ("on_topical_at_horizon", "topical"),
+    ("in_supportive_care_at_horizon", "supportive_care"),
+    ("on_systemic_at_horizon", "systemic"),
+    ("lost_to_followup", "lost_to_followup"),
+    ("died", "dead"),
+)
+
+#: Patient columns carried into the outcomes as floats.
+_NUMERIC_OUTCOMES = ("lines_used", "episodes", "relapses", "months_systemic", "months_topical",
+                     "months_supportive_care")
+
+#: The columns of `first_response` that `_outcome_columns` uses.
+_RESPONSE_COLUMNS = ("responded", "months_to_first_response")
+
+
+def _outcome_columns(patients: pd.DataFrame, first: dict | None = None) -> dict[str, np.ndarray]:
+    """The outcome columns of `patient_outcomes` (not the keys) as arrays aligned with
+    `patients`; `first` holds the `_RESPONSE_COLUMNS` of `first_response` as arrays."""
     final = _values_for_comparison(patients["final_state"])
-    out = patients[_KEYS].copy()
-    out["returned_to_topical_ever"] = patients["months_to_first_topical"].notna().astype(int)
-    for column, state in (
-        ("on_topical_at_horizon", "topical"),
-        ("in_supportive_care_at_horizon", "supportive_care"),
-        ("on_systemic_at_horizon", "systemic"),
-        ("lost_to_followup", "lost_to_followup"),
-        ("died", "dead"),
-    ):
-        out[column] = (final == state).astype(int)
-    for column in (
-        "lines_used",
-        "episodes",
-        "relapses",
-        "months_systemic",
-        "months_topical",
-        "months_supportive_care",
-    ):
-        out[column] = patients[column].astype(float).to_numpy()
-    if episodes is not None:
-        first = first_response(episodes, patients) if first is None else first
-        out["responded_ever"] = first["responded"].astype(int).to_numpy()
-        out["months_to_first_response"] = first["months_to_first_response"].to_numpy()
+    out = {"returned_to_topical_ever": patients["months_to_first_topical"].notna().to_numpy().astype(int)}
+    out |= {column: (final == state).astype(int) for column, state in _FINAL_STATE_OUTCOMES}
+    out |= {column: patients[column].astype(float).to_numpy() for column in _NUMERIC_OUTCOMES}
+    if first is not None:
+        out["responded_ever"] = first["responded"].astype(int)
+        out["months_to_first_response"] = first["months_to_first_response"]
     return out
 
 
@@ -211,28 +222,36 @@ def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
         never), ``months_observed`` (the response time, or follow-up if censored),
         ``definition`` (``"assessment"`` or ``"episode_start"``).
     """
-    responding = episodes["responded"].fillna(False).astype(bool).to_numpy()
-    rows = patient_rows(episodes, patients)
-    kept = responding & (rows >= 0)
-    rows, responding = rows[kept], episodes[kept]
-    has_assessment = "assessed" in episodes.columns
-    started = _earliest(rows, responding["start"], len(patients))
     out = patients[_KEYS].reset_index(drop=True)
-    out["responded"] = ~np.isnan(started)
-    out["months_to_first_effective_treatment"] = started
-    out["months_to_first_response"] = (_earliest(rows, responding["assessed"], len(patients)) if has_assessment
-                                       else started)
-    out["months_observed"] = np.where(
-        out["responded"], out["months_to_first_response"], patients["follow_up_months"].to_numpy()
-    )
-    out["definition"] = "assessment" if has_assessment else "episode_start"
+    for name, values in _first_response(episodes, patients).items():
+        out[name] = values
+    out["definition"] = "assessment" if "assessed" in episodes.columns else "episode_start"
     return out
 
 
-def _earliest(rows: np.ndarray, times: pd.Series, patients: int) -> np.ndarray:
+def _first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The time columns of `first_response` as arrays aligned with `patients` (months)."""
+    responding = episodes["responded"].fillna(False).astype(bool).to_numpy()
+    rows = patient_rows(episodes, patients)
+    kept = responding & (rows >= 0)
+    rows = rows[kept]
+    started = _earliest(rows, episodes["start"].to_numpy(dtype=float)[kept], len(patients))
+    response = started
+    if "assessed" in episodes.columns:
+        response = _earliest(rows, episodes["assessed"].to_numpy(dtype=float)[kept], len(patients))
+    responded = ~np.isnan(started)
+    return {
+        "responded": responded,
+        "months_to_first_effective_treatment": started,
+        "months_to_first_response": response,
+        "months_observed": np.where(responded, response, patients["follow_up_months"].to_numpy()),
+    }
+
+
+def _earliest(rows: np.ndarray, times: np.ndarray, patients: int) -> np.ndarray:
     """The earliest of `times` (months) per patient row; NaN where there is none."""
     earliest = np.full(patients, np.nan)
-    np.fmin.at(earliest, rows, times.to_numpy(dtype=float))
+    np.fmin.at(earliest, rows, times)
     return earliest
 
 
@@ -301,16 +320,10 @@ def mean_outcomes(
         ``strategy``, ``metric``, ``value``, ``ci_low``, ``ci_high``, ``patients``.
     """
     columns = list(columns)
-    by_strategy = outcomes.groupby("strategy", observed=True, sort=True)
-    replicates = by_strategy["replicate"].nunique().to_numpy()
-    estimates = {}
-    proportions = [c for c in columns if c in PROPORTION_OUTCOMES]
-    if proportions:
-        estimates |= _proportions(outcomes, proportions, replicates, confidence)
-    means = [c for c in columns if c not in PROPORTION_OUTCOMES]
-    if means:
-        estimates |= _means(outcomes, means, replicates, confidence)
-    strategies = by_strategy.size().index
+    strategy, keys = _group_ids(outcomes, ["strategy"])
+    values = {column: outcomes[column].to_numpy() for column in columns}
+    estimates = _outcome_estimates(strategy, outcomes["replicate"].to_numpy(), values, confidence)
+    strategies = pd.Index(keys["strategy"])
     value, low, high, patients = (np.concatenate([estimates[c][i] for c in columns]) for i in range(4))
     return pd.DataFrame({
         "strategy": strategies.take(np.tile(np.arange(len(strategies)), len(columns))),
@@ -319,31 +332,81 @@ def mean_outcomes(
     })
 
 
-# Both estimators below work on the wide table, every outcome column at once: a summary of
-# a small run would otherwise spend most of its time in per-column pandas overhead. The
-# intervals are those of `analysis.intervals` (`proportion_estimates` for proportions).
+# The estimators below work on arrays, every outcome column at once: a summary of a small
+# run would otherwise spend most of its time in per-column pandas overhead. The intervals
+# are those of `analysis.intervals` (`proportion_estimates` for proportions).
 
-def _proportions(outcomes: pd.DataFrame, columns: list[str], replicates: np.ndarray, confidence: float) -> dict:
+def _outcome_estimates(strategy: np.ndarray, replicate: np.ndarray, values: dict, confidence: float) -> dict:
+    """Per outcome column (name -> values per patient): (value, low, high, patients) per
+    strategy number (0, 1, ...; -1: left out), as `mean_outcomes` reports them."""
+    keep = strategy >= 0
+    groups = _Groups(strategy[keep], replicate[keep])
+    estimates = {}
+    proportions = [c for c in values if c in PROPORTION_OUTCOMES]
+    if proportions:
+        estimates |= _proportions(groups, np.column_stack([values[c][keep] for c in proportions]), proportions,
+                                  confidence)
+    means = [c for c in values if c not in PROPORTION_OUTCOMES]
+    if means:
+        matrix = np.column_stack([values[c][keep].astype(float) for c in means])
+        estimates |= _means(groups, matrix, means, confidence)
+    return estimates
+
+
+class _Groups:
+    """Patients numbered by strategy, and by (strategy, replicate) cell in sorted order."""
+
+    def __init__(self, strategy: np.ndarray, replicate: np.ndarray):
+        self.strategy = strategy
+        self.strategies = int(strategy.max()) + 1 if len(strategy) else 0
+        replicate_code = np.unique(replicate, return_inverse=True)[1].reshape(-1)
+        width = int(replicate_code.max(initial=0)) + 1
+        cells, cell = np.unique(strategy * width + replicate_code, return_inverse=True)
+        self.cell, self.cells = cell.reshape(-1), len(cells)
+        self.cell_strategy = cells // width
+        self.replicates = np.bincount(self.cell_strategy, minlength=self.strategies)
+        self.several = self.replicates >= 2
+
+
+def _column_sums(matrix: np.ndarray, group: np.ndarray, size: int) -> np.ndarray:
+    # Sums of 0/1 indicators and counts are whole numbers: exact in any order.
+    return np.column_stack([np.bincount(group, weights=column, minlength=size) for column in matrix.T])
+
+
+def _counts(matrix: np.ndarray, group: np.ndarray, size: int) -> np.ndarray:
+    """Values that are not NaN, per group and column."""
+    return np.column_stack([np.bincount(group[~np.isnan(column)], minlength=size) for column in matrix.T])
+
+
+def _mean_std(matrix: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (ddof 1) per group number and column, NaN skipped."""
+    # pandas' groupby kernels (compensated sums, Welford's variance): the same floats as
+    # before this was written on arrays, which a plain NumPy mean would not give.
+    grouped = pd.DataFrame(matrix).groupby(group, sort=True)
+    return grouped.mean().to_numpy(), grouped.std().to_numpy()
+
+
+def _proportions(groups: _Groups, matrix: np.ndarray, columns: list[str], confidence: float) -> dict:
     """Per 0/1 column: (proportion, low, high, patients) per strategy; Wilson on the pooled
     counts, or mean ± t·SE of the replicate proportions (clipped to [0, 1]) with several."""
-    by_replicate = outcomes.groupby(["strategy", "replicate"], observed=True, sort=True)
-    successes, n = by_replicate[columns].sum(), by_replicate.size()
-    pooled = successes.groupby(level="strategy", observed=True, sort=True).sum()
-    total = n.groupby(level="strategy", observed=True, sort=True).sum().to_numpy()
-    several = replicates >= 2
+    successes = _column_sums(matrix, groups.cell, groups.cells)
+    n = np.bincount(groups.cell, minlength=groups.cells)
+    pooled = _column_sums(successes, groups.cell_strategy, groups.strategies)
+    total = np.bincount(groups.strategy, minlength=groups.strategies)
+    several = groups.several
     if several.any():
-        across = successes.div(n, axis=0).groupby(level="strategy", observed=True, sort=True)
-        mean, std, count = across.mean(), across.std(), across.count()
+        across = successes / n[:, None]
+        mean, std = _mean_std(across, groups.cell_strategy)
+        count = _counts(across, groups.cell_strategy, groups.strategies)
     out = {}
-    for column in columns:
-        k = pooled[column].to_numpy(dtype=float)
+    for i, column in enumerate(columns):
+        k = pooled[:, i]
         with np.errstate(invalid="ignore", divide="ignore"):
             value = k / total
         low, high = wilson_interval(k, total, confidence)
         if several.any():
-            t_low, t_high = t_limits(mean[column].to_numpy(), std[column].to_numpy(), count[column].to_numpy(),
-                                     confidence)
-            value = np.where(several, mean[column].to_numpy(), value)
+            t_low, t_high = t_limits(mean[:, i], std[:, i], count[:, i], confidence)
+            value = np.where(several, mean[:, i], value)
             # A t-interval knows nothing of [0, 1]; a proportion cannot leave it.
             low = np.maximum(np.where(several, t_low, low), 0.0)
             high = np.minimum(np.where(several, t_high, high), 1.0)
@@ -351,27 +414,25 @@ def _proportions(outcomes: pd.DataFrame, columns: list[str], replicates: np.ndar
     return out
 
 
-def _means(outcomes: pd.DataFrame, columns: list[str], replicates: np.ndarray, confidence: float) -> dict:
+def _means(groups: _Groups, matrix: np.ndarray, columns: list[str], confidence: float) -> dict:
     """Per column: (mean, low, high, patients with a value) per strategy; t-interval over
     patients, or mean ± t·SE of the replicate means with several replicates."""
-    values = outcomes[["strategy", "replicate", *columns]].astype({c: float for c in columns})
-    within = values.groupby("strategy", observed=True, sort=True)[columns]
-    mean, std, count = within.mean(), within.std(), within.count()
-    several = replicates >= 2
+    mean, std = _mean_std(matrix, groups.strategy)
+    count = _counts(matrix, groups.strategy, groups.strategies)
+    several = groups.several
     if several.any():
-        per_replicate = values.groupby(["strategy", "replicate"], observed=True, sort=True)[columns].mean()
-        across = per_replicate.groupby(level="strategy", observed=True, sort=True)
-        across_mean, across_std, across_count = across.mean(), across.std(), across.count()
+        per_replicate = _mean_std(matrix, groups.cell)[0]
+        across_mean, across_std = _mean_std(per_replicate, groups.cell_strategy)
+        across_count = _counts(per_replicate, groups.cell_strategy, groups.strategies)
     out = {}
-    for column in columns:
-        value = mean[column].to_numpy()
-        low, high = t_limits(value, std[column].to_numpy(), count[column].to_numpy(), confidence)
+    for i, column in enumerate(columns):
+        value = mean[:, i]
+        low, high = t_limits(value, std[:, i], count[:, i], confidence)
         if several.any():
-            t_low, t_high = t_limits(across_mean[column].to_numpy(), across_std[column].to_numpy(),
-                                     across_count[column].to_numpy(), confidence)
-            value = np.where(several, across_mean[column].to_numpy(), value)
+            t_low, t_high = t_limits(across_mean[:, i], across_std[:, i], across_count[:, i], confidence)
+            value = np.where(several, across_mean[:, i], value)
             low, high = np.where(several, t_low, low), np.where(several, t_high, high)
-        out[column] = (value, low, high, count[column].to_numpy())
+        out[column] = (value, low, high, count[:, i])
     return out
 
 

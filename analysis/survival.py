@@ -180,7 +180,15 @@ def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarr
         combined = combined * size + code
     missing = np.logical_or.reduce([code < 0 for code in codes])
     ids = np.full(len(frame), -1, dtype=np.int64)
-    observed, ids[~missing] = np.unique(combined[~missing], return_inverse=True)
+    valid = combined[~missing]
+    possible = int(np.prod(sizes, dtype=object))
+    if possible <= 2 * len(valid) + 1024:
+        # Few possible combinations (strategy × treatment): counting them beats sorting rows.
+        present = np.bincount(valid, minlength=possible) > 0
+        observed = np.flatnonzero(present)
+        ids[~missing] = (np.cumsum(present) - 1)[valid]
+    else:
+        observed, ids[~missing] = np.unique(valid, return_inverse=True)
     keys = {}
     for column, size in zip(reversed(by), reversed(sizes)):
         observed, code = np.divmod(observed, size)
@@ -197,11 +205,12 @@ def _group_bounds(group: np.ndarray):
 
 
 def _grouped_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Running totals along the last axis of `values`, restarting where `group` changes."""
     # Accumulating each group's slice on its own keeps sums exact within a group (a
     # global cumsum minus offsets would carry rounding from the groups before it).
     out = np.empty_like(values, dtype=float)
     for a, b in _group_bounds(group):
-        np.cumsum(values[a:b], axis=0, out=out[a:b])
+        np.cumsum(values[..., a:b], axis=-1, out=out[..., a:b])
     return out
 
 
@@ -375,16 +384,16 @@ def kaplan_meier(
 
 
 def _curves(durations, cause, group, keys, confidence) -> pd.DataFrame:
-    table = _event_table(durations, cause, group, 1)
-    table = _with_origin(table, _origin_rules(1))
-    estimate = _kaplan_meier(table, _z(confidence))
-    columns = {
-        "time_months": table["time"],
-        "at_risk": table["at_risk"],
-        "events": table["events"],
-        "censored": table["censored"],
-    }
-    return _frame(keys, table["group"], {**columns, **estimate})
+    curve = _km_curves(_event_table(durations, cause, group, 1), _z(confidence))
+    names = ("at_risk", "events", "censored", "survival", "standard_error", "ci_low", "ci_high")
+    return _frame(keys, curve["group"], {"time_months": curve["time"], **{name: curve[name] for name in names}})
+
+
+def _km_curves(table: dict, z: float) -> dict:
+    """An `_event_table` (any number of causes; every cause is an event) with its time-0
+    rows and the Kaplan–Meier columns of `_kaplan_meier`; without the counts by cause."""
+    table = _with_origin({name: values for name, values in table.items() if name != "by_cause"}, _origin_rules(1))
+    return {**table, **_kaplan_meier(table, z)}
 
 
 def drug_survival(
@@ -468,6 +477,29 @@ def cumulative_incidence(
     group, keys = _group_ids(episodes, by)
     cause = _cause_codes(episodes["reason"], causes)
     table = _event_table(episode_durations(episodes), cause, group, k)
+    table = _incidence(table, _z(confidence), times_months)
+    rows = len(table["time"])
+    columns = {
+        "time_months": np.repeat(table["time"], k),
+        "reason": pd.Categorical.from_codes(np.tile(np.arange(k, dtype=np.int8), rows), causes),
+    }
+    if times_months is None:
+        columns["at_risk"] = np.repeat(table["at_risk"], k)
+        columns["events"] = table["by_cause"].ravel()
+    columns.update({name: table[name].ravel() for name in ("cumulative_incidence", "standard_error", "ci_low",
+                                                           "ci_high")})
+    return _frame(keys, np.repeat(table["group"], k), columns)
+
+
+def _incidence(table: dict, z: float, times_months: Sequence[float] | None = None) -> dict:
+    """Aalen–Johansen estimates of an `_event_table` with one cause per reason.
+
+    Rows are (group, time): time 0 and every time with a discontinuation, or
+    `times_months` for every group; ``cumulative_incidence``, ``standard_error``,
+    ``ci_low`` and ``ci_high`` are rows × causes (proportions). ``at_risk`` and
+    ``by_cause`` only without `times_months`.
+    """
+    k = table["by_cause"].shape[1]
     # Censoring-only times change neither the incidence nor its variance (their at-risk
     # counts are already in the later rows); the last time of each group stays, to mark
     # how far the estimate reaches.
@@ -485,47 +517,29 @@ def cumulative_incidence(
         table = _with_origin(table, rules)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(table["variance"])
-        low, high = _loglog_band(table["incidence"], se / table["incidence"], _z(confidence))
-    rows = len(table["time"])
-    columns = {
-        "time_months": np.repeat(table["time"], k),
-        "reason": pd.Categorical.from_codes(np.tile(np.arange(k, dtype=np.int8), rows), causes),
-    }
-    if times_months is None:
-        columns["at_risk"] = np.repeat(table["at_risk"], k)
-        columns["events"] = table["by_cause"].ravel()
-    columns.update(
-        {
-            "cumulative_incidence": table["incidence"].ravel(),
-            "standard_error": se.ravel(),
-            "ci_low": low.ravel(),
-            "ci_high": high.ravel(),
-        }
-    )
-    return _frame(keys, np.repeat(table["group"], k), columns)
+        low, high = _loglog_band(table["incidence"], se / table["incidence"], z)
+    return {**table, "cumulative_incidence": table["incidence"], "standard_error": se, "ci_low": low,
+            "ci_high": high}
 
 
 def _at_times(table: dict, times: np.ndarray) -> dict:
     """Incidence and variance of every group at ``times`` (step function, NaN past the data)."""
-    rows, groups, estimable = [], [], []
-    before = []
-    for a, b in _group_bounds(table["group"]):
-        at = np.searchsorted(table["time"][a:b], times, side="right") - 1
-        everyone_stopped = np.isclose(table["incidence"][b - 1].sum(), 1.0)
-        rows.append(a + np.maximum(at, 0))
-        before.append(at < 0)  # before the first stop: nothing has happened yet
-        groups.append(np.full(len(times), table["group"][a]))
-        estimable.append((times <= table["time"][b - 1]) | everyone_stopped)
-    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    keep = np.concatenate(estimable)[:, None] if estimable else np.zeros((0, 1), dtype=bool)
-    zero = np.concatenate(before)[:, None] if before else np.zeros((0, 1), dtype=bool)
+    bounds = list(_group_bounds(table["group"]))
+    first = np.array([a for a, _ in bounds], dtype=np.int64)
+    last = np.array([b - 1 for _, b in bounds], dtype=np.int64)
+    at = np.array([np.searchsorted(table["time"][a:b], times, side="right") - 1 for a, b in bounds],
+                  dtype=np.int64).reshape(len(bounds), len(times))
+    everyone_stopped = np.isclose(table["incidence"][last].sum(axis=1), 1.0)
+    rows = (first[:, None] + np.maximum(at, 0)).ravel()
+    keep = ((times <= table["time"][last][:, None]) | everyone_stopped[:, None]).reshape(-1, 1)
+    zero = (at < 0).reshape(-1, 1)  # before the first stop: nothing has happened yet
 
     def pick(name):
         return np.where(keep, np.where(zero, 0.0, table[name][rows]), np.nan)
 
     return {
-        "group": np.concatenate(groups) if groups else rows,
-        "time": np.tile(times, len(groups)),
+        "group": np.repeat(table["group"][first], len(times)),
+        "time": np.tile(times, len(bounds)),
         "incidence": pick("incidence"),
         "variance": pick("variance"),
     }
@@ -535,6 +549,11 @@ def _first_of_group(group: np.ndarray) -> np.ndarray:
     first = np.ones(len(group), dtype=bool)
     first[1:] = group[1:] != group[:-1]
     return first
+
+
+#: Largest block (cells of 8 bytes) `_aalen_johansen` works on at once: temporaries of
+#: 8 MiB are recycled by malloc, while fresh big ones cost a page fault per 4 KiB.
+_BLOCK_CELLS = 1 << 20
 
 
 def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -551,26 +570,37 @@ def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
     a_sum = _grouped_cumsum(a, group)
     shape = table["by_cause"].shape
     incidence, variance = np.zeros(shape), np.zeros(shape)
-    # One cause at a time on contiguous 1-D arrays: far faster than rows × causes blocks.
-    for k in range(shape[1]):
-        d = table["by_cause"][:, k].astype(float)
-        if not d.any():
-            continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = _grouped_cumsum(lagged * d / n, group)
-            b = lagged**2 * d * (n - d) / n**3
-            c = lagged * d / n**2
-        # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
-        # that each sum is a running total.
-        incidence[:, k] = f
-        variance[:, k] = (
-            f**2 * a_sum
-            - 2 * f * _grouped_cumsum(a * f, group)
-            + _grouped_cumsum(a * f**2, group)
-            + _grouped_cumsum(b, group)
-            - 2 * (f * _grouped_cumsum(c, group) - _grouped_cumsum(c * f, group))
-        )
+    # Causes go in blocks, as the rows of a causes × times array: on a small table one
+    # NumPy call covers every cause, on a big one a cause at a time keeps the temporary
+    # arrays small (fresh big arrays cost more in page faults than the arithmetic).
+    # Causes that never occur keep incidence and variance 0.
+    present = np.flatnonzero(table["by_cause"].any(axis=0))
+    per_block = max(1, _BLOCK_CELLS // max(len(n), 1))
+    for first in range(0, len(present), per_block):
+        causes = present[first:first + per_block]
+        d = np.ascontiguousarray(table["by_cause"][:, causes].T, dtype=float)
+        f, v = _incidence_and_variance(d, n, lagged, a, a_sum, group)
+        incidence[:, causes], variance[:, causes] = f.T, v.T
     return incidence, np.maximum(variance, 0.0)
+
+
+def _incidence_and_variance(d, n, lagged, a, a_sum, group):
+    """Aalen–Johansen incidence and its variance for the events `d` of some causes
+    (causes × times); the other arguments are per time, as in `_aalen_johansen`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = _grouped_cumsum(lagged * d / n, group)
+        b = lagged**2 * d * (n - d) / n**3
+        c = lagged * d / n**2
+    # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
+    # that each sum is a running total. On a small table the five totals take one pass
+    # over the groups, stacked; on a big one the stack would only cost memory.
+    terms = (a * f, a * f**2, b, c, c * f)
+    if f.size * len(terms) <= _BLOCK_CELLS:
+        totals = _grouped_cumsum(np.stack(terms), group)
+    else:
+        totals = [_grouped_cumsum(term, group) for term in terms]
+    sum_af, sum_af2, sum_b, sum_c, sum_cf = totals
+    return f, f**2 * a_sum - 2 * f * sum_af + sum_af2 + sum_b - 2 * (f * sum_c - sum_cf)
 
 
 # --------------------------------------------------------------- reading curves
@@ -634,18 +664,48 @@ def survival_at(
     rows = []
     for key, start, stop in _group_slices(curve, by):
         block = {name: array[start:stop] for name, array in columns_of.items()}
-        t, s, n = block["time_months"], block["survival"], block["at_risk"]
-        at = np.maximum(np.searchsorted(t, times, side="right") - 1, 0)
-        after = np.searchsorted(t, times, side="left")
-        at_risk = np.where(after < len(t), n[np.minimum(after, len(t) - 1)], 0)
-        estimable = (times <= t[-1]) | (s[-1] == 0)
-        values = [np.where(estimable, block[name][at], np.nan) for name in ("survival", "ci_low", "ci_high")]
+        at_risk, values = _read_curve(block["time_months"], block["at_risk"], block, times)
         rows.extend(
             (*key, time, int(n_at), *(v[i] for v in values))
             for i, (time, n_at) in enumerate(zip(times, at_risk))
         )
     columns = [*by, "time_months", "at_risk", "survival", "ci_low", "ci_high"]
     return _typed(pd.DataFrame(rows, columns=columns), curve, by)
+
+
+def _read_curve(t: np.ndarray, n: np.ndarray, curve: dict, times: np.ndarray) -> tuple[np.ndarray, list]:
+    """Number at risk and [survival, ci_low, ci_high] of one group's curve at `times`
+    (months): step function, NaN after the last time unless the curve reached 0."""
+    at = np.maximum(np.searchsorted(t, times, side="right") - 1, 0)
+    after = np.searchsorted(t, times, side="left")
+    at_risk = np.where(after < len(t), n[np.minimum(after, len(t) - 1)], 0)
+    estimable = (times <= t[-1]) | (curve["survival"][-1] == 0)
+    return at_risk, [np.where(estimable, curve[name][at], np.nan) for name in ("survival", "ci_low", "ci_high")]
+
+
+def _survival_at(curve: dict, times: np.ndarray) -> dict:
+    """`survival_at` of a `_km_curves` table: ``group`` per group, and ``survival``,
+    ``ci_low``, ``ci_high`` as groups × times."""
+    names = ("survival", "ci_low", "ci_high")
+    bounds = list(_group_bounds(curve["group"]))
+    read = [_read_curve(curve["time"][a:b], curve["at_risk"][a:b], {name: curve[name][a:b] for name in names}, times)[1]
+            for a, b in bounds]
+    out = {"group": curve["group"][[a for a, _ in bounds]]}
+    for i, name in enumerate(names):
+        out[name] = np.array([values[i] for values in read]).reshape(len(bounds), len(times))
+    return out
+
+
+def _medians(curve: dict) -> dict:
+    """`median_survival` of a `_km_curves` table: per group ``group``, ``subjects``,
+    ``median_months``, ``ci_low``, ``ci_high`` (months; NaN where not reached)."""
+    bounds = list(_group_bounds(curve["group"]))
+    starts = np.array([a for a, _ in bounds], dtype=np.int64)
+    out = {"group": curve["group"][starts], "subjects": curve["at_risk"][starts]}
+    for name, band in (("median_months", "survival"), ("ci_low", "ci_low"), ("ci_high", "ci_high")):
+        out[name] = np.array([_first_crossing(curve["time"][a:b], curve[band][a:b], 0.5) for a, b in bounds],
+                             dtype=float)
+    return out
 
 
 def _arrays(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -325,7 +325,8 @@ def test_incidence_at_chosen_times_equals_reading_the_full_table():
     np.testing.assert_allclose(totals.dropna(), 1.0)
 
 
-def test_categorical_group_ids_match_pandas_grouping():
+@pytest.mark.parametrize("categories", [4, 60])  # few possible combinations are counted, many sorted
+def test_categorical_group_ids_match_pandas_grouping(categories):
     """The codes-based grouping of categorical keys equals pandas' (observed, sorted, NaN dropped)."""
     import numpy as np
     import pandas as pd
@@ -333,9 +334,10 @@ def test_categorical_group_ids_match_pandas_grouping():
     from analysis.survival import _categorical_group_ids
 
     rng = np.random.default_rng(5)
+    names = [f"level{i:02d}" for i in range(categories)]
     frame = pd.DataFrame({
-        "strategy": pd.Categorical.from_codes(rng.integers(-1, 3, 500), categories=["c", "a", "b", "unused"]),
-        "treatment": pd.Categorical.from_codes(rng.integers(0, 4, 500), categories=["x", "z", "y", "w"]),
+        "strategy": pd.Categorical.from_codes(rng.integers(-1, categories - 1, 500), categories=names[::-1]),
+        "treatment": pd.Categorical.from_codes(rng.integers(0, categories, 500), categories=names),
     })
     ids, keys = _categorical_group_ids(frame, ["strategy", "treatment"])
     grouper = frame.groupby(["strategy", "treatment"], observed=True, sort=True, dropna=True)
