@@ -306,11 +306,12 @@ def mean_outcomes(
     Parameters
     ----------
     outcomes : pandas.DataFrame
-        Output of `patient_outcomes`.
+        Output of `patient_outcomes` (every patient with a replicate; proportion columns
+        0/1 without missing values, as it writes them).
     columns : sequence of str
         Outcome columns; those in `PROPORTION_OUTCOMES` give proportions (Wilson or
-        across replicates), the others means (t-interval or across replicates) in
-        their own units.
+        across replicates), the others means (t-interval or across replicates, missing
+        values skipped) in their own units.
     confidence : float
         Level of the intervals.
 
