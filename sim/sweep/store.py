@@ -51,10 +51,6 @@ TASKS = "sweep_tasks.parquet"
 LOG = "tasks.log"
 SUMMARY = "summary"
 TABLES = tuple(item.name for item in dataclasses.fields(RunTables))
-SUMMARY_SCHEMA = pa.schema([
-    ("task", pa.string()), ("strategy", pa.string()), ("treatment", pa.string()), ("metric", pa.string()),
-    ("value", pa.float64()), ("ci_low", pa.float64()), ("ci_high", pa.float64()),
-])
 TASK_COLUMNS = ["task", "variant", "analysis", "parameter", "bound", "sample", "replicate"]
 CSV_FLOAT = "%.10g"
 
@@ -107,10 +103,8 @@ class SweepStore:
                 frame.insert(0, "task", task.id)
                 self._write_parquet(self.directory / name / f"{task.id}.parquet",
                                     pa.Table.from_pandas(frame, preserve_index=False))
-        summary = result.summary.assign(task=task.id)[SUMMARY_SCHEMA.names]
-        table = pa.Table.from_pandas(summary, schema=SUMMARY_SCHEMA, preserve_index=False)
-        self._write_parquet(self.directory / SUMMARY / f"{task.id}.parquet", table)
-        self._summaries[task.id] = table
+        self._write_parquet(self.directory / SUMMARY / f"{task.id}.parquet", result.summary)
+        self._summaries[task.id] = result.summary
         self.record("finished", task=task.id, attempt=attempt, seconds=round(result.seconds, 3))
 
     def record(self, event: str, **fields: Any) -> None:

@@ -13,20 +13,30 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
 from sim.model import Model
 from sim.runner import RunTables, simulate
 
 
+#: A task's summary as the sweep stores it (`summary/<task>.parquet`): summary.csv's
+#: columns with the task's id in front.
+SUMMARY_SCHEMA = pa.schema([
+    ("task", pa.string()), ("strategy", pa.string()), ("treatment", pa.string()), ("metric", pa.string()),
+    ("value", pa.float64()), ("ci_low", pa.float64()), ("ci_high", pa.float64()),
+])
+
+
 @dataclass(frozen=True)
 class TaskResult:
-    """A finished task: its summary (long form, as summary.csv), and its tables if kept.
+    """A finished task: its summary (long form, as summary.csv, with the task's id; an Arrow
+    table of `SUMMARY_SCHEMA`), and its tables if kept.
 
     `seconds` is the wall time the worker spent on it.
     """
 
     task: str
-    summary: pd.DataFrame
+    summary: pa.Table
     tables: RunTables | None
     seconds: float
 
@@ -47,7 +57,16 @@ def run_task(task_id: str, model: Model, replicate: int, keep_tables: bool = Fal
     summary = summarize_run(tables.episodes, tables.patients)
     if economics is not None:
         summary = _with_costs(summary, tables, economics)
-    return TaskResult(task_id, summary, tables if keep_tables else None, time.perf_counter() - start)
+    return TaskResult(task_id, summary_table(task_id, summary), tables if keep_tables else None,
+                      time.perf_counter() - start)
+
+
+def summary_table(task_id: str, summary: pd.DataFrame) -> pa.Table:
+    """`summary` (long form, as summary.csv) with the task's id in front, as stored."""
+    # Built here, in the worker, rather than by the process that writes it: that process
+    # serves every worker, and the conversion was a third of its work per task.
+    return pa.Table.from_pandas(summary.assign(task=task_id)[SUMMARY_SCHEMA.names], schema=SUMMARY_SCHEMA,
+                                preserve_index=False)
 
 
 def _with_costs(summary: pd.DataFrame, tables: RunTables, economics) -> pd.DataFrame:
