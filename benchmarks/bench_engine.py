@@ -56,6 +56,24 @@ def cpu_model() -> str:
     return platform.machine()
 
 
+def memory_pages() -> str:
+    """Say which memory pages a run gets: the kernel's transparent huge page settings and
+    whether runs ask NumPy for them (`sim.memory.small_pages`)."""
+    import os
+
+    settings = []
+    for name in ("enabled", "defrag"):
+        try:
+            with open(f"/sys/kernel/mm/transparent_hugepage/{name}", encoding="utf-8") as setting:
+                chosen = setting.read().split("[", 1)[1].split("]", 1)[0]
+        except (OSError, IndexError):
+            chosen = "n/a"
+        settings.append(f"{name}={chosen}")
+    user = os.environ.get("NUMPY_MADVISE_HUGEPAGE")
+    numpy = "off during runs" if user is None else f"as NUMPY_MADVISE_HUGEPAGE={user}"
+    return f"THP {' '.join(settings)}; NumPy huge pages {numpy}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="adult_conventional")

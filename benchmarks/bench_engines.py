@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from bench_engine import cpu_model
+from bench_engine import cpu_model, memory_pages
 
 FULL = {"scenarios": ["adult_conventional", "modern_adult"], "patients": [10_000, 100_000, 1_000_000],
         "psa_samples": 1000, "psa_patients": 1000, "psa_des_samples": 20}
@@ -140,7 +140,8 @@ def main() -> None:
 
 def run_all(settings: dict, engines: list[str], repeats: int, psa: bool) -> list[dict]:
     """Run every measurement, printing a Markdown table as results come in; return them."""
-    print(f"# {cpu_model()}, Python {platform.python_version()}, one core, best of {repeats}\n")
+    print(f"# {cpu_model()}, Python {platform.python_version()}, one core, best of {repeats}")
+    print(f"# {memory_pages()}\n")
     print("| scenario | engine | patients | trajectories/s | seconds | episodes | peak MiB | vector / DES |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     results = []

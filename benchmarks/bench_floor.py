@@ -21,7 +21,7 @@ import functools
 import platform
 import time
 
-from bench_engine import cpu_model
+from bench_engine import cpu_model, memory_pages
 
 PARTS = {
     "random numbers: slot columns (PCG64)": ("sim.draws", "SlotStream", "slot"),
@@ -88,6 +88,7 @@ def main() -> None:
     total = time.perf_counter() - start
     trajectories = args.patients * len(model.strategies)
     print(f"# {cpu_model()}, Python {platform.python_version()}, one core")
+    print(f"# {memory_pages()}")
     print(f"# {args.scenario}: {args.patients:,} patients x {len(model.strategies)} strategies, "
           f"{len(tables.episodes):,} episodes; {total:.2f} s, {trajectories / total:,.0f} trajectories/s\n")
     print(f"{'part':62s} {'seconds':>8s} {'us/trajectory':>14s}")
