@@ -64,13 +64,29 @@ def _libc():
         return None
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
 _LIBC = _libc()
+_MALLINFO2 = getattr(_LIBC, "mallinfo2", None)  # glibc >= 2.33
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _Mallinfo2
+
+#: Freed heap (MiB) a run may keep for its next chunk before handing it back.
+KEEP_FREE_MIB = 128
 
 
-def hand_back_freed_memory() -> None:
-    """Return the memory a chunk freed to the operating system (glibc; elsewhere nothing)."""
+def hand_back_freed_memory(keep_mib: float = KEEP_FREE_MIB) -> None:
+    """Return the memory freed chunks left in the heap to the operating system once there
+    is more than `keep_mib` MiB of it (glibc; elsewhere nothing)."""
     # A chunk's temporary arrays are below glibc's self-raising mmap threshold: once freed
     # they stay in the process as heap, so a million-patient run kept about 0.6 GB it did
-    # not use on top of its tables.
-    if _LIBC is not None:
+    # not use on top of its tables. Handing it all back after every chunk made the next
+    # chunk fault the same pages in again (about 20% of a 1M run's kernel time); keeping
+    # up to 128 MiB saved 0.4-0.5 s of 7 s for about 20 MiB more at the peak.
+    if _LIBC is None:
+        return
+    if _MALLINFO2 is None or _MALLINFO2().fordblks > keep_mib * 2**20:
         _LIBC.malloc_trim(0)

@@ -1,4 +1,5 @@
-"""Runs ask NumPy for ordinary pages (`sim.memory.small_pages`) and put its choice back."""
+"""Runs ask NumPy for ordinary pages (`sim.memory.small_pages`) and put its choice back; freed
+memory is handed back to the system only beyond what a run may keep."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sim import memory, runner
 from sim.loader import load_scenario
 from sim.model import compile_model
 
-pytestmark = pytest.mark.skipif(memory._set_madvise_hugepage is None, reason="this NumPy has no huge-page switch")
+needs_switch = pytest.mark.skipif(memory._set_madvise_hugepage is None, reason="this NumPy has no huge-page switch")
 
 
 def huge_pages() -> bool:
@@ -29,6 +30,7 @@ def numpy_choice(monkeypatch):
 
 
 @pytest.mark.parametrize("choice", [True, False])
+@needs_switch
 def test_small_pages_inside_and_the_choice_put_back_after(numpy_choice, choice):
     memory._set_madvise_hugepage(choice)
     with memory.small_pages():
@@ -39,6 +41,7 @@ def test_small_pages_inside_and_the_choice_put_back_after(numpy_choice, choice):
     assert huge_pages() is choice
 
 
+@needs_switch
 def test_the_last_thread_to_leave_puts_the_choice_back(numpy_choice):
     entered, leave, seen = threading.Barrier(3, timeout=10), threading.Event(), []
 
@@ -64,12 +67,14 @@ def test_the_last_thread_to_leave_puts_the_choice_back(numpy_choice):
     assert huge_pages()
 
 
+@needs_switch
 def test_a_user_who_chose_keeps_their_choice(numpy_choice, monkeypatch):
     monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
     with memory.small_pages():
         assert huge_pages()
 
 
+@needs_switch
 def test_a_run_builds_its_tables_with_small_pages(numpy_choice, monkeypatch):
     seen = []
     join = runner.join_columns
@@ -83,3 +88,28 @@ def test_a_run_builds_its_tables_with_small_pages(numpy_choice, monkeypatch):
     runner.simulate(compile_model(loaded.scenario, loaded.name), chunk_size=100, progress=False)
     assert seen == [False] * 4
     assert huge_pages()
+
+
+class _FakeLibc:
+    def __init__(self):
+        self.trims = 0
+
+    def malloc_trim(self, pad):
+        self.trims += 1
+
+
+@pytest.mark.parametrize("free_mib, trimmed", [(10, 0), (128, 0), (129, 1), (600, 1)])
+def test_freed_memory_is_handed_back_only_beyond_what_a_run_may_keep(monkeypatch, free_mib, trimmed):
+    libc = _FakeLibc()
+    monkeypatch.setattr(memory, "_LIBC", libc)
+    monkeypatch.setattr(memory, "_MALLINFO2", lambda: memory._Mallinfo2(fordblks=free_mib * 2**20))
+    memory.hand_back_freed_memory()
+    assert libc.trims == trimmed
+
+
+def test_without_heap_statistics_freed_memory_is_always_handed_back(monkeypatch):
+    libc = _FakeLibc()
+    monkeypatch.setattr(memory, "_LIBC", libc)
+    monkeypatch.setattr(memory, "_MALLINFO2", None)
+    memory.hand_back_freed_memory()
+    assert libc.trims == 1
