@@ -150,7 +150,7 @@ def _joined(chunks: dict[str, list], model: Model) -> RunTables:
     for name in TABLES:
         joined.append(join_columns(chunks.pop(name), len(model.strategies)))
         if model.patients * model.replicates >= _TRIM_FROM:
-            hand_back_freed_memory()
+            hand_back_freed_memory(keep_mib=0)  # no chunk comes after: keep nothing
     return RunTables(*joined)
 
 

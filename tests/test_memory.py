@@ -98,12 +98,13 @@ class _FakeLibc:
         self.trims += 1
 
 
-@pytest.mark.parametrize("free_mib, trimmed", [(10, 0), (128, 0), (129, 1), (600, 1)])
-def test_freed_memory_is_handed_back_only_beyond_what_a_run_may_keep(monkeypatch, free_mib, trimmed):
+@pytest.mark.parametrize("free_mib, keep_mib, trimmed",
+                         [(10, None, 0), (128, None, 0), (129, None, 1), (600, None, 1), (10, 0, 1)])
+def test_freed_memory_is_handed_back_only_beyond_what_a_run_may_keep(monkeypatch, free_mib, keep_mib, trimmed):
     libc = _FakeLibc()
     monkeypatch.setattr(memory, "_LIBC", libc)
     monkeypatch.setattr(memory, "_MALLINFO2", lambda: memory._Mallinfo2(fordblks=free_mib * 2**20))
-    memory.hand_back_freed_memory()
+    memory.hand_back_freed_memory() if keep_mib is None else memory.hand_back_freed_memory(keep_mib)
     assert libc.trims == trimmed
 
 
