@@ -33,8 +33,8 @@ def small_pages():
     allocates and frees such arrays chunk after chunk, and on a virtual machine whose
     kernel compacts memory to find each huge page (THP `defrag` = `madvise`, the usual
     default) the allocations cost more than the work on them: with huge pages a
-    1,000,000-patient vector run spent 1.7 s joining its tables and 2.8-3.0 s in the
-    kernel in all; with small pages 0.5 s and 1.6 s (benchmarks/README.md). A user who set
+    1,000,000-patient vector run spent 1.7-1.9 s joining its tables and 2.8-3.0 s in the
+    kernel in all; with small pages 0.5-1.4 s and 1.6-2.5 s (benchmarks/README.md). A user who set
     NUMPY_MADVISE_HUGEPAGE keeps their choice. Safe to nest and to enter from several
     threads: the first to enter switches, the last to leave restores.
     """
@@ -85,7 +85,7 @@ def hand_back_freed_memory(keep_mib: float = KEEP_FREE_MIB) -> None:
     # they stay in the process as heap, so a million-patient run kept about 0.6 GB it did
     # not use on top of its tables. Handing it all back after every chunk made the next
     # chunk fault the same pages in again (about 20% of a 1M run's kernel time); keeping
-    # up to 128 MiB saved 0.4-0.5 s of 7 s for about 20 MiB more at the peak.
+    # up to 128 MiB saved 0.2-1.2 s of 6-11 s for 8-36 MiB more at the peak.
     if _LIBC is None:
         return
     if _MALLINFO2 is None or _MALLINFO2().fordblks > keep_mib * 2**20:

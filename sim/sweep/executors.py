@@ -86,7 +86,7 @@ def start_fork_server(workers: int | None = None, scheduler: str | None = None, 
     """Start the local pool's fork server now if the command line asks for a local pool of 2 or
     more workers (arguments as `make_executor`), so that it imports the workers' modules
     (about 0.6 s) while this process plans the sweep; otherwise do nothing."""
-    if scheduler or dask_local or (workers or os.cpu_count() or 1) == 1:
+    if scheduler or dask_local or _worker_count(workers) == 1:
         return
     if _pool_context().get_start_method() == "forkserver":
         multiprocessing.forkserver.ensure_running()
@@ -209,9 +209,14 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, dask
     if scheduler and dask_local:
         raise ScenarioError([Problem("command line", "--scheduler",
                                      "give either --scheduler or --dask local, not both")])
-    count = workers or os.cpu_count() or 1
+    count = _worker_count(workers)
     if scheduler:
         return DaskExecutor.connect(scheduler)
     if dask_local:
         return DaskExecutor.local(count)
     return SerialExecutor() if count == 1 else LocalPool(count)
+
+
+def _worker_count(workers: int | None) -> int:
+    """The number of workers asked for, all cores by default."""
+    return workers or os.cpu_count() or 1
