@@ -499,6 +499,8 @@ def _incidence(table: dict, z: float, times_months: Sequence[float] | None = Non
     ``ci_low`` and ``ci_high`` are rows × causes (proportions). ``at_risk`` and
     ``by_cause`` only without `times_months`.
     """
+    if times_months is not None:
+        return _with_band(_incidence_at(table, np.asarray(times_months, dtype=float)), z)
     k = table["by_cause"].shape[1]
     # Censoring-only times change neither the incidence nor its variance (their at-risk
     # counts are already in the later rows); the last time of each group stays, to mark
@@ -511,10 +513,11 @@ def _incidence(table: dict, z: float, times_months: Sequence[float] | None = Non
     rules = _origin_rules(k)
     rules["incidence"] = lambda t, pos: np.zeros((len(pos), k))
     rules["variance"] = lambda t, pos: np.zeros((len(pos), k))
-    if times_months is not None:
-        table = _at_times(table, np.asarray(times_months, dtype=float))
-    else:
-        table = _with_origin(table, rules)
+    return _with_band(_with_origin(table, rules), z)
+
+
+def _with_band(table: dict, z: float) -> dict:
+    """The table with its incidence's standard error and log–log interval."""
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(table["variance"])
         low, high = _loglog_band(table["incidence"], se / table["incidence"], z)
@@ -522,26 +525,37 @@ def _incidence(table: dict, z: float, times_months: Sequence[float] | None = Non
             "ci_high": high}
 
 
-def _at_times(table: dict, times: np.ndarray) -> dict:
-    """Incidence and variance of every group at ``times`` (step function, NaN past the data)."""
+def _incidence_at(table: dict, times: np.ndarray) -> dict:
+    """Aalen–Johansen incidence and variance of every group of an `_event_table` at
+    ``times`` only (step function, NaN past the data); rows are (group, time), columns causes.
+
+    The same estimates as the full-resolution table read at ``times``, without building
+    it: the running totals of the variance are needed only where they are read, so each
+    is a sum over the rows up to that time (`np.add.reduceat`), not a running total kept
+    for every row. On a million-patient run that table is 8 million rows by 5 causes.
+    """
     bounds = list(_group_bounds(table["group"]))
     first = np.array([a for a, _ in bounds], dtype=np.int64)
     last = np.array([b - 1 for _, b in bounds], dtype=np.int64)
-    at = np.array([np.searchsorted(table["time"][a:b], times, side="right") - 1 for a, b in bounds],
+    # Censoring-only rows add exact zeros to every sum and leave the survival as it is,
+    # so reading the full table at its last row up to a time reads the estimate there.
+    at = np.array([a + np.searchsorted(table["time"][a:b], times, side="right") - 1 for a, b in bounds],
                   dtype=np.int64).reshape(len(bounds), len(times))
-    everyone_stopped = np.isclose(table["incidence"][last].sum(axis=1), 1.0)
-    rows = (first[:, None] + np.maximum(at, 0)).ravel()
+    before = at < first[:, None]  # before the first time of the group: nothing has happened yet
+    rows = np.concatenate([np.where(before, first[:, None], at).ravel(), last])
+    incidence, variance = _aalen_johansen_at(table, rows)
+    everyone_stopped = np.isclose(incidence[-len(last):].sum(axis=1), 1.0)
     keep = ((times <= table["time"][last][:, None]) | everyone_stopped[:, None]).reshape(-1, 1)
-    zero = (at < 0).reshape(-1, 1)  # before the first stop: nothing has happened yet
+    zero = before.reshape(-1, 1)
 
-    def pick(name):
-        return np.where(keep, np.where(zero, 0.0, table[name][rows]), np.nan)
+    def pick(values):
+        return np.where(keep, np.where(zero, 0.0, values[:at.size]), np.nan)
 
     return {
         "group": np.repeat(table["group"][first], len(times)),
         "time": np.tile(times, len(bounds)),
-        "incidence": pick("incidence"),
-        "variance": pick("variance"),
+        "incidence": pick(incidence),
+        "variance": pick(variance),
     }
 
 
@@ -556,17 +570,30 @@ def _first_of_group(group: np.ndarray) -> np.ndarray:
 _BLOCK_CELLS = 1 << 20
 
 
-def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Incidence of each cause and its delta-method variance, rows × causes."""
+def _any_cause_terms(table: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of an `_event_table`: at risk n (float), the survival just before the time
+    (any cause) and Greenwood's term a = d / (n (n − d)) (0 without events or when all stop)."""
     n = table["at_risk"].astype(float)
     d_all = table["events"].astype(float)
-    group = table["group"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        survival = _grouped_cumprod(1.0 - d_all / n, group)
+        survival = _grouped_cumprod(1.0 - d_all / n, table["group"])
         a = np.where((d_all > 0) & (n > d_all), d_all / (n * (n - d_all)), 0.0)
     lagged = np.empty_like(survival)
     lagged[1:] = survival[:-1]
     lagged[table["first"]] = 1.0
+    return n, lagged, a
+
+
+def _variance(f, a_sum, sum_af, sum_af2, sum_b, sum_c, sum_cf):
+    """Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), from the expanded
+    sums up to t (Collett, 3rd ed., p. 411)."""
+    return f**2 * a_sum - 2 * f * sum_af + sum_af2 + sum_b - 2 * (f * sum_c - sum_cf)
+
+
+def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Incidence of each cause and its delta-method variance, rows × causes."""
+    group = table["group"]
+    n, lagged, a = _any_cause_terms(table)
     a_sum = _grouped_cumsum(a, group)
     shape = table["by_cause"].shape
     incidence, variance = np.zeros(shape), np.zeros(shape)
@@ -584,6 +611,43 @@ def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
     return incidence, np.maximum(variance, 0.0)
 
 
+def _aalen_johansen_at(table: dict, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_aalen_johansen` read at `rows` only (rows × causes): the incidence is each cause's
+    running total, the variance's five totals are sums from the group's first row."""
+    group = table["group"]
+    n, lagged, a = _any_cause_terms(table)
+    totals = _SumsUpTo(group, rows)
+    a_sum = totals(a)
+    shape = (len(rows), table["by_cause"].shape[1])
+    incidence, variance = np.zeros(shape), np.zeros(shape)
+    for cause in np.flatnonzero(table["by_cause"].any(axis=0)):  # causes that never occur stay 0
+        d = table["by_cause"][:, cause].astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f_all = _grouped_cumsum(lagged * d / n, group)
+            b = lagged**2 * d * (n - d) / n**3
+            c = lagged * d / n**2
+        f = f_all[rows]
+        incidence[:, cause] = f
+        variance[:, cause] = _variance(f, a_sum, totals(a * f_all), totals(a * f_all**2), totals(b), totals(c),
+                                       totals(c * f_all))
+    return incidence, np.maximum(variance, 0.0)
+
+
+class _SumsUpTo:
+    """Sums of a per-row array from each row's group start up to and including it, for given rows."""
+
+    def __init__(self, group: np.ndarray, rows: np.ndarray):
+        starts = np.array([a for a, _ in _group_bounds(group)], dtype=np.int64)
+        ends = rows + 1
+        self.cuts = np.unique(np.concatenate([starts, ends[ends < len(group)]]))
+        self.segment_group = group[self.cuts]
+        self.segment = np.searchsorted(self.cuts, ends) - 1  # the segment each row's sum ends with
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        segments = np.add.reduceat(values, self.cuts) if len(values) else np.zeros(0)
+        return _grouped_cumsum(segments, self.segment_group)[self.segment]
+
+
 def _incidence_and_variance(d, n, lagged, a, a_sum, group):
     """Aalen–Johansen incidence and its variance for the events `d` of some causes
     (causes × times); the other arguments are per time, as in `_aalen_johansen`."""
@@ -591,16 +655,14 @@ def _incidence_and_variance(d, n, lagged, a, a_sum, group):
         f = _grouped_cumsum(lagged * d / n, group)
         b = lagged**2 * d * (n - d) / n**3
         c = lagged * d / n**2
-    # Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), expanded so
-    # that each sum is a running total. On a small table the five totals take one pass
-    # over the groups, stacked; on a big one the stack would only cost memory.
+    # The five sums of `_variance` as running totals. On a small table they take one
+    # pass over the groups, stacked; on a big one the stack would only cost memory.
     terms = (a * f, a * f**2, b, c, c * f)
     if f.size * len(terms) <= _BLOCK_CELLS:
         totals = _grouped_cumsum(np.stack(terms), group)
     else:
         totals = [_grouped_cumsum(term, group) for term in terms]
-    sum_af, sum_af2, sum_b, sum_c, sum_cf = totals
-    return f, f**2 * a_sum - 2 * f * sum_af + sum_af2 + sum_b - 2 * (f * sum_c - sum_cf)
+    return f, _variance(f, a_sum, *totals)
 
 
 # --------------------------------------------------------------- reading curves

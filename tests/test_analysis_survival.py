@@ -325,6 +325,34 @@ def test_incidence_at_chosen_times_equals_reading_the_full_table():
     np.testing.assert_allclose(totals.dropna(), 1.0)
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_incidence_at_chosen_times_with_ties_equals_the_full_table_read_by_hand(seed):
+    """Whole-month durations give ties of events and censorings, censoring-only times and
+    chosen times before the first stop, at a stop and past the data: the direct estimate
+    (and its standard error) equals the full-resolution table read at its last row at or
+    before each time, NaN past a group's last duration unless all of it had stopped."""
+    episodes = synthetic_run(patients=150, seed=seed, horizon_months=30.0).episodes.copy()
+    episodes["stop"] = episodes["start"] + np.ceil(episodes["stop"] - episodes["start"])
+    times = np.array([0.0, 0.5, 1.0, 2.5, 7.0, 12.0, 29.0, 30.0, 31.0, 45.0])
+    columns = ["cumulative_incidence", "standard_error", "ci_low", "ci_high"]
+    full = cumulative_incidence(episodes, by="treatment")
+    direct = cumulative_incidence(episodes, by="treatment", times_months=list(times))
+    compared = 0
+    for treatment, curve in full.groupby("treatment", observed=True):
+        last_time = curve["time_months"].max()
+        stopped = curve[curve["time_months"] == last_time]["cumulative_incidence"].sum()
+        for reason, rows in curve.groupby("reason", observed=True):
+            at = np.searchsorted(rows["time_months"].to_numpy(), times, side="right") - 1
+            expected = rows[columns].to_numpy()[at]
+            expected[(times > last_time) & ~np.isclose(stopped, 1.0)] = np.nan
+            got = direct[(direct["treatment"] == treatment) & (direct["reason"] == reason)]
+            np.testing.assert_array_equal(got["time_months"], times)
+            np.testing.assert_allclose(got[columns].to_numpy(), expected, rtol=1e-12, atol=1e-15)
+            compared += 1
+    assert compared == full["treatment"].nunique() * len(DISCONTINUATION_REASONS)
+    assert np.isnan(direct["cumulative_incidence"]).any() and (direct["cumulative_incidence"] > 0).any()
+
+
 @pytest.mark.parametrize("categories", [4, 60])  # few possible combinations are counted, many sorted
 def test_categorical_group_ids_match_pandas_grouping(categories):
     """The codes-based grouping of categorical keys equals pandas' (observed, sorted, NaN dropped)."""
