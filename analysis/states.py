@@ -20,16 +20,22 @@ The last state is carried past ``follow_up_months``, so at the horizon the state
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from analysis.intervals import proportion_estimates
+from analysis.survival import _cause_codes
 
 #: States that are not a systemic line, in display order.
 OTHER_STATES = ("awaiting_treatment", "topical", "supportive_care", "lost_to_followup", "dead")
 
 _KEYS = ["replicate", "strategy", "patient"]
+
+#: Reasons for stopping that decide what follows an episode (any other: supportive care
+#: after the last episode).
+_ENDINGS = ("remission", "horizon", "lost_to_followup", "death")
 
 
 def systemic_state(line: int) -> str:
@@ -102,25 +108,65 @@ def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
         ``stop_months`` (months since entry; the last segment of each patient ends at
         +inf). Zero-length segments are dropped.
     """
+    timeline = _timeline(episodes, patients)
+    rows = len(timeline.row)
+    columns = {"patient_row": np.repeat(timeline.row, 4)}
+    for name, dtype in (("state", np.int64), ("start_months", float), ("stop_months", float)):
+        columns[name] = _interleaved(rows, [slot[name] for slot in timeline.slots], dtype)
+    valid = _interleaved(rows, [True if has is None else has for has in timeline.has_slot], bool)
+    columns = {name: values[valid] for name, values in columns.items()}
+    if timeline.extra is not None:
+        merged = {name: np.concatenate([columns[name], timeline.extra[name]]) for name in columns}
+        order = np.argsort(merged["patient_row"], kind="stable")
+        columns = {name: values[order] for name, values in merged.items()}
+    keep = columns["stop_months"] > columns["start_months"]
+    segments = pd.DataFrame({name: values[keep] for name, values in columns.items()})
+    segments["state"] = pd.Categorical.from_codes(segments["state"].to_numpy(), categories=timeline.states)
+    return segments
+
+
+@dataclass
+class _Timeline:
+    """Every patient's timeline in four slots per episode, in time order: the gap before
+    it, the episode, and after a patient's last episode the tail and the loss.
+
+    ``row`` is the patient row of each episode (episodes by patient, then time);
+    ``slots`` the four slots, each a dict of ``state`` (code in ``states``),
+    ``start_months`` and ``stop_months`` per episode; ``has_slot`` which episodes have
+    each slot (None: all); ``extra`` the segments of patients without episodes, as in
+    `state_segments` (None if there are none).
+    """
+
+    states: list[str]
+    row: np.ndarray
+    slots: list[dict[str, np.ndarray]]
+    has_slot: list[np.ndarray | None]
+    extra: dict[str, np.ndarray] | None
+
+
+def _timeline(episodes: pd.DataFrame, patients: pd.DataFrame) -> _Timeline:
     max_line = int(episodes["line"].max()) if len(episodes) else 0
     states = state_order(max_line)
     code = {name: i for i, name in enumerate(states)}
     row = _patient_index(episodes, patients)
-    order = np.lexsort((episodes["episode"].to_numpy(), episodes["start"].to_numpy(), row))
-    row = row[order]
-    start = episodes["start"].to_numpy(dtype=float)[order]
-    stop = episodes["stop"].to_numpy(dtype=float)[order]
-    systemic = episodes["line"].to_numpy(np.int64)[order] - 1  # code of systemic_line_<line>
-    reason = episodes["reason"].astype(object).to_numpy()[order]
+    start = episodes["start"].to_numpy(dtype=float)
+    stop = episodes["stop"].to_numpy(dtype=float)
+    number = episodes["episode"].to_numpy()
+    systemic = episodes["line"].to_numpy(np.int64) - 1  # code of systemic_line_<line>
+    reason = _cause_codes(episodes["reason"], _ENDINGS)
+    if not _in_time_order(row, start, number):  # the runner writes them in order
+        order = np.lexsort((number, start, row))
+        row, start, stop, systemic, reason = row[order], start[order], stop[order], systemic[order], reason[order]
     first = np.ones(len(row), dtype=bool)
     first[1:] = row[1:] != row[:-1]
     last = np.append(first[1:], True)
 
     previous_stop = np.where(first, 0.0, np.roll(stop, 1))
-    previous_remission = ~first & np.roll(reason == "remission", 1)
+    remission, horizon, lost_to_followup, death = (reason == i for i in range(len(_ENDINGS)))
+    previous_remission = ~first & np.roll(remission, 1)
     gap = np.where(previous_remission, code["topical"], code["awaiting_treatment"])
     tail = np.select(
-        [reason == "remission", reason == "horizon", reason == "lost_to_followup", reason == "death"],
+        [remission, horizon, lost_to_followup, death],
         [code["topical"], systemic, code["lost_to_followup"], code["dead"]],
         code["supportive_care"],
     )
@@ -130,34 +176,44 @@ def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
     # that state for good.
     lost = (final == "lost_to_followup") | (final == "dead")
     ending = np.where(final == "dead", code["dead"], code["lost_to_followup"])
-    tail_stop = np.where(lost[row], np.maximum(follow_up[row], stop), np.inf)
-    lost_start = np.where(lost[row], tail_stop, np.inf)
-    # Four slots per episode, in time order: the gap before it, the episode, and after
-    # the last episode of a patient the tail and the loss to follow-up.
-    columns = {
-        "patient_row": np.repeat(row, 4),
-        "state": np.column_stack(
-            [gap, systemic, tail, ending[row]]
-        ),
-        "start_months": np.column_stack([previous_stop, start, stop, lost_start]),
-        "stop_months": np.column_stack([start, stop, tail_stop, np.full(len(row), np.inf)]),
-    }
-    valid = np.column_stack([np.ones((len(row), 2), dtype=bool), last, last & lost[row]]).ravel()
-    columns = {name: values.ravel()[valid] for name, values in columns.items()}
-    columns = _with_patients_without_episodes(columns, row, final, follow_up, lost, ending, code)
-    keep = columns["stop_months"] > columns["start_months"]
-    segments = pd.DataFrame({name: values[keep] for name, values in columns.items()})
-    segments["state"] = pd.Categorical.from_codes(segments["state"].to_numpy(), categories=states)
-    return segments
+    lost_row = lost[row]
+    tail_stop = np.where(lost_row, np.maximum(follow_up[row], stop), np.inf)
+    never = np.broadcast_to(np.inf, len(row))
+    slots = [
+        {"state": gap, "start_months": previous_stop, "stop_months": start},
+        {"state": systemic, "start_months": start, "stop_months": stop},
+        {"state": tail, "start_months": stop, "stop_months": tail_stop},
+        {"state": ending[row], "start_months": np.where(lost_row, tail_stop, np.inf), "stop_months": never},
+    ]
+    extra = _patients_without_episodes(row, final, follow_up, lost, ending, code)
+    return _Timeline(states, row, slots, [None, None, last, last & lost_row], extra)
 
 
-def _with_patients_without_episodes(columns, row, final, follow_up, lost, ending, code) -> dict:
-    """Add the timeline of patients who never started a systemic treatment."""
+def _interleaved(rows: int, columns: list, dtype) -> np.ndarray:
+    """The columns (arrays of `rows` values, or scalars) side by side, flat: row after row."""
+    out = np.empty((rows, len(columns)), dtype=dtype)
+    for j, column in enumerate(columns):
+        out[:, j] = column
+    return out.ravel()
+
+
+def _in_time_order(row: np.ndarray, start: np.ndarray, number: np.ndarray) -> bool:
+    """Whether the episodes already come by patient row, then start, then episode number."""
+    if len(row) < 2:
+        return True
+    same_row = row[1:] == row[:-1]
+    same_start = same_row & (start[1:] == start[:-1])
+    later = (row[1:] > row[:-1]) | (same_row & (start[1:] > start[:-1])) | (same_start & (number[1:] >= number[:-1]))
+    return bool(later.all())
+
+
+def _patients_without_episodes(row, final, follow_up, lost, ending, code) -> dict | None:
+    """The timeline of patients who never started a systemic treatment (None if there are none)."""
     has_episode = np.zeros(len(final), dtype=bool)
     has_episode[row] = True
     without = np.flatnonzero(~has_episode)
     if without.size == 0:
-        return columns
+        return None
     state = np.array(
         [
             code[f] if f in ("topical", "supportive_care") else code["awaiting_treatment"]
@@ -166,15 +222,12 @@ def _with_patients_without_episodes(columns, row, final, follow_up, lost, ending
         dtype=np.int64,
     )
     end = np.where(lost[without], follow_up[without], np.inf)
-    extra = {
+    return {
         "patient_row": np.concatenate([without, without[lost[without]]]),
         "state": np.concatenate([state, ending[without][lost[without]]]),
         "start_months": np.concatenate([np.zeros(without.size), end[lost[without]]]),
         "stop_months": np.concatenate([end, np.full(lost[without].sum(), np.inf)]),
     }
-    merged = {name: np.concatenate([columns[name], extra[name]]) for name in columns}
-    order = np.argsort(merged["patient_row"], kind="stable")
-    return {name: values[order] for name, values in merged.items()}
 
 
 def monthly_grid(horizon_months: float, step_months: float = 1.0) -> np.ndarray:
@@ -226,8 +279,8 @@ def state_counts(
     times = np.asarray(
         monthly_grid(horizon_of(patients)) if times_months is None else times_months, dtype=float
     )
-    segments = state_segments(episodes, patients)
-    states = list(segments["state"].cat.categories)
+    timeline = _timeline(episodes, patients)
+    states = timeline.states
     strategies = _strategy_categories(patients)
     replicates, replicate = np.unique(patients["replicate"].to_numpy(), return_inverse=True)
     cohort = replicate * len(strategies) + _codes(patients["strategy"], strategies)
@@ -235,13 +288,9 @@ def state_counts(
     sizes = np.bincount(cohort, minlength=n_cohorts)
     # Patients in a state at t: segments started by t minus segments ended by t, counted
     # per (replicate, strategy, state) with one bincount over time bins.
-    group = (
-        cohort[segments["patient_row"].to_numpy()] * len(states)
-        + segments["state"].cat.codes.to_numpy()
-    )
-    counts = _counted_by(
-        group, segments["start_months"].to_numpy(), times, n_cohorts * len(states)
-    ) - _counted_by(group, segments["stop_months"].to_numpy(), times, n_cohorts * len(states))
+    n_groups = n_cohorts * len(states)
+    counts = sum(_occupied(segment_cohort, segments, len(states), times, n_groups)
+                 for segment_cohort, segments in _segments_of(timeline, cohort))
     counts = counts.reshape(n_cohorts, len(states), len(times)).transpose(0, 2, 1)
     present = np.flatnonzero(sizes)
     used = np.flatnonzero(counts.sum(axis=(0, 1)))
@@ -263,6 +312,30 @@ def state_counts(
         }
     )
     return out.sort_values(["strategy", "replicate"], kind="stable", ignore_index=True)
+
+
+def _segments_of(timeline: _Timeline, cohort: np.ndarray):
+    """Yield (cohort of each segment, segments) for each slot of `timeline` and its patients
+    without episodes, in no particular order (for counting); `cohort` is by patient row."""
+    episode_cohort = cohort[timeline.row]
+    for slot, has in zip(timeline.slots, timeline.has_slot):
+        if has is None:
+            yield episode_cohort, slot
+        else:
+            yield episode_cohort[has], {name: values[has] for name, values in slot.items()}
+    if timeline.extra is not None:
+        yield cohort[timeline.extra["patient_row"]], timeline.extra
+
+
+def _occupied(cohort: np.ndarray, segments: dict, n_states: int, times: np.ndarray, n_groups: int) -> np.ndarray:
+    """(cohort, state) groups × times: how many of `segments` (of patients in `cohort`) cover each time."""
+    start, stop = segments["start_months"], segments["stop_months"]
+    state = segments["state"]
+    lasting = stop > start  # segments of no time (or none at all) are not counted
+    if not lasting.all():
+        cohort, state, start, stop = cohort[lasting], state[lasting], start[lasting], stop[lasting]
+    group = cohort * n_states + state
+    return _counted_by(group, start, times, n_groups) - _counted_by(group, stop, times, n_groups)
 
 
 def _counted_by(

@@ -67,6 +67,52 @@ def test_state_at_the_horizon_is_the_final_state(run):
     np.testing.assert_array_equal(joined.iloc[:, 0], joined.iloc[:, 1])
 
 
+def _counted_from_segments(episodes, patients, times):
+    """Patients in each state at each time, by hand: a segment covers t when start <= t < stop."""
+    segments = state_segments(episodes, patients)
+    rows = []
+    for t in times:
+        covering = segments[(segments["start_months"] <= t) & (t < segments["stop_months"])]
+        strategy = patients["strategy"].to_numpy()[covering["patient_row"]]
+        counted = covering.groupby([strategy, covering["state"].astype(str)]).size()
+        rows += [(s, t, state, n) for (s, state), n in counted.items()]
+    return pd.DataFrame(rows, columns=["strategy", "time_months", "state", "patients"])
+
+
+def _unusual_tables(run):
+    """The run's tables shuffled, with some patients who never start a drug (some of them
+    lost to follow-up), and with episodes that overlap the one before."""
+    patients = run.patients.copy()
+    without = patients["patient"] % 7 == 0
+    dropped = set(zip(patients.loc[without, "strategy"], patients.loc[without, "patient"]))
+    kept = [key not in dropped for key in zip(run.episodes["strategy"], run.episodes["patient"])]
+    patients.loc[without & (patients["patient"] % 2 == 0), "final_state"] = "lost_to_followup"
+    overlapping = run.episodes.copy()
+    overlapping.loc[overlapping.index[5::9], "start"] -= 3.0
+    return {
+        "shuffled": (run.episodes.sample(frac=1.0, random_state=3), run.patients),
+        "patients without episodes": (run.episodes[kept], patients),
+        "overlapping episodes": (overlapping, run.patients),
+    }
+
+
+def test_state_counts_equal_the_segments_counted_by_hand(run):
+    """`state_counts` counts without building the segments: it must count what they say,
+    on tables in any order, with patients who never start a drug and overlapping episodes."""
+    times = [0.0, 0.5, 6.0, 12.0, 30.0, 59.9, 60.0]
+    unusual = _unusual_tables(run)
+    pd.testing.assert_frame_equal(state_counts(*unusual["shuffled"], times),
+                                  state_counts(run.episodes, run.patients, times))
+    for name, (episodes, patients) in {"as run": (run.episodes, run.patients), **unusual}.items():
+        counts = state_counts(episodes, patients, times)
+        counts = counts[counts["patients"] > 0]
+        got = sorted(zip(counts["strategy"].astype(str), counts["time_months"], counts["state"].astype(str),
+                         counts["patients"]))
+        expected = _counted_from_segments(episodes, patients, times)
+        assert got == sorted(zip(expected["strategy"].astype(str), expected["time_months"], expected["state"],
+                                 expected["patients"])), name
+
+
 def test_state_occupancy_sums_to_one(replicated):
     occupancy = state_occupancy(replicated.episodes, replicated.patients)
     totals = occupancy.groupby(["strategy", "time_months"], observed=True)["proportion"].sum()
