@@ -303,6 +303,13 @@ def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
 # ------------------------------------------------------ reasons for stopping
 
 
+def discontinuation_plot_times(max_months: float) -> np.ndarray:
+    """The times (months) at which `plot_discontinuation_reasons` draws the incidence up to
+    `max_months`: estimated there only (``cumulative_incidence(..., times_months=...)``),
+    they draw the same figure without the full-resolution table of a large run."""
+    return np.linspace(0.0, max_months, 481)
+
+
 def plot_discontinuation_reasons(
     incidence: pd.DataFrame,
     labels: Mapping[str, str] | None = None,
@@ -332,8 +339,7 @@ def plot_discontinuation_reasons(
     """
     by = curve_groups(incidence)
     max_months = max_months or float(incidence["time_months"].max()) or 1.0
-    grid = np.linspace(0.0, max_months, 481)
-    at = incidence_at(incidence, grid)
+    at = incidence_at(incidence, discontinuation_plot_times(max_months))
     panels = list(at.groupby(by, observed=True, sort=True)) if by else [((), at)]
     n_rows, n_cols = _panel_grid(len(panels))
     reasons = [r for r in REASON_COLOURS if r in set(at["reason"].astype(object))]

@@ -37,6 +37,7 @@ from analysis.outcomes import (
 )
 from analysis.report_sections import care_section, economics_section
 from analysis.plots import (
+    discontinuation_plot_times,
     plot_discontinuation_reasons,
     plot_drug_survival,
     plot_state_occupancy,
@@ -199,7 +200,8 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
             "Cumulative incidence of each reason for stopping, as competing risks "
             "(Aalen–Johansen), all strategies pooled; the grey remainder is still on treatment.",
             lambda: plot_discontinuation_reasons(
-                cumulative_incidence(episodes, by="treatment"),
+                cumulative_incidence(episodes, by="treatment",
+                                     times_months=discontinuation_plot_times(context.horizon_months)),
                 labels=labels,
                 max_months=context.horizon_months,
             ),
