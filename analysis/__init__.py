@@ -41,6 +41,7 @@ _EXPORTS = {
     "analysis.differences": ("strategy_differences",),
     "analysis.summary": ("summarize_run",),
     "analysis.plots": (
+        "discontinuation_plot_times",
         "plot_discontinuation_reasons",
         "plot_drug_survival",
         "plot_state_occupancy",
