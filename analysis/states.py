@@ -145,6 +145,7 @@ class _Timeline:
 
 
 def _timeline(episodes: pd.DataFrame, patients: pd.DataFrame) -> _Timeline:
+    """The `_Timeline` of every patient of `patients` from their `episodes` (in any order)."""
     max_line = int(episodes["line"].max()) if len(episodes) else 0
     states = state_order(max_line)
     code = {name: i for i, name in enumerate(states)}
@@ -287,7 +288,8 @@ def state_counts(
     n_cohorts = len(replicates) * len(strategies)
     sizes = np.bincount(cohort, minlength=n_cohorts)
     # Patients in a state at t: segments started by t minus segments ended by t, counted
-    # per (replicate, strategy, state) with one bincount over time bins.
+    # per (replicate, strategy, state) with bincounts over time bins, slot by slot (the
+    # counts need no segment table in time order, which costs more to build than to count).
     n_groups = n_cohorts * len(states)
     counts = sum(_occupied(segment_cohort, segments, len(states), times, n_groups)
                  for segment_cohort, segments in _segments_of(timeline, cohort))
