@@ -160,7 +160,8 @@ def _timeline(episodes: pd.DataFrame, patients: pd.DataFrame) -> _Timeline:
         row, start, stop, systemic, reason = row[order], start[order], stop[order], systemic[order], reason[order]
     first = np.ones(len(row), dtype=bool)
     first[1:] = row[1:] != row[:-1]
-    last = np.append(first[1:], True)
+    last = np.ones(len(row), dtype=bool)
+    last[:-1] = first[1:]
 
     previous_stop = np.where(first, 0.0, np.roll(stop, 1))
     remission, horizon, lost_to_followup, death = (reason == i for i in range(len(_ENDINGS)))

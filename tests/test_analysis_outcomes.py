@@ -113,6 +113,22 @@ def test_state_counts_equal_the_segments_counted_by_hand(run):
                                  expected["patients"])), name
 
 
+def test_state_counts_when_no_patient_started_a_drug(run):
+    """A run without a single episode (it used to fail): everyone waits, or is on topical
+    therapy or in supportive care as the final state says, and the lost leave at their
+    follow-up."""
+    patients = run.patients
+    counts = state_counts(run.episodes.iloc[:0], patients, [0.0, 1e9])
+    assert len(state_segments(run.episodes.iloc[:0], patients)) >= len(patients)
+    at_start = counts[counts["time_months"] == 0.0].groupby("state", observed=True)["patients"].sum()
+    final = patients["final_state"].astype(str)
+    staying = final.where(final.isin(["topical", "supportive_care"]), "awaiting_treatment")
+    assert at_start[at_start > 0].to_dict() == staying.value_counts().to_dict()
+    at_end = counts[counts["time_months"] == 1e9]
+    lost = at_end[at_end["state"] == "lost_to_followup"]["patients"].sum()
+    assert lost == (final == "lost_to_followup").sum() and at_end["patients"].sum() == len(patients)
+
+
 def test_state_occupancy_sums_to_one(replicated):
     occupancy = state_occupancy(replicated.episodes, replicated.patients)
     totals = occupancy.groupby(["strategy", "time_months"], observed=True)["proportion"].sum()
