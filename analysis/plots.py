@@ -62,6 +62,17 @@ def _figure(width_in: float, height_in: float) -> Figure:
     return fig
 
 
+def _nothing_to_draw(title: str, message: str) -> Figure:
+    """A small figure that says why it has no data (e.g. no patient ever started a drug)."""
+    with matplotlib.rc_context(_style()):
+        fig = _figure(_PANEL_WIDTH_IN, 1.6)
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+        fig.suptitle(title)
+    return fig
+
+
 def _label(labels: Mapping[str, str] | None, name) -> str:
     if labels and name in labels:
         return labels[name]
@@ -186,6 +197,8 @@ def plot_drug_survival(
     -------
     matplotlib.figure.Figure
     """
+    if curve.empty:
+        return _nothing_to_draw(title, "No treatment episodes: no patient started a systemic drug.")
     strategies = _levels(curve["strategy"])
     treatments_all = _all_levels(curve["treatment"])
     colours = colours or treatment_colours(treatments_all)
@@ -337,6 +350,8 @@ def plot_discontinuation_reasons(
     -------
     matplotlib.figure.Figure
     """
+    if incidence.empty:
+        return _nothing_to_draw(title, "No treatment episodes: no patient started a systemic drug.")
     by = curve_groups(incidence)
     max_months = max_months or float(incidence["time_months"].max()) or 1.0
     at = incidence_at(incidence, discontinuation_plot_times(max_months))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -147,3 +148,19 @@ def test_every_image_loads_in_headless_chromium(report, tmp_path):
     images = int(re.search(r'data-images="(\d+)"', body).group(1))
     loaded = int(re.search(r'data-loaded="(\d+)"', body).group(1))
     assert images == loaded == len(FIGURES)
+
+
+def test_report_of_a_run_in_which_no_patient_started_a_drug(tmp_path):
+    """Every figure is still drawn (the episode figures say why they are empty) and every
+    patient is accounted for in the state tables."""
+    run = synthetic_run(patients=40, seed=4)
+    patients = run.patients.copy()
+    patients["final_state"] = patients["final_state"].where(
+        patients["final_state"].isin(["topical", "lost_to_followup"]), "supportive_care")
+    nothing = dataclasses.replace(run, episodes=run.episodes.iloc[:0], adverse_events=run.adverse_events.iloc[:0],
+                                  patients=patients)
+    report = build_report(write_run_dir(tmp_path, nothing))
+    page = report.read_text(encoding="utf-8")
+    assert len(_images(page)) == len(FIGURES)
+    occupancy = pd.read_csv(report.parent / "tables" / "state_occupancy_monthly.csv")
+    assert set(occupancy["state"]) <= {"awaiting_treatment", "topical", "supportive_care", "lost_to_followup"}
