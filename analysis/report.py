@@ -64,7 +64,7 @@ class _Table:
     frame: pd.DataFrame
 
 
-def build_report(run_dir: str | os.PathLike, svg: bool = False) -> Path:
+def build_report(run_dir: str | os.PathLike, svg: bool = False, summary: pd.DataFrame | None = None) -> Path:
     """Write the HTML report of a run, with its figures and tables.
 
     Parameters
@@ -74,6 +74,9 @@ def build_report(run_dir: str | os.PathLike, svg: bool = False) -> Path:
         ``adverse_events.parquet`` used when present).
     svg : bool
         Also write every figure as SVG in ``figures/``.
+    summary : pandas.DataFrame, optional
+        ``summarize_run`` of the run's tables, when the caller already has it (``adpath
+        run --report``); computed from the tables otherwise.
 
     Returns
     -------
@@ -82,7 +85,7 @@ def build_report(run_dir: str | os.PathLike, svg: bool = False) -> Path:
     """
     run = load_run(run_dir)
     context = _Context.of(run)
-    summary = summarize_run(run.episodes, run.patients)
+    summary = summarize_run(run.episodes, run.patients) if summary is None else summary
     shared = _Shared.of(run, context)
     tables = _tables(run, context, summary, shared)
     figures = _figures(run, context, svg, shared)

@@ -88,20 +88,18 @@ def run(scenario, patients, seed, horizon, replicates, workers, engine, out, rep
     """Simulate SCENARIO (a YAML path or a bundled name) and write its tables to --out."""
     loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
     out = out or Path("results") / loaded.name
-    directory = execute(loaded, out, workers=workers, progress=not quiet, economics=economics)
+    directory = execute(loaded, out, workers=workers, progress=not quiet, economics=economics, report=report)
     if report:
-        from analysis.report import build_report
-
-        click.echo(f"report: {build_report(directory)}")
+        click.echo(f"report: {directory / 'report.html'}")
     click.echo(f"wrote {directory}")
 
 
 def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
-            economics: str | None = None) -> Path:
+            economics: str | None = None, report: bool = False) -> Path:
     """Run a loaded scenario and write its run directory (see `sim.pipeline.run_scenario`)."""
     from sim.pipeline import run_scenario
 
-    return run_scenario(loaded, out, workers=workers, progress=progress, economics=economics)
+    return run_scenario(loaded, out, workers=workers, progress=progress, economics=economics, report=report)
 
 
 @main.command()

@@ -18,12 +18,13 @@ from sim.model import compile_model
 
 
 def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
-                 economics: str | None = None, engine: str | None = None) -> Path:
+                 economics: str | None = None, engine: str | None = None, report: bool = False) -> Path:
     """Run a loaded scenario and write its run directory; return the directory.
 
     With `economics` (a bundled setting such as `uk_nhs`, or a path), each patient's
     costs and QALYs are added to patients.parquet and per-strategy results written to
-    economics.csv and incremental.csv.
+    economics.csv and incremental.csv. With `report`, the HTML report is built from the
+    finished directory (`analysis.report.build_report`), reusing the run's summary.
     """
     from analysis.summary import summarize_run
     from sim.outputs import build_manifest, staged_directory, write_json, write_tables
@@ -34,7 +35,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
     tables = simulate(model, workers=workers, progress=progress)
-    summary = summarize_run(tables.episodes, tables.patients)
+    summary = clinical = summarize_run(tables.episodes, tables.patients)
     extra = {}
     if setting is not None:
         tables, summary, extra = _with_economics(tables, summary, setting)
@@ -46,6 +47,11 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
         if setting is not None:
             manifest["economics"] = _economics_manifest(setting, loaded)
         write_json(staging / "run.json", manifest)
+    if report:
+        from analysis.report import build_report
+
+        # At a million patients the summary takes several seconds: the report need not redo it.
+        build_report(out, summary=clinical)
     return out
 
 

@@ -116,3 +116,20 @@ def test_python_dash_m_sim_is_the_same_command(tmp_path):
     completed = subprocess.run([sys.executable, "-m", "sim", "list"], capture_output=True, text=True, check=False)
     assert completed.returncode == 0
     assert "adult_conventional" in completed.stdout
+
+
+def test_run_with_report_summarises_once(tmp_path, monkeypatch):
+    """`adpath run --report` hands the run's summary to the report instead of computing it
+    again (seconds at a million patients); the report's summary table is summary.csv's."""
+    import analysis.report
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the report recomputed the summary")
+
+    monkeypatch.setattr(analysis.report, "summarize_run", not_again)
+    result = invoke("run", "adult_conventional", "--patients", 300, "--out", tmp_path / "run", "--report", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert f"report: {tmp_path / 'run' / 'report.html'}" in result.output
+    written = pd.read_csv(tmp_path / "run" / "summary.csv")
+    in_report = pd.read_csv(tmp_path / "run" / "tables" / "summary.csv")
+    pd.testing.assert_frame_equal(in_report, written)
