@@ -49,8 +49,13 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
         write_json(staging / "run.json", manifest)
     if report:
         from analysis.report import build_report
+        from sim.memory import hand_back_freed_memory
 
-        # At a million patients the summary takes several seconds: the report need not redo it.
+        # The report reads the tables back from `out`: the simulated ones would only
+        # double the peak memory. At a million patients the summary takes several seconds:
+        # the report need not redo it.
+        del tables, extra
+        hand_back_freed_memory(keep_mib=0)
         build_report(out, summary=clinical)
     return out
 
