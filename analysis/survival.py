@@ -227,10 +227,18 @@ def _group_time_order(group: np.ndarray, durations: np.ndarray) -> np.ndarray:
     beats lexsort (and sorting all times at once: 0.7 s against 1.2 s for 8 million)."""
     narrow = np.int16 if len(group) == 0 or group.max() < 2**15 else np.int64
     order = np.argsort(group.astype(narrow), kind="stable")
+    bounds = list(_group_bounds(group[order]))
+    if len(bounds) > _MAX_GROUPS_SORTED_APART:  # a sort call per group would cost more than it saves
+        by_time = np.argsort(durations)
+        return by_time[np.argsort(group[by_time].astype(narrow), kind="stable")]
     grouped = durations[order]
-    for a, b in _group_bounds(group[order]):
+    for a, b in bounds:
         order[a:b] = order[a:b][np.argsort(grouped[a:b])]
     return order
+
+
+#: Most groups whose times `_group_time_order` sorts one group at a time.
+_MAX_GROUPS_SORTED_APART = 1000
 
 
 def _event_table(durations, cause, group, n_causes):
