@@ -228,7 +228,7 @@ def _group_time_order(group: np.ndarray, durations: np.ndarray) -> np.ndarray:
     narrow = np.int16 if len(group) == 0 or group.max() < 2**15 else np.int64
     order = np.argsort(group.astype(narrow), kind="stable")
     bounds = list(_group_bounds(group[order]))
-    if len(bounds) > _MAX_GROUPS_SORTED_APART:  # a sort call per group would cost more than it saves
+    if len(bounds) * _FEWEST_ROWS_SORTED_APART > len(group):  # a sort call per small group costs more than it saves
         by_time = np.argsort(durations)
         return by_time[np.argsort(group[by_time].astype(narrow), kind="stable")]
     grouped = durations[order]
@@ -237,8 +237,10 @@ def _group_time_order(group: np.ndarray, durations: np.ndarray) -> np.ndarray:
     return order
 
 
-#: Most groups whose times `_group_time_order` sorts one group at a time.
-_MAX_GROUPS_SORTED_APART = 1000
+#: Fewest rows per group, on average, for `_group_time_order` to sort each group's times
+#: apart (measured on a million rows: 10 rows a group 0.33 s apart against 0.30 s all at
+#: once, 20 rows 0.23 s against 0.27 s).
+_FEWEST_ROWS_SORTED_APART = 16
 
 
 def _event_table(durations, cause, group, n_causes):

@@ -373,7 +373,7 @@ def test_categorical_group_ids_match_pandas_grouping(categories):
     pd.testing.assert_frame_equal(keys, grouper.size().reset_index()[["strategy", "treatment"]])
 
 
-@pytest.mark.parametrize("groups", [3, 2500])  # sorted one group at a time, and all at once
+@pytest.mark.parametrize("groups", [3, 5000])  # sorted one group at a time, and all at once
 def test_group_time_order_sorts_by_group_then_time(groups):
     from analysis.survival import _group_time_order
 
