@@ -62,6 +62,9 @@ def _figure(width_in: float, height_in: float) -> Figure:
     return fig
 
 
+_NO_EPISODES = "No treatment episodes: no patient started a systemic drug."
+
+
 def _nothing_to_draw(title: str, message: str) -> Figure:
     """A small figure that says why it has no data (e.g. no patient ever started a drug)."""
     with matplotlib.rc_context(_style()):
@@ -198,7 +201,7 @@ def plot_drug_survival(
     matplotlib.figure.Figure
     """
     if curve.empty:
-        return _nothing_to_draw(title, "No treatment episodes: no patient started a systemic drug.")
+        return _nothing_to_draw(title, _NO_EPISODES)
     strategies = _levels(curve["strategy"])
     treatments_all = _all_levels(curve["treatment"])
     colours = colours or treatment_colours(treatments_all)
@@ -351,7 +354,7 @@ def plot_discontinuation_reasons(
     matplotlib.figure.Figure
     """
     if incidence.empty:
-        return _nothing_to_draw(title, "No treatment episodes: no patient started a systemic drug.")
+        return _nothing_to_draw(title, _NO_EPISODES)
     by = curve_groups(incidence)
     max_months = max_months or float(incidence["time_months"].max()) or 1.0
     at = incidence_at(incidence, discontinuation_plot_times(max_months))
