@@ -26,7 +26,7 @@ from sim.engine.des import FAILURES
 from sim.engine.records import BURST_REASONS, REASON_CODE, STATE_CODE
 from sim.engine.vector_draws import ChunkNumbers, EpisodeSlots
 from sim.engine.vector_episodes import plan_episodes
-from sim.engine.vector_flares import lay_flares
+from sim.engine.vector_flares import flare_rates, lay_flares
 from sim.engine.vector_records import SUPPORTIVE, TOPICAL, UNCONTROLLED, VectorRecords
 from sim.model import Model, adjust_odds
 
@@ -100,7 +100,7 @@ class Cohort:
         self.first_topical, self.first_control = np.full(self.size, np.nan), np.full(self.size, np.nan)
         self.systemic, self.topical, self.supportive = (np.zeros(self.size) for _ in range(3))
         self.final = np.full(self.size, -1, dtype=np.int8)
-        self.records = VectorRecords(self, keep_segments=bool(model.rescue and model.rescue.flare_rates))
+        self.records = VectorRecords(self, flare_rates(model))
 
     def now(self, rows: np.ndarray) -> np.ndarray:
         """Months since entry of the trajectories `rows`."""

@@ -21,28 +21,33 @@ from sim.engine.records import BURST_REASONS, BURST_STATES
 from sim.engine.vector_draws import chunk_flare_uniforms
 
 
+def flare_rates(model) -> np.ndarray | None:
+    """Flares per month in each flare state (`BURST_STATES` order), or None when the model lays no flares."""
+    if not (model.rescue and model.rescue.flare_rates):
+        return None
+    return np.array([model.rescue.flare_rates.get(name, 0.0) for name in BURST_STATES])
+
+
 def lay_flares(cohort) -> None:
     """Record the flare bursts of every trajectory of `cohort` (a `sim.engine.vector.Cohort`)."""
     rescue = cohort.model.rescue
-    rows, start, stop, state = cohort.records.segments()
-    rate = np.array([rescue.flare_rates.get(name, 0.0) for name in BURST_STATES])[state]
-    hazard = (stop - start) * rate
-    keep = np.flatnonzero(hazard > 0)
-    if keep.size < hazard.size:  # taking by index: a boolean mask per array cost 5x more
-        rows, start, stop, state, rate, hazard = (a.take(keep) for a in (rows, start, stop, state, rate, hazard))
-    if not rows.size:
+    counts, start, stop, state, hazard = cohort.records.segments()  # segments with a hazard only
+    if not start.size:
         return
     cumulative = np.cumsum(hazard)
-    before = cumulative - hazard
-    trajectories, first = np.unique(rows, return_index=True)
-    last = np.append(first[1:], rows.size) - 1
-    base, total = before[first], cumulative[last] - before[first]
+    trajectories = np.flatnonzero(counts)
+    first = (np.cumsum(counts) - counts)[trajectories]
+    last = first + counts[trajectories] - 1
+    base = cumulative[first] - hazard[first]  # the hazard accumulated before each trajectory
+    total = cumulative[last] - base
     numbers = cohort.numbers
     flares = _flares_within(numbers, cohort.patient[trajectories], total)
     which, position, effective, rebound = flares
-    at = np.searchsorted(cumulative, base[which] + position, side="right")
+    reached = base[which] + position
+    at = np.searchsorted(cumulative, reached, side="right")
     at = np.clip(at, first[which], last[which])  # rounding at a trajectory's edges
-    time = np.clip(start[at] + (base[which] + position - before[at]) / rate[at], start[at], stop[at])
+    rate = flare_rates(cohort.model)[state[at]]
+    time = np.clip(start[at] + (reached - (cumulative[at] - hazard[at])) / rate, start[at], stop[at])
     effective = effective < rescue.response_probability
     rebound = rebound < rescue.rebound_probability
     cohort.records.burst(trajectories[which], time, BURST_REASONS.index("flare"), state[at], effective, rebound)

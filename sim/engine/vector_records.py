@@ -27,9 +27,10 @@ class VectorRecords:
     """Episodes, adverse events, bursts, patient summaries (and, for flares, the segments
     of time controlled or not) of one chunk, as blocks of arrays."""
 
-    def __init__(self, cohort, keep_segments: bool):
+    def __init__(self, cohort, flare_rates: np.ndarray | None):
         self.cohort = cohort
-        self.keep_segments = keep_segments
+        self.keep_segments = flare_rates is not None
+        self._flare_rates = flare_rates  # flares per month in each flare state (`BURST_STATES` order)
         self._blocks: dict[str, list[tuple]] = {"episodes": [], "events": [], "bursts": [], "segments": []}
         self._segments_of = np.zeros(cohort.size, dtype=np.int64)  # segments recorded per trajectory
         self.episodes = self.events = self.patients = self.bursts = None
@@ -70,12 +71,20 @@ class VectorRecords:
         self.segment(rows[known], assessed[known], stop[known], state)
 
     def segment(self, rows, start, stop, state) -> None:
-        """Record time spent in a flare state (see `sim.engine.vector_flares`), when flares are laid."""
-        if self.keep_segments and rows.size:
+        """Record time spent in a flare state (see `sim.engine.vector_flares`), when flares are laid:
+        only segments with a flare hazard (rate times months) above zero are kept."""
+        if not (self.keep_segments and rows.size):
+            return
+        state = np.broadcast_to(state, rows.shape)
+        hazard = (stop - start) * self._flare_rates[state]
+        kept = np.flatnonzero(hazard > 0)
+        if kept.size < rows.size:  # dropped before the segments are put in order: fewer to place, no pass over the joined arrays
+            rows, start, stop, state, hazard = (a.take(kept) for a in (rows, start, stop, state, hazard))
+        if rows.size:
             # A trajectory's segments are recorded in time order, one per call at most.
             rank = self._segments_of[rows]
             self._segments_of[rows] = rank + 1
-            self._blocks["segments"].append((rows, rank, start, stop, np.broadcast_to(state, rows.shape)))
+            self._blocks["segments"].append((rows, rank, start, stop, state, hazard))
 
     def burst(self, rows, time, reason: int, state, effective, rebound) -> None:
         """Record corticosteroid bursts (months since entry)."""
@@ -85,16 +94,18 @@ class VectorRecords:
                 np.broadcast_to(state, rows.shape), effective, rebound, rows))
 
     def segments(self) -> tuple[np.ndarray, ...]:
-        """(trajectory, start, stop, state) of every segment, each trajectory's in time order."""
+        """(segments per trajectory, start, stop, state, flare hazard) of the segments with a hazard,
+        trajectory after trajectory, each trajectory's in time order."""
         counts = self._segments_of
         first = np.cumsum(counts) - counts
         total = int(counts.sum())
-        start, stop, state = np.empty(total), np.empty(total), np.empty(total, dtype=np.intp)
+        start, stop, hazard = np.empty(total), np.empty(total), np.empty(total)
+        state = np.empty(total, dtype=np.int8)
         for rows, rank, *columns in self._blocks["segments"]:
             place = first[rows] + rank
-            for ordered, column in zip((start, stop, state), columns):
+            for ordered, column in zip((start, stop, state, hazard), columns):
                 ordered[place] = column
-        return np.repeat(np.arange(len(counts)), counts), start, stop, state
+        return counts, start, stop, state, hazard
 
     def close(self):
         """Join the blocks into columns (names as in `sim.engine.records`); return self."""
