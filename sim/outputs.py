@@ -13,10 +13,13 @@ import json
 import os
 import platform
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sim import RESULTS_VERSION
 from sim.loader import LoadedScenario
@@ -24,6 +27,7 @@ from sim.model import Model
 from sim.provenance import parameter_table
 from sim.runner import RunTables, engine_for
 
+COMPRESSION = "zstd"
 PACKAGES = ("adpath", "simpy", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "pyyaml")
 
 
@@ -53,13 +57,42 @@ def _publish(staging: Path, out_dir: Path) -> None:
         os.replace(path, target)
 
 
-def write_tables(directory: Path, tables: RunTables, summary: pd.DataFrame) -> None:
-    """Write the run's tables into `directory` (Parquet, and summary.csv)."""
-    tables.episodes.to_parquet(directory / "episodes.parquet", index=False, compression="zstd")
-    tables.patients.to_parquet(directory / "patients.parquet", index=False, compression="zstd")
-    tables.adverse_events.to_parquet(directory / "adverse_events.parquet", index=False, compression="zstd")
-    tables.bursts.to_parquet(directory / "bursts.parquet", index=False, compression="zstd")
-    summary.to_csv(directory / "summary.csv", index=False)
+#: The simulated tables nothing after the simulation changes (economics adds columns to the patients).
+FINISHED_TABLES = ("episodes", "adverse_events", "bursts")
+
+
+@contextmanager
+def writing_finished_tables(directory: Path, tables: RunTables):
+    """Write the tables of `FINISHED_TABLES` into `directory` in a background thread while the
+    block runs (the summary, the economics); wait for them, and raise their error, on leaving it.
+
+    Encoding Parquet releases the GIL, so with a second core the writing costs little wall time.
+    The frames are turned into Arrow tables here, before the block, so that the thread never
+    reads a pandas object the block is reading too (pandas does not promise that is safe).
+    """
+    frames = {name: _arrow(getattr(tables, name)) for name in FINISHED_TABLES}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adpath-writer") as writer:
+        written = [writer.submit(pq.write_table, frame, directory / f"{name}.parquet", compression=COMPRESSION)
+                   for name, frame in frames.items()]
+        del frames
+        try:
+            yield
+        except BaseException:
+            for future in written:  # an error or Ctrl-C: no more tables, only the one being written
+                future.cancel()
+            raise
+        for future in written:
+            future.result()
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write `frame` to `path` as Parquet (zstd), byte for byte as `DataFrame.to_parquet` would."""
+    pq.write_table(_arrow(frame), path, compression=COMPRESSION)
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    # What `DataFrame.to_parquet(index=False)` converts to, pandas metadata included.
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def write_json(path: Path, content: dict) -> None:

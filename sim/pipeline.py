@@ -2,7 +2,8 @@
 
 This is what `adpath run` and `adpath check` do; a notebook can call `run_scenario`
 directly. Each stage takes the previous stage's output: the model, the tables, the
-summaries; nothing is written until everything has been computed.
+summaries. The simulated tables are written while the summaries are computed, into a
+staging directory that becomes the run directory only when everything has succeeded.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     finished directory (`analysis.report.build_report`), reusing the run's summary.
     """
     from analysis.summary import summarize_run
-    from sim.outputs import build_manifest, staged_directory, write_json, write_tables
+    from sim.outputs import build_manifest, staged_directory, write_json, write_parquet, writing_finished_tables
     from sim.runner import simulate
 
     model = compile_model(loaded.scenario, loaded.name)
@@ -35,12 +36,14 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
     tables = simulate(model, workers=workers, progress=progress)
-    summary = clinical = summarize_run(tables.episodes, tables.patients)
-    extra = {}
-    if setting is not None:
-        tables, summary, extra = _with_economics(tables, summary, setting)
     with staged_directory(out) as staging:
-        write_tables(staging, tables, summary)
+        with writing_finished_tables(staging, tables):
+            summary = clinical = summarize_run(tables.episodes, tables.patients)
+            extra = {}
+            if setting is not None:
+                tables, summary, extra = _with_economics(tables, summary, setting)
+            write_parquet(staging / "patients.parquet", tables.patients)
+            summary.to_csv(staging / "summary.csv", index=False)
         for name, frame in extra.items():
             frame.to_csv(staging / name, index=False)
         manifest = build_manifest(loaded, model, time.perf_counter() - clock, started)
