@@ -132,7 +132,10 @@ def describe(loaded: LoadedScenario, model) -> str:
         f"{format_months(model.horizon_months)}, seed {model.seed}, engine {model.engine}"
     )
     covariates = ", ".join(c.name for c in model.population.covariates) or "none"
-    lines.append(f"population: {model.population.age_group}; covariates: {covariates}")
+    population = f"population: {model.population.age_group}; covariates: {covariates}"
+    if model.population.observed_until_age is not None:
+        population += f"; observed until {format_months(model.population.observed_until_age)} of age"
+    lines.append(population)
     lines.append(f"treatments ({len(model.treatments)}):")
     for t in model.treatments:
         spec = s.treatments[t.name]

@@ -308,13 +308,19 @@ def _transform_episode_group(values, u, treatment, start, rescue) -> None:
 
 def observation_ends(model: Model, layout: Layout, slot, count: int, covariates: dict, replicate: int,
                      first_patient: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each patient's end of observation (months), and whether it is a loss or a death.
+    """Each patient's end of observation (months after entry): the horizon, the end of the
+    patient's follow-up or the age at which observation ends, whichever comes first, unless
+    a death or a loss to follow-up comes before; and whether it is a loss or a death.
 
     `slot(c)` returns slot `c` of the chunk's `count` patients.
     """
+    population = model.population
     observed = np.full(count, model.horizon_months)
-    if model.population.follow_up is not None:
-        observed = np.minimum(observed, model.population.follow_up.ppf(slot(layout.follow_up)))
+    if population.follow_up is not None:
+        observed = np.minimum(observed, population.follow_up.ppf(slot(layout.follow_up)))
+    if population.observed_until_age is not None:
+        months_to_limit = population.observed_until_age - 12.0 * covariates[population.age_covariate]
+        observed = np.minimum(observed, np.maximum(months_to_limit, 0.0))
     dead = np.zeros(count, dtype=bool)
     if model.mortality is not None:
         death_u = side_uniforms(model.seed, replicate, 3, first_patient, count)

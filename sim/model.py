@@ -148,6 +148,8 @@ class Population:
     covariates: tuple[Covariate, ...]
     follow_up: d.Distribution | None
     arrival: d.Distribution | None = None
+    observed_until_age: float | None = None  # months of age at which observation ends
+    age_covariate: str | None = None  # the age at entry (years) it is counted from
 
 
 @dataclass(frozen=True)
@@ -373,6 +375,7 @@ def _strategy(i, key, spec, index) -> Strategy:
 
 
 def _population(scenario: Scenario) -> Population:
+    limit = scenario.population.observed_until_age
     covariates = []
     for name, spec in scenario.population.covariates.items():
         if isinstance(spec, DistributionSpec):
@@ -387,4 +390,6 @@ def _population(scenario: Scenario) -> Population:
         covariates=tuple(covariates),
         follow_up=_optional(scenario.population.follow_up),
         arrival=_optional(scenario.population.arrival),
+        observed_until_age=limit.age if limit is not None else None,
+        age_covariate=limit.age_covariate if limit is not None else None,
     )

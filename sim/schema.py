@@ -209,6 +209,16 @@ class DistributionSpec(Strict):
             fail("clip: the lower bound exceeds the upper bound")
 
 
+def largest_value(spec: DistributionSpec) -> float | None:
+    """The largest value a distribution can draw, or None when it has no upper bound."""
+    bounds = {"fixed": spec.value, "uniform": spec.high,
+              "empirical": max(spec.values) if spec.values else None}
+    largest = bounds.get(spec.dist)
+    if spec.clip is not None:
+        largest = spec.clip[1] if largest is None else min(largest, spec.clip[1])
+    return largest
+
+
 class CategoricalSpec(Strict):
     """A categorical covariate: `levels` maps each level to its probability or counts."""
 
@@ -468,12 +478,23 @@ class StrategySpec(Strict):
     source: Source | None = None
 
 
+class AgeLimitSpec(Strict):
+    """Observation ends when the patient reaches `age` (a duration: `18 years`), for instance
+    at the 18th birthday, when children move to adult care; `age_covariate` is the
+    patient's age at entry (a numeric covariate, in years)."""
+
+    age: Duration
+    age_covariate: str = "age_years"
+    source: Source | None = None
+
+
 class PopulationSpec(Strict):
     """Who enters the pathway: age group, covariates, and how long each is observed."""
 
     age_group: Literal["adult", "child"] = "adult"
     covariates: dict[str, CovariateSpec] = {}
     follow_up: DistributionSpec | None = None
+    observed_until_age: AgeLimitSpec | None = None
     arrival: DistributionSpec | None = None
     source: Source | None = None
 
@@ -615,7 +636,26 @@ class Scenario(Strict):
                 raise PydanticCustomError(
                     "reference", "mortality needs a numeric age covariate '{c}' (years) under population.covariates",
                     {"c": self.mortality.age_covariate, "path": "mortality.age_covariate"})
+        if self.population.observed_until_age is not None:
+            self._check_age_limit(self.population.observed_until_age)
         return self
+
+    def _check_age_limit(self, limit: AgeLimitSpec) -> None:
+        path = "population.observed_until_age"
+        age = self.population.covariates.get(limit.age_covariate)
+        if not isinstance(age, DistributionSpec):
+            raise PydanticCustomError(
+                "reference", "observed_until_age needs a numeric age covariate '{c}' (years) under population.covariates",
+                {"c": limit.age_covariate, "path": f"{path}.age_covariate"})
+        oldest, years = largest_value(age), limit.age / 12.0
+        if oldest is None or oldest > years:
+            at_entry = "can be any age" if oldest is None else f"can be up to {oldest:g} years old"
+            raise PydanticCustomError(
+                "reference",
+                "observation ends at {years} years of age, but patients ({c}) {at_entry} at entry; bound the "
+                "covariate below it (clip: [low, high] or a uniform's high){hint}",
+                {"years": f"{years:g}", "c": limit.age_covariate, "at_entry": at_entry, "path": f"{path}.age",
+                 "hint": "; a bare number is read as months: write '18 years'" if years < 2 else ""})
 
     def _known_treatment(self, treatment: str, path: str) -> None:
         if treatment not in self.treatments:

@@ -148,3 +148,31 @@ def test_interferon_gamma_never_works_above_1500_iu_per_ml(ige_probe):
     _check_group(above, 0.0)
     assert not above["responded"].astype(bool).any()
     _check_group(below, _declared(ifn, 0.0))
+
+
+@pytest.mark.parametrize("engine", ["des", "vector"])
+def test_children_are_observed_until_their_18th_birthday_in_both_engines(engine):
+    """`population.observed_until_age: 18 years`: each child's observation ends at
+    min(horizon, 12 x (18 - age at entry)) months unless lost or dead before; nothing is
+    recorded after it, and a drug still taken then is censored there as at the horizon."""
+    loaded = load_scenario("pediatric", {"settings.patients": 600, "settings.replicates": 1})
+    horizon = loaded.scenario.settings.horizon
+    tables = simulate(compile_model(loaded.scenario, loaded.name), engine=engine, progress=False)
+    patients, episodes = tables.patients, tables.episodes
+    until_18 = np.minimum(horizon, 12.0 * (18.0 - patients["age_years"]))
+    left_early = patients["final_state"].astype(str).isin(["lost_to_followup", "dead"])
+    assert (until_18 < horizon).mean() > 0.5  # the limit binds for most children
+    np.testing.assert_allclose(patients["follow_up_months"][~left_early], until_18[~left_early], rtol=0, atol=1e-9)
+    assert (patients["follow_up_months"][left_early] <= until_18[left_early] + 1e-9).all()
+    ends = episodes.merge(patients[KEYS + ["follow_up_months", "final_state"]], on=KEYS)
+    assert (ends["stop"] <= ends["follow_up_months"] + 1e-9).all()
+    aged_out = ~ends["final_state"].astype(str).isin(["lost_to_followup", "dead"]) & (ends["follow_up_months"] < horizon)
+    on_at_18 = aged_out & np.isclose(ends["stop"], ends["follow_up_months"], rtol=0, atol=1e-9)
+    assert on_at_18.sum() > 0
+    assert (ends.loc[on_at_18, "reason"].astype(str) == "horizon").all()
+
+
+def test_the_age_limit_is_shown_by_validate():
+    result = CliRunner().invoke(main, ["validate", "pediatric"])
+    assert result.exit_code == 0, result.output
+    assert "observed until 18 years of age" in result.output

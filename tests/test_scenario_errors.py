@@ -129,6 +129,44 @@ def test_bad_option_value_is_a_clear_error(tmp_path):
     assert not out.exists()
 
 
+AGE = """
+population:
+  covariates:
+    age_years: {dist: uniform, low: 1, high: 18}
+  observed_until_age: {age: 18 years}
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key_path", "fragment"),
+    [
+        ("age_years: {dist: uniform, low: 1, high: 18}", "age: {dist: uniform, low: 1, high: 18}",
+         "population.observed_until_age.age_covariate", "numeric age covariate 'age_years'"),
+        ("high: 18}", "high: 25}", "population.observed_until_age.age", "up to 25 years old"),
+        ("{dist: uniform, low: 1, high: 18}", "{dist: normal, mean: 9, sd: 4}", "population.observed_until_age.age",
+         "can be any age"),
+        ("{age: 18 years}", "{age: 18}", "population.observed_until_age.age", "write '18 years'"),
+        ("{age: 18 years}", "{age: 18 years, covariate: age_years}", "population.observed_until_age.covariate",
+         "did you mean 'age_covariate'"),
+    ],
+)
+def test_age_limit_mistakes_name_file_key_path_and_fix(write_scenario, old, new, key_path, fragment):
+    scenario = BASE + AGE
+    assert old in scenario
+    path = write_scenario(scenario.replace(old, new))
+    code, output = validate(path)
+    assert code == 2, output
+    assert str(path) in output and key_path in output and fragment in output, output
+    assert "Traceback" not in output
+
+
+def test_a_clipped_age_covariate_may_meet_the_age_limit(write_scenario):
+    path = write_scenario(BASE + AGE.replace("{dist: uniform, low: 1, high: 18}",
+                                             "{dist: normal, mean: 9, sd: 4, clip: [1, 17.5]}"))
+    code, output = validate(path)
+    assert code == 0, output
+
+
 def test_failed_run_leaves_no_output_directory(write_scenario, tmp_path):
     path = broken(write_scenario, "{events: 5, n: 10}", "{p: 1.3}")
     out = tmp_path / "results" / "never"
