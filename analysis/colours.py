@@ -27,6 +27,7 @@ _OTHER_STATE_COLOURS = {
     "awaiting_treatment": "#f0e442",
     "topical": "#009e73",
     "supportive_care": "#d55e00",
+    "follow_up_ended": "#e0e0e0",
     "lost_to_followup": "#bdbdbd",
     "dead": "#4d4d4d",
 }

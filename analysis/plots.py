@@ -638,6 +638,7 @@ def state_label(state: str) -> str:
         "awaiting_treatment": "Awaiting treatment",
         "topical": "Topical therapy",
         "supportive_care": "Supportive care",
+        "follow_up_ended": "Follow-up ended",
         "lost_to_followup": "Lost to follow-up",
         "dead": "Died (other causes)",
     }.get(state, state.replace("_", " ").capitalize())

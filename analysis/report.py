@@ -187,7 +187,7 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
             "Drug survival by treatment",
             "Kaplan–Meier estimate of the proportion of treatment episodes still running, by "
             "strategy and treatment, with 95% log–log bands; ticks mark censored episodes "
-            "(still on treatment at the horizon or lost to follow-up). Any discontinuation "
+            "(still on treatment at the end of observation, or lost to follow-up). Any discontinuation "
             "(non-response, adverse event, loss of response, remission, switch) is an event.",
             lambda: plot_drug_survival(
                 shared.drug_survival,
@@ -236,7 +236,9 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
             "state_occupancy",
             "Where patients are over time",
             "Proportion of patients on each line of systemic therapy, back on topical therapy, "
-            "in supportive care (strategy exhausted) or lost to follow-up, month by month.",
+            "in supportive care (strategy exhausted) or lost to follow-up, month by month. A patient "
+            "whose observation ended before the horizon (a personal follow-up, or an age limit such "
+            "as a child's 18th birthday) is shown under \"Follow-up ended\" from then on.",
             lambda: plot_state_occupancy(shared.state_occupancy, labels=labels),
         ),
     ]

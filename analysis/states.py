@@ -10,11 +10,15 @@ The state timeline is rebuilt from the tables (see ``sim/tables.py``):
 - after the last episode: ``topical`` if it ended in remission, the same systemic line
   if it was still running at the horizon, ``lost_to_followup`` if it ended with the
   loss, otherwise ``supportive_care`` (the strategy is exhausted);
-- a patient whose final state is ``lost_to_followup`` is lost from
-  ``follow_up_months`` on.
+- a patient whose final state is ``lost_to_followup`` (or ``dead``) is in that state from
+  ``follow_up_months`` on;
+- a patient whose observation ended before the horizon for any other reason (a personal
+  follow-up, or an age at which observation ends, such as a child's 18th birthday) is in
+  ``follow_up_ended`` from ``follow_up_months`` on.
 
-The last state is carried past ``follow_up_months``, so at the horizon the state equals
-``final_state`` and every patient is in exactly one state at every time.
+The horizon is the longest follow-up in the patients table. A patient observed to the
+horizon keeps the last state past it, so at the horizon every such patient's state equals
+``final_state``; every patient is in exactly one state at every time.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from analysis.intervals import proportion_estimates
 from analysis.survival import _cause_codes
 
 #: States that are not a systemic line, in display order.
-OTHER_STATES = ("awaiting_treatment", "topical", "supportive_care", "lost_to_followup", "dead")
+OTHER_STATES = ("awaiting_treatment", "topical", "supportive_care", "follow_up_ended", "lost_to_followup", "dead")
 
 _KEYS = ["replicate", "strategy", "patient"]
 
@@ -174,21 +178,29 @@ def _timeline(episodes: pd.DataFrame, patients: pd.DataFrame) -> _Timeline:
     )
     follow_up = patients["follow_up_months"].to_numpy(dtype=float)
     final = patients["final_state"].astype(object).to_numpy()
-    # Leaving follow-up and dying both end the timeline: from then on the patient is in
-    # that state for good.
-    lost = (final == "lost_to_followup") | (final == "dead")
-    ending = np.where(final == "dead", code["dead"], code["lost_to_followup"])
-    lost_row = lost[row]
-    tail_stop = np.where(lost_row, np.maximum(follow_up[row], stop), np.inf)
+    ends_early, ending = _early_endings(final, follow_up, code)
+    ends_early_row = ends_early[row]
+    tail_stop = np.where(ends_early_row, np.maximum(follow_up[row], stop), np.inf)
     never = np.broadcast_to(np.inf, len(row))
     slots = [
         {"state": gap, "start_months": previous_stop, "stop_months": start},
         {"state": systemic, "start_months": start, "stop_months": stop},
         {"state": tail, "start_months": stop, "stop_months": tail_stop},
-        {"state": ending[row], "start_months": np.where(lost_row, tail_stop, np.inf), "stop_months": never},
+        {"state": ending[row], "start_months": np.where(ends_early_row, tail_stop, np.inf), "stop_months": never},
     ]
-    extra = _patients_without_episodes(row, final, follow_up, lost, ending, code)
-    return _Timeline(states, row, slots, [None, None, last, last & lost_row], extra)
+    extra = _patients_without_episodes(row, final, follow_up, ends_early, ending, code)
+    return _Timeline(states, row, slots, [None, None, last, last & ends_early_row], extra)
+
+
+def _early_endings(final: np.ndarray, follow_up: np.ndarray, code: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Which patients' timelines end before the horizon (the longest follow-up), and the state
+    they are in from then on: dead, lost to follow-up, or follow-up ended."""
+    # Leaving follow-up, dying and the end of a patient's own observation all end the
+    # timeline: carrying the last state on would show a patient where nobody saw them.
+    horizon = follow_up.max() if len(follow_up) else 0.0
+    dead, lost = final == "dead", final == "lost_to_followup"
+    ending = np.select([dead, lost], [code["dead"], code["lost_to_followup"]], code["follow_up_ended"])
+    return dead | lost | (follow_up < horizon), ending
 
 
 def _interleaved(rows: int, columns: list, dtype) -> np.ndarray:
@@ -209,7 +221,7 @@ def _in_time_order(row: np.ndarray, start: np.ndarray, number: np.ndarray) -> bo
     return bool(later.all())
 
 
-def _patients_without_episodes(row, final, follow_up, lost, ending, code) -> dict | None:
+def _patients_without_episodes(row, final, follow_up, ends_early, ending, code) -> dict | None:
     """The timeline of patients who never started a systemic treatment (None if there are none)."""
     has_episode = np.zeros(len(final), dtype=bool)
     has_episode[row] = True
@@ -223,12 +235,12 @@ def _patients_without_episodes(row, final, follow_up, lost, ending, code) -> dic
         ],
         dtype=np.int64,
     )
-    end = np.where(lost[without], follow_up[without], np.inf)
+    end = np.where(ends_early[without], follow_up[without], np.inf)
     return {
-        "patient_row": np.concatenate([without, without[lost[without]]]),
-        "state": np.concatenate([state, ending[without][lost[without]]]),
-        "start_months": np.concatenate([np.zeros(without.size), end[lost[without]]]),
-        "stop_months": np.concatenate([end, np.full(lost[without].sum(), np.inf)]),
+        "patient_row": np.concatenate([without, without[ends_early[without]]]),
+        "state": np.concatenate([state, ending[without][ends_early[without]]]),
+        "start_months": np.concatenate([np.zeros(without.size), end[ends_early[without]]]),
+        "stop_months": np.concatenate([end, np.full(ends_early[without].sum(), np.inf)]),
     }
 
 

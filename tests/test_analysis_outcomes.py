@@ -322,3 +322,51 @@ def test_quantiles_are_those_of_scipy_stats_without_importing_it():
     code = ("import sys, sim.sweep.worker, analysis.summary, analysis.costs, analysis.economics; "
             "sys.exit('scipy.stats' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def children():
+    """A pediatric run: each child is observed until 18 (or lost, or to the horizon)."""
+    from sim.loader import load_scenario
+    from sim.model import compile_model
+    from sim.runner import simulate
+
+    loaded = load_scenario("pediatric", {"settings.patients": 300, "settings.replicates": 1})
+    tables = simulate(compile_model(loaded.scenario, loaded.name), progress=False)
+    return tables.episodes, tables.patients
+
+
+def test_a_patient_whose_follow_up_ended_is_not_carried_on_in_the_last_state(children):
+    """A child observed until 18 is in the state the tables give up to then, and in
+    `follow_up_ended` from then on; children observed to the horizon end in their final state."""
+    episodes, patients = children
+    horizon = patients["follow_up_months"].max()
+    final = patients["final_state"].astype(str).to_numpy()
+    ended = (patients["follow_up_months"].to_numpy() < horizon) & ~np.isin(final, ["lost_to_followup", "dead"])
+    assert 100 < ended.sum() < len(patients)
+    counts = state_counts(episodes, patients, [horizon])
+    at_horizon = counts.groupby(counts["state"].astype(str))["patients"].sum()
+    assert at_horizon["follow_up_ended"] == ended.sum()
+    segments = state_segments(episodes, patients)
+    last = segments.groupby("patient_row").tail(1).set_index("patient_row")
+    before = segments[segments["stop_months"] < np.inf].groupby("patient_row").tail(1).set_index("patient_row")
+    systemic_at_end = episodes.groupby(["strategy", "patient"], observed=True)["line"].last()
+    for row in np.flatnonzero(ended):
+        assert last.loc[row, "state"] == "follow_up_ended"
+        assert last.loc[row, "start_months"] == pytest.approx(patients["follow_up_months"].iloc[row])
+        state = str(before.loc[row, "state"])
+        if final[row] == "systemic":
+            line = systemic_at_end[(patients["strategy"].iloc[row], patients["patient"].iloc[row])]
+            assert state == f"systemic_line_{line}"
+        elif final[row] in ("topical", "supportive_care"):
+            assert state == final[row]
+    to_the_horizon = ~ended & ~np.isin(final, ["lost_to_followup", "dead"])
+    states_there = last.loc[np.flatnonzero(to_the_horizon), "state"].astype(str)
+    assert set(states_there.str.replace(r"systemic_line_\d+", "systemic", regex=True)) <= {"systemic", "topical",
+                                                                                        "supportive_care"}
+    times = [0.0, 12.0, 60.0, 100.0, horizon]
+    expected = _counted_from_segments(episodes, patients, times)
+    got = state_counts(episodes, patients, times)
+    got = got[got["patients"] > 0]
+    assert sorted(zip(got["strategy"].astype(str), got["time_months"], got["state"].astype(str), got["patients"])) == \
+        sorted(zip(expected["strategy"].astype(str), expected["time_months"], expected["state"], expected["patients"]))
