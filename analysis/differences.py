@@ -63,13 +63,14 @@ def strategy_differences(
         raise ValueError(f"reference strategy {reference!r} is not in the run: {strategies}")
     keyed = outcomes.assign(strategy=outcomes["strategy"].astype(object))
     keyed = keyed.set_index(["replicate", "patient", "strategy"])
+    # One reshape for every metric: each reshape sorts all the patients' keys.
+    wide = keyed[list(metrics)].astype(float).unstack("strategy")
     rows = []
     for metric in metrics:
-        wide = keyed[metric].astype(float).unstack("strategy")
         for strategy in strategies:
             if strategy == reference:
                 continue
-            pairs = (wide[strategy] - wide[reference]).dropna()
+            pairs = (wide[(metric, strategy)] - wide[(metric, reference)]).dropna()
             rows.append((strategy, reference, metric, *_paired_estimate(pairs, confidence)))
     columns = [
         "strategy",
