@@ -28,7 +28,13 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     finished directory (`analysis.report.build_report`), reusing the run's summary.
     """
     from analysis.summary import summarize_run
-    from sim.outputs import build_manifest, staged_directory, write_json, write_parquet, writing_finished_tables
+    from sim.outputs import (
+        build_manifest,
+        staged_directory,
+        write_json,
+        write_parquet,
+        writing_finished_tables,
+    )
     from sim.runner import simulate
 
     model = compile_model(loaded.scenario, loaded.name)

@@ -11,7 +11,12 @@ import pytest
 import sim.outputs
 from sim.loader import load_scenario
 from sim.model import compile_model
-from sim.outputs import FINISHED_TABLES, staged_directory, write_parquet, writing_finished_tables
+from sim.outputs import (
+    FINISHED_TABLES,
+    staged_directory,
+    write_parquet,
+    writing_finished_tables,
+)
 from sim.pipeline import run_scenario
 from sim.runner import simulate
 
@@ -62,9 +67,8 @@ def test_an_error_in_the_block_stops_the_writing_and_leaves_no_directory(tables,
 
     monkeypatch.setattr(sim.outputs.pq, "write_table", slow_write)
     out = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        with staged_directory(out) as staging, writing_finished_tables(staging, tables):
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), staged_directory(out) as staging, writing_finished_tables(staging, tables):
+        raise KeyboardInterrupt
     assert len(started) < len(FINISHED_TABLES)
     assert list(tmp_path.iterdir()) == []
 

@@ -78,7 +78,7 @@ class VectorRecords:
         state = np.broadcast_to(state, rows.shape)
         hazard = (stop - start) * self._flare_rates[state]
         kept = np.flatnonzero(hazard > 0)
-        if kept.size < rows.size:  # dropped before the segments are put in order: fewer to place, no pass over the joined arrays
+        if kept.size < rows.size:  # dropped here, before the segments are put in order: fewer to place
             rows, start, stop, state, hazard = (a.take(kept) for a in (rows, start, stop, state, hazard))
         if rows.size:
             # A trajectory's segments are recorded in time order, one per call at most.
