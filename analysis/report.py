@@ -445,6 +445,16 @@ def _page(
     )
 
 
+def _age_limit(manifest: Mapping) -> list[tuple[str, str]]:
+    """The row saying at which age observation ends, when the scenario sets one."""
+    population = (manifest.get("scenario") or {}).get("population") or {}
+    limit = population.get("observed_until_age") if isinstance(population, Mapping) else None
+    if not isinstance(limit, Mapping) or limit.get("age") is None:
+        return []
+    covariate = limit.get("age_covariate", "age_years")
+    return [("Observation ends at age", f"{limit['age']} (covariate {covariate}), if before the horizon")]
+
+
 def _run_section(run: Run, context: _Context) -> str:
     m = run.manifest
     patients = run.patients
@@ -460,6 +470,7 @@ def _run_section(run: Run, context: _Context) -> str:
         ("Patients per strategy and replicate", f"{per_replicate:,}"),
         ("Replicates", replicates),
         ("Horizon", f"{context.horizon_months:g} months"),
+        *_age_limit(m),
         ("Seed", m.get("seed")),
         ("Engine", m.get("engine")),
         ("adpath version", m.get("adpath_version")),

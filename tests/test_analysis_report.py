@@ -164,3 +164,24 @@ def test_report_of_a_run_in_which_no_patient_started_a_drug(tmp_path):
     assert len(_images(page)) == len(FIGURES)
     occupancy = pd.read_csv(report.parent / "tables" / "state_occupancy_monthly.csv")
     assert set(occupancy["state"]) <= {"awaiting_treatment", "topical", "supportive_care", "lost_to_followup"}
+
+
+def test_report_of_children_observed_until_18(tmp_path):
+    """The run table says where observation ends, and the state figure's table shows the
+    children whose follow-up ended at 18 rather than carrying them on."""
+    from click.testing import CliRunner
+
+    from sim.cli import main
+
+    out = tmp_path / "children"
+    result = CliRunner().invoke(main, ["run", "pediatric", "--patients", "200", "--quiet", "--report", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Observation ends at age" in page and "18 years (covariate age_years)" in page
+    occupancy = pd.read_csv(out / "tables" / "state_occupancy_monthly.csv")
+    at_horizon = occupancy[occupancy["time_months"] == occupancy["time_months"].max()]
+    assert (at_horizon.loc[at_horizon["state"] == "follow_up_ended", "proportion"] > 0.3).all()
+
+
+def test_an_adult_report_has_no_age_limit(report):
+    assert "Observation ends at age" not in report.read_text(encoding="utf-8")
