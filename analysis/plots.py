@@ -246,10 +246,23 @@ def plot_drug_survival(
             ax.set_ylabel("Still on treatment (% of episodes)")
             _percent_axis(ax, 1.02)
             _month_ticks(ax, max_months)
-            ax.legend(loc="upper right", title="Treatment", fontsize="small")
             table.set_xlabel("Months since start of treatment")
+        # One legend for the figure, below the panels: inside a panel it hid the curves
+        # of a pathway of six or seven drugs.
+        handles = _unique_handles(fig.axes)
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center",
+                   ncols=len(handles) if len(handles) <= 4 else 3, title="Treatment")
         fig.suptitle(title)
     return fig
+
+
+def _unique_handles(axes) -> dict:
+    """Each labelled line of `axes` once, by label, in the order first drawn."""
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    return handles
 
 
 def _in_pathway_order(treatments: list, pathway: Sequence[str]) -> list:
@@ -280,12 +293,21 @@ def _draw_survival(ax, block, colour, label, censoring_ticks, max_months) -> Non
 
 
 def _count(n: int) -> str:
-    """Short count for the at-risk table: 950, 9,500, 95k, 1.2M."""
-    if n >= 1_000_000:
+    """Short count for the at-risk table: 950, 9.5k, 95k, 1.2M (at most four characters:
+    five, as in 9,500, ran into the next column on a panel of 11 times)."""
+    if n >= 999_500:  # the thresholds are where the rounded figure needs the next unit
         return f"{n / 1e6:.1f}M"
-    if n >= 10_000:
+    if n >= 9_950:
         return f"{n / 1e3:.0f}k"
-    return f"{n:,}"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f}k"
+    return f"{n}"
+
+
+def _short(label: str) -> str:
+    """A treatment's label without its parenthesis (`Azathioprine (low dose, ...)` -> `Azathioprine`):
+    the at-risk table's row names take width from the panel; the legend keeps the whole label."""
+    return label.split(" (", 1)[0]
 
 
 def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
@@ -304,7 +326,7 @@ def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
             )
     ax.set_ylim(len(treatments) - 0.5, -0.5)
     ax.set_yticks(range(len(treatments)))
-    ax.set_yticklabels([_label(labels, t) for t in treatments], fontsize="small")
+    ax.set_yticklabels([_short(_label(labels, t)) for t in treatments], fontsize="small")
     # Room for the counts centred on t = 0, which reach left of the axis.
     ax.tick_params(axis="y", pad=18)
     for tick, treatment in zip(ax.get_yticklabels(), treatments):

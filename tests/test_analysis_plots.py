@@ -37,10 +37,13 @@ def test_drug_survival_figure(run, tmp_path):
         censoring_ticks=True,
         pathways=STRATEGIES,
     )
-    # One panel and one at-risk table per strategy.
+    # One panel and one at-risk table per strategy, and one legend below them.
     assert len(fig.axes) == 2 * len(STRATEGIES)
-    panels = [ax for ax in fig.axes if ax.get_legend() is not None]
+    panels = _panels(fig)
     assert len(panels) == len(STRATEGIES)
+    legend = fig.legends[0]
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    assert sorted(text.get_text() for text in legend.get_texts()) == sorted(TREATMENT_LABELS.values())
     colours = treatment_colours(list(run.episodes["treatment"].cat.categories))
     for ax, lines in zip(panels, STRATEGIES.values()):
         curves = _curves(ax)
@@ -55,9 +58,22 @@ def test_drug_survival_figure(run, tmp_path):
     assert all(p.stat().st_size > 10_000 for p in written)
 
 
+def _panels(fig):
+    """The survival panels of a drug-survival figure (not its at-risk tables)."""
+    return [ax for ax in fig.axes if "%" in ax.get_ylabel()]
+
+
+def test_at_risk_counts_are_at_most_four_characters():
+    from analysis.plots import _count
+
+    counts = [0, 7, 950, 999, 1_000, 1_449, 9_949, 9_950, 99_499, 99_500, 999_499, 999_500, 1_250_000]
+    assert [_count(n) for n in counts] == ["0", "7", "950", "999", "1.0k", "1.4k", "9.9k", "10k", "99k", "100k",
+                                           "999k", "1.0M", "1.2M"]
+
+
 def test_treatment_keeps_its_colour_across_strategies(run):
     fig = plot_drug_survival(drug_survival(run.episodes), labels=TREATMENT_LABELS)
-    panels = [ax for ax in fig.axes if ax.get_legend() is not None]
+    panels = _panels(fig)
     colour_of = {}
     for ax in panels:
         for curve in _curves(ax):
@@ -102,3 +118,12 @@ def test_state_occupancy_figure(run, tmp_path):
     assert all(len(ax.collections) == len(states) for ax in visible)
     assert len(fig.legends[0].get_texts()) == len(states)
     assert save_figure(fig, tmp_path / "states")[0].exists()
+
+
+def test_at_risk_rows_drop_a_label_parenthesis_the_legend_keeps_it(run):
+    labels = {**TREATMENT_LABELS, "azathioprine": "Azathioprine (low dose, TPMT not measured)"}
+    fig = plot_drug_survival(drug_survival(run.episodes), labels=labels)
+    tables = [ax for ax in fig.axes if ax not in _panels(fig)]
+    rows = {tick.get_text() for ax in tables for tick in ax.get_yticklabels()}
+    assert "Azathioprine" in rows and not any("(" in row for row in rows)
+    assert "Azathioprine (low dose, TPMT not measured)" in [t.get_text() for t in fig.legends[0].get_texts()]
