@@ -96,9 +96,14 @@ def _all_levels(column: pd.Series) -> list:
 
 
 def _month_ticks(ax, max_months: float) -> None:
-    step = 6 if max_months <= 48 else 12 if max_months <= 120 else 24
-    ax.xaxis.set_major_locator(MultipleLocator(step))
+    ax.xaxis.set_major_locator(MultipleLocator(month_step(max_months)))
     ax.set_xlim(0, max_months)
+
+
+def month_step(max_months: float) -> int:
+    """Months between ticks (and at-risk counts) of a time axis up to `max_months`: half a
+    year, one, two, five, ten or twenty years, whichever gives at most ten intervals."""
+    return next((step for step in (6, 12, 24, 60, 120) if max_months <= 10 * step), 240)
 
 
 def _percent_axis(ax, top: float = 1.0) -> None:
@@ -206,9 +211,8 @@ def plot_drug_survival(
     treatments_all = _all_levels(curve["treatment"])
     colours = colours or treatment_colours(treatments_all)
     max_months = max_months or float(curve["time_months"].max()) or 1.0
-    step = 6 if max_months <= 48 else 12 if max_months <= 120 else 24
     risk_times = (
-        np.arange(0, max_months + 1e-9, step)
+        np.arange(0, max_months + 1e-9, month_step(max_months))
         if risk_times_months is None
         else np.asarray(risk_times_months, dtype=float)
     )

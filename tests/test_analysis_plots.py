@@ -127,3 +127,11 @@ def test_at_risk_rows_drop_a_label_parenthesis_the_legend_keeps_it(run):
     rows = {tick.get_text() for ax in tables for tick in ax.get_yticklabels()}
     assert "Azathioprine" in rows and not any("(" in row for row in rows)
     assert "Azathioprine (low dose, TPMT not measured)" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_time_axes_have_at_most_ten_intervals_at_every_horizon():
+    from analysis.plots import month_step
+
+    assert [month_step(m) for m in (48, 120, 240, 720)] == [6, 12, 24, 120]  # 4, 10, 20 and 60 years
+    for months in range(1, 2400, 7):
+        assert months / month_step(months) <= 10 or month_step(months) == 240
