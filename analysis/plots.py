@@ -254,10 +254,21 @@ def plot_drug_survival(
         # One legend for the figure, below the panels: inside a panel it hid the curves
         # of a pathway of six or seven drugs.
         handles = _unique_handles(fig.axes)
-        fig.legend(handles.values(), handles.keys(), loc="outside lower center",
-                   ncols=len(handles) if len(handles) <= 4 else 3, title="Treatment")
+        legend_below(fig, list(handles.values()), list(handles.keys()), "Treatment", most=4)
         fig.suptitle(title)
     return fig
+
+
+def legend_below(fig: Figure, handles: list, labels: list[str], title: str | None = None, most: int = 4):
+    """Put one legend under the panels of `fig`, in as many columns (up to `most`) as fit
+    its width; return the legend."""
+    renderer = fig.canvas.get_renderer()
+    for columns in range(max(min(len(labels), most), 1), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncols=columns, title=title)
+        if columns == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return legend
+        legend.remove()  # wider than the figure: its ends would be cut off
+    return legend
 
 
 def _unique_handles(axes) -> dict:
@@ -419,13 +430,7 @@ def plot_discontinuation_reasons(
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
         handles, names = axes.flat[0].get_legend_handles_labels()
-        fig.legend(
-            handles[::-1],
-            names[::-1],
-            loc="outside lower center",
-            ncols=len(names),
-            title="Reason the treatment stopped",
-        )
+        legend_below(fig, handles[::-1], names[::-1], "Reason the treatment stopped", most=len(names))
         fig.suptitle(title)
     return fig
 
@@ -639,9 +644,7 @@ def plot_state_occupancy(
         for ax in list(axes.flat)[len(strategies) :]:
             ax.set_visible(False)
         handles, names = axes.flat[0].get_legend_handles_labels()
-        fig.legend(
-            handles, names, loc="outside lower center", ncols=min(len(names), 4), title="State"
-        )
+        legend_below(fig, handles, names, "State", most=4)
         fig.suptitle(title)
     return fig
 

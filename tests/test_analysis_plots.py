@@ -135,3 +135,14 @@ def test_time_axes_have_at_most_ten_intervals_at_every_horizon():
     assert [month_step(m) for m in (48, 120, 240, 720)] == [6, 12, 24, 120]  # 4, 10, 20 and 60 years
     for months in range(1, 2400, 7):
         assert months / month_step(months) <= 10 or month_step(months) == 240
+
+
+def test_a_legend_below_one_panel_fits_the_figure(run):
+    """One strategy, eight labels: the legend takes fewer columns rather than run off the figure."""
+    one = run.episodes[run.episodes["strategy"] == run.episodes["strategy"].iloc[0]]
+    labels = {t: f"{name} (a long description of the drug)" for t, name in TREATMENT_LABELS.items()}
+    fig = plot_drug_survival(drug_survival(one), labels=labels)
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0]
+    assert legend.get_window_extent(renderer).width <= fig.bbox.width
+    assert len(legend.get_texts()) == len(labels)
