@@ -114,6 +114,7 @@ class _Context:
     horizon_months: float
     strategy_colours: dict
     treatment_colours: dict
+    ended_early: float = 0.0  # share of patients whose follow-up ended before the horizon (not lost, not dead)
 
     @classmethod
     def of(cls, run: Run) -> _Context:
@@ -135,7 +136,18 @@ class _Context:
             float(horizon),
             strategy_colours(strategies),
             treatment_colours(treatments),
+            _ended_early(run.patients),
         )
+
+
+def _ended_early(patients: pd.DataFrame) -> float:
+    """Share of patients observed for less than the longest follow-up, neither lost nor dead."""
+    follow_up = patients["follow_up_months"].to_numpy(dtype=float)
+    if not len(follow_up):
+        return 0.0
+    final = patients["final_state"].astype(str).to_numpy()
+    left = (final == "lost_to_followup") | (final == "dead")
+    return float(((follow_up < follow_up.max()) & ~left).mean())
 
 
 def _ordered(declared, column: pd.Series) -> list[str]:
@@ -549,16 +561,23 @@ def _headline_section(context: _Context, summary: pd.DataFrame) -> str:
         "Strategy",
         "Patients",
         "Ever returned to topical therapy",
-        f"On topical therapy at {context.horizon_months:g} months",
+        "On topical therapy at the end of observation" if context.ended_early
+        else f"On topical therapy at {context.horizon_months:g} months",
         "Median drug survival of the first line (months)",
         "Mean lines of therapy used",
     ]
+    ended = (
+        f" The follow-up of {context.ended_early:.0%} of the patients ended before the horizon "
+        f"({context.horizon_months:g} months; an age limit or a personal follow-up): their state is "
+        "the one at the end of their follow-up."
+        if context.ended_early else ""
+    )
     return (
         "<h2>Headline results</h2>"
         + _html_table(header, rows, [False, True, True, True, True, True])
         + '<p class="muted">95% intervals in brackets: Wilson intervals within one replicate, '
         "mean ± t·SE across replicates when there are several; drug survival from "
-        "Kaplan–Meier with log–log bands. Denominators are all patients of the strategy.</p>"
+        f"Kaplan–Meier with log–log bands. Denominators are all patients of the strategy.{_e(ended)}</p>"
     )
 
 

@@ -178,10 +178,14 @@ def test_report_of_children_observed_until_18(tmp_path):
     assert result.exit_code == 0, result.output
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Observation ends at age" in page and "18 years (covariate age_years)" in page
+    assert "On topical therapy at the end of observation" in page
+    assert "of the patients ended before the horizon" in page
     occupancy = pd.read_csv(out / "tables" / "state_occupancy_monthly.csv")
     at_horizon = occupancy[occupancy["time_months"] == occupancy["time_months"].max()]
     assert (at_horizon.loc[at_horizon["state"] == "follow_up_ended", "proportion"] > 0.3).all()
 
 
 def test_an_adult_report_has_no_age_limit(report):
-    assert "Observation ends at age" not in report.read_text(encoding="utf-8")
+    page = report.read_text(encoding="utf-8")
+    assert "Observation ends at age" not in page and "On topical therapy at the end of observation" not in page
+    assert "On topical therapy at 60 months" in page
