@@ -413,7 +413,8 @@ def _number(value, low, high, unit: str = "", missing: str = "—") -> str:
     digits = 2 if max(abs(v) for v in present) < 10 else 1
 
     def fmt(v):
-        return f"{v:.{digits}f}".replace("-", "\u2212")
+        # + 0.0 turns the -0.0 that rounding a tiny negative gives into 0.0 ("−0.00" read as a sign).
+        return f"{round(v, digits) + 0.0:.{digits}f}".replace("-", "\u2212")
 
     # "to" rather than a dash, which would read as a minus next to negative numbers.
     if _missing(low):

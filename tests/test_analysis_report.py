@@ -189,3 +189,10 @@ def test_an_adult_report_has_no_age_limit(report):
     page = report.read_text(encoding="utf-8")
     assert "Observation ends at age" not in page and "On topical therapy at the end of observation" not in page
     assert "On topical therapy at 60 months" in page
+
+
+def test_a_difference_that_rounds_to_zero_has_no_minus_sign():
+    from analysis.report import _number
+
+    assert _number(0.0, -0.0004, 0.0003, " mo") == "0.00 mo (0.00 to 0.00)"
+    assert _number(-0.34, -0.41, -0.26, " mo") == "\u22120.34 mo (\u22120.41 to \u22120.26)"
