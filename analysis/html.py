@@ -42,7 +42,8 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Se
                          for cell, num in zip(row, numeric)) + "</tr>"
         for row in rows)
     cls = f' class="{css_class}"' if css_class else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # A wide table scrolls in its own box rather than run past the page's right edge.
+    return f'<div class="table-wrap"><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def figure_html(figure: Figure, heading: bool = True) -> str:

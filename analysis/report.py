@@ -395,6 +395,7 @@ figcaption{color:#444;font-size:.92rem;margin-top:.3rem;max-width:60rem}
 table.params{width:100%}table.params td:nth-child(1){width:30%;word-break:break-word}
 table.params td:nth-child(2){width:22%;font-family:ui-monospace,Menlo,Consolas,monospace;
  font-size:.85rem}
+.table-wrap{overflow-x:auto;max-width:100%}
 """
 
 

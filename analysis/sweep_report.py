@@ -397,6 +397,7 @@ table.params{table-layout:fixed;width:100%}table.params td{overflow-wrap:anywher
 table.params td:first-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
 table.params th:nth-child(1){width:30%}table.params th:nth-child(2){width:6%}
 table.params th:nth-child(3){width:16%}table.params th:nth-child(4){width:7%}
+.table-wrap{overflow-x:auto;max-width:100%}
 """
 
 
