@@ -226,7 +226,8 @@ def plot_drug_survival(
     table_rows = max(len(t) for t in per_strategy.values())
     table_in = 0.5 + 0.24 * table_rows
     with matplotlib.rc_context(_style()):
-        fig = _figure(_PANEL_WIDTH_IN * n_cols, (3.6 + table_in) * n_rows + 0.5)
+        # At least 8 in wide: the at-risk rows are named on the left, which a single panel can ill spare.
+        fig = _figure(max(_PANEL_WIDTH_IN * n_cols, 8.0), (3.6 + table_in) * n_rows + 0.5)
         grid = fig.add_gridspec(2 * n_rows, n_cols, height_ratios=[3.6, table_in] * n_rows)
         for i, strategy in enumerate(strategies):
             row, col = divmod(i, n_cols)
