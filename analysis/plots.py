@@ -470,7 +470,7 @@ def plot_topical_return_at_horizon(
     measures = list(dict.fromkeys(at_horizon["measure"].astype(object)))
     names = {
         "returned_to_topical_ever": "Ever returned to topical therapy",
-        "on_topical_at_horizon": "On topical therapy at the horizon",
+        "on_topical_at_horizon": "On topical therapy at the end of follow-up",
     }
     width = min(0.8 / len(strategies), 0.3)
     with matplotlib.rc_context(_style()):

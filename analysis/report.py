@@ -589,7 +589,7 @@ def _differences_section(context: _Context, tables: list[_Table]) -> str:
         return ""
     names = {
         "returned_to_topical_ever": ("Ever returned to topical therapy", "pp"),
-        "on_topical_at_horizon": ("On topical therapy at the horizon", "pp"),
+        "on_topical_at_horizon": ("On topical therapy at the end of follow-up", "pp"),
         "lines_used": ("Lines of therapy used", ""),
         "months_systemic": ("Months on systemic therapy", " mo"),
         "months_topical": ("Months on topical therapy", " mo"),
