@@ -45,7 +45,7 @@ from analysis.plots import (
     plot_topical_return_over_time,
     save_figure,
 )
-from analysis.states import horizon_of, monthly_grid, state_occupancy
+from analysis.states import follow_up_ended, horizon_of, monthly_grid, state_occupancy
 from analysis.summary import summarize_run
 from analysis.survival import (
     cumulative_incidence,
@@ -141,13 +141,9 @@ class _Context:
 
 
 def _ended_early(patients: pd.DataFrame) -> float:
-    """Share of patients observed for less than the longest follow-up, neither lost nor dead."""
-    follow_up = patients["follow_up_months"].to_numpy(dtype=float)
-    if not len(follow_up):
-        return 0.0
-    final = patients["final_state"].astype(str).to_numpy()
-    left = (final == "lost_to_followup") | (final == "dead")
-    return float(((follow_up < follow_up.max()) & ~left).mean())
+    """Share of patients whose follow-up ended before the horizon, neither lost nor dead."""
+    ended = follow_up_ended(patients)
+    return float(ended.mean()) if len(ended) else 0.0
 
 
 def _ordered(declared, column: pd.Series) -> list[str]:

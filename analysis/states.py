@@ -197,10 +197,21 @@ def _early_endings(final: np.ndarray, follow_up: np.ndarray, code: dict) -> tupl
     they are in from then on: dead, lost to follow-up, or follow-up ended."""
     # Leaving follow-up, dying and the end of a patient's own observation all end the
     # timeline: carrying the last state on would show a patient where nobody saw them.
-    horizon = follow_up.max() if len(follow_up) else 0.0
     dead, lost = final == "dead", final == "lost_to_followup"
     ending = np.select([dead, lost], [code["dead"], code["lost_to_followup"]], code["follow_up_ended"])
-    return dead | lost | (follow_up < horizon), ending
+    return dead | lost | _follow_up_ended(final, follow_up), ending
+
+
+def follow_up_ended(patients: pd.DataFrame) -> np.ndarray:
+    """Which patients' follow-up ended before the horizon (the longest follow-up) for another
+    reason than loss or death: a personal follow-up, or an age at which observation ends."""
+    return _follow_up_ended(patients["final_state"].astype(object).to_numpy(),
+                            patients["follow_up_months"].to_numpy(dtype=float))
+
+
+def _follow_up_ended(final: np.ndarray, follow_up: np.ndarray) -> np.ndarray:
+    horizon = follow_up.max() if len(follow_up) else 0.0
+    return (follow_up < horizon) & (final != "dead") & (final != "lost_to_followup")
 
 
 def _interleaved(rows: int, columns: list, dtype) -> np.ndarray:

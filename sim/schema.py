@@ -631,22 +631,14 @@ class Scenario(Strict):
         for name, target in self.targets.items():
             self._check_target(name, target)
         if self.mortality is not None:
-            age = self.population.covariates.get(self.mortality.age_covariate)
-            if not isinstance(age, DistributionSpec):
-                raise PydanticCustomError(
-                    "reference", "mortality needs a numeric age covariate '{c}' (years) under population.covariates",
-                    {"c": self.mortality.age_covariate, "path": "mortality.age_covariate"})
+            self._numeric_age("mortality", self.mortality.age_covariate, "mortality.age_covariate")
         if self.population.observed_until_age is not None:
             self._check_age_limit(self.population.observed_until_age)
         return self
 
     def _check_age_limit(self, limit: AgeLimitSpec) -> None:
         path = "population.observed_until_age"
-        age = self.population.covariates.get(limit.age_covariate)
-        if not isinstance(age, DistributionSpec):
-            raise PydanticCustomError(
-                "reference", "observed_until_age needs a numeric age covariate '{c}' (years) under population.covariates",
-                {"c": limit.age_covariate, "path": f"{path}.age_covariate"})
+        age = self._numeric_age("observed_until_age", limit.age_covariate, f"{path}.age_covariate")
         oldest, years = largest_value(age), limit.age / 12.0
         if oldest is None or oldest > years:
             at_entry = "can be any age" if oldest is None else f"can be up to {oldest:g} years old"
@@ -656,6 +648,15 @@ class Scenario(Strict):
                 "covariate below it (clip: [low, high] or a uniform's high){hint}",
                 {"years": f"{years:g}", "c": limit.age_covariate, "at_entry": at_entry, "path": f"{path}.age",
                  "hint": "; a bare number is read as months: write '18 years'" if years < 2 else ""})
+
+    def _numeric_age(self, what: str, covariate: str, path: str) -> DistributionSpec:
+        """The age covariate `what` counts from (years), which must be a numeric covariate."""
+        age = self.population.covariates.get(covariate)
+        if not isinstance(age, DistributionSpec):
+            raise PydanticCustomError(
+                "reference", "{what} needs a numeric age covariate '{c}' (years) under population.covariates",
+                {"what": what, "c": covariate, "path": path})
+        return age
 
     def _known_treatment(self, treatment: str, path: str) -> None:
         if treatment not in self.treatments:

@@ -46,7 +46,7 @@ def lay_flares(cohort) -> None:
     reached = base[which] + position
     at = np.searchsorted(cumulative, reached, side="right")
     at = np.clip(at, first[which], last[which])  # rounding at a trajectory's edges
-    rate = flare_rates(cohort.model)[state[at]]
+    rate = cohort.records.flare_rates[state[at]]
     time = np.clip(start[at] + (reached - (cumulative[at] - hazard[at])) / rate, start[at], stop[at])
     effective = effective < rescue.response_probability
     rebound = rebound < rescue.rebound_probability

@@ -29,8 +29,8 @@ class VectorRecords:
 
     def __init__(self, cohort, flare_rates: np.ndarray | None):
         self.cohort = cohort
+        self.flare_rates = flare_rates  # flares per month in each flare state (`BURST_STATES` order)
         self.keep_segments = flare_rates is not None
-        self._flare_rates = flare_rates  # flares per month in each flare state (`BURST_STATES` order)
         self._blocks: dict[str, list[tuple]] = {"episodes": [], "events": [], "bursts": [], "segments": []}
         self._segments_of = np.zeros(cohort.size, dtype=np.int64)  # segments recorded per trajectory
         self.episodes = self.events = self.patients = self.bursts = None
@@ -76,7 +76,7 @@ class VectorRecords:
         if not (self.keep_segments and rows.size):
             return
         state = np.broadcast_to(state, rows.shape)
-        hazard = (stop - start) * self._flare_rates[state]
+        hazard = (stop - start) * self.flare_rates[state]
         kept = np.flatnonzero(hazard > 0)
         if kept.size < rows.size:  # dropped here, before the segments are put in order: fewer to place
             rows, start, stop, state, hazard = (a.take(kept) for a in (rows, start, stop, state, hazard))
