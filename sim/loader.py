@@ -102,14 +102,123 @@ def load_scenario(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     return LoadedScenario(scenario=scenario, document=document, file=path, name=name)
 
 
-def read_yaml(path: Path) -> Any:
-    """Parse one YAML file safely (no object-building tags); raise `ScenarioError` if bad."""
+MAX_ALIASES = 100
+"""Most YAML aliases (`*name`) one file may use: real scenarios use none or a few, an
+alias bomb ("billion laughs") thousands."""
+
+MAX_EXPANDED_VALUES = 200_000
+"""Most values a file may hold once its aliases are written out (the bundled files hold
+under 3,000); nine aliases of nine aliases of ... hold billions."""
+
+MAX_NESTING = 40
+"""Deepest nesting of mappings and lists one file may hold (the bundled files reach 6)."""
+
+MAX_EXTENDS = 20
+"""Longest `extends` chain (the bundled scenarios use at most 3 links)."""
+
+MAX_FILE_BYTES = 5_000_000
+"""Largest scenario, sweep or economics file read (the bundled ones are under 40 kB)."""
+
+
+class _YamlLimit(Exception):
+    """A YAML document that breaks one of the loader's limits; `line` is 1-based."""
+
+    def __init__(self, message: str, line: int | None):
+        self.message = message
+        self.line = line
+        super().__init__(message)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses duplicate keys, alias bombs and runaway nesting."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _YamlLimit(f"more than {MAX_ALIASES} YAML aliases (*name); write the values out "
+                                 "instead of referring to anchors", self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise _YamlLimit(f"nested more than {MAX_NESTING} levels deep; scenario files need far "
+                                 "fewer: flatten the structure", self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue  # an unhashable key: SafeLoader's own error says so
+            if first != key_node.start_mark.line + 1:
+                raise _YamlLimit(f"key '{key}' appears twice (lines {first} and "
+                                 f"{key_node.start_mark.line + 1}); keep one of them", key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
+def _decoded_text(path: Path) -> str:
+    """Return the file's text as UTF-8, or raise `ScenarioError` naming what was found instead."""
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError([Problem(str(path), "", f"the file is {size:,} bytes; scenario files are "
+                                         f"text of at most {MAX_FILE_BYTES:,} bytes")])
+        data = path.read_bytes()
     except OSError as exc:
         raise ScenarioError([Problem(str(path), "", f"cannot read the file: {exc.strerror}")]) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        found = "UTF-16 text"
+    elif b"\x00" in data:
+        found = "binary data (NUL bytes)"
+    else:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            found = f"text that is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}; Latin-1 or Windows-1252?)"
+    raise ScenarioError([Problem(str(path), "", f"the file holds {found}; save it as UTF-8 text")])
+
+
+def _expanded_values(node: Any, sizes: dict) -> int:
+    """Count the values of a parsed document as if every alias were written out in full."""
+    if not isinstance(node, dict | list):
+        return 1
+    known = sizes.get(id(node))
+    if known is None:
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        known = 1 + sum(_expanded_values(value, sizes) for _, value in children)
+        sizes[id(node)] = known
+    return known
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file safely (no object-building tags); raise `ScenarioError` if bad.
+
+    Refused with one message each: text that is not UTF-8, duplicate keys, more than
+    `MAX_ALIASES` aliases, nesting deeper than `MAX_NESTING`.
+    """
+    text = _decoded_text(path)
     try:
-        return yaml.safe_load(text)
+        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        if _expanded_values(document, {}) > MAX_EXPANDED_VALUES:
+            raise _YamlLimit(f"its aliases expand to more than {MAX_EXPANDED_VALUES:,} values (an alias bomb?); "
+                             "write the values out instead of nesting aliases", None)
+        return document
+    except _YamlLimit as exc:
+        raise ScenarioError([Problem(str(path), f"line {exc.line}" if exc.line else "", exc.message)]) from None
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
         raise ScenarioError([Problem(
@@ -124,7 +233,7 @@ def read_yaml(path: Path) -> Any:
             str(path), where,
             f"YAML syntax error: {exc.problem}; check indentation, colons and quotes there",
         )]) from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ScenarioError([Problem(str(path), "", f"YAML error: {exc}")]) from None
 
 
@@ -133,6 +242,9 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]
     if resolved in stack:
         chain = " -> ".join(p.name for p in (*stack, resolved))
         raise ScenarioError([Problem(str(path), "extends", f"extends cycle: {chain}; remove one of the links")])
+    if len(stack) >= MAX_EXTENDS:
+        raise ScenarioError([Problem(str(stack[0]), "extends", f"the extends chain is longer than {MAX_EXTENDS} "
+                                     f"files (it reached {path.name}); inherit from fewer levels")])
     raw = read_yaml(path)
     if raw is None:
         raw = {}
