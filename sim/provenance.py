@@ -75,6 +75,10 @@ def _compact(node: dict) -> str:
                 parts.append(f"{key}: {inner}")
         else:
             parts.append(f"{key}={value}")
-    if "events" in node and "n" in node and node["n"]:
+    if _is_number(node.get("events")) and _is_number(node.get("n")) and node["n"]:
         parts.append(f"= {node['events'] / node['n']:.3f}")
     return ", ".join(parts)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -15,6 +15,7 @@ months. Probabilities are `{p: 0.42}`, a bare number, or counts `{events: 27, n:
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -224,6 +225,17 @@ class CategoricalSpec(Strict):
 
     levels: dict[str, Probability] = Field(min_length=1)
     source: Source | None = None
+
+    @model_validator(mode="after")
+    def _some_level_possible(self) -> CategoricalSpec:
+        if not any(_weight(p) > 0 for p in self.levels.values()):
+            raise ValueError("every level's share is zero; give at least one level a share above zero")
+        return self
+
+
+def _weight(part: Probability) -> float:
+    """The share a probability contributes to a mix: its events when given as counts."""
+    return float(part.events) if part.n is not None else part.value
 
 
 def _covariate_kind(data: Any) -> str:
@@ -580,6 +592,9 @@ class TargetSpec(Strict):
         return self
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
 class Scenario(Strict):
     """A whole scenario, after `extends` has been resolved."""
 
@@ -596,11 +611,33 @@ class Scenario(Strict):
     mortality: MortalitySpec | None = None
     targets: dict[str, TargetSpec] = {}
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        # The name becomes the default run directory (results/<name>): it must stay one folder.
+        if value is not None and not _PLAIN_NAME.fullmatch(value):
+            raise PydanticCustomError(
+                "name", "a scenario name is 1-100 letters, digits, '_', '-' or '.', starting with a letter or "
+                "digit (it names the results folder); '{name}' is not", {"name": value[:60]},
+            )
+        return value
+
     @model_validator(mode="after")
     def _names_resolve(self) -> Scenario:
         for name, strategy in self.strategies.items():
             for i, line in enumerate(strategy.lines):
                 self._known_treatment(line, f"strategies.{name}.lines[{i}]")
+                if line in strategy.lines[:i]:
+                    raise PydanticCustomError(
+                        "repeated", "treatment '{t}' is listed twice in the lines; list each treatment once "
+                        "(retreatment after a relapse is set by on_relapse)",
+                        {"t": line, "path": f"strategies.{name}.lines[{i}]"},
+                    )
+            if strategy.first_line and not any(_weight(p) > 0 for p in strategy.first_line.values()):
+                raise PydanticCustomError(
+                    "zero_weights", "every first_line share is zero; give at least one treatment a share above zero",
+                    {"path": f"strategies.{name}.first_line"},
+                )
             for first in strategy.first_line or {}:
                 self._known_treatment(first, f"strategies.{name}.first_line.{first}")
                 if first not in strategy.lines:
