@@ -80,26 +80,29 @@ def _with_run_options(command):
 @_scenario_argument
 @_with_run_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<scenario>].")
+@click.option("--force", is_flag=True, help="Write into an existing --out that is not an earlier adpath run.")
 @click.option("--report", is_flag=True, help="Also write report.html, figures/ and tables/.")
 @click.option("--economics", help="Economic setting: a bundled name (uk_nhs, us_payer) or a YAML path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def run(scenario, patients, seed, horizon, replicates, workers, engine, out, report, economics, quiet):
+def run(scenario, patients, seed, horizon, replicates, workers, engine, out, force, report, economics, quiet):
     """Simulate SCENARIO (a YAML path or a bundled name) and write its tables to --out."""
     loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
     out = out or Path("results") / loaded.name
-    directory = execute(loaded, out, workers=workers, progress=not quiet, economics=economics, report=report)
+    directory = execute(loaded, out, workers=workers, progress=not quiet, economics=economics, report=report,
+                        force=force)
     if report:
         click.echo(f"report: {directory / 'report.html'}")
     click.echo(f"wrote {directory}")
 
 
 def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
-            economics: str | None = None, report: bool = False) -> Path:
+            economics: str | None = None, report: bool = False, force: bool = False) -> Path:
     """Run a loaded scenario and write its run directory (see `sim.pipeline.run_scenario`)."""
     from sim.pipeline import run_scenario
 
-    return run_scenario(loaded, out, workers=workers, progress=progress, economics=economics, report=report)
+    return run_scenario(loaded, out, workers=workers, progress=progress, economics=economics, report=report,
+                        force=force)
 
 
 @main.command()
@@ -167,9 +170,10 @@ def list_scenarios():
 @_scenario_argument
 @_with_run_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<scenario>].")
+@click.option("--force", is_flag=True, help="Write into an existing --out that is not an earlier adpath run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def check(scenario, patients, seed, horizon, replicates, workers, engine, out, quiet):
+def check(scenario, patients, seed, horizon, replicates, workers, engine, out, force, quiet):
     """Run SCENARIO and compare it with its targets; exit 0 if all are met, 1 if not."""
     import pandas as pd
 
@@ -180,7 +184,7 @@ def check(scenario, patients, seed, horizon, replicates, workers, engine, out, q
     if not loaded.scenario.targets:
         raise ScenarioError([Problem(str(loaded.file), "targets", "this scenario declares no targets; add a targets: block")])
     out = out or Path("results") / loaded.name
-    execute(loaded, out, workers=workers, progress=not quiet)
+    execute(loaded, out, workers=workers, progress=not quiet, force=force)
     tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in ("episodes", "patients", "adverse_events")}
     table = check_targets(loaded.scenario, **tables)
     with staged_directory(out) as staging:

@@ -22,13 +22,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim import RESULTS_VERSION
-from sim.loader import LoadedScenario
+from sim.loader import LoadedScenario, Problem, ScenarioError
 from sim.model import Model
 from sim.provenance import parameter_table
 from sim.runner import RunTables, engine_for
 
 COMPRESSION = "zstd"
 PACKAGES = ("adpath", "simpy", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "pyyaml")
+
+
+def check_out_directory(out_dir: Path, manifest: str = "run.json", force: bool = False) -> None:
+    """Refuse an `--out` that would overwrite what is not an earlier adpath output of this kind.
+
+    An existing, non-empty directory must hold `manifest` (an earlier run or sweep) unless
+    `force` is set; a file in its place is always refused. Raises `ScenarioError`.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ScenarioError([Problem(str(out_dir), "--out", "this is a file, not a directory; give --out a "
+                                     "directory path")])
+    if force or not out_dir.is_dir() or (out_dir / manifest).is_file() or not any(out_dir.iterdir()):
+        return
+    raise ScenarioError([Problem(str(out_dir), "--out", f"the directory exists and is not an adpath output "
+                                 f"(it has no {manifest}); choose a new --out, or add --force to write into it")])
 
 
 @contextmanager

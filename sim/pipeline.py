@@ -19,7 +19,8 @@ from sim.model import compile_model
 
 
 def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
-                 economics: str | None = None, engine: str | None = None, report: bool = False) -> Path:
+                 economics: str | None = None, engine: str | None = None, report: bool = False,
+                 force: bool = False) -> Path:
     """Run a loaded scenario and write its run directory; return the directory.
 
     With `economics` (a bundled setting such as `uk_nhs`, or a path), each patient's
@@ -30,6 +31,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     from analysis.summary import summarize_run
     from sim.outputs import (
         build_manifest,
+        check_out_directory,
         staged_directory,
         write_json,
         write_parquet,
@@ -37,6 +39,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     )
     from sim.runner import simulate
 
+    check_out_directory(out, force=force)
     model = compile_model(loaded.scenario, loaded.name)
     setting = _economics(loaded, economics)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
