@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from analysis.html import figure_html
+from analysis.html import escape, figure_html
 from analysis.html import is_missing as _missing
 from analysis.intervals import poisson_rate_interval, t_interval, wilson_interval
 
@@ -141,6 +141,6 @@ def _unpriced(economics: dict) -> str:
     unpriced = economics.get("unpriced_adverse_events") or []
     if not unpriced:
         return ""
-    return f'<p class="muted">Adverse events with no cost in this setting: {", ".join(unpriced)}.</p>'
+    return f'<p class="muted">Adverse events with no cost in this setting: {escape(", ".join(map(str, unpriced)))}.</p>'
 
 
