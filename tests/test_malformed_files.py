@@ -1,0 +1,184 @@
+"""Malformed files the YAML reader must refuse quickly: one message, exit code 2, no traceback.
+
+Each case is a file a user could produce by accident (a Latin-1 editor, a duplicated key
+after a copy and paste) or on purpose (an alias bomb), given to `adpath validate`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from analysis.report_sections import _unpriced
+from sim.cli import main
+from sim.loader import MAX_EXTENDS
+from sim.provenance import parameter_table
+
+BASE = """
+settings: {patients: 20, horizon: 2 years, seed: 1}
+treatments:
+  drug_a:
+    label: Drug A
+    assess_at: {dist: fixed, value: 3 months}
+    response: {events: 5, n: 10}
+  drug_b:
+    label: Drug B
+    assess_at: {dist: fixed, value: 3 months}
+    response: {p: 0.5}
+strategies:
+  only_a:
+    lines: [drug_a, drug_b]
+"""
+
+BILLION_LAUGHS = "\n".join(
+    ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+) + "\ndescription: *a9\n"
+
+
+def refused(path, *fragments):
+    """Validate `path`, check the one-message refusal and return the message."""
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert time.perf_counter() - started < 5, "a refusal must come at once, not after a hang"
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert str(path) in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+    return result.output
+
+
+@pytest.mark.parametrize(
+    ("data", "fragments"),
+    [
+        ("name: caf\u00e9\n".encode("latin-1") + BASE.encode(), ["not UTF-8", "0xe9", "save it as UTF-8"]),
+        (BASE.encode("utf-16"), ["UTF-16", "save it as UTF-8"]),
+        (b"\x00\x01\x02\xffgarbage", ["binary data"]),
+    ],
+    ids=["latin1", "utf16", "binary"],
+)
+def test_text_that_is_not_utf8_is_named(tmp_path, data, fragments):
+    path = tmp_path / "scenario.yaml"
+    path.write_bytes(data)
+    refused(path, *fragments)
+
+
+def test_utf8_with_a_byte_order_mark_is_read(write_scenario, tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + ("description: caf\u00e9" + BASE).encode())
+    assert CliRunner().invoke(main, ["validate", str(path)]).exit_code == 0
+
+
+def test_duplicate_keys_are_refused_with_both_lines(write_scenario):
+    path = write_scenario(BASE.replace("    label: Drug B\n", "    label: Drug B\n    label: Drug C\n"))
+    refused(path, "key 'label' appears twice", "keep one of them")
+
+
+def test_an_alias_bomb_is_refused_at_once(write_scenario):
+    refused(write_scenario(BASE + BILLION_LAUGHS), "alias bomb")
+
+
+def test_many_aliases_are_refused(write_scenario):
+    aliases = "".join(f"x{i}: *v\n" for i in range(150))
+    refused(write_scenario(BASE + "v: &v 1\n" + aliases), "more than 100 YAML aliases")
+
+
+def test_a_few_aliases_are_accepted(write_scenario):
+    text = BASE.replace("assess_at: {dist: fixed, value: 3 months}\n    response: {events",
+                        "assess_at: &three {dist: fixed, value: 3 months}\n    response: {events")
+    text = text.replace("assess_at: {dist: fixed, value: 3 months}\n    response: {p", "assess_at: *three\n    response: {p")
+    assert "*three" in text
+    assert CliRunner().invoke(main, ["validate", str(write_scenario(text))]).exit_code == 0
+
+
+@pytest.mark.parametrize("depth", [60, 5000])
+def test_deep_nesting_is_refused(write_scenario, depth):
+    refused(write_scenario(BASE + "description: " + "[" * depth + "]" * depth + "\n"), "nested more than")
+
+
+def test_a_long_extends_chain_is_refused(tmp_path):
+    (tmp_path / "f0.yaml").write_text(BASE)
+    for i in range(1, MAX_EXTENDS + 5):
+        (tmp_path / f"f{i}.yaml").write_text(f"extends: f{i - 1}.yaml\n")
+    refused(tmp_path / f"f{MAX_EXTENDS + 4}.yaml", "extends chain is longer than")
+
+
+def test_a_chain_within_the_limit_is_read(tmp_path):
+    (tmp_path / "f0.yaml").write_text(BASE)
+    for i in range(1, MAX_EXTENDS - 1):
+        (tmp_path / f"f{i}.yaml").write_text(f"extends: f{i - 1}.yaml\n")
+    assert CliRunner().invoke(main, ["validate", str(tmp_path / f"f{MAX_EXTENDS - 2}.yaml")]).exit_code == 0
+
+
+def test_a_treatment_listed_twice_in_a_line_list_is_refused(write_scenario):
+    path = write_scenario(BASE.replace("lines: [drug_a, drug_b]", "lines: [drug_a, drug_b, drug_a]"))
+    refused(path, "strategies.only_a.lines[2]", "listed twice")
+
+
+def test_first_line_shares_all_zero_are_refused(write_scenario):
+    path = write_scenario(BASE + "    first_line: {drug_a: 0, drug_b: {events: 0, n: 10}}\n")
+    refused(path, "strategies.only_a.first_line", "every first_line share is zero")
+
+
+def test_covariate_levels_all_zero_are_refused(write_scenario):
+    population = "population:\n  covariates:\n    sex:\n      levels: {female: 0, male: 0}\n"
+    refused(write_scenario(BASE + population), "population.covariates.sex", "every level's share is zero")
+
+
+def test_counts_given_as_text_end_in_a_message(write_scenario):
+    output = refused(write_scenario(BASE.replace("{events: 5, n: 10}", '{events: 5, n: "ten"}')))
+    assert "treatments.drug_a.response" in output
+
+
+def test_unpriced_adverse_event_names_are_escaped():
+    payload = "<img src=x onerror=alert(1)>"
+    html = _unpriced({"unpriced_adverse_events": [payload, "nausea"]})
+    assert payload not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_counts_written_as_quoted_numbers_are_tabulated():
+    rows = parameter_table({"treatments": {"drug_a": {"response": {"events": 27, "n": "41", "source": "x"}}}})
+    assert rows == [{"path": "treatments.drug_a.response", "value": "events=27, n=41", "source": "x"}]
+    assert parameter_table({"r": {"events": 27, "n": 41, "source": "x"}})[0]["value"] == "events=27, n=41, = 0.659"
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", ".hidden", "x" * 300, "with space"])
+def test_a_scenario_name_that_is_not_one_folder_is_refused(write_scenario, name):
+    refused(write_scenario(f"name: '{name}'\n" + BASE), "scenario name is 1-100 letters")
+
+
+def test_run_refuses_a_directory_that_is_not_a_run(write_scenario, tmp_path):
+    own = tmp_path / "my_folder"
+    own.mkdir()
+    (own / "summary.csv").write_text("the user's own numbers\n")
+    result = CliRunner().invoke(main, ["run", str(write_scenario(BASE)), "--out", str(own), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "not an adpath output" in result.output and "--force" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in own.iterdir()) == ["summary.csv"]
+    assert (own / "summary.csv").read_text() == "the user's own numbers\n"
+    assert not list(tmp_path.glob(".my_folder*")), "no staging directory is left behind"
+
+
+def test_run_writes_over_an_earlier_run_and_into_a_foreign_folder_with_force(write_scenario, tmp_path):
+    scenario = str(write_scenario(BASE))
+    out = tmp_path / "run"
+    for _ in range(2):  # the second time onto the first run
+        assert CliRunner().invoke(main, ["run", scenario, "--out", str(out), "--quiet"]).exit_code == 0
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "notes.txt").write_text("keep me")
+    assert CliRunner().invoke(main, ["run", scenario, "--out", str(own), "--quiet", "--force"]).exit_code == 0
+    assert (own / "run.json").is_file() and (own / "notes.txt").read_text() == "keep me"
+
+
+def test_run_refuses_a_file_as_out(write_scenario, tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    result = CliRunner().invoke(main, ["run", str(write_scenario(BASE)), "--out", str(target), "--quiet"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert target.read_text() == "x"
