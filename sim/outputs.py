@@ -48,18 +48,56 @@ def check_out_directory(out_dir: Path, manifest: str = "run.json", force: bool =
 
 
 @contextmanager
-def staged_directory(out_dir: Path):
-    """Yield a staging directory whose files are moved into `out_dir` when the block succeeds."""
+def staged_directory(out_dir: Path, replace_run: bool = False):
+    """Yield a staging directory whose files are moved into `out_dir` when the block succeeds.
+
+    With `replace_run`, an earlier run in `out_dir` (it has a run.json) is replaced whole, so
+    that no old report or figure is left beside the new tables; otherwise the staged files
+    are moved in one by one. Staging directories left by killed runs are removed first.
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(out_dir)
     staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
         yield staging
-        _publish(staging, out_dir)
+        if replace_run and (out_dir / "run.json").is_file():
+            _swap(staging, out_dir)
+        else:
+            _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_abandoned(out_dir: Path) -> None:
+    """Remove `.NAME.partial-PID` and `.NAME.old-PID` siblings whose process has ended."""
+    for leftover in out_dir.parent.glob(f".{out_dir.name}.*-*"):
+        kind, _, pid = leftover.name.removeprefix(f".{out_dir.name}.").partition("-")
+        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap(staging: Path, out_dir: Path) -> None:
+    # Two renames: a kill between them leaves the old run intact beside the new one.
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(out_dir, old)
+    os.rename(staging, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _publish(staging: Path, out_dir: Path) -> None:

@@ -45,7 +45,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
     tables = simulate(model, workers=workers, progress=progress)
-    with staged_directory(out) as staging:
+    with staged_directory(out, replace_run=True) as staging:
         with writing_finished_tables(staging, tables):
             summary = clinical = summarize_run(tables.episodes, tables.patients)
             extra = {}

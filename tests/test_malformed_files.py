@@ -182,3 +182,33 @@ def test_run_refuses_a_file_as_out(write_scenario, tmp_path):
     result = CliRunner().invoke(main, ["run", str(write_scenario(BASE)), "--out", str(target), "--quiet"])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert target.read_text() == "x"
+
+
+def test_a_new_run_replaces_an_earlier_one_whole_and_clears_abandoned_staging(write_scenario, tmp_path):
+    scenario = str(write_scenario(BASE))
+    out = tmp_path / "run"
+    assert CliRunner().invoke(main, ["run", scenario, "--out", str(out), "--quiet"]).exit_code == 0
+    (out / "report.html").write_text("the old run's report")
+    abandoned = tmp_path / ".run.partial-999999999"  # a pid no process has
+    abandoned.mkdir()
+    (abandoned / "episodes.parquet").write_text("half written")
+    assert CliRunner().invoke(main, ["run", scenario, "--out", str(out), "--quiet"]).exit_code == 0
+    assert not (out / "report.html").exists(), "no old report beside the new tables"
+    assert (out / "run.json").is_file() and (out / "summary.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_failed_run_leaves_the_earlier_run_intact(write_scenario, tmp_path, monkeypatch):
+    scenario = str(write_scenario(BASE))
+    out = tmp_path / "run"
+    assert CliRunner().invoke(main, ["run", scenario, "--out", str(out), "--quiet"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sim.outputs.build_manifest", killed)
+    result = CliRunner().invoke(main, ["run", scenario, "--out", str(out), "--quiet", "--seed", "2"])
+    assert result.exit_code == 130, result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
