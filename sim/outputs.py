@@ -72,10 +72,15 @@ def staged_directory(out_dir: Path, replace_run: bool = False):
 
 
 def _remove_abandoned(out_dir: Path) -> None:
-    """Remove `.NAME.partial-PID` and `.NAME.old-PID` siblings whose process has ended."""
-    for leftover in out_dir.parent.glob(f".{out_dir.name}.*-*"):
+    """Clear what killed runs left beside `out_dir`: staging is removed, and an earlier run
+    set aside by a swap that never finished is put back if `out_dir` is missing."""
+    for leftover in sorted(out_dir.parent.glob(f".{out_dir.name}.*-*")):
         kind, _, pid = leftover.name.removeprefix(f".{out_dir.name}.").partition("-")
-        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
+        if kind not in ("partial", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not out_dir.exists():
+            os.rename(leftover, out_dir)
+        else:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
@@ -92,7 +97,7 @@ def _alive(pid: int) -> bool:
 
 
 def _swap(staging: Path, out_dir: Path) -> None:
-    # Two renames: a kill between them leaves the old run intact beside the new one.
+    # Two renames: a kill between them leaves the old run aside, intact; the next run puts it back.
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     shutil.rmtree(old, ignore_errors=True)
     os.rename(out_dir, old)

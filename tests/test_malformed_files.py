@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from analysis.report_sections import _unpriced
 from sim.cli import main
 from sim.loader import MAX_EXTENDS
+from sim.outputs import staged_directory
 from sim.provenance import parameter_table
 
 BASE = """
@@ -210,5 +211,17 @@ def test_a_failed_run_leaves_the_earlier_run_intact(write_scenario, tmp_path, mo
     monkeypatch.setattr("sim.outputs.build_manifest", killed)
     result = CliRunner().invoke(main, ["run", scenario, "--out", str(out), "--quiet", "--seed", "2"])
     assert result.exit_code == 130, result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_run_set_aside_by_an_unfinished_swap_is_put_back(write_scenario, tmp_path):
+    scenario = str(write_scenario(BASE))
+    out = tmp_path / "run"
+    assert CliRunner().invoke(main, ["run", scenario, "--out", str(out), "--quiet"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    out.rename(tmp_path / ".run.old-999999999")  # killed between the swap's two renames
+    with pytest.raises(RuntimeError), staged_directory(out, replace_run=True):
+        raise RuntimeError("the next run fails too")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
