@@ -41,6 +41,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
 
     check_out_directory(out, force=force)
     model = compile_model(loaded.scenario, loaded.name)
+    _guard_resources(model, loaded, progress)
     setting = _economics(loaded, economics)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
@@ -110,3 +111,18 @@ def _economics_manifest(setting, loaded: LoadedScenario) -> dict:
         "willingness_to_pay": list(setting.willingness_to_pay),
         "unpriced_adverse_events": unpriced_adverse_events(setting, _adverse_events_by_treatment(loaded)),
     }
+
+
+def _guard_resources(model, loaded: LoadedScenario, progress: bool) -> None:
+    """Refuse a run that cannot fit in memory (`ScenarioError`); warn on stderr above a minute."""
+    import sys
+
+    from sim.guard import estimate_run, too_large
+    from sim.loader import Problem, ScenarioError
+
+    estimate = estimate_run(model.patients, len(model.strategies), model.replicates)
+    reason = too_large(estimate)
+    if reason is not None:
+        raise ScenarioError([Problem(str(loaded.file), "settings.patients", reason)])
+    if progress and estimate.seconds > 60:
+        print(f"note: {estimate.describe()} expected", file=sys.stderr)

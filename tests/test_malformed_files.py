@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from analysis.report_sections import _unpriced
 from sim.cli import main
+from sim.guard import BYTES_PER_TRAJECTORY, estimate_run, too_large
 from sim.loader import MAX_EXTENDS
 from sim.outputs import staged_directory
 from sim.provenance import parameter_table
@@ -225,3 +226,22 @@ def test_a_run_set_aside_by_an_unfinished_swap_is_put_back(write_scenario, tmp_p
         raise RuntimeError("the next run fails too")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_run_too_large_for_the_machine_is_refused_before_it_starts(write_scenario, tmp_path):
+    out = tmp_path / "huge"
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["run", str(write_scenario(BASE)), "--patients", "1000000000000",
+                                       "--out", str(out), "--quiet"])
+    assert time.perf_counter() - started < 5
+    assert result.exit_code == 2, result.output
+    assert "settings.patients" in result.output and "GiB" in result.output and "lower --patients" in result.output
+    assert not out.exists() and not list(tmp_path.glob(".huge*"))
+
+
+def test_the_run_estimate_scales_with_trajectories():
+    estimate = estimate_run(patients=1000, strategies=3, replicates=2)
+    assert estimate.trajectories == 6000
+    assert estimate.memory_bytes == 6000 * BYTES_PER_TRAJECTORY
+    assert too_large(estimate, memory_bytes=10**12) is None
+    assert "lower --patients" in too_large(estimate, memory_bytes=6000 * BYTES_PER_TRAJECTORY)
