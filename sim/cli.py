@@ -223,12 +223,17 @@ def report(run_dir, svg):
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes (or Dask workers with --dask local) [default: all cores].")
 @click.option("--scheduler", help="Run on the Dask cluster at this address, e.g. tcp://host:8786.")
 @click.option("--dask", "dask_mode", type=click.Choice(["local"]), help="'--dask local' starts a Dask LocalCluster on this machine.")
+@click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), help="TLS: the CA certificate that signed the scheduler's.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="TLS: this client's certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="TLS: this client's private key.")
 @click.option("--keep-episodes", is_flag=True, help="Also keep every task's episodes, patients and adverse-events tables.")
 @click.option("--report", is_flag=True, help="Also write the sweep report (report.html, figures/, tables/).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def sweep(sweep_file, out, workers, scheduler, dask_mode, keep_episodes, report, quiet):
+def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert, tls_key, keep_episodes, report, quiet):
     """Run the parameter sweep SWEEP_FILE (a YAML path or a bundled sweep's name); resumable."""
     from sim.sweep.command import sweep_command
 
-    sys.exit(sweep_command(sweep_file, out, workers, scheduler, dask_mode == "local", keep_episodes, report, quiet))
+    tls = {"ca_file": tls_ca_file, "cert": tls_cert, "key": tls_key}
+    sys.exit(sweep_command(sweep_file, out, workers, scheduler, dask_mode == "local", keep_episodes, report, quiet,
+                           tls=tls))

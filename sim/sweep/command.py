@@ -17,7 +17,8 @@ EXIT_INTERRUPTED = 130
 
 
 def sweep_command(sweep_file: str, out: Path | None, workers: int | None, scheduler: str | None,
-                  dask_local: bool, keep_episodes: bool, report: bool, quiet: bool) -> int:
+                  dask_local: bool, keep_episodes: bool, report: bool, quiet: bool,
+                  tls: dict[str, str | None] | None = None) -> int:
     """Run a sweep from the command line; return the exit code (0 done, 1 tasks failed, 130 interrupted).
 
     Errors in the sweep file raise `ScenarioError` before anything is written.
@@ -25,7 +26,7 @@ def sweep_command(sweep_file: str, out: Path | None, workers: int | None, schedu
     start_fork_server(workers, scheduler, dask_local)  # its imports overlap the planning
     plan = load_sweep(sweep_file)
     out = out or Path("results") / plan.name
-    executor = make_executor(workers, scheduler, dask_local)
+    executor = make_executor(workers, scheduler, dask_local, tls)
     try:
         outcome = run_sweep(plan, out, executor, keep_episodes=keep_episodes, progress=not quiet)
     finally:

@@ -149,11 +149,14 @@ class DaskExecutor:
         self.description = f"Dask at {client.scheduler.address} ({threads} threads)"
 
     @classmethod
-    def connect(cls, address: str) -> DaskExecutor:
-        """Connect to the Dask scheduler at `address` (e.g. tcp://host:8786)."""
+    def connect(cls, address: str, security=None) -> DaskExecutor:
+        """Connect to the Dask scheduler at `address` (e.g. tcp://host:8786 or tls://host:8786).
+
+        `security` is a `distributed.security.Security` (see `dask_security`) for TLS.
+        """
         distributed = _import_distributed()
         try:
-            client = distributed.Client(address, timeout="20s")
+            client = distributed.Client(address, timeout="20s", security=security)
         except (OSError, TimeoutError) as exc:
             raise ScenarioError([Problem("--scheduler", address, f"cannot reach the Dask scheduler: {exc}")]) from None
         return cls(client)
@@ -199,19 +202,41 @@ def _import_distributed():
     return distributed
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None, dask_local: bool = False):
+def dask_security(tls: dict[str, str | None] | None):
+    """Return Dask's `Security` for TLS from `{ca_file, cert, key}` paths, or None if none given.
+
+    The certificate and key are this client's; the CA file checks the scheduler's. Encryption
+    is then required. Raises `ScenarioError` if only some of the three are given.
+    """
+    given = {name: path for name, path in (tls or {}).items() if path}
+    if not given:
+        return None
+    missing = [f"--tls-{name.replace('_', '-')}" for name in ("ca_file", "cert", "key") if name not in given]
+    if missing:
+        raise ScenarioError([Problem("command line", missing[0], "TLS needs --tls-ca-file, --tls-cert and "
+                                     f"--tls-key together; missing: {', '.join(missing)}")])
+    return _import_distributed().security.Security(
+        tls_ca_file=given["ca_file"], tls_client_cert=given["cert"], tls_client_key=given["key"],
+        require_encryption=True)
+
+
+def make_executor(workers: int | None = None, scheduler: str | None = None, dask_local: bool = False,
+                  tls: dict[str, str | None] | None = None):
     """Return the executor the command line asks for.
 
-    `scheduler`: a Dask scheduler's address; `dask_local`: a Dask LocalCluster of
-    `workers`; otherwise local processes (`workers`, default all cores; 1 runs in this
-    process).
+    `scheduler`: a Dask scheduler's address, with `tls` paths (`dask_security`) for a TLS
+    cluster; `dask_local`: a Dask LocalCluster of `workers`; otherwise local processes
+    (`workers`, default all cores; 1 runs in this process).
     """
     if scheduler and dask_local:
         raise ScenarioError([Problem("command line", "--scheduler",
                                      "give either --scheduler or --dask local, not both")])
+    if any((tls or {}).values()) and not scheduler:
+        raise ScenarioError([Problem("command line", "--tls-ca-file",
+                                     "the TLS options are for a remote cluster: add --scheduler tls://host:port")])
     count = _worker_count(workers)
     if scheduler:
-        return DaskExecutor.connect(scheduler)
+        return DaskExecutor.connect(scheduler, dask_security(tls))
     if dask_local:
         return DaskExecutor.local(count)
     return SerialExecutor() if count == 1 else LocalPool(count)
