@@ -220,6 +220,16 @@ def largest_value(spec: DistributionSpec) -> float | None:
     return largest
 
 
+def can_be_zero(spec: DistributionSpec) -> bool:
+    """Whether a duration distribution puts probability on exactly zero months."""
+    if spec.dist == "fixed":
+        return spec.value == 0
+    if spec.dist == "empirical":
+        weights = spec.weights or [1.0] * len(spec.values)
+        return any(value == 0 and weight > 0 for value, weight in zip(spec.values, weights, strict=True))
+    return largest_value(spec) == 0
+
+
 class CategoricalSpec(Strict):
     """A categorical covariate: `levels` maps each level to its probability or counts."""
 
@@ -665,6 +675,7 @@ class Scenario(Strict):
                     "reference", "unknown resource '{r}'{hint}; declare it under resources:",
                     {"r": treatment.requires, "hint": suggest(treatment.requires, self.resources),
                      "path": f"treatments.{name}.requires"})
+            self._no_zero_time_loop(name, treatment)
         for name, target in self.targets.items():
             self._check_target(name, target)
         if self.mortality is not None:
@@ -672,6 +683,25 @@ class Scenario(Strict):
         if self.population.observed_until_age is not None:
             self._check_age_limit(self.population.observed_until_age)
         return self
+
+    def _no_zero_time_loop(self, name: str, treatment: TreatmentSpec) -> None:
+        # A responder who can remit at once and relapse at once re-enters the pathway at the
+        # same instant, for ever: the simulation would never advance its clock.
+        relapse = treatment.relapse or self.relapse
+        if relapse is None or relapse.probability.value <= 0 or not can_be_zero(relapse.time):
+            return
+        remits = treatment.end_of_course is None or treatment.end_of_course.remission.value > 0
+        stops_at_once = [key for key in ("course", "cap")
+                         if getattr(treatment, key) is not None and can_be_zero(getattr(treatment, key))]
+        if treatment.response.value > 0 and remits and stops_at_once:
+            where = "treatments.{name}.relapse.time" if treatment.relapse else "relapse.time"
+            raise PydanticCustomError(
+                "zero_time_loop", "a responder to '{name}' can return to topical therapy after a {key} of zero "
+                "months and relapse after zero months ({where}), so the pathway can loop without time passing; "
+                "give the {key} or the relapse time a smallest value above zero",
+                {"name": name, "key": stops_at_once[0], "where": where.format(name=name),
+                 "path": f"treatments.{name}.{stops_at_once[0]}"},
+            )
 
     def _check_age_limit(self, limit: AgeLimitSpec) -> None:
         path = "population.observed_until_age"

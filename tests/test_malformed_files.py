@@ -245,3 +245,37 @@ def test_the_run_estimate_scales_with_trajectories():
     assert estimate.memory_bytes == 6000 * BYTES_PER_TRAJECTORY
     assert too_large(estimate, memory_bytes=10**12) is None
     assert "lower --patients" in too_large(estimate, memory_bytes=6000 * BYTES_PER_TRAJECTORY)
+
+
+ZERO_LOOP = """
+settings: {patients: 5, horizon: 2 years, seed: 1}
+treatments:
+  drug_a:
+    label: Drug A
+    assess_at: {dist: fixed, value: 0 months}
+    response: {p: 1}
+    course: COURSE
+    end_of_course: {remission: 1, switch: 0, continue: 0}
+relapse: {probability: 1, time: RELAPSE}
+strategies:
+  only_a: {lines: [drug_a], on_relapse: retreat}
+"""
+
+
+@pytest.mark.parametrize(("course", "relapse"), [
+    ("{dist: fixed, value: 0 months}", "{dist: fixed, value: 0 months}"),
+    ("{dist: empirical, values: [0, 3 months]}", "{dist: uniform, low: 0, high: 0}"),
+])
+def test_a_pathway_that_can_loop_without_time_passing_is_refused(write_scenario, course, relapse):
+    path = write_scenario(ZERO_LOOP.replace("COURSE", course).replace("RELAPSE", relapse))
+    refused(path, "treatments.drug_a.course", "loop without time passing")
+
+
+@pytest.mark.parametrize(("course", "relapse"), [
+    ("{dist: fixed, value: 1 months}", "{dist: fixed, value: 0 months}"),
+    ("{dist: fixed, value: 0 months}", "{dist: exponential, mean: 6 months}"),
+    ("{dist: empirical, values: [0, 3 months], weights: [0, 1]}", "{dist: fixed, value: 0 months}"),
+])
+def test_zero_durations_that_cannot_close_a_loop_are_accepted(write_scenario, course, relapse):
+    path = write_scenario(ZERO_LOOP.replace("COURSE", course).replace("RELAPSE", relapse))
+    assert CliRunner().invoke(main, ["validate", str(path)]).exit_code == 0
