@@ -18,7 +18,16 @@ from pydantic import ValidationError
 
 from sim.schema import Scenario
 
-_LEAF_KEYS = {"dist", "p", "events", "levels"}
+_LEAF_KEYS = {"dist", "p", "events", "levels", "per_year", "per_month", "person_years"}
+#: Keys of one accepted form of a probability or rate, and the keys of the other forms they replace.
+_OTHER_FORMS = {
+    "p": ("events", "n"),
+    "events": ("p", "per_year", "per_month"),
+    "n": ("p",),
+    "person_years": ("per_year", "per_month"),
+    "per_year": ("per_month", "events", "person_years"),
+    "per_month": ("per_year", "events", "person_years"),
+}
 _UNION_TAGS = {"numeric", "categorical", "boolean"}
 
 
@@ -307,10 +316,16 @@ def _resolve_life_table(document: dict, origins: dict, path: Path) -> dict:
 
 
 def set_path(document: dict, dotted: str, value: Any) -> dict:
-    """Return a copy of `document` with the value at dotted key path `dotted` replaced."""
+    """Return a copy of `document` with the value at dotted key path `dotted` replaced.
+
+    Setting one form of a probability or rate (`p`, `per_year`, ...) drops the other forms
+    the parent held, so `response.p` can replace inherited counts.
+    """
     head, _, rest = dotted.partition(".")
     updated = dict(document)
     if not rest:
+        for other in _OTHER_FORMS.get(head, ()):
+            updated.pop(other, None)
         updated[head] = value
         return updated
     child = document.get(head)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from analysis.report_sections import _unpriced
 from sim.cli import main
 from sim.guard import BYTES_PER_TRAJECTORY, estimate_run, too_large
-from sim.loader import MAX_EXTENDS
+from sim.loader import MAX_EXTENDS, deep_merge, set_path
 from sim.outputs import staged_directory
 from sim.provenance import parameter_table
 
@@ -279,3 +279,19 @@ def test_a_pathway_that_can_loop_without_time_passing_is_refused(write_scenario,
 def test_zero_durations_that_cannot_close_a_loop_are_accepted(write_scenario, course, relapse):
     path = write_scenario(ZERO_LOOP.replace("COURSE", course).replace("RELAPSE", relapse))
     assert CliRunner().invoke(main, ["validate", str(path)]).exit_code == 0
+
+
+def test_a_rate_given_as_counts_can_be_overridden_per_year(write_scenario):
+    child = write_scenario("extends: modern_adult.yaml\nrescue: {flare_rate: {topical: {per_year: 2}}}\n")
+    result = CliRunner().invoke(main, ["validate", str(child)])
+    assert result.exit_code == 0, result.output
+
+
+def test_setting_one_form_of_a_probability_replaces_the_other():
+    counts = {"treatments": {"a": {"response": {"events": 27, "n": 41, "source": "Bordeaux"}}}}
+    assert set_path(counts, "treatments.a.response.p", 0.5)["treatments"]["a"]["response"] == {
+        "source": "Bordeaux", "p": 0.5}
+    rate = {"rescue": {"flare_rate": {"topical": {"events": 12, "person_years": 75}}}}
+    assert set_path(rate, "rescue.flare_rate.topical.per_year", 2)["rescue"]["flare_rate"]["topical"] == {"per_year": 2}
+    assert deep_merge(rate, {"rescue": {"flare_rate": {"topical": {"per_month": 0.1}}}}) == {
+        "rescue": {"flare_rate": {"topical": {"per_month": 0.1}}}}
