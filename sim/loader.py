@@ -20,7 +20,7 @@ from sim.schema import Scenario
 
 _LEAF_KEYS = {"dist", "p", "events", "levels", "per_year", "per_month", "person_years"}
 #: Keys of one accepted form of a probability or rate, and the keys of the other forms they replace.
-_OTHER_FORMS = {
+OTHER_FORMS = {
     "p": ("events", "n"),
     "events": ("p", "per_year", "per_month"),
     "n": ("p",),
@@ -324,7 +324,7 @@ def set_path(document: dict, dotted: str, value: Any) -> dict:
     head, _, rest = dotted.partition(".")
     updated = dict(document)
     if not rest:
-        for other in _OTHER_FORMS.get(head, ()):
+        for other in OTHER_FORMS.get(head, ()):
             updated.pop(other, None)
         updated[head] = value
         return updated

@@ -295,3 +295,12 @@ def test_setting_one_form_of_a_probability_replaces_the_other():
     assert set_path(rate, "rescue.flare_rate.topical.per_year", 2)["rescue"]["flare_rate"]["topical"] == {"per_year": 2}
     assert deep_merge(rate, {"rescue": {"flare_rate": {"topical": {"per_month": 0.1}}}}) == {
         "rescue": {"flare_rate": {"topical": {"per_month": 0.1}}}}
+
+
+def test_a_sweep_value_of_p_replaces_inherited_counts():
+    from sim.sweep.parameters import set_path as sweep_set_path
+
+    counts = {"treatments": {"a": {"response": {"events": 27, "n": 41, "source": "Bordeaux"}}}}
+    updated = sweep_set_path(counts, ("treatments", "a", "response", "p"), 0.6)
+    assert updated["treatments"]["a"]["response"] == {"source": "Bordeaux", "p": 0.6}
+    assert counts["treatments"]["a"]["response"]["n"] == 41  # the original is not changed

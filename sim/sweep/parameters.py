@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from sim.economics import EconomicsSpec
-from sim.loader import format_key_path
+from sim.loader import OTHER_FORMS, format_key_path
 from sim.schema import (
     DistributionSpec,
     Duration,
@@ -328,6 +328,9 @@ def set_path(document: Any, path: tuple, value: Any) -> Any:
         items[key] = set_path(items[key], rest, value)
         return items
     updated = dict(document) if isinstance(document, dict) else {}
+    if not rest:
+        for other in OTHER_FORMS.get(key, ()):
+            updated.pop(other, None)  # a probability's `p` replaces inherited counts, and so on
     updated[key] = set_path(updated.get(key), rest, value)
     return updated
 
