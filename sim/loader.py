@@ -20,7 +20,7 @@ from sim.schema import Scenario
 
 _LEAF_KEYS = {"dist", "p", "events", "levels", "per_year", "per_month", "person_years"}
 #: Keys of one accepted form of a probability or rate, and the keys of the other forms they replace.
-OTHER_FORMS = {
+_OTHER_FORMS = {
     "p": ("events", "n"),
     "events": ("p", "per_year", "per_month"),
     "n": ("p",),
@@ -176,9 +176,6 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
-
-
 def _decoded_text(path: Path) -> str:
     """Return the file's text as UTF-8, or raise `ScenarioError` naming what was found instead."""
     try:
@@ -324,13 +321,19 @@ def set_path(document: dict, dotted: str, value: Any) -> dict:
     head, _, rest = dotted.partition(".")
     updated = dict(document)
     if not rest:
-        for other in OTHER_FORMS.get(head, ()):
-            updated.pop(other, None)
+        drop_other_forms(updated, head)
         updated[head] = value
         return updated
     child = document.get(head)
     updated[head] = set_path(child if isinstance(child, dict) else {}, rest, value)
     return updated
+
+
+def drop_other_forms(mapping: dict, key: str) -> None:
+    """Remove from `mapping`, in place, the keys of the forms that setting `key` replaces
+    (`p` replaces `events`/`n`, `per_year` replaces `per_month` or counts, ...)."""
+    for other in _OTHER_FORMS.get(key, ()):
+        mapping.pop(other, None)
 
 
 def _key_paths(node: Any, prefix: tuple = ()) -> list[tuple]:

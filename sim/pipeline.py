@@ -8,13 +8,15 @@ staging directory that becomes the run directory only when everything has succee
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from sim.loader import LoadedScenario
+from sim.guard import estimate_run, too_large
+from sim.loader import LoadedScenario, Problem, ScenarioError
 from sim.model import compile_model
 
 
@@ -115,11 +117,6 @@ def _economics_manifest(setting, loaded: LoadedScenario) -> dict:
 
 def _guard_resources(model, loaded: LoadedScenario, progress: bool) -> None:
     """Refuse a run that cannot fit in memory (`ScenarioError`); warn on stderr above a minute."""
-    import sys
-
-    from sim.guard import estimate_run, too_large
-    from sim.loader import Problem, ScenarioError
-
     estimate = estimate_run(model.patients, len(model.strategies), model.replicates)
     reason = too_large(estimate)
     if reason is not None:

@@ -238,14 +238,9 @@ class CategoricalSpec(Strict):
 
     @model_validator(mode="after")
     def _some_level_possible(self) -> CategoricalSpec:
-        if not any(_weight(p) > 0 for p in self.levels.values()):
+        if not any(p.value > 0 for p in self.levels.values()):
             raise ValueError("every level's share is zero; give at least one level a share above zero")
         return self
-
-
-def _weight(part: Probability) -> float:
-    """The share a probability contributes to a mix: its events when given as counts."""
-    return float(part.events) if part.n is not None else part.value
 
 
 def _covariate_kind(data: Any) -> str:
@@ -643,7 +638,7 @@ class Scenario(Strict):
                         "(retreatment after a relapse is set by on_relapse)",
                         {"t": line, "path": f"strategies.{name}.lines[{i}]"},
                     )
-            if strategy.first_line and not any(_weight(p) > 0 for p in strategy.first_line.values()):
+            if strategy.first_line and not any(p.value > 0 for p in strategy.first_line.values()):
                 raise PydanticCustomError(
                     "zero_weights", "every first_line share is zero; give at least one treatment a share above zero",
                     {"path": f"strategies.{name}.first_line"},

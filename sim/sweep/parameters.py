@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from sim.economics import EconomicsSpec
-from sim.loader import OTHER_FORMS, format_key_path
+from sim.loader import drop_other_forms, format_key_path
 from sim.schema import (
     DistributionSpec,
     Duration,
@@ -329,8 +329,7 @@ def set_path(document: Any, path: tuple, value: Any) -> Any:
         return items
     updated = dict(document) if isinstance(document, dict) else {}
     if not rest:
-        for other in OTHER_FORMS.get(key, ()):
-            updated.pop(other, None)  # a probability's `p` replaces inherited counts, and so on
+        drop_other_forms(updated, key)
     updated[key] = set_path(updated.get(key), rest, value)
     return updated
 
