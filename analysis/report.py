@@ -53,6 +53,7 @@ from analysis.survival import (
     median_survival,
     survival_at,
 )
+from sim.tables import REPORT_TIMES_MONTHS
 
 NOT_RECORDED = "not recorded"
 
@@ -635,7 +636,7 @@ def _drug_survival_section(context: _Context, summary: pd.DataFrame) -> str:
                     f"{int(_metric(summary, s, 'episodes_n', t)[0]):,}",
                     *(
                         _percent(*_metric(summary, s, f"drug_survival_{m}m", t))
-                        for m in (12, 24, 36)
+                        for m in map(int, REPORT_TIMES_MONTHS)
                     ),
                     _number(
                         *_metric(summary, s, "median_drug_survival_months", t),

@@ -28,6 +28,7 @@ from analysis.survival import (
     _z,
     episode_durations,
 )
+from sim.tables import REPORT_TIMES_MONTHS
 
 SUMMARY_COLUMNS = ["strategy", "treatment", "metric", "value", "ci_low", "ci_high"]
 
@@ -77,7 +78,7 @@ def treatment_metrics(times_months: Sequence[float]) -> list[str]:
 def summarize_run(
     episodes: pd.DataFrame,
     patients: pd.DataFrame,
-    times_months: Sequence[float] = (12, 24, 36),
+    times_months: Sequence[float] = REPORT_TIMES_MONTHS,
 ) -> pd.DataFrame:
     """Headline metrics of a run in long form, for ``summary.csv``.
 

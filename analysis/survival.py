@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from sim.tables import CENSORING_REASONS, REASONS
+from sim.tables import CENSORING_REASONS, REASONS, REPORT_TIMES_MONTHS
 
 #: Reasons that end an episode (everything that is not censoring), in table order.
 DISCONTINUATION_REASONS = tuple(r for r in REASONS if r not in CENSORING_REASONS)
@@ -43,9 +43,6 @@ EVENT_DEFINITIONS = {
     "adverse_event": ("adverse_event",),
     "ineffectiveness": ("nonresponse", "loss_of_response"),
 }
-
-#: Default times (months) at which drug survival is reported.
-REPORT_TIMES_MONTHS = (12.0, 24.0, 36.0)
 
 #: Columns of a drug-survival curve besides the grouping columns.
 CURVE_COLUMNS = (

@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from sim.tables import FLARE_STATES
 from sim.units import DurationError, parse_duration
 
 
@@ -360,8 +361,7 @@ class FlareRatesSpec(Strict):
 
     def per_month(self) -> dict[str, float]:
         """The declared rates in events per patient-month, by state."""
-        states = ("topical", "uncontrolled", "controlled", "supportive_care")
-        return {state: getattr(self, state).per_month_value for state in states if getattr(self, state) is not None}
+        return {state: getattr(self, state).per_month_value for state in FLARE_STATES if getattr(self, state) is not None}
 
 
 class RescueSpec(Strict):

@@ -23,8 +23,24 @@ REASONS = (
 #: Reasons that censor drug survival by default (the drug had not been stopped).
 CENSORING_REASONS = ("lost_to_followup", "horizon", "death")
 
+#: Reasons that count as a failure of the drug (the next line follows).
+FAILURE_REASONS = ("nonresponse", "adverse_event", "loss_of_response")
+
 #: Where a patient is at the end of observation.
 FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead")
+
+#: The disease states in which flares happen and corticosteroid bursts are given.
+FLARE_STATES = ("topical", "uncontrolled", "controlled", "supportive_care")
+
+#: Why a corticosteroid burst was given.
+BURST_REASONS = ("bridge", "flare")
+
+#: Integer codes of the vocabularies above, as the engines store them.
+REASON_CODE = {reason: code for code, reason in enumerate(REASONS)}
+STATE_CODE = {state: code for code, state in enumerate(FINAL_STATES)}
+
+#: Default times (months) at which drug survival is reported.
+REPORT_TIMES_MONTHS = (12.0, 24.0, 36.0)
 
 #: episodes.parquet: one row per treatment episode.
 EPISODE_COLUMNS = {

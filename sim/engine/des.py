@@ -29,10 +29,9 @@ from sim.engine.trajectory import ChunkRules, Trajectory
 from sim.episode import REMISSION, plan_episode
 from sim.model import Model, Strategy
 from sim.patient import ChunkPatients, PathwayPosition, PatientDraws, line_order
-from sim.tables import REASONS
+from sim.tables import FAILURE_REASONS, REASONS
 
-FAILURES = frozenset({"nonresponse", "adverse_event", "loss_of_response"})
-FAILURE_CODES = frozenset(REASONS.index(reason) for reason in FAILURES)
+FAILURE_CODES = frozenset(REASONS.index(reason) for reason in FAILURE_REASONS)
 NO_RESOURCES: dict = {}
 
 

@@ -18,10 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sim.model import Model
-from sim.tables import FINAL_STATES, REASONS
-
-REASON_CODE = {reason: code for code, reason in enumerate(REASONS)}
-STATE_CODE = {state: code for code, state in enumerate(FINAL_STATES)}
+from sim.tables import BURST_REASONS, FINAL_STATES, FLARE_STATES, REASON_CODE, REASONS, STATE_CODE
 
 
 _EPISODE_FIELDS = ("strategy", "patient", "episode", "line", "treatment", "start", "stop",
@@ -33,8 +30,6 @@ _PATIENT_FIELDS = ("strategy", "patient", "final_state", "follow_up_months", "mo
                    "months_supportive_care", "months_waiting", "entry_month", "months_to_first_control",
                    "bursts", "rebounds")
 _BURST_FIELDS = ("strategy", "patient", "time", "reason", "state", "effective", "rebound")
-BURST_REASONS = ("bridge", "flare")
-BURST_STATES = ("topical", "uncontrolled", "controlled", "supportive_care")
 
 
 class Records:
@@ -49,7 +44,7 @@ class Records:
     when none) and `_PATIENT_FIELDS` (months, NaN for a time that never came). `close`
     turns the rows into one column per field when the chunk is done. Reasons, states and
     treatments are recorded as their codes (indices into `sim.tables.REASONS`,
-    `FINAL_STATES`, `BURST_REASONS`, `BURST_STATES`, the model's treatments).
+    `FINAL_STATES`, `BURST_REASONS`, `FLARE_STATES`, the model's treatments).
     """
 
     def __init__(self, strategies: int = 1):
@@ -184,7 +179,7 @@ def bursts_columns(records: Records, model: Model, replicate: int) -> dict:
         "patient": _array(c["patient"], np.int32),
         "time": _array(c["time"], np.float64),
         "reason": _categorical(c["reason"], BURST_REASONS),
-        "state": _categorical(c["state"], BURST_STATES),
+        "state": _categorical(c["state"], FLARE_STATES),
         "effective": _array(c["effective"], bool),
         "rebound": _array(c["rebound"], bool),
     }, ["strategy", "patient", "time"])

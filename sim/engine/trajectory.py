@@ -16,20 +16,20 @@ import math
 from operator import itemgetter
 
 from sim.draws import BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE
-from sim.engine.records import BURST_REASONS, BURST_STATES, STATE_CODE, Records
+from sim.engine.records import Records
 from sim.episode import REMISSION, EpisodeRule
 from sim.model import Model
 from sim.patient import line_order
-from sim.tables import REASONS
+from sim.tables import BURST_REASONS, CENSORING_REASONS, FLARE_STATES, REASONS, STATE_CODE
 
 TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (
-    BURST_STATES.index(state) for state in ("topical", "uncontrolled", "controlled", "supportive_care"))
+    FLARE_STATES.index(state) for state in ("topical", "uncontrolled", "controlled", "supportive_care"))
 BRIDGE, FLARE = BURST_REASONS.index("bridge"), BURST_REASONS.index("flare")
 (SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, LOST_TO_FOLLOWUP, WAITING, DEAD) = (
     STATE_CODE[state] for state in ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead"))
 BURST_TIME = itemgetter(0)  # bursts are (time, reason, state, effective, rebound)
 NAN = math.nan
-CENSORED_AS = {reason: REASONS.index(reason) for reason in ("lost_to_followup", "death", "horizon")}
+CENSORED_AS = {reason: REASONS.index(reason) for reason in CENSORING_REASONS}
 
 
 class ChunkRules:
@@ -42,7 +42,7 @@ class ChunkRules:
         self.relapses = model.relapses
         self.rescue = model.rescue
         rates = model.rescue.flare_rates if model.rescue is not None else {}
-        self.flare_rates = tuple(rates.get(state, 0.0) for state in BURST_STATES)
+        self.flare_rates = tuple(rates.get(state, 0.0) for state in FLARE_STATES)
         self.lays_flares = model.rescue is not None and bool(rates)
         self.treatments = len(model.treatments)
         self.to_target = tuple(strategy.target_assessment is not None for strategy in model.strategies)

@@ -22,13 +22,12 @@ import itertools
 import numpy as np
 
 from sim.draws import ASSESS, BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE, Layout
-from sim.engine.des import FAILURES
-from sim.engine.records import BURST_REASONS, REASON_CODE, STATE_CODE
 from sim.engine.vector_draws import ChunkNumbers, EpisodeSlots
 from sim.engine.vector_episodes import plan_episodes
 from sim.engine.vector_flares import flare_rates, lay_flares
 from sim.engine.vector_records import SUPPORTIVE, TOPICAL, UNCONTROLLED, VectorRecords
 from sim.model import Model, adjust_odds
+from sim.tables import BURST_REASONS, CENSORING_REASONS, FAILURE_REASONS, REASON_CODE, STATE_CODE
 
 #: Patients per chunk when the caller does not say (results do not depend on it).
 CHUNK_PATIENTS = 32_768
@@ -42,8 +41,8 @@ def _reasons_among(reasons) -> np.ndarray:
     return among
 
 
-FAILED = _reasons_among(FAILURES)
-CENSORED = _reasons_among(("horizon", "lost_to_followup", "death"))
+FAILED = _reasons_among(FAILURE_REASONS)
+CENSORED = _reasons_among(CENSORING_REASONS)
 
 
 class LimitedResourcesError(ValueError):

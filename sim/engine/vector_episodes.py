@@ -26,9 +26,9 @@ from sim.draws import (
     RESPONSE,
     TARGET,
 )
-from sim.engine.records import REASON_CODE
 from sim.engine.vector_draws import EpisodeSlots
 from sim.model import Treatment
+from sim.tables import REASON_CODE
 
 NO_REASON = -1  # a responder who stays on for good: only censoring ends the episode
 REMISSION, SWITCH = REASON_CODE["remission"], REASON_CODE["switch"]

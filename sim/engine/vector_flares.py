@@ -17,15 +17,15 @@ from __future__ import annotations
 import numpy as np
 
 from sim.draws import FLARES_PER_ROUND
-from sim.engine.records import BURST_REASONS, BURST_STATES
 from sim.engine.vector_draws import chunk_flare_uniforms
+from sim.tables import BURST_REASONS, FLARE_STATES
 
 
 def flare_rates(model) -> np.ndarray | None:
-    """Flares per month in each flare state (`BURST_STATES` order), or None when the model lays no flares."""
+    """Flares per month in each flare state (`FLARE_STATES` order), or None when the model lays no flares."""
     if not (model.rescue and model.rescue.flare_rates):
         return None
-    return np.array([model.rescue.flare_rates.get(name, 0.0) for name in BURST_STATES])
+    return np.array([model.rescue.flare_rates.get(name, 0.0) for name in FLARE_STATES])
 
 
 def lay_flares(cohort) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine.records import BURST_STATES, REASON_CODE, STATE_CODE
+from sim.tables import FLARE_STATES, REASON_CODE, STATE_CODE
 
-#: Flare states of a segment of time (codes of `BURST_STATES`).
-TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (BURST_STATES.index(s) for s in ("topical", "uncontrolled", "controlled", "supportive_care"))
+
+#: Flare states of a segment of time (codes of `FLARE_STATES`).
+TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (FLARE_STATES.index(s) for s in ("topical", "uncontrolled", "controlled", "supportive_care"))
 
 _EPISODE_TYPES = {
     "strategy": np.int16, "patient": np.int32, "episode": np.int16, "line": np.int16, "treatment": np.int16,
@@ -29,7 +30,7 @@ class VectorRecords:
 
     def __init__(self, cohort, flare_rates: np.ndarray | None):
         self.cohort = cohort
-        self.flare_rates = flare_rates  # flares per month in each flare state (`BURST_STATES` order)
+        self.flare_rates = flare_rates  # flares per month in each flare state (`FLARE_STATES` order)
         self.keep_segments = flare_rates is not None
         self._blocks: dict[str, list[tuple]] = {"episodes": [], "events": [], "bursts": [], "segments": []}
         self._segments_of = np.zeros(cohort.size, dtype=np.int64)  # segments recorded per trajectory
