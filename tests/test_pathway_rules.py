@@ -90,6 +90,25 @@ def test_a_cap_bounds_the_course(write_scenario):
     assert ((e["stop"] - e["start"]) <= 12 + 1e-9).all()
 
 
+def test_a_capped_continue_hands_over_in_the_proportions_of_the_other_fates(write_scenario):
+    # Courses of 6 months under a 12-month cap: the remission and switch fates end at 6
+    # months, so the episodes ending at the cap are exactly the capped 'continue' ones.
+    # They must go to topical therapy or a switch as 0.2 : 0.1 (2/3 to topical), and be
+    # 0.7 of the responders' courses that end (no loss of response, no adverse events).
+    overrides = {"treatments.rapid_drug.cap": {"dist": "fixed", "value": "12 months"},
+                 "treatments.rapid_drug.course": {"dist": "fixed", "value": "6 months"},
+                 "treatments.rapid_drug.end_of_course": {"remission": {"p": 0.2}, "switch": {"p": 0.1},
+                                                         "continue": {"p": 0.7}}}
+    e = run(write_scenario, overrides).episodes
+    e = e[(e["treatment"] == "rapid_drug") & e["reason"].isin(["remission", "switch"])]
+    at_cap = e[np.isclose(e["stop"] - e["start"], 12.0, rtol=0, atol=1e-9)]
+    assert np.isclose(e["stop"] - e["start"], 6.0, rtol=0, atol=1e-9).sum() + len(at_cap) == len(e)
+    share_capped = len(at_cap) / len(e)
+    assert abs(share_capped - 0.7) < 4 * se(0.7, len(e))
+    to_topical = (at_cap["reason"] == "remission").mean()
+    assert abs(to_topical - 2 / 3) < 4 * se(2 / 3, len(at_cap)), (to_topical, len(at_cap))
+
+
 def test_retreatment_raises_episodes_of_the_drug_that_worked(write_scenario):
     retreat = run(write_scenario)
     onward = run(write_scenario, {"strategies.slow_first.on_relapse": "next_line"})
