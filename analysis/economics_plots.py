@@ -19,7 +19,8 @@ from analysis.colours import strategy_colours
 from analysis.plots import _figure, _label, _style
 
 
-def _money(currency: str):
+def money_formatter(currency: str):
+    """A tick formatter of amounts in `currency` (£1,234; $-56; 7.50 CHF)."""
     symbol = {"GBP": "£", "USD": "$", "EUR": "€"}.get(currency, "")
 
     def text(value, _=None) -> str:
@@ -49,7 +50,7 @@ def plot_costs_and_qalys(by_strategy: pd.DataFrame, currency: str, strategies: S
         total = f"cost_total_{currency}"
         cost_ax.errorbar(means[total], names, xerr=[means[total] - low[total], high[total] - means[total]],
                          fmt="none", ecolor="black", capsize=4, label="total, 95% CI")
-        cost_ax.xaxis.set_major_formatter(_money(currency))
+        cost_ax.xaxis.set_major_formatter(money_formatter(currency))
         cost_ax.set(title="Mean discounted cost per patient", xlabel=f"cost ({currency})")
         cost_ax.legend(loc="lower right", fontsize="small")
         colours = strategy_colours(list(strategies))
@@ -87,10 +88,10 @@ def plot_ce_plane(samples: pd.DataFrame, reference: str, currency: str, willingn
         x = np.array(ax.get_xlim())
         for w in willingness_to_pay:
             ax.plot(x, w * x, ls="--", lw=1, color="black", alpha=0.6)
-            ax.annotate(f"{_money(currency)(w)}/QALY", (x[0], w * x[0]), fontsize="small",
+            ax.annotate(f"{money_formatter(currency)(w)}/QALY", (x[0], w * x[0]), fontsize="small",
                         ha="left", va="bottom")
         ax.set_xlim(*x)
-        ax.yaxis.set_major_formatter(_money(currency))
+        ax.yaxis.set_major_formatter(money_formatter(currency))
         ax.set(title=f"Cost-effectiveness plane vs {_label(labels, reference)}",
                xlabel="incremental QALYs (years)", ylabel=f"incremental cost ({currency})")
         ax.legend(title="strategy (X = mean)", fontsize="small")
@@ -116,7 +117,7 @@ def plot_acceptability(ceac: pd.DataFrame, currency: str, strategies: Sequence[s
                 alpha=0.18, label="frontier (CEAF)", zorder=2, solid_capstyle="butt")
         ax.set_ylim(-0.02, 1.02)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.xaxis.set_major_formatter(_money(currency))
+        ax.xaxis.set_major_formatter(money_formatter(currency))
         ax.set(title="Cost-effectiveness acceptability", xlabel=f"willingness to pay ({currency} per QALY)",
                ylabel="probability cost-effective")
         ax.legend(fontsize="small")
@@ -129,8 +130,8 @@ def plot_evpi(evpi: pd.DataFrame, currency: str):
         fig = _figure(7.5, 4.2)
         ax = fig.subplots()
         ax.plot(evpi["willingness_to_pay"], evpi["evpi_per_patient"], color="#4477aa")
-        ax.xaxis.set_major_formatter(_money(currency))
-        ax.yaxis.set_major_formatter(_money(currency))
+        ax.xaxis.set_major_formatter(money_formatter(currency))
+        ax.yaxis.set_major_formatter(money_formatter(currency))
         ax.set_ylim(bottom=0)
         ax.set(title="Expected value of perfect information", xlabel=f"willingness to pay ({currency} per QALY)",
                ylabel=f"EVPI per patient ({currency})")

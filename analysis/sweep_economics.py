@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.economics import acceptability, expected_value_of_perfect_information, psa_export
+from analysis.psa_results import drawn_parameters, evppi_table, probabilistic_table, running_means
 
 
 def economic_samples(summary: pd.DataFrame, currency: str) -> pd.DataFrame:
@@ -98,7 +99,10 @@ def economics_psa_section(results, context, render, figure_html, html_table) -> 
                                      lambda v=variant: plot_evpi(tables["evpi"][tables["evpi"]["variant"] == v],
                                                                  currency)))]
     parts.append(_at_thresholds(tables, economics, context, html_table))
-    return "\n".join(parts), {
+    probabilistic, extra = _probabilistic_parts(results, samples, strategies, economics, context, render,
+                                                figure_html, html_table)
+    parts.append(probabilistic)
+    return "\n".join(parts), {**extra,
         "ceac": ("PSA: probability each strategy is cost-effective at each willingness to pay; on_frontier marks "
                  "the CEAF.", tables["ceac"]),
         "evpi": ("PSA: expected value of perfect information per patient at each willingness to pay.", tables["evpi"]),
@@ -128,3 +132,93 @@ def _at_thresholds(tables, economics, context, html_table) -> str:
         header.append(f"EVPI for {economics['evpi_population']:,.0f} patients ({currency})")
     numeric = [True, False, False] + [True] * (len(header) - 3)
     return "<h3>At the declared thresholds</h3>" + html_table(header, rows, numeric)
+
+
+def deterministic_results(summary: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """The base case (point task) of each variant: `variant, strategy, cost, effect`."""
+    point = summary[(summary["analysis"] == "point") & summary["treatment"].isna()
+                    & summary["metric"].isin([f"mean_cost_total_{currency}", "mean_qalys"])]
+    table = point.pivot_table(index=["variant", "strategy"], columns="metric", values="value", aggfunc="mean",
+                              observed=True).reset_index()
+    return table.rename(columns={f"mean_cost_total_{currency}": "cost", "mean_qalys": "effect"})
+
+
+def _probabilistic_parts(results, samples, strategies, economics, context, render, figure_html, html_table):
+    from analysis.psa_plots import plot_convergence, plot_evppi
+
+    currency, thresholds = economics["currency"], [float(w) for w in economics["willingness_to_pay"]]
+    population = economics.get("evpi_population")
+    deterministic = deterministic_results(results.summary, currency)
+    parts, frames = ["<h3>Probabilistic results</h3>"], {"psa_results": [], "psa_convergence": [], "evppi": []}
+    for variant, block in samples.groupby("variant", sort=True):
+        block = block.drop(columns="variant")
+        base = deterministic[deterministic["variant"] == variant]
+        table = probabilistic_table(block, strategies, thresholds, base if len(base) else None)
+        running = running_means(block, strategies, strategies[0], thresholds[0])
+        parameters = drawn_parameters(results.summary, results.parameter_columns("psa"), variant)
+        value = evppi_table(block, parameters, strategies, thresholds, population)
+        frames["psa_results"].append(table.assign(variant=variant))
+        frames["psa_convergence"].append(running.assign(variant=variant))
+        frames["evppi"].append(value.assign(variant=variant))
+        parts.append(_probabilistic_html(table, thresholds, currency, context, html_table))
+        parts.append(figure_html(render(
+            f"psa_convergence_v{variant}", "Convergence of the PSA",
+            "Running mean of each strategy's incremental net monetary benefit over the first strategy as samples "
+            "accumulate, with its Monte Carlo 95% interval; below, the running ICER. Flat lines mean enough samples.",
+            lambda r=running: plot_convergence(r, strategies, strategies[0], currency, thresholds[0], context.labels))))
+        at_first = value[np.isclose(value["willingness_to_pay"], thresholds[0])]
+        if len(at_first) and at_first["evpi_per_patient"].iloc[0] <= 0:
+            parts.append(f"<p>EVPPI is zero for every parameter at {thresholds[0]:,.0f} {escape(currency)}/QALY: "
+                         "the same strategy has the highest net benefit in every sample.</p>")
+        elif len(at_first):
+            parts.append(figure_html(render(
+                f"evppi_v{variant}", "Expected value of partial perfect information",
+                "What learning each parameter (blue) or group of parameters (red) exactly would be worth per "
+                "patient, estimated by regression on the PSA samples (Strong et al. 2014); the dashed line is the "
+                "EVPI. Values below a few per cent of the EVPI are within the method's noise.",
+                lambda t=at_first: plot_evppi(t, currency, thresholds[0]))))
+    def joined(frames_):
+        frame = pd.concat(frames_, ignore_index=True)
+        return frame[["variant", *[c for c in frame.columns if c != "variant"]]]
+    return "\n".join(parts), {
+        "psa_results": ("PSA: mean and 95% credible interval (2.5-97.5% of samples) of costs, QALYs, increments "
+                        "over the least costly strategy and NMB; the probabilistic ICER along the frontier; the "
+                        "deterministic base case beside it.", joined(frames["psa_results"])),
+        "psa_convergence": ("PSA: running mean incremental NMB at the first willingness to pay and running ICER, by "
+                            "number of samples.", joined(frames["psa_convergence"])),
+        "evppi": ("PSA: EVPPI per patient of each drawn parameter and group (regression method), beside the EVPI.",
+                  joined(frames["evppi"])),
+    }
+
+
+def _probabilistic_html(table: pd.DataFrame, thresholds, currency: str, context, html_table) -> str:
+    def band(row, name, digits=0):
+        return (f"{row[name + '_mean']:,.{digits}f} ({row[name + '_low']:,.{digits}f} to "
+                f"{row[name + '_high']:,.{digits}f})")
+    rows = []
+    for _, row in table.iterrows():
+        icer = row["icer"]
+        status = row["status"]
+        icer_text = (f"{icer:,.0f}" if status == "non-dominated" and np.isfinite(icer)
+                     else "reference" if status == "reference" else str(status))
+        cells = [escape(context.labels.get(row["strategy"], row["strategy"])), band(row, "cost"),
+                 band(row, "qalys", 3), band(row, "incremental_cost"), band(row, "incremental_qalys", 3), icer_text]
+        cells += [band(row, f"nmb_at_{w:g}") for w in thresholds]
+        if "deterministic_cost" in row:
+            d_icer = row["deterministic_icer"]
+            d_status = row["deterministic_status"]
+            cells += [f"{row['deterministic_cost']:,.0f}", f"{row['deterministic_qalys']:,.3f}",
+                      f"{d_icer:,.0f}" if d_status == "non-dominated" and np.isfinite(d_icer)
+                      else "reference" if d_status == "reference" else str(d_status)]
+        rows.append(cells)
+    header = ["Strategy", f"Cost ({currency}), mean (95% CrI)", "QALYs, mean (95% CrI)",
+              f"Incremental cost ({currency}) vs {escape(context.labels.get(table['compared_with'].iloc[0], ''))}",
+              "Incremental QALYs", f"Probabilistic ICER ({currency}/QALY)"]
+    header += [f"NMB at {w:,.0f} ({currency})" for w in thresholds]
+    if "deterministic_cost" in table.columns:
+        header += [f"Deterministic cost ({currency})", "Deterministic QALYs", f"Deterministic ICER ({currency}/QALY)"]
+    caption = ("<p>Per patient, discounted. Credible intervals are the 2.5th to 97.5th percentiles over PSA samples; "
+               "they include the Monte Carlo noise of each sample's finite cohort. The probabilistic ICER is the ratio "
+               "of mean increments against the previous strategy on the cost-effectiveness frontier; dominated "
+               "strategies are said to be dominated.</p>")
+    return caption + html_table(header, rows, [False] + [True] * (len(header) - 1))
