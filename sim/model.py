@@ -245,6 +245,14 @@ def _family(spec: DistributionSpec) -> d.Distribution:
         return d.LogNormal(math.log(spec.mean) - sdlog2 / 2, math.sqrt(sdlog2))
     if kind == "normal":
         return d.TruncatedNormal(spec.mean, spec.sd)
+    if kind == "gompertz":
+        return d.Gompertz(spec.shape, spec.rate)
+    if kind == "loglogistic":
+        return d.LogLogistic(spec.shape, spec.scale)
+    if kind == "gengamma":
+        return d.GeneralizedGamma(spec.mu, spec.sigma, spec.Q)
+    if kind == "piecewise_exponential":
+        return d.PiecewiseExponential(tuple(float(s) for s in spec.starts), tuple(float(r) for r in spec.rates))
     weights = spec.weights or [1.0] * len(spec.values)
     return d.Empirical(tuple(spec.values), tuple(float(w) for w in weights))
 

@@ -139,6 +139,10 @@ DIST_PARAMETERS: dict[str, tuple[tuple[str, ...], ...]] = {
     "lognormal": (("median", "sdlog"), ("mean", "sd")),
     "normal": (("mean", "sd"),),
     "empirical": (("values",), ("values", "weights")),
+    "gompertz": (("shape", "rate"),),
+    "loglogistic": (("shape", "scale"),),
+    "gengamma": (("mu", "sigma", "Q"),),
+    "piecewise_exponential": (("starts", "rates"),),
 }
 """For each distribution, the parameter sets it accepts (durations in months)."""
 
@@ -154,10 +158,17 @@ class DistributionSpec(Strict):
     - `lognormal`: `median` and `sdlog` (sd of the log), or `mean` and `sd`
     - `normal`: `mean`, `sd`; truncated at zero
     - `empirical`: `values` (and optional `weights`), resampled
+    - `gompertz`: `shape` and `rate` (both per month), hazard rate * exp(shape * t);
+      a negative shape leaves a share exp(rate/shape) who never reach the event
+    - `loglogistic`: `shape` (no unit), `scale` (the median)
+    - `gengamma`: `mu` (log months), `sigma`, `Q` (Prentice's, as flexsurv's `gengamma`)
+    - `piecewise_exponential`: `starts` (first 0, increasing) and one hazard per month in
+      `rates` per start; a last rate of 0 leaves a share who never reach the event
     Optional `clip: [low, high]` bounds every draw.
     """
 
-    dist: Literal["fixed", "uniform", "exponential", "weibull", "gamma", "lognormal", "normal", "empirical"]
+    dist: Literal["fixed", "uniform", "exponential", "weibull", "gamma", "lognormal", "normal", "empirical",
+                  "gompertz", "loglogistic", "gengamma", "piecewise_exponential"]
     value: Duration | None = None
     low: Duration | None = None
     high: Duration | None = None
@@ -165,8 +176,14 @@ class DistributionSpec(Strict):
     sd: Duration | None = None
     median: Duration | None = None
     sdlog: float | None = Field(default=None, gt=0)
-    shape: float | None = Field(default=None, gt=0)
+    shape: float | None = None
     scale: Duration | None = None
+    rate: float | None = Field(default=None, gt=0)
+    mu: float | None = None
+    sigma: float | None = Field(default=None, gt=0)
+    Q: float | None = None
+    starts: list[Duration] | None = None
+    rates: list[Annotated[float, Field(ge=0)]] | None = None
     values: list[Duration] | None = None
     weights: list[Annotated[float, Field(ge=0)]] | None = None
     clip: tuple[float, float] | None = None
@@ -175,7 +192,8 @@ class DistributionSpec(Strict):
     @model_validator(mode="after")
     def _parameters_match(self) -> DistributionSpec:
         given = tuple(
-            name for name in ("value", "low", "high", "mean", "sd", "median", "sdlog", "shape", "scale", "values", "weights")
+            name for name in ("value", "low", "high", "mean", "sd", "median", "sdlog", "shape", "scale", "values", "weights",
+                              "rate", "mu", "sigma", "Q", "starts", "rates")
             if getattr(self, name) is not None
         )
         forms = DIST_PARAMETERS[self.dist]
@@ -207,8 +225,23 @@ class DistributionSpec(Strict):
             fail("empirical: values must not be empty")
         if self.weights is not None and (len(self.weights) != len(self.values) or sum(self.weights) <= 0):
             fail("empirical: weights need one non-negative weight per value, not all zero")
+        if self.shape is not None and self.dist != "gompertz" and self.shape <= 0:
+            fail(f"{self.dist}: shape must be > 0")
+        if self.starts is not None:
+            self._check_intervals(fail)
         if self.clip is not None and self.clip[0] > self.clip[1]:
             fail("clip: the lower bound exceeds the upper bound")
+
+
+    def _check_intervals(self, fail) -> None:
+        if len(self.starts) == 0 or self.starts[0] != 0:
+            fail("piecewise_exponential: starts must begin at 0 (e.g. starts: [0, 6 months, 2 years])")
+        if any(b <= a for a, b in zip(self.starts, self.starts[1:])):
+            fail("piecewise_exponential: starts must increase")
+        if len(self.rates) != len(self.starts):
+            fail(f"piecewise_exponential: give one rate per start ({len(self.starts)} starts, {len(self.rates)} rates)")
+        if not any(r > 0 for r in self.rates):
+            fail("piecewise_exponential: at least one rate must be above zero")
 
 
 def largest_value(spec: DistributionSpec) -> float | None:

@@ -86,3 +86,115 @@ def test_gamma_quantile_ends_and_shapes_beyond_the_table():
     from scipy import special
     u = np.array([0.3, 0.7])
     assert np.array_equal(d.gamma_quantile(0.002, u), special.gammaincinv(0.002, u))
+
+
+SURVIVAL_FAMILIES = [
+    d.Gompertz(0.05, 0.03),
+    d.Gompertz(0.0, 0.1),
+    d.LogLogistic(3.5, 14.0),
+    d.GeneralizedGamma(2.5, 0.6, 0.7),
+    d.GeneralizedGamma(2.0, 0.8, -0.5),
+    d.GeneralizedGamma(2.0, 0.5, 0.0),
+    d.PiecewiseExponential((0.0, 4.0, 12.0), (0.1, 0.03, 0.06)),
+    d.PiecewiseExponential((0.0, 3.0, 6.0), (0.2, 0.0, 0.05)),
+]
+
+
+@pytest.mark.parametrize("dist", SURVIVAL_FAMILIES, ids=lambda c: type(c).__name__)
+def test_survival_families_samples_match_closed_form(dist):
+    test_sample_mean_and_variance_match_closed_form(dist)
+
+
+@pytest.mark.parametrize("dist", SURVIVAL_FAMILIES, ids=lambda c: type(c).__name__)
+def test_survival_families_closed_forms_match_numerical_integration(dist):
+    from scipy import integrate
+
+    def quantile(u):
+        return float(dist.ppf(np.array([u]))[0])
+
+    mean, _ = integrate.quad(quantile, 0, 1, limit=400)
+    second, _ = integrate.quad(lambda u: quantile(u) ** 2, 0, 1, limit=400)
+    assert dist.mean() == pytest.approx(mean, rel=1e-6)
+    assert dist.variance() == pytest.approx(second - mean**2, rel=1e-5)
+
+
+@pytest.mark.parametrize("dist", SURVIVAL_FAMILIES, ids=lambda c: type(c).__name__)
+def test_scalar_quantiles_equal_the_vectorised_ones(dist):
+    scalar = {d.Gompertz: lambda u: d.gompertz_quantile(u, dist.shape, dist.rate),
+              d.LogLogistic: lambda u: d.loglogistic_quantile(u, dist.shape, dist.scale),
+              d.GeneralizedGamma: lambda u: d.generalized_gamma_quantile(u, dist.mu, dist.sigma, dist.q),
+              d.PiecewiseExponential: lambda u: d.piecewise_exponential_quantile(u, dist.starts, dist.rates)}[type(dist)]
+    u = np.concatenate([[0.0, 1e-12], np.random.default_rng(3).random(2000), [1 - 1e-12]])
+    assert np.allclose([scalar(x) for x in u], dist.ppf(u), rtol=1e-9, atol=0)
+    assert np.all(np.diff(dist.ppf(np.sort(u))) >= 0)
+
+
+def test_generalized_gamma_special_cases_are_weibull_lognormal_and_gamma():
+    u = np.linspace(0.01, 0.99, 99)
+    # q = 1: Weibull with shape 1/sigma, scale e^mu; q = sigma: gamma with shape 1/q^2, scale e^mu q^2.
+    assert np.allclose(d.GeneralizedGamma(2.0, 0.5, 1.0).ppf(u), d.Weibull(2.0, math.exp(2.0)).ppf(u))
+    assert np.allclose(d.GeneralizedGamma(2.0, 0.5, 0.5).ppf(u), d.Gamma(4.0, math.exp(2.0) / 4).ppf(u))
+    assert np.allclose(d.GeneralizedGamma(2.0, 0.5, 1e-9).ppf(u), d.LogNormal(2.0, 0.5).ppf(u), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dist", [d.Gompertz(-0.1, 0.05), d.PiecewiseExponential((0.0, 6.0), (0.1, 0.0))],
+                         ids=lambda c: type(c).__name__)
+def test_cured_share_never_ends_and_has_the_stated_size(dist):
+    cured = math.exp(0.05 / -0.1) if isinstance(dist, d.Gompertz) else math.exp(-0.6)
+    x = dist.ppf(np.random.default_rng(5).random(N))
+    share = np.mean(np.isinf(x))
+    assert abs(share - cured) < 4 * math.sqrt(cured * (1 - cured) / N)
+    assert dist.mean() == math.inf and np.all(x[np.isfinite(x)] >= 0)
+
+
+@pytest.mark.parametrize(
+    ("spec", "mean"),
+    [
+        ({"dist": "gompertz", "shape": 0.0, "rate": 0.1}, 10.0),
+        ({"dist": "loglogistic", "shape": 2.0, "scale": "1 year"}, 12 * math.pi / 2),
+        ({"dist": "gengamma", "mu": 1.0, "sigma": 0.5, "Q": 0.0}, math.exp(1.125)),
+        ({"dist": "piecewise_exponential", "starts": [0, "1 year"], "rates": [0.0, 0.5]}, 14.0),
+    ],
+)
+def test_survival_families_in_yaml(spec, mean):
+    assert distribution(DistributionSpec.model_validate(spec)).mean() == pytest.approx(mean, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"dist": "loglogistic", "shape": -1.0, "scale": 3}, "shape must be > 0"),
+        ({"dist": "gompertz", "shape": 0.1}, "takes shape, rate"),
+        ({"dist": "gengamma", "mu": 1.0, "sigma": 0.0, "Q": 1.0}, "greater than 0"),
+        ({"dist": "piecewise_exponential", "starts": [1, 2], "rates": [0.1, 0.2]}, "must begin at 0"),
+        ({"dist": "piecewise_exponential", "starts": [0, 2], "rates": [0.1]}, "one rate per start"),
+        ({"dist": "piecewise_exponential", "starts": [0, 2, 2], "rates": [0.1, 0.1, 0.1]}, "must increase"),
+    ],
+)
+def test_bad_survival_parameters_are_refused_with_one_message(spec, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        DistributionSpec.model_validate(spec)
+
+
+def test_both_engines_draw_the_survival_families_identically():
+    import pandas as pd
+
+    from sim.loader import load_scenario
+    from sim.model import compile_model
+    from sim.runner import simulate
+
+    overrides = {"settings.patients": 600, "settings.replicates": 1,
+                 "treatments.cyclosporine.course": {"dist": "gompertz", "shape": -0.05, "rate": 0.04},
+                 "treatments.methotrexate.course": {"dist": "gengamma", "mu": 2.5, "sigma": 0.7, "Q": 0.6},
+                 "treatments.azathioprine.course": {"dist": "piecewise_exponential", "starts": [0, "6 months"],
+                                                    "rates": [0.1, 0.02]},
+                 "treatments.mtx_aza.course": {"dist": "loglogistic", "shape": 1.8, "scale": "10 months"}}
+    loaded = load_scenario("adult_conventional", overrides)
+    model = compile_model(loaded.scenario, loaded.name)
+    assert {type(t.course) for t in model.treatments} == {d.Gompertz, d.GeneralizedGamma, d.PiecewiseExponential,
+                                                         d.LogLogistic}
+    des, vector = simulate(model, engine="des", progress=False), simulate(model, engine="vector", progress=False)
+    pd.testing.assert_frame_equal(vector.episodes, des.episodes)
+    pd.testing.assert_frame_equal(vector.patients, des.patients)
