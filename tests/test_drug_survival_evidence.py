@@ -65,3 +65,19 @@ def test_the_two_copies_of_the_real_world_conventional_evidence_agree():
     biologics = read_yaml(bundled_dir() / "evidence" / "biologics_real_world.yaml")["treatments"]
     for drug in ("cyclosporine", "methotrexate"):
         assert conventional[drug] == biologics[drug]
+
+
+def test_the_run_report_has_the_validation_section(tmp_path):
+    from click.testing import CliRunner
+
+    from sim.cli import main
+
+    out = tmp_path / "modern"
+    result = CliRunner().invoke(main, ["run", "modern_adult", "--patients", "300", "--horizon", "3 years",
+                                       "--out", str(out), "--report", "--quiet"])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Validation: drug survival against real-world cohorts" in page and "Spekhorst et al." in page
+    assert (out / "figures" / "drug_survival_validation.png").exists()
+    table = (out / "tables" / "drug_survival_validation.csv").read_text(encoding="utf-8")
+    assert "input_reproduction" in table and "validation" in table
