@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from analysis.html import escape, figure_html
@@ -144,3 +145,64 @@ def _unpriced(economics: dict) -> str:
     return f'<p class="muted">Adverse events with no cost in this setting: {escape(", ".join(map(str, unpriced)))}.</p>'
 
 
+
+
+def validation_section(run, context, render) -> tuple[str, list, list]:
+    """Simulated first-line drug survival beside the real-world figures the scenario cites
+    (`analysis/drug_survival_evidence.csv`); empty for a scenario the table does not name."""
+    from analysis.real_world import TOLERANCE, compare
+    from analysis.report import _e, _html_table, _Table
+
+    name = run.manifest.get("scenario_name") or ""
+    table = compare(run.episodes, name)
+    if table.empty:
+        return "", [], []
+    figure = render("drug_survival_validation", "Simulated against published drug survival",
+                    "Each point is a published drug-survival figure (x) and the simulated Kaplan-Meier "
+                    "drug survival at the same time (y, with its 95% interval); the band is +/- 10 "
+                    "percentage points. Filled: validation (not used to derive the parameters); open: "
+                    "input reproduction.", lambda: _plot_validation(table, TOLERANCE))
+    rows = [[_e(r.drug), _e(r.kind.replace("_", " ")), f"{r.months:g}", f"{r.survival:.1%} (n={r.n})",
+             f"{r.simulated:.1%} ({r.ci_low:.1%}-{r.ci_high:.1%})", f"{100 * r.difference:+.1f}",
+             "yes" if r.within else "no", "yes" if r.enforced else _e(f"no: {r.why_not_enforced}"),
+             _e(f"{r.publication}; {r.where}; {r.cohort}")] for r in table.itertuples()]
+    header = ["Drug", "Kind", "Months", "Published", "Simulated (95% CI)", "Difference (points)",
+              "Within 10 points", "Enforced", "Source"]
+    validations = table[table["kind"] == "validation"]
+    html = ("<h2>Validation: drug survival against real-world cohorts</h2>"
+            + _html_table(header, rows, [False, False, True, True, True, True, False, False, False])
+            + figure_html(figure)
+            + f'<p class="muted">First-line episodes of the named strategy (upadacitinib: each patient\'s first '
+              f"episode, at any line), any discontinuation an event. {len(validations)} validation points, "
+              f"{int(validations['within'].sum())} within 10 points; {len(table) - len(validations)} input "
+              "reproductions (the figure was used to derive the parameters, so meeting it checks the "
+              "derivation, not the model).</p>")
+    return html, [figure], [_Table("drug_survival_validation", "Simulated drug survival against the cited "
+                                   "real-world figures (proportions; difference in percentage points).", table)]
+
+
+def _plot_validation(table: pd.DataFrame, tolerance: float):
+    import matplotlib
+
+    from analysis.plots import _figure, _style
+
+    drugs = list(dict.fromkeys(table["drug"]))
+    colours = matplotlib.colormaps["tab10"].colors
+    with matplotlib.rc_context(_style()):
+        fig = _figure(6.5, 5.0)
+        ax = fig.add_subplot()
+        ax.fill_between([0, 1], [-tolerance, 1 - tolerance], [tolerance, 1 + tolerance], color="0.9", label="+/- 10 points")
+        ax.plot([0, 1], [0, 1], color="0.5", linewidth=1)
+        for i, drug in enumerate(drugs):
+            for kind, face in (("validation", colours[i % 10]), ("input_reproduction", "white")):
+                part = table[(table["drug"] == drug) & (table["kind"] == kind)]
+                if part.empty:
+                    continue
+                x, y = part["survival"].to_numpy(float), part["simulated"].to_numpy(float)
+                low, high = part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float)
+                ax.errorbar(x, y, yerr=np.vstack([y - low, high - y]),
+                            fmt="o", color=colours[i % 10], markerfacecolor=face, markersize=7, linewidth=1,
+                            label=f"{drug} ({kind.replace('_', ' ')})")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Published drug survival", ylabel="Simulated drug survival")
+        ax.legend(fontsize=8, loc="upper left")
+    return fig

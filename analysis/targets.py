@@ -4,6 +4,12 @@ Each replicate of a cohort scenario is one simulated cohort of the published siz
 each target the figure is computed in every replicate the way the publication counted
 it; the published value is met when it lies within the middle 95% of the simulated
 cohorts (the spread a cohort of that size shows by chance alone).
+
+Each target is also labelled: an *input reproduction* when the figure is (a product of)
+the scenario's own inputs, so meeting it checks the bookkeeping rather than the model,
+or a *validation* when the model predicts it. A target whose simulated 95% range covers
+most of [0, 1] (`CANNOT_JUDGE_WIDTH`, e.g. a share in a cohort of 5) cannot tell a right
+model from a wrong one: it is reported as "cannot judge" and does not decide the check.
 """
 
 from __future__ import annotations
@@ -18,11 +24,26 @@ from sim.schema import Scenario, TargetSpec
 
 _STOPPED_FOR_ANOTHER_SYSTEMIC = ("switch", "adverse_event", "loss_of_response")
 _STILL_ON = ("horizon", "lost_to_followup")
+# Metrics whose figure a scenario declares directly (response probabilities, fates of
+# responders, adverse-event probabilities and the stops they cause): reproducing them is
+# input reproduction. Final states and the return to topical therapy are predictions.
+_INPUT_METRICS = frozenset({"response_rate", "responder_fate", "adverse_event_rate", "any_adverse_event_rate",
+                            "adverse_event_discontinuation"})
+CANNOT_JUDGE_WIDTH = 0.75
+"""A simulated 95% range at least this wide (a proportion) leaves a target unable to discriminate."""
+
+
+def target_kind(target: TargetSpec) -> str:
+    """`input_reproduction` or `validation`: the target's own `kind`, else derived from its metric."""
+    if target.kind is not None:
+        return target.kind
+    return "input_reproduction" if target.metric in _INPUT_METRICS else "validation"
 
 
 def check_targets(scenario: Scenario, episodes: pd.DataFrame, patients: pd.DataFrame,
                   adverse_events: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per target: observed value and 95% CI, simulated mean and 95% range, within."""
+    """Return one row per target: its kind, observed value and 95% CI, simulated mean and 95% range,
+    whether the range can discriminate, within, and the judgement (met, not met, cannot judge)."""
     rows = []
     replicates = np.sort(patients["replicate"].unique())
     for name, target in scenario.targets.items():
@@ -36,8 +57,11 @@ def _row(name: str, target: TargetSpec, simulated: np.ndarray) -> dict:
     low, high = ((float(v) for v in wilson_interval(target.observed.events, target.observed.n))
                  if target.observed.n else (math.nan, math.nan))
     sim_low, sim_high = (np.quantile(simulated, [0.025, 0.975]) if simulated.size else (math.nan, math.nan))
+    within = bool(simulated.size and sim_low <= observed <= sim_high)
+    discriminates = bool(simulated.size) and float(sim_high - sim_low) < CANNOT_JUDGE_WIDTH
     return {
         "target": name,
+        "kind": target_kind(target),
         "metric": target.metric,
         "detail": _detail(target),
         "observed": round(observed, 4),
@@ -47,7 +71,9 @@ def _row(name: str, target: TargetSpec, simulated: np.ndarray) -> dict:
         "simulated_low_95": round(float(sim_low), 4),
         "simulated_high_95": round(float(sim_high), 4),
         "replicates": int(simulated.size),
-        "within": bool(simulated.size and sim_low <= observed <= sim_high),
+        "within": within,
+        "discriminates": discriminates,
+        "judgement": ("met" if within else "not met") if discriminates else "cannot judge",
         "enforced": target.enforce,
         "why_not_enforced": target.why or "",
         "source": target.source or "",
@@ -128,16 +154,33 @@ def _share(population: pd.DataFrame, with_event: pd.DataFrame) -> pd.Series:
 
 
 def format_targets(table: pd.DataFrame) -> str:
-    """Return the target table as aligned text for the terminal."""
-    header = f"{'target':<40} {'observed (95% CI)':<24} {'simulated (95% of cohorts)':<28} within"
-    lines = [header, "-" * len(header)]
-    for row in table.itertuples():
-        observed = f"{row.observed:.3f} ({row.observed_ci_low:.3f}-{row.observed_ci_high:.3f})"
-        simulated = f"{row.simulated_mean:.3f} ({row.simulated_low_95:.3f}-{row.simulated_high_95:.3f})"
-        verdict = "yes" if row.within else "no"
-        if not row.enforced:
-            verdict += " (not enforced)"
-        lines.append(f"{row.target:<40} {observed:<24} {simulated:<28} {verdict}")
-    enforced = table[table["enforced"]]
-    lines.append(f"{int(enforced['within'].sum())} of {len(enforced)} enforced targets met")
+    """Return the target table as aligned text: input reproductions and validations apart,
+    each target's judgement, why a target is not enforced, and the counts that decide the check."""
+    header = f"{'target':<40} {'observed (95% CI)':<24} {'simulated (95% of cohorts)':<28} judgement"
+    lines = []
+    for kind, title in (("input_reproduction", "Input reproduction: the figure is an input of the scenario"),
+                        ("validation", "Validation: the model predicts the figure")):
+        part = table[table["kind"] == kind]
+        lines += [f"{title} ({len(part)} targets)", header, "-" * len(header)]
+        lines += [line for row in part.itertuples() for line in _target_lines(row)]
+        lines.append("")
+    decisive = table[table["enforced"] & table["discriminates"]]
+    validations = decisive[decisive["kind"] == "validation"]
+    lines.append(f"{len(table[table['kind'] == 'validation'])} validation targets, "
+                 f"{len(table[table['kind'] == 'input_reproduction'])} input reproductions; "
+                 f"{int((~table['discriminates']).sum())} cannot be judged")
+    lines.append(f"{int(decisive['within'].sum())} of {len(decisive)} enforced targets that can be judged met "
+                 f"({int(validations['within'].sum())} of {len(validations)} validations)")
     return "\n".join(lines)
+
+
+def _target_lines(row) -> list[str]:
+    observed = f"{row.observed:.3f} ({row.observed_ci_low:.3f}-{row.observed_ci_high:.3f})"
+    simulated = f"{row.simulated_mean:.3f} ({row.simulated_low_95:.3f}-{row.simulated_high_95:.3f})"
+    lines = [f"{row.target:<40} {observed:<24} {simulated:<28} {row.judgement}"]
+    if row.judgement == "cannot judge":
+        lines.append(f"{'':<4}cannot judge: the simulated 95% range covers "
+                     f"{row.simulated_high_95 - row.simulated_low_95:.0%} of [0, 1] at this cohort size")
+    if not row.enforced:
+        lines.append(f"{'':<4}not enforced: {' '.join(str(row.why_not_enforced).split())}")
+    return lines

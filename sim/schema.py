@@ -595,7 +595,9 @@ class TargetSpec(Strict):
     switch or still_on), `adverse_event_rate` (treatment, adverse_event),
     `adverse_event_discontinuation` (treatment), `final_state` (state),
     `returned_to_topical_ever`. Set `enforce: false` with a `why` for a figure the
-    documents' own numbers cannot reproduce.
+    documents' own numbers cannot reproduce. `kind` says whether the figure is an input
+    of the scenario (`input_reproduction`) or predicted by the model (`validation`); by
+    default `analysis.targets.target_kind` derives it from the metric.
     """
 
     metric: TargetMetric
@@ -607,6 +609,7 @@ class TargetSpec(Strict):
     strategy: str | None = None
     enforce: bool = True
     why: str | None = None
+    kind: Literal["input_reproduction", "validation"] | None = None
     source: Source | None = None
 
     @model_validator(mode="after")

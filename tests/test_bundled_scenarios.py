@@ -11,7 +11,7 @@ from sim.provenance import is_assumption, parameter_table, unsourced
 ALL_FILES = sorted(bundled_dir().rglob("*.yaml"))
 # A source names a publication (one of the seed documents or another named study) or
 # declares an assumption with its rationale.
-PUBLICATIONS = ("Bordeaux", "Marmara", "review", "guide", "et al.", "NICE", "ICER", "Table", "SmPC", "label")
+PUBLICATIONS = ("Bordeaux", "Marmara", "review", "guide", "et al.", "NICE", "ICER", "Table", "SmPC", "label", "doi")
 
 
 def test_there_are_bundled_scenarios():

@@ -16,7 +16,7 @@ PATIENTS = 3000
 
 @pytest.fixture(scope="module")
 def run():
-    loaded = load_scenario("adult_conventional", {"settings.patients": PATIENTS})
+    loaded = load_scenario("adult_conventional_bordeaux", {"settings.patients": PATIENTS})
     model = compile_model(loaded.scenario, loaded.name)
     return model, simulate(model, progress=False)
 

@@ -23,7 +23,7 @@ from sim.sweep.store import read_log
 from sim.sweep.worker import run_task
 
 SWEEP = """
-base: adult_conventional
+base: adult_conventional_bordeaux
 vary:
   treatments.cyclosporine.cap: [6 months, none]
   settings.patients: [60]
@@ -117,7 +117,7 @@ def test_a_dask_cluster_gives_the_same_tables(sweep_path, reference, tmp_path):
 def test_a_point_task_is_adpath_run_with_the_task_seed(sweep_path, reference, tmp_path):
     tasks = pd.read_parquet(reference / "sweep_tasks.parquet").set_index("task")
     seed = int(tasks.loc["v1-point-r0", "seed"])  # the uncapped variant: the base scenario itself
-    result = CliRunner().invoke(main, ["run", "adult_conventional", "--patients", "60", "--horizon", "3 years",
+    result = CliRunner().invoke(main, ["run", "adult_conventional_bordeaux", "--patients", "60", "--horizon", "3 years",
                                        "--seed", str(seed), "--out", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code == 0, result.output
     run = pd.read_csv(tmp_path / "run" / "summary.csv")

@@ -14,7 +14,7 @@ from sim.sweep.parameters import split_path
 from sim.sweep.plan import load_sweep, replicate_seeds
 
 GRID = """
-base: adult_conventional
+base: adult_conventional_bordeaux
 vary:
   treatments.cyclosporine.cap: [6 months, 1 year, none]
   settings.patients: [100, 200]
@@ -76,7 +76,7 @@ def test_parameter_columns_carry_units_and_values(sweep_file):
 
 def test_durations_get_months_in_the_column_name(sweep_file):
     plan = load_sweep(sweep_file("""
-        base: adult_conventional
+        base: adult_conventional_bordeaux
         vary: {treatments.cyclosporine.cap: [6 months, 1 year]}
     """))
     table = plan.task_table()
@@ -93,7 +93,7 @@ def test_every_replicate_has_its_own_seed_shared_by_all_variants(sweep_file):
 
 
 def test_psa_samples_do_not_depend_on_how_many_there_are(sweep_file):
-    text = "base: adult_conventional\npsa: {samples: %d}\nvary: {treatments.cyclosporine.cap: [6 months, none]}\n"
+    text = "base: adult_conventional_bordeaux\npsa: {samples: %d}\nvary: {treatments.cyclosporine.cap: [6 months, none]}\n"
     few, many = load_sweep(sweep_file(text % 3, "few.yaml")), load_sweep(sweep_file(text % 10, "many.yaml"))
     sample = {(t.variant, t.sample): t.values for t in few.tasks if t.analysis == "psa"}
     for task in many.tasks:
@@ -158,7 +158,7 @@ MISTAKES = [
 
 @pytest.mark.parametrize(("block", "key_path", "fragment"), MISTAKES, ids=[m[1] for m in MISTAKES])
 def test_sweep_mistakes_are_refused_before_anything_runs(sweep_file, tmp_path, block, key_path, fragment):
-    path = sweep_file("base: adult_conventional\n" + block + "\n")
+    path = sweep_file("base: adult_conventional_bordeaux\n" + block + "\n")
     out = tmp_path / "never"
     result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(out), "--quiet"])
     assert result.exit_code == 2, result.output
@@ -175,4 +175,4 @@ def test_an_unknown_base_is_named_with_a_suggestion(sweep_file):
 
 def test_a_sweep_that_changes_nothing_is_refused(sweep_file):
     with pytest.raises(ScenarioError, match="changes nothing"):
-        load_sweep(sweep_file("base: adult_conventional\nseed: 3\n"))
+        load_sweep(sweep_file("base: adult_conventional_bordeaux\nseed: 3\n"))

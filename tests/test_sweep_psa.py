@@ -18,7 +18,7 @@ SAMPLES = 4000
 def adult_psa(tmp_path_factory):
     path = tmp_path_factory.mktemp("psa") / "psa.yaml"
     path.write_text(textwrap.dedent("""
-        base: adult_conventional
+        base: adult_conventional_bordeaux
         psa:
           samples: 2
           parameters:
@@ -122,7 +122,7 @@ def test_one_observation_written_for_several_states_is_one_draw(tmp_path):
 def test_excluded_and_varied_parameters_are_not_drawn(tmp_path):
     path = tmp_path / "held.yaml"
     path.write_text(textwrap.dedent("""
-        base: adult_conventional
+        base: adult_conventional_bordeaux
         vary: {treatments.cyclosporine.response: [0.5]}
         psa: {samples: 2, exclude: [population]}
     """), encoding="utf-8")

@@ -55,3 +55,37 @@ def test_wilson_interval_solves_the_score_equation():
     n, x, z = 41, 27, stats.norm.ppf(0.975)
     roots = sorted(np.roots([1 + z * z / n, -(2 * x / n + z * z / n), (x / n) ** 2]))
     assert tuple(float(v) for v in wilson_interval(x, n)) == pytest.approx(tuple(roots), abs=1e-12)
+
+
+def test_kind_defaults_to_input_reproduction_for_declared_quantities_and_can_be_set():
+    targets = {"response": {"metric": "response_rate", "treatment": "a", "observed": {"p": 0.5}},
+               "final": {"metric": "final_state", "state": "topical", "observed": {"p": 0.2}},
+               "told": {"metric": "response_rate", "treatment": "a", "observed": {"p": 0.5}, "kind": "validation"}}
+    scenario = Scenario.model_validate({**SCENARIO, "targets": targets})
+    kinds = dict(zip(*check_targets(scenario, *frames())[["target", "kind"]].to_numpy().T))
+    assert kinds == {"response": "input_reproduction", "final": "validation", "told": "validation"}
+
+
+def test_a_target_whose_simulated_range_covers_most_of_the_unit_interval_cannot_be_judged():
+    # Two cohorts give 0.5 and 1.0 for the response rate: a 95% range of width 0.475
+    # discriminates; final state topical gives 0 and 0.5 (width 0.475) too; a cohort of
+    # one patient per replicate (0 or 1) cannot.
+    from analysis.targets import format_targets
+
+    scenario = Scenario.model_validate({**SCENARIO, "targets": {
+        "r": {"metric": "response_rate", "treatment": "a", "observed": {"p": 0.75}},
+        "switch": {"metric": "responder_fate", "treatment": "a", "fate": "switch", "observed": {"p": 0.5}}}})
+    table = check_targets(scenario, *frames()).set_index("target")
+    assert table.loc["r", "judgement"] == "met" and table.loc["r", "discriminates"]
+    assert table.loc["switch", "judgement"] == "cannot judge" and not table.loc["switch", "discriminates"]
+    text = format_targets(table.reset_index())
+    assert "cannot judge: the simulated 95% range covers" in text and "1 cannot be judged" in text
+
+
+def test_why_a_target_is_not_enforced_is_printed():
+    from analysis.targets import format_targets
+
+    scenario = Scenario.model_validate({**SCENARIO, "targets": {"r": {
+        "metric": "response_rate", "treatment": "a", "observed": {"p": 0.75}, "enforce": False,
+        "why": "the publication counts differently"}}})
+    assert "not enforced: the publication counts differently" in format_targets(check_targets(scenario, *frames()))

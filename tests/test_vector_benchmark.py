@@ -16,10 +16,10 @@ def test_engine_measurement_reports_speed_and_memory():
 
 
 def test_psa_draws_response_probabilities_and_extrapolates_a_partial_run():
-    models = bench_engines.psa_models("adult_conventional", 3, 50)
+    models = bench_engines.psa_models("adult_conventional_bordeaux", 3, 50)
     probabilities = {m.treatments[0].response_probability for m in models}
     assert len(probabilities) == 3 and all(0 < p < 1 for p in probabilities)
-    row = bench_engines.measure_psa("adult_conventional", 4, 50, "vector", 2)
+    row = bench_engines.measure_psa("adult_conventional_bordeaux", 4, 50, "vector", 2)
     assert row["extrapolated"] and row["seconds"] > 0
 
 

@@ -1,0 +1,83 @@
+"""Simulated drug survival beside the real-world figures the bundled scenarios cite.
+
+The figures live in `drug_survival_evidence.csv` next to this module: one row per
+published point (drug, bundled scenario and strategy it is compared in, months since the
+start of the drug, survival as a proportion, cohort size n), with its publication, where
+in it the number stands, the cohort, and its `kind`:
+
+- `input_reproduction`: the number (or the figure it belongs to) was used to derive the
+  scenario's parameters, so meeting it shows the derivation, not the model;
+- `validation`: the number was not used, so the model predicts it.
+
+`enforced` says whether tests/test_drug_survival_evidence.py requires the simulated
+value within `TOLERANCE` of it; `why_not_enforced` says why not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.survival import drug_survival, survival_at
+
+EVIDENCE_FILE = Path(__file__).with_name("drug_survival_evidence.csv")
+TOLERANCE = 0.10
+"""Largest accepted |simulated - published| drug survival (proportion, i.e. 10 percentage points)."""
+KEYS = ["replicate", "strategy", "patient"]
+
+
+def evidence_table() -> pd.DataFrame:
+    """The published drug-survival points, one row each (`months` since the start of the drug,
+    `survival` as a proportion, `n` patients; `enforced` a bool)."""
+    table = pd.read_csv(EVIDENCE_FILE, dtype={"why_not_enforced": str}, keep_default_na=False)
+    table["enforced"] = table["enforced"].astype(str).str.lower() == "true"
+    return table
+
+
+def simulated_episodes(episodes: pd.DataFrame, strategy: str, drug: str, which: str) -> pd.DataFrame:
+    """The episodes a published figure counts: `first_line` (the drug started as line 1 of
+    `strategy`) or `first_episode` (each patient's first episode of the drug, at any line)."""
+    on = episodes[(episodes["strategy"].astype(str) == strategy) & (episodes["treatment"].astype(str) == drug)]
+    if which == "first_line":
+        return on[on["line"] == 1]
+    if which == "first_episode":
+        return on.drop_duplicates(KEYS, keep="first")
+    raise ValueError(f"unknown episode selection {which!r}: use first_line or first_episode")
+
+
+def compare(episodes: pd.DataFrame, scenario: str) -> pd.DataFrame:
+    """The evidence rows of `scenario` with the simulated Kaplan-Meier drug survival at the
+    same time (`simulated`, `ci_low`, `ci_high`, proportions; `episodes_n`), the difference
+    `simulated - survival` and `within` (|difference| <= TOLERANCE)."""
+    rows = evidence_table()
+    rows = rows[rows["scenario"] == scenario].copy()
+    simulated, low, high, counts = [], [], [], []
+    for row in rows.itertuples():
+        chosen = simulated_episodes(episodes, row.strategy, row.drug, row.episodes)
+        counts.append(len(chosen))
+        if chosen.empty:
+            simulated.append(float("nan")), low.append(float("nan")), high.append(float("nan"))
+            continue
+        point = survival_at(drug_survival(chosen, by=None), [float(row.months)]).iloc[0]
+        simulated.append(float(point["survival"])), low.append(float(point["ci_low"])), high.append(float(point["ci_high"]))
+    rows["simulated"], rows["ci_low"], rows["ci_high"], rows["episodes_n"] = simulated, low, high, counts
+    rows["difference"] = rows["simulated"] - rows["survival"]
+    rows["within"] = rows["difference"].abs() <= TOLERANCE
+    return rows.reset_index(drop=True)
+
+
+def format_comparison(table: pd.DataFrame) -> str:
+    """The comparison as aligned text: input reproductions and validations apart, with counts."""
+    lines = []
+    for kind, title in (("input_reproduction", "Input reproduction (the figure was used to derive the parameters)"),
+                        ("validation", "Validation (the model predicts the figure)")):
+        part = table[table["kind"] == kind]
+        lines.append(f"{title}: {len(part)} points")
+        for row in part.itertuples():
+            verdict = "within 10 points" if row.within else "outside 10 points"
+            if not row.enforced:
+                verdict += f" (not enforced: {row.why_not_enforced})"
+            lines.append(f"  {row.drug:<13} {row.months:>5g} months  published {row.survival:.3f} (n={row.n})  "
+                         f"simulated {row.simulated:.3f}  {verdict}  [{row.publication}]")
+    return "\n".join(lines)
