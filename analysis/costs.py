@@ -1,13 +1,17 @@
 """Costs and QALYs of each patient, integrated exactly over continuous time.
 
-A trajectory is cut into intervals with a cost rate (drug and monitoring, per month)
-and a utility: on a drug before its assessment or not responding (`uncontrolled on
-systemic`, also while waiting for a drug), responding (`controlled on systemic`), back
-on topical therapy (`topical`), strategy exhausted (`supportive care`). One-off costs
-and utility losses happen at events: starting a drug (with its loading dose and tests),
-an adverse event, a corticosteroid burst, a relapse. Discounting is exact: the integral
-of the discount factor over each interval (continuous), or whole-year factors (annual).
-All times are months since the patient entered; QALYs are in years.
+A trajectory is cut into intervals with a cost rate (drug, administration, monitoring
+and the health state's own resource use, per month) and a utility: on a drug before its
+assessment or not responding (`uncontrolled on systemic`, also while waiting for a drug
+or a place), responding (`controlled on systemic`), back on topical therapy
+(`topical`), strategy exhausted (`supportive care`). One-off costs and utility losses
+happen at events: starting a drug (with its loading dose and tests), an adverse event,
+a corticosteroid burst, a relapse. Utilities may follow a general-population norm by
+age (a quadratic in age, so a quadratic in time within an interval) and switch from
+children's to adults' values at an age. Discounting is exact: the integral of the
+discount factor (times the utility polynomial) over each interval, continuous or with
+whole-year factors (annual). All times are months since the patient entered; QALYs and
+life-years are in years.
 """
 
 from __future__ import annotations
@@ -40,6 +44,38 @@ def _annual_cumulative(t: np.ndarray, rate_per_year: float) -> np.ndarray:
     return whole + (t - 12.0 * years) * v**years
 
 
+def polynomial_discount_integral(start, stop, c0, c1, c2, rate_per_year: float, method: str) -> np.ndarray:
+    """Return the integral from `start` to `stop` (months) of (c0 + c1 t + c2 t^2) times
+    the discount factor at t; coefficients are arrays (or scalars) in months since entry."""
+    a, b = np.asarray(start, float), np.asarray(stop, float)
+    c0, c1, c2 = (np.broadcast_to(np.asarray(c, float), a.shape) for c in (c0, c1, c2))
+    # Expanded around each interval's start: q0 + q1 s + q2 s^2, s = t - start (keeps precision late in life).
+    q0, q1, q2 = c0 + c1 * a + c2 * a * a, c1 + 2 * c2 * a, c2
+    length = b - a
+    if rate_per_year == 0:
+        return _polynomial_integral(q0, q1, q2, length)
+    if method == "continuous":
+        delta = monthly_rate(rate_per_year)
+        tail = np.exp(-delta * length)
+        j0 = -np.expm1(-delta * length) / delta
+        j1 = (j0 - length * tail) / delta
+        j2 = (2 * j1 - length**2 * tail) / delta
+        return np.exp(-delta * a) * (q0 * j0 + q1 * j1 + q2 * j2)
+    total = np.zeros(a.shape)
+    if not a.size:
+        return total
+    v = 1.0 / (1.0 + rate_per_year)
+    for year in range(int(np.floor(a.min() / 12.0)), int(np.ceil(b.max() / 12.0)) + 1):
+        low = np.clip(a, 12.0 * year, 12.0 * (year + 1)) - a
+        high = np.clip(b, 12.0 * year, 12.0 * (year + 1)) - a
+        total += v**year * (_polynomial_integral(q0, q1, q2, high) - _polynomial_integral(q0, q1, q2, low))
+    return total
+
+
+def _polynomial_integral(q0, q1, q2, x):
+    return q0 * x + q1 * x**2 / 2.0 + q2 * x**3 / 3.0
+
+
 def discount_factor(t: np.ndarray, rate_per_year: float, method: str) -> np.ndarray:
     """Return the discount factor of a one-off event at time `t` (months)."""
     t = np.asarray(t, float)
@@ -52,30 +88,44 @@ def patient_costs(episodes: pd.DataFrame, patients: pd.DataFrame, economics: Eco
                   adverse_events: pd.DataFrame | None = None, bursts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return, per patient and strategy, costs (in the setting's currency) and QALYs.
 
-    Columns: `replicate, strategy, patient`, then discounted `cost_drugs_<CUR>`,
-    `cost_monitoring_<CUR>`, `cost_events_<CUR>`, `cost_total_<CUR>`, `qalys`, and the
-    undiscounted `cost_total_undiscounted_<CUR>`, `qalys_undiscounted`, `life_years`.
+    Columns: `replicate, strategy, patient`, then discounted costs by category
+    `cost_drugs_<CUR>`, `cost_administration_<CUR>`, `cost_monitoring_<CUR>`,
+    `cost_health_states_<CUR>`, `cost_events_<CUR>` and their sum `cost_total_<CUR>`,
+    `qalys`, the undiscounted `cost_total_undiscounted_<CUR>` (and per category
+    `cost_<category>_undiscounted_<CUR>`), `qalys_undiscounted`, and life-years
+    `life_years` (undiscounted) and `life_years_discounted` (at the QALY rate).
     """
     cur = economics.currency
     patients = patients.reset_index(drop=True)
     course = _Episodes(episodes, patient_rows(episodes, patients))
     weights = _weights(course, patients, economics)
     out = patients[_KEYS].copy()
+    pieces = state_intervals(course, patients)
     parts = {
         "drugs": _drug_costs(course, weights, economics),
+        "administration": _interval_costs(course, _per_treatment(course, economics.administration_per_month),
+                                          economics),
         "monitoring": _monitoring_costs(course, economics),
+        "health_states": _health_state_costs(pieces, economics),
         "events": _event_costs(course, economics, adverse_events, bursts, patients),
     }
     for name, (discounted, undiscounted, where) in parts.items():
         out[f"cost_{name}_{cur}"] = _sum_by(discounted, where, len(patients))
-        out[f"_undiscounted_{name}"] = _sum_by(undiscounted, where, len(patients))
+        out[f"cost_{name}_undiscounted_{cur}"] = _sum_by(undiscounted, where, len(patients))
     out[f"cost_total_{cur}"] = sum(out[f"cost_{name}_{cur}"] for name in parts)
-    out[f"cost_total_undiscounted_{cur}"] = sum(out.pop(f"_undiscounted_{name}") for name in parts)
-    qalys, qalys_undiscounted = _qalys(course, patients, economics, adverse_events, bursts)
+    out[f"cost_total_undiscounted_{cur}"] = sum(out[f"cost_{name}_undiscounted_{cur}"] for name in parts)
+    qalys, qalys_undiscounted = _qalys(pieces, patients, economics, adverse_events, bursts)
     out["qalys"] = qalys
     out["qalys_undiscounted"] = qalys_undiscounted
-    out["life_years"] = patients["follow_up_months"].to_numpy() / 12.0
+    follow_up = patients["follow_up_months"].to_numpy(float)
+    out["life_years"] = follow_up / 12.0
+    out["life_years_discounted"] = discount_integral(np.zeros(len(follow_up)), follow_up,
+                                                     economics.qaly_discount_per_year, economics.method) / 12.0
     return out
+
+
+#: Cost categories of `patient_costs`, in the order tables and figures show them.
+COST_CATEGORIES = ("drugs", "administration", "monitoring", "health_states", "events")
 
 
 class _Episodes:
@@ -138,6 +188,17 @@ def _by_weight(course: _Episodes, table, weights) -> np.ndarray:
 
 def _monitoring_costs(course: _Episodes, economics):
     return _interval_costs(course, _per_treatment(course, economics.monitoring_per_month), economics)
+
+
+def _health_state_costs(pieces, economics):
+    """Each state's resource use (a cost a month) over the months spent in it."""
+    rows, discounted, undiscounted = [], [], []
+    for r, a, b, state in pieces:
+        rate = economics.health_state_per_month.get(state, 0.0)
+        rows.append(np.asarray(r, int))
+        discounted.append(rate * discount_integral(a, b, economics.cost_discount_per_year, economics.method))
+        undiscounted.append(rate * (np.asarray(b, float) - np.asarray(a, float)))
+    return np.concatenate(discounted), np.concatenate(undiscounted), np.concatenate(rows)
 
 
 def _interval_costs(course: _Episodes, rate, economics):
@@ -214,16 +275,25 @@ def _gaps(course: _Episodes, patients):
     ]
 
 
-def _qalys(course: _Episodes, patients, economics, adverse_events, bursts):
-    pieces = state_intervals(course, patients)
-    utility = np.concatenate([np.full(len(r), economics.utilities.get(s, np.nan)) for r, _, _, s in pieces])
+def _qalys(pieces, patients, economics, adverse_events, bursts):
     r = np.concatenate([piece[0] for piece in pieces]).astype(int)
     a = np.concatenate([piece[1] for piece in pieces]).astype(float)
     b = np.concatenate([piece[2] for piece in pieces]).astype(float)
-    discounted = utility * discount_integral(a, b, economics.qaly_discount_per_year, economics.method) / 12.0
-    undiscounted = utility * (b - a) / 12.0
-    qalys = _sum_by(discounted, r, len(patients))
-    plain = _sum_by(undiscounted, r, len(patients))
+    states = np.concatenate([np.full(len(piece[0]), piece[3], dtype=object) for piece in pieces])
+    adult = _utility_polynomials(economics.utilities, states, r, patients, economics.age_adjustment)
+    if economics.children is None:
+        spans = [(a, b, adult)]
+    else:
+        child = (np.array([economics.children.utilities[s].value for s in states]), 0.0, 0.0)
+        # Children's utilities until the age, adults' after it: each interval cut there.
+        grown = (economics.children.until_age - 12.0 * _ages(patients, economics.children.age_covariate)[r])
+        spans = [(a, np.minimum(b, np.maximum(grown, a)), child), (np.maximum(a, np.minimum(grown, b)), b, adult)]
+    qalys, plain = np.zeros(len(patients)), np.zeros(len(patients))
+    for lo, hi, (c0, c1, c2) in spans:
+        qalys += _sum_by(polynomial_discount_integral(lo, hi, c0, c1, c2, economics.qaly_discount_per_year,
+                                                      economics.method) / 12.0, r, len(patients))
+        plain += _sum_by(polynomial_discount_integral(lo, hi, c0, c1, c2, 0.0, economics.method) / 12.0,
+                         r, len(patients))
     for frame, loss_of in ((adverse_events, lambda f: per_label(
             f["adverse_event"], lambda name: economics.adverse_events.get(name, (0.0, 0.0))[1])),
             (bursts, lambda f: np.full(len(f), economics.burst[1]))):
@@ -234,3 +304,31 @@ def _qalys(course: _Episodes, patients, economics, adverse_events, bursts):
                                                     economics.method), where, len(patients))
             plain -= _sum_by(loss, where, len(patients))
     return qalys, plain
+
+
+def _ages(patients: pd.DataFrame, covariate: str) -> np.ndarray:
+    if covariate not in patients.columns:
+        raise ValueError(f"the economic setting adjusts utilities by age: the population needs a {covariate} covariate")
+    return patients[covariate].to_numpy(float)
+
+
+def _utility_polynomials(utilities: dict, states: np.ndarray, rows: np.ndarray, patients, adjustment):
+    """Adult utility of each interval as c0 + c1 t + c2 t^2 (t in months since entry)."""
+    from sim.economics import NORMS, population_norm
+
+    value = np.array([utilities.get(s, np.nan) for s in states], float)
+    if adjustment is None:
+        return value, 0.0, 0.0
+    intercept, male, k1, k2 = NORMS[adjustment.norm]
+    age = _ages(patients, adjustment.age_covariate)[rows]          # years at entry
+    reference = population_norm(adjustment.norm, adjustment.reference_age / 12.0, adjustment.male_share)
+    # norm(age + t/12) expanded in t.
+    men = ((patients[adjustment.sex_covariate].astype(object) == "male").to_numpy(float)[rows]
+           if adjustment.sex_covariate in patients.columns else adjustment.male_share)
+    n0 = intercept + male * men + k1 * age + k2 * age**2
+    n1 = (k1 + 2 * k2 * age) / 12.0
+    n2 = np.full(len(age), k2 / 144.0)
+    if adjustment.method == "multiplicative":
+        scale = value / reference
+        return scale * n0, scale * n1, scale * n2
+    return value - reference + n0, n1, n2

@@ -21,8 +21,13 @@ def strategy_costs(costs: pd.DataFrame, currency: str) -> pd.DataFrame:
     `costs` is the table of `analysis.costs.patient_costs`. One row per strategy and
     outcome: `strategy, outcome, mean, ci_low, ci_high`.
     """
+    from analysis.costs import COST_CATEGORIES
+
     outcomes = [f"cost_total_{currency}", "qalys", f"cost_total_undiscounted_{currency}", "qalys_undiscounted",
-                f"cost_drugs_{currency}", f"cost_monitoring_{currency}", f"cost_events_{currency}", "life_years"]
+                *(f"cost_{c}_{currency}" for c in COST_CATEGORIES),
+                *(f"cost_{c}_undiscounted_{currency}" for c in COST_CATEGORIES),
+                "life_years_discounted", "life_years"]
+    outcomes = [o for o in outcomes if o in costs.columns]
     rows = []
     several = costs["replicate"].nunique() > 1
     for strategy, block in costs.groupby("strategy", observed=True, sort=False):

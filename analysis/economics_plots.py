@@ -42,10 +42,13 @@ def plot_costs_and_qalys(by_strategy: pd.DataFrame, currency: str, strategies: S
         fig = _figure(11.0, 4.2)
         cost_ax, qaly_ax = fig.subplots(1, 2)
         bottom = np.zeros(len(strategies))
-        parts = [("drugs", "#4477aa"), ("monitoring", "#66ccee"), ("events", "#ccbb44")]
+        parts = [("drugs", "#4477aa"), ("administration", "#aa3377"), ("monitoring", "#66ccee"),
+                 ("health_states", "#228833"), ("events", "#ccbb44")]
         for part, colour in parts:
+            if f"cost_{part}_{currency}" not in means:
+                continue  # runs costed before the category existed
             values = means[f"cost_{part}_{currency}"].to_numpy()
-            cost_ax.barh(names, values, left=bottom, color=colour, label=part)
+            cost_ax.barh(names, values, left=bottom, color=colour, label=part.replace("_", " "))
             bottom += values
         total = f"cost_total_{currency}"
         cost_ax.errorbar(means[total], names, xerr=[means[total] - low[total], high[total] - means[total]],

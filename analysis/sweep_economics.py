@@ -39,8 +39,8 @@ def willingness_to_pay_grid(declared) -> np.ndarray:
 
 
 def economic_tables(samples: pd.DataFrame, willingness_to_pay, population: float = 1.0) -> dict[str, pd.DataFrame]:
-    """CEAC/CEAF, EVPI (per patient and for `population` patients) and the BCEA/dampack
-    export, per variant (a `variant` column)."""
+    """CEAC/CEAF, EVPI (per patient and for `population` patients) and the wide export
+    (`psa_for_bcea`), per variant (a `variant` column)."""
     ceac, evpi, export = [], [], []
     for variant, block in samples.groupby("variant", sort=True):
         block = block.drop(columns="variant")
@@ -52,6 +52,47 @@ def economic_tables(samples: pd.DataFrame, willingness_to_pay, population: float
         frame = pd.concat(frames, ignore_index=True)
         return frame[["variant", *[c for c in frame.columns if c != "variant"]]]
     return {"ceac": first(ceac), "evpi": first(evpi), "psa_for_bcea": first(export)}
+
+
+#: Columns of the tasks table that describe a task rather than a drawn parameter.
+_TASK_COLUMNS = ("task", "order", "variant", "analysis", "parameter", "bound", "sample", "replicate", "seed")
+
+
+def psa_matrices(samples: pd.DataFrame, strategies, tasks: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """The PSA as dampack (`make_psa_obj`) and BCEA (`bcea`) read it: `psa_cost` and
+    `psa_effect` with one row per sample (in sample order) and one column per strategy,
+    reference strategy (the first of `strategies`) first; `psa_parameters` the drawn
+    parameters of the same samples, numeric only, without constant or duplicated columns
+    and with one share of each Dirichlet group dropped (shares that sum to one make the
+    regressions of EVPPI singular). `samples` holds one variant (`sample, strategy, cost, effect`)."""
+    order = [s for s in strategies if s in set(samples["strategy"])]
+    cost = samples.pivot(index="sample", columns="strategy", values="cost").sort_index()[order]
+    effect = samples.pivot(index="sample", columns="strategy", values="effect").sort_index()[order]
+    out = {"psa_cost": cost.reset_index(drop=True), "psa_effect": effect.reset_index(drop=True)}
+    if tasks is not None and len(tasks) and "sample" in tasks:
+        out["psa_parameters"] = _drawn_parameters(tasks, cost.index)
+    return out
+
+
+def _drawn_parameters(tasks: pd.DataFrame, sample_index) -> pd.DataFrame:
+    mine = tasks[(tasks["analysis"] == "psa") & tasks["sample"].isin(list(sample_index))]
+    mine = mine.sort_values(["sample", "replicate"]).drop_duplicates("sample").set_index("sample")
+    mine = mine.reindex(sample_index)
+    columns = [c for c in mine.columns if c not in _TASK_COLUMNS and pd.api.types.is_numeric_dtype(mine[c])]
+    frame = mine[columns].astype(float)
+    frame = frame.loc[:, frame.nunique(dropna=False) > 1]
+    frame = frame.T.drop_duplicates().T
+    for parent, members in _groups(frame.columns).items():
+        if len(members) > 1 and np.allclose(frame[members].sum(axis=1), 1.0, atol=1e-9):
+            frame = frame.drop(columns=members[-1])
+    return frame.reset_index(drop=True)
+
+
+def _groups(columns) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for column in columns:
+        groups.setdefault(column.rsplit(".", 1)[0], []).append(column)
+    return groups
 
 
 def _drawn_inputs(summary: pd.DataFrame) -> str:
@@ -102,13 +143,37 @@ def economics_psa_section(results, context, render, figure_html, html_table) -> 
     probabilistic, extra = _probabilistic_parts(results, samples, strategies, economics, context, render,
                                                 figure_html, html_table)
     parts.append(probabilistic)
-    return "\n".join(parts), {**extra,
+    exports = _exports(samples, strategies, results.tasks)
+    parts.append("<p>For R: <code>tables/psa_cost.csv</code>, <code>tables/psa_effect.csv</code> (one row per "
+                 "sample, one column per strategy, the reference strategy first) and "
+                 "<code>tables/psa_parameters.csv</code> (the drawn parameters) are read as they are by "
+                 "<code>dampack::make_psa_obj</code> and <code>BCEA::bcea</code> (README).</p>")
+    return "\n".join(parts), {**extra, **exports,
         "ceac": ("PSA: probability each strategy is cost-effective at each willingness to pay; on_frontier marks "
                  "the CEAF.", tables["ceac"]),
         "evpi": ("PSA: expected value of perfect information per patient at each willingness to pay.", tables["evpi"]),
         "psa_for_bcea": ("PSA results for BCEA or dampack: one row per sample, cost_<strategy> and "
                          "effect_<strategy> (QALYs).", tables["psa_for_bcea"]),
     }
+
+
+def _exports(samples: pd.DataFrame, strategies, tasks) -> dict:
+    """psa_cost, psa_effect, psa_parameters per variant (suffix `_v<k>` when there are several)."""
+    variants = sorted(samples["variant"].unique())
+    described = {"psa_cost": "PSA: mean discounted cost per patient, one row per sample, one column per strategy "
+                             "(reference first), for dampack or BCEA.",
+                 "psa_effect": "PSA: mean discounted QALYs per patient, one row per sample, one column per strategy "
+                               "(reference first).",
+                 "psa_parameters": "PSA: the drawn parameters of each sample (numeric, no constant or duplicated "
+                                   "columns, one share of each Dirichlet group dropped)."}
+    out = {}
+    for variant in variants:
+        block = samples[samples["variant"] == variant].drop(columns="variant")
+        tasks_of = tasks[tasks["variant"] == variant] if tasks is not None and len(tasks) else None
+        for name, frame in psa_matrices(block, strategies, tasks_of).items():
+            suffix = "" if len(variants) == 1 else f"_v{variant}"
+            out[name + suffix] = (described[name], frame)
+    return out
 
 
 def _at_thresholds(tables, economics, context, html_table) -> str:

@@ -2,9 +2,12 @@
 
 An economics file (`scenarios/economics/<name>.yaml`, chosen with `--economics`) states
 its currency and price year, and for each treatment how much a month on it costs (the
-drug at its dose, and its monitoring), what one-off events cost (starting a drug, an
-adverse event, a corticosteroid burst), how good each state is (utilities) and how
-costs and QALYs are discounted. Costs follow the trajectory; the engine never sees them.
+drug at its dose, its administration and its monitoring), what a month in each health
+state costs (resource use x unit costs: visits, emollients and topical steroids, ...),
+what one-off events cost (starting a drug, an adverse event, a corticosteroid burst),
+how good each state is (utilities, optionally adjusted for age by a general-population
+norm, with separate utilities for children) and how costs and QALYs are discounted.
+Costs follow the trajectory; the engine never sees them.
 """
 
 from __future__ import annotations
@@ -60,12 +63,13 @@ class Monitoring(Strict):
 
 
 class DrugCosting(Strict):
-    """What a treatment costs: its price and dose, loading, and monitoring."""
+    """What a treatment costs: its price and dose, loading, administration and monitoring."""
 
     price: Price | None = None
     dose: Dose | None = None
     loading: Loading | None = None
     components: list[str] = []
+    administration: list[Monitoring] = []
     monitoring: list[Monitoring] = []
     at_start: list[Monitoring] = []
     source: Source | None = None
@@ -114,6 +118,77 @@ class Utility(Strict):
     source: Source | None = None
 
 
+class ResourceUse(Strict):
+    """One resource used in a health state: its unit cost, used once `every` duration or
+    `per_year` times a year."""
+
+    item: str
+    cost: Price
+    every: Duration | None = Field(default=None, gt=0)
+    per_year: float | None = Field(default=None, ge=0)
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _one_frequency(self) -> ResourceUse:
+        if (self.every is None) == (self.per_year is None):
+            raise PydanticCustomError("frequency", "give how often it is used: every (e.g. 3 months) or per_year, one of them")
+        return self
+
+    @property
+    def per_month(self) -> float:
+        """Cost a month of this item (currency a month)."""
+        uses = 1.0 / self.every if self.every is not None else self.per_year / 12.0
+        return self.cost.amount / self.cost.per * uses
+
+
+class HealthStateCost(Strict):
+    """What a month in a health state costs: the sum of its resource-use items."""
+
+    resource_use: list[ResourceUse] = Field(min_length=1)
+    source: Source | None = None
+
+
+#: General-population EQ-5D norms by age (years) and sex: (intercept, male, age, age squared).
+NORMS = {
+    # Ara R, Brazier JE. Populating an economic model with health state utility values: moving
+    # towards better practice. Value Health 2010;13(5):509-518 (UK EQ-5D-3L, Health Survey for England).
+    "ara_brazier_2010": (0.9508566, 0.0212126, -0.0002587, -0.0000332),
+}
+
+
+class AgeAdjustment(Strict):
+    """Adult state utilities follow a general-population norm as patients age: multiplied
+    by norm(age) / norm(reference_age), or shifted by norm(age) - norm(reference_age).
+
+    `reference_age` and `male_share` describe the people the state utilities were measured
+    in; a patient's own sex comes from `sex_covariate` (`male` / other) when the
+    population has it, `male_share` otherwise."""
+
+    norm: Literal[tuple(NORMS)] = "ara_brazier_2010"
+    method: Literal["multiplicative", "additive"]
+    reference_age: Duration = Field(gt=0)
+    male_share: float = Field(ge=0, le=1)
+    age_covariate: str = "age_years"
+    sex_covariate: str = "sex"
+    source: Source | None = None
+
+
+class ChildUtilities(Strict):
+    """State utilities of children, used until `until_age`; adult `utilities` after it."""
+
+    until_age: Duration = Field(gt=0)
+    utilities: dict[Literal[STATES], Utility]
+    age_covariate: str = "age_years"
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _all_states(self) -> ChildUtilities:
+        missing = [s for s in STATES if s not in self.utilities]
+        if missing:
+            raise PydanticCustomError("utilities", "children's utilities missing for: {m}", {"m": ", ".join(missing)})
+        return self
+
+
 class EvpiPopulation(Strict):
     """Who the decision concerns, for the population EVPI: patients affected (over the
     decision's lifetime, already discounted if wanted)."""
@@ -137,7 +212,10 @@ class EconomicsSpec(Strict):
     drug_start: EventCost | None = None
     burst: EventCost | None = None
     relapse: EventCost | None = None
+    health_states: dict[Literal[STATES], HealthStateCost] = {}
     utilities: dict[Literal[STATES], Utility]
+    age_adjustment: AgeAdjustment | None = None
+    children: ChildUtilities | None = None
     evpi_population: EvpiPopulation | None = None
     source: Source | None = None
 
@@ -161,12 +239,15 @@ class EconomicsSpec(Strict):
         for name, drug in self.treatments.items():
             if drug.price is not None:
                 yield f"treatments.{name}.price", drug.price
-            for kind in ("monitoring", "at_start"):
+            for kind in ("administration", "monitoring", "at_start"):
                 for i, item in enumerate(getattr(drug, kind)):
                     yield f"treatments.{name}.{kind}[{i}].cost", item.cost
         for name, event in self.adverse_events.items():
             if event.cost is not None:
                 yield f"adverse_events.{name}.cost", event.cost
+        for state, cost in self.health_states.items():
+            for i, item in enumerate(cost.resource_use):
+                yield f"health_states.{state}.resource_use[{i}].cost", item.cost
         for name in ("drug_start", "burst", "relapse"):
             event = getattr(self, name)
             if event is not None and event.cost is not None:
@@ -191,6 +272,8 @@ class Economics:
     willingness_to_pay: tuple[float, ...]
     drug_per_month: dict = field(default_factory=dict)          # treatment -> (fixed, per kg of weight)
     monitoring_per_month: dict = field(default_factory=dict)    # treatment -> cost a month
+    administration_per_month: dict = field(default_factory=dict)  # treatment -> cost a month
+    health_state_per_month: dict = field(default_factory=dict)  # state -> cost a month
     loading: dict = field(default_factory=dict)                 # treatment -> (fixed, per kg) one-off drug
     at_start: dict = field(default_factory=dict)                # treatment -> one-off tests at the start
     adverse_events: dict = field(default_factory=dict)          # name -> (cost, disutility x months)
@@ -198,6 +281,8 @@ class Economics:
     burst: tuple[float, float] = (0.0, 0.0)                     # (cost, disutility x months)
     relapse: float = 0.0
     utilities: dict = field(default_factory=dict)
+    age_adjustment: AgeAdjustment | None = None
+    children: ChildUtilities | None = None
     evpi_population: float | None = None
 
 
@@ -263,11 +348,11 @@ def unpriced_adverse_events(economics: Economics, treatments: dict[str, list[str
 
 def compile_economics(spec: EconomicsSpec, name: str) -> Economics:
     """Turn a validated economics file into per-month rates and one-off costs."""
-    drug, monitoring, loading, at_start = {}, {}, {}, {}
+    drug, monitoring, administration, loading, at_start = {}, {}, {}, {}, {}
     for treatment, costing in spec.treatments.items():
         drug[treatment] = _drug_per_month(costing)
-        monitoring[treatment] = sum(item.cost.amount / item.cost.per / item.every
-                                    for item in costing.monitoring if item.every)
+        monitoring[treatment] = _per_month(costing.monitoring)
+        administration[treatment] = _per_month(costing.administration)
         loading[treatment] = (_loading_cost(costing), _loading_per_kg(costing))
         at_start[treatment] = sum(item.cost.amount / item.cost.per for item in costing.at_start)
     for treatment, costing in spec.treatments.items():
@@ -284,6 +369,9 @@ def compile_economics(spec: EconomicsSpec, name: str) -> Economics:
         willingness_to_pay=tuple(spec.willingness_to_pay),
         drug_per_month=drug,
         monitoring_per_month=monitoring,
+        administration_per_month=administration,
+        health_state_per_month={state: sum(item.per_month for item in cost.resource_use)
+                                for state, cost in spec.health_states.items()},
         loading=loading,
         at_start=at_start,
         adverse_events={n: _event(e) for n, e in spec.adverse_events.items()},
@@ -291,8 +379,22 @@ def compile_economics(spec: EconomicsSpec, name: str) -> Economics:
         burst=_event(spec.burst),
         relapse=_event(spec.relapse)[0],
         utilities={state: u.value for state, u in spec.utilities.items()},
+        age_adjustment=spec.age_adjustment,
+        children=spec.children,
         evpi_population=spec.evpi_population.patients if spec.evpi_population else None,
     )
+
+
+def _per_month(items: list[Monitoring]) -> float:
+    """Cost a month of repeated items (one-off items, without `every`, are not counted)."""
+    return sum(item.cost.amount / item.cost.per / item.every for item in items if item.every)
+
+
+def population_norm(norm: str, age_years, male_share: float):
+    """General-population utility at `age_years` (array) for a population with
+    `male_share` men (Ara & Brazier 2010 for `ara_brazier_2010`)."""
+    c0, male, c1, c2 = NORMS[norm]
+    return c0 + male * male_share + c1 * age_years + c2 * age_years**2
 
 
 def _event(event: EventCost | None) -> tuple[float, float]:

@@ -182,3 +182,93 @@ def test_common_random_numbers_make_incremental_qalys_precise(tmp_path):
     assert "Waiting and corticosteroid bursts" in page
     assert (tmp_path / "run" / "figures" / "costs_and_qalys.png").stat().st_size > 10_000
     assert (tmp_path / "run" / "tables" / "incremental.csv").exists()
+
+
+HEALTH_STATES = {
+    "topical": {"resource_use": [{"item": "emollient", "cost": {"amount": 6}, "every": "1 month"},
+                                 {"item": "GP", "cost": {"amount": 42}, "per_year": 2}]},
+    "supportive_care": {"resource_use": [{"item": "visit", "cost": {"amount": 120}, "per_year": 6}]},
+    "uncontrolled_on_systemic": {"resource_use": [{"item": "tube", "cost": {"amount": 3, "per": 1}, "every": "2 weeks"}]},
+}
+
+
+def test_health_state_costs_are_integrated_exactly_over_the_months_in_each_state():
+    episodes, patients, events, bursts = one_patient()
+    topical, supportive, uncontrolled = 6 + 42 * 2 / 12, 120 * 6 / 12, 3 * DAYS / 14   # GBP a month
+    # Uncontrolled: drug A 0-3 (before its assessment), drug B 10-13; topical 6-10; supportive 13-24.
+    plain = uncontrolled * 6 + topical * 4 + supportive * 11
+    discounted = uncontrolled * (integral(0, 3) + integral(10, 13)) + topical * integral(6, 10) \
+        + supportive * integral(13, 24)
+    result = patient_costs(episodes, patients, setting(health_states=HEALTH_STATES), events, bursts).iloc[0]
+    assert result["cost_health_states_undiscounted_GBP"] == pytest.approx(plain, rel=1e-12)
+    assert result["cost_health_states_GBP"] == pytest.approx(discounted, rel=1e-12)
+    without = patient_costs(episodes, patients, setting(), events, bursts).iloc[0]
+    assert result["cost_total_GBP"] - without["cost_total_GBP"] == pytest.approx(discounted, rel=1e-9)
+
+
+def test_administration_is_its_own_cost_category():
+    treatments = {**SETTING["treatments"], "drug_b": {**SETTING["treatments"]["drug_b"], "administration": [
+        {"item": "nurse injection", "cost": {"amount": 28}, "every": "2 weeks"}]}}
+    episodes, patients, events, bursts = one_patient()
+    result = patient_costs(episodes, patients, setting(treatments=treatments), events, bursts).iloc[0]
+    assert result["cost_administration_GBP"] == pytest.approx(28 * DAYS / 14 * integral(10, 13), rel=1e-12)
+
+
+def norm(age, male=0.5):
+    return 0.9508566 + 0.0212126 * male - 0.0002587 * age - 0.0000332 * age**2
+
+
+@pytest.mark.parametrize("method", ["multiplicative", "additive"])
+@pytest.mark.parametrize("discounting", ["continuous", "annual"])
+def test_age_adjusted_utilities_follow_the_ara_brazier_norm_on_a_known_trajectory(method, discounting):
+    from scipy.integrate import quad
+
+    episodes, patients, _, _ = one_patient()
+    patients["age_years"] = 55.0
+    adjust = {"method": method, "reference_age": "40 years", "male_share": 0.5}
+    spec = setting(age_adjustment=adjust, discount={**SETTING["discount"], "method": discounting})
+    result = patient_costs(episodes, patients, spec).iloc[0]
+    pieces = [(0, 3, 0.5), (3, 6, 0.8), (6, 10, 0.75), (10, 13, 0.5), (13, 24, 0.45)]
+
+    def utility(u, t):
+        ratio = norm(55 + t / 12) / norm(40)
+        return u * ratio if method == "multiplicative" else u + norm(55 + t / 12) - norm(40)
+
+    def factor(t):
+        return math.exp(-DELTA * t) if discounting == "continuous" else 1.035 ** -math.floor(t / 12)
+
+    expected = sum(quad(lambda t: utility(u, t) * factor(t), a, b, points=[12])[0] for a, b, u in pieces) / 12
+    plain = sum(quad(lambda t: utility(u, t), a, b)[0] for a, b, u in pieces) / 12
+    assert result["qalys"] == pytest.approx(expected, rel=1e-10)
+    assert result["qalys_undiscounted"] == pytest.approx(plain, rel=1e-10)
+    assert result["qalys_undiscounted"] < (0.5 * 3 + 0.8 * 3 + 0.75 * 4 + 0.5 * 3 + 0.45 * 11) / 12
+
+
+def test_a_patients_own_sex_sets_the_norm_and_children_use_their_own_utilities_until_the_age():
+    episodes, patients, _, _ = one_patient()
+    patients["age_years"], patients["sex"] = 17.5, "male"
+    children = {"until_age": "18 years", "utilities": {s: {"value": 0.9} for s in SETTING["utilities"]}}
+    adjust = {"method": "additive", "reference_age": "40 years", "male_share": 0.5}
+    result = patient_costs(episodes, patients, setting(children=children, age_adjustment=adjust,
+                                                       discount={**SETTING["discount"], "costs": {"rate_per_year": 0},
+                                                                 "qalys": {"rate_per_year": 0}})).iloc[0]
+    from scipy.integrate import quad
+    adult = sum(quad(lambda t: u + norm(17.5 + t / 12, 1.0) - norm(40), max(a, 6), b)[0]
+                for a, b, u in [(3, 6, 0.8), (6, 10, 0.75), (10, 13, 0.5), (13, 24, 0.45)] if b > 6)
+    expected = (0.9 * 6 + adult) / 12   # a child for the first 6 months
+    assert result["qalys_undiscounted"] == pytest.approx(expected, rel=1e-10)
+
+
+def test_life_years_discounted_and_undiscounted():
+    episodes, patients, _, _ = one_patient()
+    result = patient_costs(episodes, patients, setting()).iloc[0]
+    assert result["life_years"] == pytest.approx(2.0)
+    assert result["life_years_discounted"] == pytest.approx(integral(0, 24) / 12, rel=1e-12)
+    annual = patient_costs(episodes, patients, setting(discount={**SETTING["discount"], "method": "annual"})).iloc[0]
+    assert annual["life_years_discounted"] == pytest.approx(1 + 1 / 1.035, rel=1e-12)
+
+
+def test_a_resource_without_a_frequency_is_refused():
+    with pytest.raises(Exception, match="every"):
+        EconomicsSpec.model_validate({**SETTING, "health_states": {"topical": {"resource_use": [
+            {"item": "x", "cost": {"amount": 1}}]}}})

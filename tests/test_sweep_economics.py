@@ -149,3 +149,25 @@ def test_economic_draws_need_an_economic_setting(tmp_path):
     result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "add economics:" in result.output
+
+
+def test_psa_exports_have_the_shape_dampack_expects(sweep_dir):
+    result = CliRunner().invoke(main, ["report", str(sweep_dir / "out")])
+    assert result.exit_code == 0, result.output
+    tables = sweep_dir / "out" / "tables"
+    cost, effect = pd.read_csv(tables / "psa_cost.csv"), pd.read_csv(tables / "psa_effect.csv")
+    parameters = pd.read_csv(tables / "psa_parameters.csv")
+    # dampack::make_psa_obj: cost and effectiveness n_sim x n_strategies with the same columns,
+    # parameters n_sim x n_parameters; the reference (first declared strategy) first.
+    assert cost.shape == effect.shape == (5, 3)
+    assert list(cost.columns) == list(effect.columns) == ["conventional_first", "biologic_first", "treat_to_target"]
+    assert len(parameters) == 5 and parameters.shape[1] > 5
+    assert all(pd.api.types.is_numeric_dtype(parameters[c]) for c in parameters)
+    assert (parameters.nunique() > 1).all()
+    assert not parameters.T.duplicated().any()
+    assert "population.covariates.sex.levels.male" not in parameters or \
+        "population.covariates.sex.levels.female" not in parameters
+    summary = pd.read_parquet(sweep_dir / "out" / "sweep_summary.parquet")
+    samples = economic_samples(summary, "GBP")
+    first = samples[(samples["sample"] == 0) & (samples["strategy"] == "biologic_first")]
+    assert cost.loc[0, "biologic_first"] == pytest.approx(first["cost"].iloc[0])
