@@ -160,6 +160,15 @@ def gamma_table(shape: float) -> np.ndarray:
     return np.ascontiguousarray(np.stack([y0, m0, 3 * (y1 - y0) - 2 * m0 - m1, 2 * (y0 - y1) + m0 + m1]))
 
 
+def distribution_table(distributions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pack `sim.distributions` objects into (rows, gamma tables, empirical) for
+    `sim.rules.durations.quantile`; row k is the k-th distribution."""
+    table = _Table()
+    for distribution in distributions:
+        table.add(distribution)
+    return table.arrays()
+
+
 def covariate_levels(model: Model) -> dict[str, tuple[str, ...]]:
     """The levels of each categorical covariate (a level's number is its code)."""
     return {c.name: c.levels for c in model.population.covariates if c.kind == "categorical"}
