@@ -8,6 +8,10 @@ under every strategy (common random numbers), and the tables do not depend on ch
 workers. Rows are written into preallocated columns, one region per strategy, grown by
 doubling when a chunk needs more (the kernel then resumes at the patient that did not
 fit). Times are months since the patient's entry.
+
+The helpers take the packed model's arrays one by one (`m_<field>` parameters), not the
+packed model: a call taking the tuple counts a reference to each of its fifty-odd arrays
+(about a microsecond a call, measured), which was most of the time per trajectory.
 """
 
 from __future__ import annotations
@@ -85,53 +89,56 @@ def _draw(tables, index, seed, replicate, patient, purpose, occurrence, offset):
 
 
 @rule
-def _plan_episode(m, seed, replicate, patient, t, occurrence, probability, target_assess, onsets, event_ids, stops):
+def _plan_episode(m_ae_first, m_ae_onset, m_ae_probability, m_ae_stop_probability, m_assess, m_cap, m_course,
+                  m_distributions, m_empirical, m_escalated_response, m_escalation, m_fates, m_gamma_tables, m_loss,
+                  m_reassess, m_target, seed, replicate, patient, t, occurrence, probability, target_assess, onsets,
+                  event_ids, stops):
     """How an episode of treatment `t` ends if observation goes on: (end, reason, responded,
     assessed, events, stopper, escalated, below_target), months from its start; the events'
     onsets, numbers and whether they stop the drug are written to `onsets`, `event_ids`, `stops`."""
-    tables = (m.distributions, m.gamma_tables, m.empirical)
+    tables = (m_distributions, m_gamma_tables, m_empirical)
     off = P.episode_offset(t, 0)
     to_target = target_assess >= 0
-    assess = _draw(tables, target_assess if to_target else m.assess[t], seed, replicate, patient, P.ASSESSMENT,
+    assess = _draw(tables, target_assess if to_target else m_assess[t], seed, replicate, patient, P.ASSESSMENT,
                    occurrence, off)
     responded = responds(uniform(seed, replicate, patient, P.RESPONSE, occurrence, off), probability)
     escalated = False
-    if not responded and not math.isnan(m.escalation[t]):
+    if not responded and not math.isnan(m_escalation[t]):
         escalated = is_escalated(responded, uniform(seed, replicate, patient, P.ESCALATION, occurrence, off),
-                                 m.escalation[t])
+                                 m_escalation[t])
     if escalated:
-        assess += _draw(tables, m.reassess[t], seed, replicate, patient, P.REASSESSMENT, occurrence, off)
+        assess += _draw(tables, m_reassess[t], seed, replicate, patient, P.REASSESSMENT, occurrence, off)
         responded = responds(uniform(seed, replicate, patient, P.ESCALATED_RESPONSE, occurrence, off),
-                             m.escalated_response[t])
+                             m_escalated_response[t])
     below = False
-    if responded and to_target and not math.isnan(m.target[t]):
+    if responded and to_target and not math.isnan(m_target[t]):
         below = is_below_target(responded, to_target, uniform(seed, replicate, patient, P.TARGET, occurrence, off),
-                                m.target[t])
+                                m_target[t])
         responded = not below
     if responded:
-        remission, switch, stay = m.fates[t, 0], m.fates[t, 1], m.fates[t, 2]
+        remission, switch, stay = m_fates[t, 0], m_fates[t, 1], m_fates[t, 2]
         u_fate = uniform(seed, replicate, patient, P.FATE, occurrence, off)
         cap = math.inf
-        if m.cap[t] >= 0:
-            cap = _draw(tables, m.cap[t], seed, replicate, patient, P.CAP, occurrence, off)
+        if m_cap[t] >= 0:
+            cap = _draw(tables, m_cap[t], seed, replicate, patient, P.CAP, occurrence, off)
         course = math.inf
-        if m.course[t] >= 0 and fate(u_fate, remission, switch) != CONTINUE:
-            course = _draw(tables, m.course[t], seed, replicate, patient, P.COURSE, occurrence, off)
+        if m_course[t] >= 0 and fate(u_fate, remission, switch) != CONTINUE:
+            course = _draw(tables, m_course[t], seed, replicate, patient, P.COURSE, occurrence, off)
         end, reason = course_end(u_fate, course, cap, remission, switch, stay)
         end = at_least_until_assessment(end, assess)
-        if m.loss[t] >= 0:
-            loss = _draw(tables, m.loss[t], seed, replicate, patient, P.LOSS_OF_RESPONSE, occurrence, off)
+        if m_loss[t] >= 0:
+            loss = _draw(tables, m_loss[t], seed, replicate, patient, P.LOSS_OF_RESPONSE, occurrence, off)
             end, reason = with_loss_of_response(end, reason, assess, loss)
     else:
         end, reason = assess, NONRESPONSE
     count, stop_at, stopper = 0, math.inf, -1
-    first = m.ae_first[t]
-    for k in range(first, m.ae_first[t + 1]):
+    first = m_ae_first[t]
+    for k in range(first, m_ae_first[t + 1]):
         a = k - first
-        if occurs(uniform(seed, replicate, patient, P.ADVERSE_EVENT_OCCURS, occurrence, off + a), m.ae_probability[k]):
-            onset = _draw(tables, m.ae_onset[k], seed, replicate, patient, P.ADVERSE_EVENT_ONSET, occurrence, off + a)
+        if occurs(uniform(seed, replicate, patient, P.ADVERSE_EVENT_OCCURS, occurrence, off + a), m_ae_probability[k]):
+            onset = _draw(tables, m_ae_onset[k], seed, replicate, patient, P.ADVERSE_EVENT_ONSET, occurrence, off + a)
             stopping = stops_treatment(uniform(seed, replicate, patient, P.ADVERSE_EVENT_STOPS, occurrence, off + a),
-                                       m.ae_stop_probability[k])
+                                       m_ae_stop_probability[k])
             onsets[count], event_ids[count], stops[count] = onset, a, stopping
             count += 1
             if stopping and onset < stop_at:
@@ -189,46 +196,51 @@ def _line_probability(line_first, modifiers, conditions, levels, t, probability,
 
 
 @rule
-def _patient_matrices(m, x, i, allowed, probability):
+def _patient_matrices(m_age_allowed, m_condition_covariate, m_condition_levels, m_condition_operator,
+                      m_condition_value, m_covariate_first, m_eligibility_conditions, m_eligible_first,
+                      m_modifier_condition, m_modifier_odds_ratio, m_modifier_replacement, m_response, x, i, allowed,
+                      probability):
     """Fill whether patient `i` (covariates `x[i]`) may take each treatment and their response
     probability to it after covariate modifiers."""
-    for t in range(m.response.shape[0]):
-        ok = m.age_allowed[t]
-        for j in range(m.eligible_first[t], m.eligible_first[t + 1]):
-            c = m.eligibility_conditions[j]
-            ok = ok and condition_holds(m.condition_operator[c], x[i, m.condition_covariate[c]], m.condition_value[c],
-                                        m.condition_levels, c)
+    for t in range(m_response.shape[0]):
+        ok = m_age_allowed[t]
+        for j in range(m_eligible_first[t], m_eligible_first[t + 1]):
+            c = m_eligibility_conditions[j]
+            ok = ok and condition_holds(m_condition_operator[c], x[i, m_condition_covariate[c]], m_condition_value[c],
+                                        m_condition_levels, c)
         allowed[t] = ok
-        p = m.response[t]
-        for k in range(m.covariate_first[t], m.covariate_first[t + 1]):
-            c = m.modifier_condition[k]
-            if condition_holds(m.condition_operator[c], x[i, m.condition_covariate[c]], m.condition_value[c],
-                               m.condition_levels, c):
-                p = modified_response(p, m.modifier_replacement[k], m.modifier_odds_ratio[k])
+        p = m_response[t]
+        for k in range(m_covariate_first[t], m_covariate_first[t + 1]):
+            c = m_modifier_condition[k]
+            if condition_holds(m_condition_operator[c], x[i, m_condition_covariate[c]], m_condition_value[c],
+                               m_condition_levels, c):
+                p = modified_response(p, m_modifier_replacement[k], m_modifier_odds_ratio[k])
         probability[t] = p
 
 
 @rule
-def _observation(m, seed, replicate, patient, x, i):
+def _observation(m_age_limit_covariate, m_age_limit_months, m_arrival, m_distributions, m_empirical, m_follow_up,
+                 m_gamma_tables, m_horizon, m_loss_to_followup, m_mortality_covariate, m_mortality_cumulative,
+                 m_mortality_hazards, m_mortality_knots, seed, replicate, patient, x, i):
     """The patient's entry (months on the clock) and end of observation (months after entry, reason)."""
-    tables = (m.distributions, m.gamma_tables, m.empirical)
+    tables = (m_distributions, m_gamma_tables, m_empirical)
     entry = 0.0
-    if m.arrival >= 0:
-        entry = _draw(tables, m.arrival, seed, replicate, patient, P.ARRIVAL, 0, 0)
+    if m_arrival >= 0:
+        entry = _draw(tables, m_arrival, seed, replicate, patient, P.ARRIVAL, 0, 0)
     follow_up = math.inf
-    if m.follow_up >= 0:
-        follow_up = _draw(tables, m.follow_up, seed, replicate, patient, P.FOLLOW_UP, 0, 0)
+    if m_follow_up >= 0:
+        follow_up = _draw(tables, m_follow_up, seed, replicate, patient, P.FOLLOW_UP, 0, 0)
     to_limit = math.inf
-    if m.age_limit_covariate >= 0:
-        to_limit = m.age_limit_months - 12.0 * x[i, m.age_limit_covariate]
+    if m_age_limit_covariate >= 0:
+        to_limit = m_age_limit_months - 12.0 * x[i, m_age_limit_covariate]
     death = math.inf
-    if m.mortality_covariate >= 0:
-        death = 12.0 * years_to_death(x[i, m.mortality_covariate], uniform(seed, replicate, patient, P.DEATH, 0, 0),
-                                      m.mortality_knots, m.mortality_cumulative, m.mortality_hazards)
+    if m_mortality_covariate >= 0:
+        death = 12.0 * years_to_death(x[i, m_mortality_covariate], uniform(seed, replicate, patient, P.DEATH, 0, 0),
+                                      m_mortality_knots, m_mortality_cumulative, m_mortality_hazards)
     loss = math.inf
-    if m.loss_to_followup >= 0:
-        loss = _draw(tables, m.loss_to_followup, seed, replicate, patient, P.LOSS_TO_FOLLOWUP, 0, 0)
-    end, reason = observation_end(m.horizon, follow_up, to_limit, death, loss)
+    if m_loss_to_followup >= 0:
+        loss = _draw(tables, m_loss_to_followup, seed, replicate, patient, P.LOSS_TO_FOLLOWUP, 0, 0)
+    end, reason = observation_end(m_horizon, follow_up, to_limit, death, loss)
     return entry, end, reason
 
 
@@ -259,14 +271,27 @@ def simulate_patients(m, seed, replicate, first_patient, count, begin, covariate
     before = np.zeros_like(counts)
     for i in range(begin, count):
         patient = first_patient + i
-        _patient_matrices(m, covariates, i, allowed, base_probability)
-        entry, end, censor = _observation(m, seed, replicate, patient, covariates, i)
+        _patient_matrices(m.age_allowed, m.condition_covariate, m.condition_levels, m.condition_operator,
+                          m.condition_value, m.covariate_first, m.eligibility_conditions, m.eligible_first,
+                          m.modifier_condition, m.modifier_odds_ratio, m.modifier_replacement, m.response, covariates,
+                          i, allowed, base_probability)
+        entry, end, censor = _observation(m.age_limit_covariate, m.age_limit_months, m.arrival, m.distributions,
+                                          m.empirical, m.follow_up, m.gamma_tables, m.horizon, m.loss_to_followup,
+                                          m.mortality_covariate, m.mortality_cumulative, m.mortality_hazards,
+                                          m.mortality_knots, seed, replicate, patient, covariates, i)
         u_first = uniform(seed, replicate, patient, P.FIRST_LINE, 0, 0)
         for s in range(strategies):
             for k in range(3):
                 before[s, k] = counts[s, k]
         for s in range(strategies):
-            code = _trajectory(m, seed, replicate, patient, i, s, u_first, entry, end, censor, allowed,
+            code = _trajectory(m.ae_first, m.ae_onset, m.ae_probability, m.ae_stop_probability, m.assess, m.bridged,
+                               m.cap, m.condition_levels, m.conditions, m.course, m.distributions, m.draws_first_line,
+                               m.empirical, m.escalated_response, m.escalation, m.fates, m.first_line_cumulative,
+                               m.flare_rates, m.gamma_tables, m.lays_flares, m.line_count, m.line_first, m.lines,
+                               m.loss, m.modifiers, m.reassess, m.relapse_probability, m.relapse_time,
+                               m.relapse_variant, m.requires_failure, m.rescue_onset, m.rescue_rebound,
+                               m.rescue_response, m.retreat_allowed, m.retreats, m.target, m.target_assess, seed,
+                               replicate, patient, i, s, u_first, entry, end, censor, allowed,
                                base_probability, failed, line_number, occurrences, onsets, event_ids, stops, segments,
                                ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f, counts)
             if code != DONE:
@@ -308,26 +333,32 @@ def _burst(b_i, b_f, counts, s, patient, time, reason, state, effective, rebound
 
 
 @rule
-def _trajectory(m, seed, replicate, patient, i, s, u_first, entry, end, censor, allowed, base_probability, failed,
+def _trajectory(m_ae_first, m_ae_onset, m_ae_probability, m_ae_stop_probability, m_assess, m_bridged, m_cap,
+                m_condition_levels, m_conditions, m_course, m_distributions, m_draws_first_line, m_empirical,
+                m_escalated_response, m_escalation, m_fates, m_first_line_cumulative, m_flare_rates, m_gamma_tables,
+                m_lays_flares, m_line_count, m_line_first, m_lines, m_loss, m_modifiers, m_reassess,
+                m_relapse_probability, m_relapse_time, m_relapse_variant, m_requires_failure, m_rescue_onset,
+                m_rescue_rebound, m_rescue_response, m_retreat_allowed, m_retreats, m_target, m_target_assess, seed,
+                replicate, patient, i, s, u_first, entry, end, censor, allowed, base_probability, failed,
                 line_number, occurrences, onsets, event_ids, stops, segments, ep_i, ep_f, ae_i, ae_f, b_i, b_f,
                 pat_i, pat_f, counts):
     """One patient's trajectory under strategy `s`: its episode, adverse-event and burst rows and
     its summary row. Returns DONE, or the runaway code."""
-    tables = (m.distributions, m.gamma_tables, m.empirical)
+    tables = (m_distributions, m_gamma_tables, m_empirical)
     for t in range(failed.shape[0]):
         failed[t], line_number[t], occurrences[t] = False, 0, 0
     lines_used = episodes = relapses = spells = segment_count = 0
     systemic = topical = supportive = 0.0
     first_topical = first_control = math.nan
     bursts_from = counts[s, BURSTS]
-    lays = m.lays_flares
+    lays = m_lays_flares
     first = 0
-    if m.draws_first_line[s]:
-        first = first_line_choice(u_first, m.first_line_cumulative, s, m.line_count[s])
-    target_assess = m.target_assess[s]
+    if m_draws_first_line[s]:
+        first = first_line_choice(u_first, m_first_line_cumulative, s, m_line_count[s])
+    target_assess = m_target_assess[s]
     now = 0.0
     final = -1
-    t, position = _next_line(m.lines, m.line_count, m.requires_failure, s, first, -1, failed, allowed)
+    t, position = _next_line(m_lines, m_line_count, m_requires_failure, s, first, -1, failed, allowed)
     retreatment = False
     while True:
         if t < 0:
@@ -343,19 +374,22 @@ def _trajectory(m, seed, replicate, patient, i, s, u_first, entry, end, censor, 
         occurrence = occurrences[t]
         occurrences[t] += 1
         probability = base_probability[t]
-        if m.line_first[t + 1] > m.line_first[t]:
-            probability = _line_probability(m.line_first, m.modifiers, m.conditions, m.condition_levels, t,
+        if m_line_first[t + 1] > m_line_first[t]:
+            probability = _line_probability(m_line_first, m_modifiers, m_conditions, m_condition_levels, t,
                                             probability, line)
-        duration, reason, responded, assess, n_events, stopper, escalated, below = _plan_episode(
-            m, seed, replicate, patient, t, occurrence, probability, target_assess, onsets, event_ids, stops)
-        bridged = m.bridged[s, t]
+        duration, reason, responded, assess, n_events, stopper, escalated, below = _plan_episode(m_ae_first,
+                m_ae_onset, m_ae_probability, m_ae_stop_probability, m_assess, m_cap, m_course, m_distributions,
+                m_empirical, m_escalated_response, m_escalation, m_fates, m_gamma_tables, m_loss, m_reassess,
+                m_target, seed, replicate, patient, t, occurrence, probability, target_assess, onsets, event_ids,
+                stops)
+        bridged = m_bridged[s, t]
         if bridged:
             off = P.episode_offset(t, 0)
             effective, rebound = bridge_burst(
                 uniform(seed, replicate, patient, P.BRIDGE_RESPONSE, occurrence, off),
-                uniform(seed, replicate, patient, P.BRIDGE_REBOUND, occurrence, off), m.rescue_response,
-                m.rescue_rebound)
-            onset = _draw(tables, m.rescue_onset, seed, replicate, patient, P.BRIDGE_ONSET, occurrence, off)
+                uniform(seed, replicate, patient, P.BRIDGE_REBOUND, occurrence, off), m_rescue_response,
+                m_rescue_rebound)
+            onset = _draw(tables, m_rescue_onset, seed, replicate, patient, P.BRIDGE_ONSET, occurrence, off)
             control = controlled_by_bridge(effective, now, onset, end)
             if control >= 0.0 and not (control >= first_control):
                 first_control = control
@@ -409,14 +443,14 @@ def _trajectory(m, seed, replicate, patient, i, s, u_first, entry, end, censor, 
         if final >= 0:
             break
         if reason == REMISSION:
-            v = m.relapse_variant[t]
+            v = m_relapse_variant[t]
             remaining = end - now
             wait = -1.0
-            if not math.isnan(m.relapse_probability[v]):
+            if not math.isnan(m_relapse_probability[v]):
                 u_relapse = uniform(seed, replicate, patient, P.RELAPSE_OCCURS, spells, 0)
-                time = _draw(tables, m.relapse_time[v], seed, replicate, patient, P.RELAPSE_TIME, spells, 0)
+                time = _draw(tables, m_relapse_time[v], seed, replicate, patient, P.RELAPSE_TIME, spells, 0)
                 spells += 1
-                wait = relapse_after(u_relapse, m.relapse_probability[v], time, remaining)
+                wait = relapse_after(u_relapse, m_relapse_probability[v], time, remaining)
             if wait < 0.0:
                 topical += remaining
                 if lays:
@@ -428,14 +462,15 @@ def _trajectory(m, seed, replicate, patient, i, s, u_first, entry, end, censor, 
             if lays:
                 segment_count = _segment(segments, segment_count, now, now + wait, TOPICAL)
             now += wait
-            if may_retreat(m.retreats[s], may_start(t, failed, allowed, m.requires_failure), m.retreat_allowed[s, t]):
+            if may_retreat(m_retreats[s], may_start(t, failed, allowed, m_requires_failure), m_retreat_allowed[s, t]):
                 retreatment = True
                 continue
         elif reason == NONRESPONSE or reason == ADVERSE_EVENT or reason == LOSS_OF_RESPONSE:
             failed[t] = True
-        t, position = _next_line(m.lines, m.line_count, m.requires_failure, s, first, position, failed, allowed)
+        t, position = _next_line(m_lines, m_line_count, m_requires_failure, s, first, position, failed, allowed)
         retreatment = False
-    if lays and not _lay_flares(m, seed, replicate, patient, s, segments, segment_count, b_i, b_f, counts):
+    if lays and not _lay_flares(m_flare_rates, m_rescue_rebound, m_rescue_response, seed, replicate, patient, s,
+                                segments, segment_count, b_i, b_f, counts):
         return TOO_MANY_BURSTS
     rebounds = 0
     for r in range(bursts_from, min(counts[s, BURSTS], b_i.shape[1])):
@@ -460,7 +495,8 @@ def _segment(segments, count, start, stop, state):
 
 
 @rule
-def _lay_flares(m, seed, replicate, patient, s, segments, segment_count, b_i, b_f, counts):
+def _lay_flares(m_flare_rates, m_rescue_rebound, m_rescue_response, seed, replicate, patient, s, segments,
+                segment_count, b_i, b_f, counts):
     """Lay the flares over the trajectory's intervals (`segments`: start, stop, state); False if
     the trajectory has more than MAX_BURSTS."""
     flare = 0
@@ -468,7 +504,7 @@ def _lay_flares(m, seed, replicate, patient, s, segments, segment_count, b_i, b_
     first = counts[s, BURSTS]
     for k in range(segment_count):
         start, stop, state = segments[k, 0], segments[k, 1], int(segments[k, 2])
-        rate = m.flare_rates[state]
+        rate = m_flare_rates[state]
         if not (rate > 0.0 and start < stop):
             continue
         position = start
@@ -479,7 +515,7 @@ def _lay_flares(m, seed, replicate, patient, s, segments, segment_count, b_i, b_
                 break
             effective, rebound = burst_outcome(uniform(seed, replicate, patient, P.FLARE_RESPONSE, flare, 0),
                                                uniform(seed, replicate, patient, P.FLARE_REBOUND, flare, 0),
-                                               m.rescue_response, m.rescue_rebound)
+                                               m_rescue_response, m_rescue_rebound)
             _burst(b_i, b_f, counts, s, patient, time, FLARE, state, effective, rebound)
             if counts[s, BURSTS] - first > MAX_BURSTS:
                 return False
@@ -562,7 +598,8 @@ def simulate_chunk(model: Model, replicate: int, first_patient: int, count: int)
     status = np.zeros(3, dtype=np.int64)
     begin = 0
     while True:
-        begin = simulate_patients(m, model.seed, replicate, first_patient, count, begin, matrix, *blocks, counts, status)
+        begin = simulate_patients(m, model.seed, replicate, first_patient, count, begin, matrix, *blocks, counts,
+                                  status)
         if status[0] == DONE:
             break
         if status[0] != FULL:
