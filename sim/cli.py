@@ -65,8 +65,8 @@ _run_options = [
     click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon)."),
     click.option("--replicates", type=click.IntRange(min=1), help="Replicates (overrides settings.replicates)."),
     click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes; results do not depend on it."),
-    click.option("--engine", type=click.Choice(["auto", "des", "vector"]),
-                 help="Simulation engine (overrides settings.engine): auto picks vector unless resources are limited."),
+    click.option("--engine", type=click.Choice(["auto", "compiled", "des", "vector"]),
+                 help="Simulation engine (overrides settings.engine): auto picks compiled unless resources are limited."),
 ]
 
 

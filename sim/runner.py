@@ -5,11 +5,12 @@ patients' numbers from their own place in the random stream, so the tables are t
 same whatever the chunk size or the number of workers; they are concatenated in task
 order and sorted.
 
-Two engines run a chunk: `des` (SimPy, one process per patient, or per patient and
-strategy when resources are limited) and `vector` (NumPy, all trajectories of a chunk at
-once). They give identical tables for
-the same seed (flare burst times to rounding); only the DES simulates limited
-resources. `auto` picks the vector engine unless the scenario has limited resources.
+Three engines run a chunk: `compiled` (Numba, a per-patient event loop over the rules of
+`sim.rules`, counter-based random numbers), `des` (SimPy, one process per patient, or per
+patient and strategy when resources are limited) and `vector` (NumPy, all trajectories
+of a chunk at once). `des` and `vector` give identical tables for the same seed (flare
+burst times to rounding); `compiled` agrees with them in distribution. Only the DES
+simulates limited resources. `auto` picks `compiled` when it supports the scenario.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from sim.draws import draw_chunk, layout_for
-from sim.engine import des, vector
+from sim.engine import compiled, des, vector
 from sim.engine.records import (
     adverse_events_columns,
     bursts_columns,
@@ -35,7 +36,7 @@ from sim.loader import Problem, ScenarioError
 from sim.memory import hand_back_freed_memory, small_pages
 from sim.model import Model
 
-ENGINES = ("auto", "des", "vector")
+ENGINES = ("auto", "compiled", "des", "vector")
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,20 @@ class Task:
 
 def engine_for(model: Model, engine: str | None = None) -> str:
     """Return the engine that runs `model`: `engine`, else the scenario's `settings.engine`;
-    `auto` is `vector` unless the scenario has limited resources, then `des`.
+    `auto` is `compiled` when it supports every feature of the scenario (not limited
+    resources), else `vector`, or `des` when resources are limited.
 
-    Raises `ScenarioError` for the vector engine on a scenario with limited resources.
+    Raises `ScenarioError` for the vector or compiled engine on a scenario they cannot simulate.
     """
     engine = engine or model.engine
     if engine not in ENGINES:
         raise ScenarioError([Problem(model.name, "settings.engine", f"unknown engine '{engine}'; one of {', '.join(ENGINES)}")])
     if engine == "auto":
+        if compiled.supports(model):
+            return "compiled"
         return "des" if model.limited_resources else "vector"
+    if engine == "compiled":
+        compiled.check_supported(model)
     if engine == "vector":
         try:
             vector.check_supported(model)
@@ -82,7 +88,8 @@ def tasks_for(model: Model, chunk_size: int | None = None, engine: str = "des") 
     Without `chunk_size`, the DES takes `settings.chunk_size` patients per chunk and the
     vector engine `vector.CHUNK_PATIENTS` (the tables do not depend on it).
     """
-    size = chunk_size or (vector.CHUNK_PATIENTS if engine == "vector" else model.chunk_size)
+    default = {"vector": vector.CHUNK_PATIENTS, "compiled": compiled.CHUNK_PATIENTS}.get(engine, model.chunk_size)
+    size = chunk_size or default
     if model.limited_resources:
         size = model.patients  # patients compete for the resources: one world per replicate
     return [
@@ -101,7 +108,9 @@ def simulate_task(model: Model, task: Task, engine: str = "des") -> dict[str, di
     return each table's columns (see `sim.engine.records`), sorted within the chunk."""
     with small_pages():
         layout = layout_for(model)
-        if engine == "vector":
+        if engine == "compiled":
+            records, covariates = compiled.simulate_chunk(model, task.replicate, task.first_patient, task.count)
+        elif engine == "vector":
             numbers = draw_numbers(model, layout, task.replicate, task.first_patient, task.count)
             records, covariates = vector.simulate_chunk(model, layout, numbers), numbers.covariates
         else:
