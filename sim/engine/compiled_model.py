@@ -15,7 +15,7 @@ import numpy as np
 from scipy import special
 
 from sim import distributions as d
-from sim.engine.records import BURST_STATES
+from sim.tables import FLARE_STATES
 from sim.model import Condition, Model
 from sim.rules import durations as q
 from sim.rules.eligibility import OPERATORS
@@ -79,7 +79,7 @@ class Packed(NamedTuple):
     rescue_response: float
     rescue_rebound: float
     rescue_onset: int
-    flare_rates: np.ndarray        # [4] per month by state (BURST_STATES order)
+    flare_rates: np.ndarray        # [4] per month by state (FLARE_STATES order)
     lays_flares: bool
     # population and observation
     horizon: float
@@ -314,4 +314,4 @@ def pack(model: Model) -> Packed:
     return Packed(distributions=rows, gamma_tables=tables, empirical=empirical, **packed)
 
 
-_STATES = BURST_STATES  # flare rates in the order of the state codes
+_STATES = FLARE_STATES  # flare rates in the order of the state codes
