@@ -16,7 +16,7 @@ import seaborn as sns
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from analysis.colours import strategy_colours
-from analysis.plots import _figure, _label, _style
+from analysis.plots import new_figure, display_label, figure_style
 
 
 def money_formatter(currency: str):
@@ -37,9 +37,9 @@ def plot_costs_and_qalys(by_strategy: pd.DataFrame, currency: str, strategies: S
     means = by_strategy.pivot(index="strategy", columns="outcome", values="mean").reindex(strategies)
     low = by_strategy.pivot(index="strategy", columns="outcome", values="ci_low").reindex(strategies)
     high = by_strategy.pivot(index="strategy", columns="outcome", values="ci_high").reindex(strategies)
-    names = [_label(labels, s) for s in strategies]
-    with sns.axes_style(_style()):
-        fig = _figure(11.0, 4.2)
+    names = [display_label(labels, s) for s in strategies]
+    with sns.axes_style(figure_style()):
+        fig = new_figure(11.0, 4.2)
         cost_ax, qaly_ax = fig.subplots(1, 2)
         bottom = np.zeros(len(strategies))
         parts = [("drugs", "#4477aa"), ("administration", "#aa3377"), ("monitoring", "#66ccee"),
@@ -75,15 +75,15 @@ def plot_ce_plane(samples: pd.DataFrame, reference: str, currency: str, willingn
     cost = samples.pivot(index="sample", columns="strategy", values="cost")[list(strategies)]
     effect = samples.pivot(index="sample", columns="strategy", values="effect")[list(strategies)]
     colours = strategy_colours(list(strategies))
-    with sns.axes_style(_style()):
-        fig = _figure(7.5, 5.5)
+    with sns.axes_style(figure_style()):
+        fig = new_figure(7.5, 5.5)
         ax = fig.subplots()
         for strategy in cost.columns:
             if strategy == reference:
                 continue
             d_effect = effect[strategy] - effect[reference]
             d_cost = cost[strategy] - cost[reference]
-            ax.scatter(d_effect, d_cost, s=10, alpha=0.45, color=colours[strategy], label=_label(labels, strategy))
+            ax.scatter(d_effect, d_cost, s=10, alpha=0.45, color=colours[strategy], label=display_label(labels, strategy))
             ax.scatter([d_effect.mean()], [d_cost.mean()], s=90, marker="X", color=colours[strategy],
                        edgecolor="black", zorder=3)
         ax.axhline(0, color="grey", lw=0.8)
@@ -95,7 +95,7 @@ def plot_ce_plane(samples: pd.DataFrame, reference: str, currency: str, willingn
                         ha="left", va="bottom")
         ax.set_xlim(*x)
         ax.yaxis.set_major_formatter(money_formatter(currency))
-        ax.set(title=f"Cost-effectiveness plane vs {_label(labels, reference)}",
+        ax.set(title=f"Cost-effectiveness plane vs {display_label(labels, reference)}",
                xlabel="incremental QALYs (years)", ylabel=f"incremental cost ({currency})")
         ax.legend(title="strategy (X = mean)", fontsize="small")
     return fig
@@ -108,13 +108,13 @@ def plot_acceptability(ceac: pd.DataFrame, currency: str, strategies: Sequence[s
     `strategies` is the declared order (it fixes the colours).
     """
     colours = strategy_colours(list(strategies))
-    with sns.axes_style(_style()):
-        fig = _figure(7.5, 4.8)
+    with sns.axes_style(figure_style()):
+        fig = new_figure(7.5, 4.8)
         ax = fig.subplots()
         for strategy in strategies:
             block = ceac[ceac["strategy"] == strategy]
             ax.plot(block["willingness_to_pay"], block["probability_cost_effective"], color=colours[strategy],
-                    label=_label(labels, strategy), zorder=3)
+                    label=display_label(labels, strategy), zorder=3)
         frontier = ceac[ceac["on_frontier"]].sort_values("willingness_to_pay")
         ax.plot(frontier["willingness_to_pay"], frontier["probability_cost_effective"], color="black", lw=7,
                 alpha=0.18, label="frontier (CEAF)", zorder=2, solid_capstyle="butt")
@@ -129,8 +129,8 @@ def plot_acceptability(ceac: pd.DataFrame, currency: str, strategies: Sequence[s
 
 def plot_evpi(evpi: pd.DataFrame, currency: str):
     """Expected value of perfect information per patient against willingness to pay."""
-    with sns.axes_style(_style()):
-        fig = _figure(7.5, 4.2)
+    with sns.axes_style(figure_style()):
+        fig = new_figure(7.5, 4.2)
         ax = fig.subplots()
         ax.plot(evpi["willingness_to_pay"], evpi["evpi_per_patient"], color="#4477aa")
         ax.xaxis.set_major_formatter(money_formatter(currency))

@@ -21,7 +21,8 @@ CONFIDENCE = 0.95
 # second: every sweep worker and every command would pay it at start-up.
 
 
-def _z(confidence: float) -> float:
+def z_value(confidence: float) -> float:
+    """The standard normal quantile of a two-sided `confidence` interval (1.96 for 0.95)."""
     return float(special.ndtri(0.5 + confidence / 2.0))
 
 
@@ -52,7 +53,7 @@ def wilson_interval(successes, n, confidence: float = CONFIDENCE):
     """
     k = np.asarray(successes, dtype=float)
     n = np.asarray(n, dtype=float)
-    z = _z(confidence)
+    z = z_value(confidence)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = k / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)

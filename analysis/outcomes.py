@@ -18,7 +18,7 @@ import pandas as pd
 from analysis.intervals import poisson_rate_interval, proportion_estimates, t_limits, wilson_interval
 from analysis.keys import patient_rows
 from analysis.states import horizon_of, monthly_grid, state_counts
-from analysis.survival import _group_ids, kaplan_meier
+from analysis.survival import group_ids, kaplan_meier
 
 #: Measures of return to topical therapy.
 TOPICAL_MEASURES = ("returned_to_topical_ever", "on_topical")
@@ -154,7 +154,7 @@ def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = Non
     if episodes is not None and first is None:
         first = first_response(episodes, patients)
     responses = None if episodes is None else {name: first[name].to_numpy() for name in _RESPONSE_COLUMNS}
-    columns = _outcome_columns(patients, responses)
+    columns = outcome_columns(patients, responses)
     keys = patients[_KEYS].reset_index(drop=True)
     return pd.concat([keys, pd.DataFrame(columns)], axis=1).set_axis(patients.index)
 
@@ -172,11 +172,11 @@ _FINAL_STATE_OUTCOMES = (
 _NUMERIC_OUTCOMES = ("lines_used", "episodes", "relapses", "months_systemic", "months_topical",
                      "months_supportive_care")
 
-#: The columns of `first_response` that `_outcome_columns` uses.
+#: The columns of `first_response` that `outcome_columns` uses.
 _RESPONSE_COLUMNS = ("responded", "months_to_first_response")
 
 
-def _outcome_columns(patients: pd.DataFrame, first: dict | None = None) -> dict[str, np.ndarray]:
+def outcome_columns(patients: pd.DataFrame, first: dict | None = None) -> dict[str, np.ndarray]:
     """The outcome columns of `patient_outcomes` (not the keys) as arrays aligned with
     `patients`; `first` holds the `_RESPONSE_COLUMNS` of `first_response` as arrays."""
     final = _values_for_comparison(patients["final_state"])
@@ -223,13 +223,13 @@ def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
         ``definition`` (``"assessment"`` or ``"episode_start"``).
     """
     out = patients[_KEYS].reset_index(drop=True)
-    for name, values in _first_response(episodes, patients).items():
+    for name, values in first_response_rows(episodes, patients).items():
         out[name] = values
     out["definition"] = "assessment" if "assessed" in episodes.columns else "episode_start"
     return out
 
 
-def _first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> dict[str, np.ndarray]:
+def first_response_rows(episodes: pd.DataFrame, patients: pd.DataFrame) -> dict[str, np.ndarray]:
     """The time columns of `first_response` as arrays aligned with `patients` (months)."""
     responding = episodes["responded"].fillna(False).astype(bool).to_numpy()
     rows = patient_rows(episodes, patients)
@@ -321,9 +321,9 @@ def mean_outcomes(
         ``strategy``, ``metric``, ``value``, ``ci_low``, ``ci_high``, ``patients``.
     """
     columns = list(columns)
-    strategy, keys = _group_ids(outcomes, ["strategy"])
+    strategy, keys = group_ids(outcomes, ["strategy"])
     values = {column: outcomes[column].to_numpy() for column in columns}
-    estimates = _outcome_estimates(strategy, outcomes["replicate"].to_numpy(), values, confidence)
+    estimates = outcome_estimates(strategy, outcomes["replicate"].to_numpy(), values, confidence)
     strategies = pd.Index(keys["strategy"])
     value, low, high, patients = (np.concatenate([estimates[c][i] for c in columns]) for i in range(4))
     return pd.DataFrame({
@@ -337,7 +337,7 @@ def mean_outcomes(
 # run would otherwise spend most of its time in per-column pandas overhead. The intervals
 # are those of `analysis.intervals` (`proportion_estimates` for proportions).
 
-def _outcome_estimates(strategy: np.ndarray, replicate: np.ndarray, values: dict, confidence: float) -> dict:
+def outcome_estimates(strategy: np.ndarray, replicate: np.ndarray, values: dict, confidence: float) -> dict:
     """Per outcome column (name -> values per patient): (value, low, high, patients) per
     strategy number (0, 1, ...; -1: left out), as `mean_outcomes` reports them."""
     keep = strategy >= 0

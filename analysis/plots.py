@@ -41,7 +41,7 @@ _PANEL_WIDTH_IN = 5.6
 _MAX_COLUMNS = 2
 
 
-def _style():
+def figure_style():
     """Seaborn style for every figure, applied only while a figure is drawn."""
     style = sns.axes_style("whitegrid", {"grid.color": "#e6e6e6"})
     context = sns.plotting_context("notebook", font_scale=0.85)
@@ -56,7 +56,8 @@ def _style():
     }
 
 
-def _figure(width_in: float, height_in: float) -> Figure:
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """An empty figure of the given size in inches on the Agg canvas, constrained layout."""
     fig = Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -67,8 +68,8 @@ _NO_EPISODES = "No treatment episodes: no patient started a systemic drug."
 
 def _nothing_to_draw(title: str, message: str) -> Figure:
     """A small figure that says why it has no data (e.g. no patient ever started a drug)."""
-    with matplotlib.rc_context(_style()):
-        fig = _figure(_PANEL_WIDTH_IN, 1.6)
+    with matplotlib.rc_context(figure_style()):
+        fig = new_figure(_PANEL_WIDTH_IN, 1.6)
         ax = fig.add_subplot()
         ax.axis("off")
         ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
@@ -76,7 +77,8 @@ def _nothing_to_draw(title: str, message: str) -> Figure:
     return fig
 
 
-def _label(labels: Mapping[str, str] | None, name) -> str:
+def display_label(labels: Mapping[str, str] | None, name) -> str:
+    """The display name of a strategy or treatment: its label, else the name with spaces."""
     if labels and name in labels:
         return labels[name]
     return str(name).replace("_", " ")
@@ -225,9 +227,9 @@ def plot_drug_survival(
     }
     table_rows = max(len(t) for t in per_strategy.values())
     table_in = 0.5 + 0.24 * table_rows
-    with matplotlib.rc_context(_style()):
+    with matplotlib.rc_context(figure_style()):
         # At least 8 in wide: the at-risk rows are named on the left, which a single panel can ill spare.
-        fig = _figure(max(_PANEL_WIDTH_IN * n_cols, 8.0), (3.6 + table_in) * n_rows + 0.5)
+        fig = new_figure(max(_PANEL_WIDTH_IN * n_cols, 8.0), (3.6 + table_in) * n_rows + 0.5)
         grid = fig.add_gridspec(2 * n_rows, n_cols, height_ratios=[3.6, table_in] * n_rows)
         for i, strategy in enumerate(strategies):
             row, col = divmod(i, n_cols)
@@ -240,12 +242,12 @@ def plot_drug_survival(
                     ax,
                     block,
                     colours[treatment],
-                    _label(labels, treatment),
+                    display_label(labels, treatment),
                     censoring_ticks,
                     max_months,
                 )
             _at_risk_table(table, part, per_strategy[strategy], risk_times, colours, labels)
-            ax.set_title(_label(labels, strategy))
+            ax.set_title(display_label(labels, strategy))
             ax.set_xlabel("")
             ax.tick_params(labelbottom=False)
             ax.set_ylabel("Still on treatment (% of episodes)")
@@ -342,7 +344,7 @@ def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
             )
     ax.set_ylim(len(treatments) - 0.5, -0.5)
     ax.set_yticks(range(len(treatments)))
-    ax.set_yticklabels([_short(_label(labels, t)) for t in treatments], fontsize="small")
+    ax.set_yticklabels([_short(display_label(labels, t)) for t in treatments], fontsize="small")
     # Room for the counts centred on t = 0, which reach left of the axis.
     ax.tick_params(axis="y", pad=18)
     for tick, treatment in zip(ax.get_yticklabels(), treatments):
@@ -399,8 +401,8 @@ def plot_discontinuation_reasons(
     panels = list(at.groupby(by, observed=True, sort=True)) if by else [((), at)]
     n_rows, n_cols = _panel_grid(len(panels))
     reasons = [r for r in REASON_COLOURS if r in set(at["reason"].astype(object))]
-    with matplotlib.rc_context(_style()):
-        fig = _figure(_PANEL_WIDTH_IN * n_cols, 3.4 * n_rows + 1.2)
+    with matplotlib.rc_context(figure_style()):
+        fig = new_figure(_PANEL_WIDTH_IN * n_cols, 3.4 * n_rows + 1.2)
         axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
         for ax, (key, part) in zip(axes.flat, panels):
             wide = part.pivot_table(
@@ -419,11 +421,11 @@ def plot_discontinuation_reasons(
                 *layers,
                 still_on,
                 colors=[REASON_COLOURS[r] for r in reasons] + [STILL_ON_TREATMENT_COLOUR],
-                labels=[_label(None, r).capitalize() for r in reasons] + ["Still on treatment"],
+                labels=[display_label(None, r).capitalize() for r in reasons] + ["Still on treatment"],
                 lw=0,
             )
             key = key if isinstance(key, tuple) else (key,)
-            ax.set_title(" · ".join(_label(labels, k) for k in key) or "All episodes")
+            ax.set_title(" · ".join(display_label(labels, k) for k in key) or "All episodes")
             _percent_axis(ax)
             _month_ticks(ax, max_months)
             ax.set_xlabel("Months since start of treatment")
@@ -473,8 +475,8 @@ def plot_topical_return_at_horizon(
         "on_topical_at_horizon": "On topical therapy at the end of follow-up",
     }
     width = min(0.8 / len(strategies), 0.3)
-    with matplotlib.rc_context(_style()):
-        fig = _figure(max(6.5, 1.4 * len(strategies) * len(measures) + 2.5), 4.6)
+    with matplotlib.rc_context(figure_style()):
+        fig = new_figure(max(6.5, 1.4 * len(strategies) * len(measures) + 2.5), 4.6)
         ax = fig.subplots()
         for i, strategy in enumerate(strategies):
             rows = at_horizon[at_horizon["strategy"] == strategy].set_index("measure")
@@ -489,7 +491,7 @@ def plot_topical_return_at_horizon(
                 value,
                 width * 0.92,
                 color=colours[strategy],
-                label=_label(labels, strategy),
+                label=display_label(labels, strategy),
                 yerr=error,
                 capsize=3,
                 error_kw={"elinewidth": 1, "ecolor": "#333333"},
@@ -509,7 +511,7 @@ def plot_topical_return_at_horizon(
                     color=colours[strategy],
                 )
         ax.set_xticks(range(len(measures)))
-        ax.set_xticklabels([names.get(m, _label(None, m)) for m in measures])
+        ax.set_xticklabels([names.get(m, display_label(None, m)) for m in measures])
         top = float(np.nanmax(at_horizon["ci_high"])) if len(at_horizon) else 1.0
         # Headroom above 100% for the value labels; ticks stop at 100%.
         _percent_axis(ax, min(1.12, top * 1.15 + 0.08))
@@ -553,8 +555,8 @@ def plot_topical_return_over_time(
         "on_topical": "On topical therapy at month t",
     }
     max_months = float(curve["time_months"].max()) or 1.0
-    with matplotlib.rc_context(_style()):
-        fig = _figure(2 * _PANEL_WIDTH_IN, 4.4)
+    with matplotlib.rc_context(figure_style()):
+        fig = new_figure(2 * _PANEL_WIDTH_IN, 4.4)
         axes = fig.subplots(1, 2, sharey=True)
         for ax, (measure, name) in zip(axes, panels.items()):
             part = curve[curve["measure"] == measure]
@@ -565,7 +567,7 @@ def plot_topical_return_over_time(
                     line["proportion"],
                     color=colours[strategy],
                     lw=1.8,
-                    label=_label(labels, strategy),
+                    label=display_label(labels, strategy),
                 )
                 ax.fill_between(
                     line["time_months"],
@@ -614,8 +616,8 @@ def plot_state_occupancy(
     colours = state_colours(states)
     n_rows, n_cols = _panel_grid(len(strategies))
     max_months = float(occupancy["time_months"].max()) or 1.0
-    with matplotlib.rc_context(_style()):
-        fig = _figure(_PANEL_WIDTH_IN * n_cols, 3.4 * n_rows + 1.3)
+    with matplotlib.rc_context(figure_style()):
+        fig = new_figure(_PANEL_WIDTH_IN * n_cols, 3.4 * n_rows + 1.3)
         axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
         for ax, strategy in zip(axes.flat, strategies):
             part = occupancy[occupancy["strategy"] == strategy]
@@ -637,7 +639,7 @@ def plot_state_occupancy(
                 labels=[state_label(s) for s in states],
                 lw=0,
             )
-            ax.set_title(_label(labels, strategy))
+            ax.set_title(display_label(labels, strategy))
             _percent_axis(ax)
             _month_ticks(ax, max_months)
             ax.set_xlabel("Months since entering the pathway")

@@ -10,7 +10,7 @@ import seaborn as sns
 
 from analysis.colours import strategy_colours
 from analysis.economics_plots import money_formatter
-from analysis.plots import _figure, _label, _style
+from analysis.plots import new_figure, display_label, figure_style
 
 _SHOWN_PARAMETERS = 15
 
@@ -20,18 +20,18 @@ def plot_convergence(running: pd.DataFrame, strategies: Sequence[str], reference
     """Running mean incremental NMB over `reference` against the number of samples, with
     its Monte Carlo 95% interval, and the running ICER below."""
     colours = strategy_colours(list(strategies))
-    with sns.axes_style(_style()):
-        fig = _figure(7.5, 6.4)
+    with sns.axes_style(figure_style()):
+        fig = new_figure(7.5, 6.4)
         top, bottom = fig.subplots(2, 1, sharex=True)
         for strategy, block in running.groupby("strategy", sort=False):
             colour = colours[strategy]
-            top.plot(block["samples"], block["incremental_nmb"], color=colour, label=_label(labels, strategy))
+            top.plot(block["samples"], block["incremental_nmb"], color=colour, label=display_label(labels, strategy))
             top.fill_between(block["samples"], block["low"], block["high"], color=colour, alpha=0.15, lw=0)
             bottom.plot(block["samples"], block["icer"], color=colour)
         top.axhline(0, color="grey", lw=0.8)
         top.yaxis.set_major_formatter(money_formatter(currency))
         top.set(title=f"Convergence: incremental net monetary benefit at {willingness_to_pay:,.0f} {currency}/QALY",
-                ylabel=f"vs {_label(labels, reference)} ({currency} per patient)")
+                ylabel=f"vs {display_label(labels, reference)} ({currency} per patient)")
         top.legend(fontsize="small", title="running mean and Monte Carlo 95% interval", title_fontsize="small")
         bottom.axhline(willingness_to_pay, color="grey", lw=0.8, ls="--")
         bottom.yaxis.set_major_formatter(money_formatter(currency))
@@ -44,8 +44,8 @@ def plot_evppi(table: pd.DataFrame, currency: str, willingness_to_pay: float):
     """Horizontal bars of EVPPI per patient of the most valuable parameters and groups at
     one willingness to pay, with the EVPI as a dashed line."""
     shown = table.sort_values("evppi_per_patient", ascending=False).head(_SHOWN_PARAMETERS).iloc[::-1]
-    with sns.axes_style(_style()):
-        fig = _figure(8.5, 1.2 + 0.32 * len(shown))
+    with sns.axes_style(figure_style()):
+        fig = new_figure(8.5, 1.2 + 0.32 * len(shown))
         ax = fig.subplots()
         colours = ["#cc6677" if kind == "group" else "#4477aa" for kind in shown["kind"]]
         names = [f"{name} (group of {members})" if kind == "group" else name

@@ -59,7 +59,9 @@ NOT_RECORDED = "not recorded"
 
 
 @dataclass(frozen=True)
-class _Table:
+class ReportTable:
+    """A table the report links to: its file name, what it holds, and the data."""
+
     name: str
     description: str
     frame: pd.DataFrame
@@ -277,7 +279,7 @@ def _render(
 # ------------------------------------------------------------------- tables
 
 
-def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared) -> list[_Table]:
+def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared) -> list[ReportTable]:
     episodes, patients = run.episodes, run.patients
     grid = monthly_grid(context.horizon_months)
     curve = shared.drug_survival
@@ -285,56 +287,56 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared)
     rates = {"ci_low": "ci_low_per_100_patient_years", "ci_high": "ci_high_per_100_patient_years"}
     outcomes = patient_outcomes(patients, episodes)
     tables = [
-        _Table("summary", "Headline metrics in long form (as summary.csv).", summary),
-        _Table(
+        ReportTable("summary", "Headline metrics in long form (as summary.csv).", summary),
+        ReportTable(
             "drug_survival_monthly",
             "Drug survival by strategy and treatment at every month (any discontinuation).",
             survival_at(curve, grid).rename(columns={"at_risk": "at_risk_episodes"}),
         ),
-        _Table(
+        ReportTable(
             "median_drug_survival",
             "Median drug survival by strategy and treatment, months (NaN: not reached).",
             median_survival(curve).rename(columns={"subjects": "episodes", **months}),
         ),
-        _Table(
+        ReportTable(
             "median_drug_survival_by_line",
             "Median drug survival by strategy and line of therapy, months.",
             median_survival(drug_survival(episodes, by=["strategy", "line"])).rename(
                 columns={"subjects": "episodes", **months}
             ),
         ),
-        _Table(
+        ReportTable(
             "discontinuation_reasons_monthly",
             "Cumulative incidence of each reason for stopping, by treatment (all strategies).",
             cumulative_incidence(episodes, by="treatment", times_months=grid),
         ),
-        _Table(
+        ReportTable(
             "topical_return_monthly",
             "Ever returned to topical therapy by month t, and on topical therapy at month t.",
             shared.topical_return,
         ),
-        _Table(
+        ReportTable(
             "topical_return_at_horizon",
             "Ever returned to topical therapy, and on topical therapy at the horizon.",
             topical_return_at_horizon(patients),
         ),
-        _Table(
+        ReportTable(
             "state_occupancy_monthly",
             "Proportion of patients in each state at every month.",
             shared.state_occupancy,
         ),
-        _Table("lines_used", "Number of lines of therapy used per patient.", lines_used(patients)),
-        _Table(
+        ReportTable("lines_used", "Number of lines of therapy used per patient.", lines_used(patients)),
+        ReportTable(
             "adverse_event_rates",
             "Adverse events per 100 patient-years of follow-up, by strategy and type.",
             adverse_event_rates(patients, run.adverse_events, episodes).rename(columns=rates),
         ),
-        _Table(
+        ReportTable(
             "adverse_event_rates_by_treatment",
             "Adverse events per 100 patient-years on treatment, by treatment and type.",
             adverse_event_rates_on_treatment(run.adverse_events, episodes).rename(columns=rates),
         ),
-        _Table(
+        ReportTable(
             "strategy_differences",
             "Differences from the first strategy, paired on the same virtual patients.",
             strategy_differences(
@@ -345,7 +347,7 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared)
     parameters = run.manifest.get("parameters")
     if isinstance(parameters, list) and parameters:
         tables.append(
-            _Table(
+            ReportTable(
                 "parameters",
                 "Every parameter of the scenario with its source.",
                 _parameter_frame(parameters),
@@ -396,14 +398,16 @@ table.params td:nth-child(2){width:22%;font-family:ui-monospace,Menlo,Consolas,m
 """
 
 
-def _percent(value, low, high) -> str:
+def percent_text(value, low, high) -> str:
+    """A proportion as a percentage with its interval in brackets ("—" when missing)."""
     if _missing(value):
         return "—"
     interval = "" if _missing(low) else f" ({low:.1%}–{high:.1%})"
     return f"{value:.1%}{interval}"
 
 
-def _number(value, low, high, unit: str = "", missing: str = "—") -> str:
+def number_text(value, low, high, unit: str = "", missing: str = "—") -> str:
+    """A number in `unit` with its interval in brackets; `missing` when there is none."""
     if _missing(value):
         return missing
     present = [v for v in (value, low, high) if not _missing(v)]
@@ -429,7 +433,7 @@ def _page(
     context: _Context,
     summary: pd.DataFrame,
     figures: list[_Figure],
-    tables: list[_Table],
+    tables: list[ReportTable],
     extra_sections: Sequence[str] = (),
 ) -> str:
     manifest = run.manifest
@@ -547,13 +551,13 @@ def _headline_section(context: _Context, summary: pd.DataFrame) -> str:
             [
                 _e(context.labels[s]),
                 f"{int(n):,}",
-                _percent(*_metric(summary, s, "returned_to_topical_ever")),
-                _percent(*_metric(summary, s, "on_topical_at_horizon")),
-                _number(
+                percent_text(*_metric(summary, s, "returned_to_topical_ever")),
+                percent_text(*_metric(summary, s, "on_topical_at_horizon")),
+                number_text(
                     *_metric(summary, s, "first_line_median_drug_survival_months"),
                     missing="not reached",
                 ),
-                _number(*_metric(summary, s, "lines_used_mean")),
+                number_text(*_metric(summary, s, "lines_used_mean")),
             ]
         )
     header = [
@@ -580,7 +584,7 @@ def _headline_section(context: _Context, summary: pd.DataFrame) -> str:
     )
 
 
-def _differences_section(context: _Context, tables: list[_Table]) -> str:
+def _differences_section(context: _Context, tables: list[ReportTable]) -> str:
     frame = next((t.frame for t in tables if t.name == "strategy_differences"), None)
     if frame is None or frame.empty:
         return ""
@@ -596,7 +600,7 @@ def _differences_section(context: _Context, tables: list[_Table]) -> str:
     for r in frame.itertuples(index=False):
         label, unit = names.get(r.metric, (r.metric, ""))
         scale = 100.0 if unit == "pp" else 1.0
-        value = _number(r.difference * scale, r.ci_low * scale, r.ci_high * scale, unit)
+        value = number_text(r.difference * scale, r.ci_low * scale, r.ci_high * scale, unit)
         rows.append(
             [
                 _e(context.labels.get(r.strategy, r.strategy)),
@@ -635,14 +639,14 @@ def _drug_survival_section(context: _Context, summary: pd.DataFrame) -> str:
                     _e(context.labels.get(t, t)),
                     f"{int(_metric(summary, s, 'episodes_n', t)[0]):,}",
                     *(
-                        _percent(*_metric(summary, s, f"drug_survival_{m}m", t))
+                        percent_text(*_metric(summary, s, f"drug_survival_{m}m", t))
                         for m in map(int, REPORT_TIMES_MONTHS)
                     ),
-                    _number(
+                    number_text(
                         *_metric(summary, s, "median_drug_survival_months", t),
                         missing="not reached",
                     ),
-                    _percent(*_metric(summary, s, "discontinued_adverse_event_12m", t)),
+                    percent_text(*_metric(summary, s, "discontinued_adverse_event_12m", t)),
                 ]
             )
     header = [
@@ -664,7 +668,7 @@ def _drug_survival_section(context: _Context, summary: pd.DataFrame) -> str:
     )
 
 
-def _adverse_event_section(context: _Context, tables: list[_Table], no_table: bool) -> str:
+def _adverse_event_section(context: _Context, tables: list[ReportTable], no_table: bool) -> str:
     frame = next(t.frame for t in tables if t.name == "adverse_event_rates")
     types = list(dict.fromkeys(frame["adverse_event"].astype(object)))
     rows = []
@@ -678,7 +682,7 @@ def _adverse_event_section(context: _Context, tables: list[_Table], no_table: bo
             cells.append(
                 "—"
                 if r.empty
-                else _number(
+                else number_text(
                     r["rate_per_100_patient_years"].iloc[0],
                     r["ci_low_per_100_patient_years"].iloc[0],
                     r["ci_high_per_100_patient_years"].iloc[0],
@@ -720,7 +724,7 @@ def _parameter_section(manifest: dict) -> str:
     )
 
 
-def _table_links(tables: list[_Table]) -> str:
+def _table_links(tables: list[ReportTable]) -> str:
     items = "".join(
         f'<li><a href="tables/{_e(t.name)}.csv">{_e(t.name)}.csv</a>: {_e(t.description)}</li>'
         for t in tables

@@ -20,7 +20,11 @@ from analysis.intervals import poisson_rate_interval, t_interval, wilson_interva
 
 def care_section(run, context, render) -> tuple[str, list, list]:
     """Waiting for limited places and corticosteroid bursts, per strategy (empty if neither)."""
-    from analysis.report import _e, _html_table, _number, _percent, _Table
+    from analysis.html import escape as _e
+    from analysis.html import html_table as _html_table
+    from analysis.report import ReportTable as _Table
+    from analysis.report import number_text as _number
+    from analysis.report import percent_text as _percent
 
     patients = run.patients
     waits = "months_waiting" in patients and (patients["months_waiting"] > 0).any()
@@ -82,7 +86,10 @@ def _care_record(strategy: str, patients: pd.DataFrame, bursts: pd.DataFrame | N
 def economics_section(run, context, render) -> tuple[str, list, list]:
     """Costs, QALYs, the incremental analysis and net benefit (empty without --economics)."""
     from analysis.economics_plots import plot_costs_and_qalys
-    from analysis.report import _e, _html_table, _number, _Table
+    from analysis.html import escape as _e
+    from analysis.html import html_table as _html_table
+    from analysis.report import ReportTable as _Table
+    from analysis.report import number_text as _number
 
     economics = run.manifest.get("economics")
     path, incremental_path = run.run_dir / "economics.csv", run.run_dir / "incremental.csv"
@@ -151,7 +158,9 @@ def validation_section(run, context, render) -> tuple[str, list, list]:
     """Simulated first-line drug survival beside the real-world figures the scenario cites
     (`analysis/drug_survival_evidence.csv`); empty for a scenario the table does not name."""
     from analysis.real_world import TOLERANCE, compare
-    from analysis.report import _e, _html_table, _Table
+    from analysis.html import escape as _e
+    from analysis.html import html_table as _html_table
+    from analysis.report import ReportTable as _Table
 
     name = run.manifest.get("scenario_name") or ""
     table = compare(run.episodes, name)
@@ -184,12 +193,12 @@ def validation_section(run, context, render) -> tuple[str, list, list]:
 def _plot_validation(table: pd.DataFrame, tolerance: float):
     import matplotlib
 
-    from analysis.plots import _figure, _style
+    from analysis.plots import new_figure, figure_style
 
     drugs = list(dict.fromkeys(table["drug"]))
     colours = matplotlib.colormaps["tab10"].colors
-    with matplotlib.rc_context(_style()):
-        fig = _figure(6.5, 5.0)
+    with matplotlib.rc_context(figure_style()):
+        fig = new_figure(6.5, 5.0)
         ax = fig.add_subplot()
         ax.fill_between([0, 1], [-tolerance, 1 - tolerance], [tolerance, 1 + tolerance], color="0.9", label="+/- 10 points")
         ax.plot([0, 1], [0, 1], color="0.5", linewidth=1)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import proportion_estimates
-from analysis.survival import _cause_codes
+from analysis.survival import cause_codes
 
 #: States that are not a systemic line, in display order.
 OTHER_STATES = ("awaiting_treatment", "topical", "supportive_care", "follow_up_ended", "lost_to_followup", "dead")
@@ -158,7 +158,7 @@ def _timeline(episodes: pd.DataFrame, patients: pd.DataFrame) -> _Timeline:
     stop = episodes["stop"].to_numpy(dtype=float)
     number = episodes["episode"].to_numpy()
     systemic = episodes["line"].to_numpy(np.int64) - 1  # code of systemic_line_<line>
-    reason = _cause_codes(episodes["reason"], _ENDINGS)
+    reason = cause_codes(episodes["reason"], _ENDINGS)
     if not _in_time_order(row, start, number):  # the runner writes them in order
         order = np.lexsort((number, start, row))
         row, start, stop, systemic, reason = row[order], start[order], stop[order], systemic[order], reason[order]

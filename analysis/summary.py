@@ -15,17 +15,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.outcomes import _first_response, _outcome_columns, _outcome_estimates
+from analysis.outcomes import first_response_rows, outcome_columns, outcome_estimates
 from analysis.survival import (
     DISCONTINUATION_REASONS,
-    _cause_codes,
-    _event_table,
-    _group_ids,
-    _incidence,
-    _km_curves,
-    _medians,
-    _survival_at,
-    _z,
+    cause_codes,
+    event_table,
+    group_ids,
+    incidence_table,
+    km_curves,
+    median_table,
+    survival_table_at,
+    z_value,
     episode_durations,
 )
 from sim.tables import REPORT_TIMES_MONTHS
@@ -203,73 +203,73 @@ def _strategy_metrics(times: list[float]) -> list[str]:
 
 def _strategy_rows(rows: _Rows, episodes: pd.DataFrame, patients: pd.DataFrame, times: list[float]) -> None:
     """Add each strategy's own rows: patients, outcome means, first response, first-line drug survival."""
-    strategy, keys = _group_ids(patients, ["strategy"])
+    strategy, keys = group_ids(patients, ["strategy"])
     names = _labels(keys, "strategy")
     rows.add(names, "patients_n", np.bincount(strategy[strategy >= 0], minlength=len(names)).astype(float),
              np.nan, np.nan)
-    first = _first_response(episodes, patients)
-    estimates = _outcome_estimates(strategy, patients["replicate"].to_numpy(),
-                                   _outcome_columns(patients, first), _CONFIDENCE)
+    first = first_response_rows(episodes, patients)
+    estimates = outcome_estimates(strategy, patients["replicate"].to_numpy(),
+                                   outcome_columns(patients, first), _CONFIDENCE)
     for name, column in STRATEGY_METRICS:
         rows.add(names, name, *estimates[column][:3])
     responded = np.where(first["responded"], 0, -1)
-    response = _km_curves(_event_table(first["months_observed"], responded, strategy, 1), _Z)
+    response = km_curves(event_table(first["months_observed"], responded, strategy, 1), _Z)
     _add_medians(rows, response, names, None, "median_months_to_first_response")
     _first_line_rows(rows, episodes, times)
 
 
 def _first_line_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float]) -> None:
     """Add each strategy's drug survival of its first line."""
-    strategy, keys = _group_ids(episodes, ["strategy"])
+    strategy, keys = group_ids(episodes, ["strategy"])
     names = _labels(keys, "strategy")
     first_line = np.where(episodes["line"].to_numpy() == 1, strategy, -1)
-    curve = _km_curves(_episode_table(episodes, first_line), _Z)
+    curve = km_curves(_episode_table(episodes, first_line), _Z)
     _add_survival(rows, curve, times, names, None, "first_line_drug_survival_")
     _add_medians(rows, curve, names, None, "first_line_median_drug_survival_months")
 
 
 def _treatment_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float]) -> None:
     """Add the rows of each strategy's treatments: episodes, drug survival, reasons for stopping."""
-    group, keys = _group_ids(episodes, ["strategy", "treatment"])
+    group, keys = group_ids(episodes, ["strategy", "treatment"])
     strategies, treatments = _labels(keys, "strategy"), _labels(keys, "treatment")
     # Drug survival counts every reason for stopping as an event: the table of the
     # competing reasons serves both.
     table = _episode_table(episodes, group)
-    curve = _km_curves(table, _Z)
-    medians = _medians(curve)
+    curve = km_curves(table, _Z)
+    medians = median_table(curve)
     g = medians["group"]
     rows.add(strategies[g], "episodes_n", medians["subjects"], np.nan, np.nan, treatments[g])
     _add_survival(rows, curve, times, strategies, treatments, "drug_survival_")
     _add_medians(rows, curve, strategies, treatments, "median_drug_survival_months", medians)
-    _add_incidence(rows, _incidence(table, _Z, times), times, strategies, treatments)
+    _add_incidence(rows, incidence_table(table, _Z, times), times, strategies, treatments)
 
 
 #: Level of every interval of the summary, and its normal quantile.
 _CONFIDENCE = 0.95
-_Z = _z(_CONFIDENCE)
+_Z = z_value(_CONFIDENCE)
 
 
 def _episode_table(episodes: pd.DataFrame, group: np.ndarray) -> dict:
-    """`_event_table` of the episodes in `group` (-1: left out), one cause per reason for stopping."""
-    cause = _cause_codes(episodes["reason"], DISCONTINUATION_REASONS)
-    return _event_table(episode_durations(episodes), cause, group, len(DISCONTINUATION_REASONS))
+    """`event_table` of the episodes in `group` (-1: left out), one cause per reason for stopping."""
+    cause = cause_codes(episodes["reason"], DISCONTINUATION_REASONS)
+    return event_table(episode_durations(episodes), cause, group, len(DISCONTINUATION_REASONS))
 
 
 def _labels(keys: pd.DataFrame, column: str) -> np.ndarray:
-    """The labels of one key column of `_group_ids`, by group number."""
+    """The labels of one key column of `group_ids`, by group number."""
     return keys[column].to_numpy(dtype=object)
 
 
 def _add_medians(rows: _Rows, curve: dict, strategies, treatments, metric: str, medians: dict | None = None) -> None:
     """Add the median of every curve (`treatments` None: strategy rows)."""
-    medians = _medians(curve) if medians is None else medians
+    medians = median_table(curve) if medians is None else medians
     g = medians["group"]
     rows.add(strategies[g], metric, medians["median_months"], medians["ci_low"], medians["ci_high"],
              None if treatments is None else treatments[g])
 
 
 def _add_incidence(rows: _Rows, incidence: dict, times: list[float], strategies, treatments) -> None:
-    """Add the cumulative incidence of every reason at `times` (rows of `_incidence`: each
+    """Add the cumulative incidence of every reason at `times` (rows of `incidence_table`: each
     group at each time, a column per reason)."""
     g = np.repeat(incidence["group"], len(DISCONTINUATION_REASONS))
     metric = np.array([f"discontinued_{r}_{_at(t)}" for t in times for r in DISCONTINUATION_REASONS], dtype=object)
@@ -280,7 +280,7 @@ def _add_incidence(rows: _Rows, incidence: dict, times: list[float], strategies,
 
 def _add_survival(rows: _Rows, curve: dict, times: list[float], strategies, treatments, prefix: str) -> None:
     """Add every curve's survival at `times` (`treatments` None: strategy rows)."""
-    at = _survival_at(curve, np.asarray(times, dtype=float))
+    at = survival_table_at(curve, np.asarray(times, dtype=float))
     g = np.repeat(at["group"], len(times))
     metric = np.array([prefix + _at(t) for t in times], dtype=object)
     rows.add(strategies[g], np.tile(metric, len(at["group"])), at["survival"].ravel(), at["ci_low"].ravel(),

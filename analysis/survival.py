@@ -28,8 +28,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import special
-
+from analysis.intervals import z_value
 from sim.tables import CENSORING_REASONS, REASONS, REPORT_TIMES_MONTHS
 
 #: Reasons that end an episode (everything that is not censoring), in table order.
@@ -155,7 +154,7 @@ def _as_list(by) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
-def _group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+def group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     """Group number of every row (-1 where a key is missing) and the keys of each group."""
     if not by:
         return np.zeros(len(frame), dtype=np.int64), pd.DataFrame(index=range(1))
@@ -168,7 +167,7 @@ def _group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataF
 
 
 def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """`_group_ids` for categorical keys, from their codes (as pandas groups them: observed
+    """`group_ids` for categorical keys, from their codes (as pandas groups them: observed
     combinations in category order, missing keys dropped), without pandas' grouper."""
     codes = [frame[column].cat.codes.to_numpy().astype(np.int64) for column in by]
     sizes = [len(frame[column].cat.categories) for column in by]
@@ -240,7 +239,7 @@ def _group_time_order(group: np.ndarray, durations: np.ndarray) -> np.ndarray:
 _FEWEST_ROWS_SORTED_APART = 16
 
 
-def _event_table(durations, cause, group, n_causes):
+def event_table(durations, cause, group, n_causes):
     """Distinct (group, time) rows with at-risk, censored and per-cause event counts.
 
     ``cause`` is the index of the event cause of each observation, -1 when censored.
@@ -312,7 +311,7 @@ def _origin_rules(n_causes: int) -> dict:
     }
 
 
-def _cause_codes(reasons: pd.Series, causes: Sequence[str]) -> np.ndarray:
+def cause_codes(reasons: pd.Series, causes: Sequence[str]) -> np.ndarray:
     """Index of each episode's reason in ``causes``; -1 for reasons that censor."""
     if isinstance(reasons.dtype, pd.CategoricalDtype):
         index = {cause: i for i, cause in enumerate(causes)}
@@ -335,10 +334,6 @@ def _loglog_band(estimate, standard_error_of_log, z):
         low[inside] = p ** np.exp(z * sigma)
         high[inside] = p ** np.exp(-z * sigma)
     return low, high
-
-
-def _z(confidence: float) -> float:
-    return float(special.ndtri(0.5 + confidence / 2.0))
 
 
 def _frame(keys: pd.DataFrame, group: np.ndarray, columns: dict) -> pd.DataFrame:
@@ -391,19 +386,19 @@ def kaplan_meier(
         As `drug_survival`.
     """
     by = _as_list(by)
-    group, keys = _group_ids(frame, by)
+    group, keys = group_ids(frame, by)
     cause = np.where(frame[event].to_numpy(dtype=bool), 0, -1)
     return _curves(frame[duration].to_numpy(dtype=float), cause, group, keys, confidence)
 
 
 def _curves(durations, cause, group, keys, confidence) -> pd.DataFrame:
-    curve = _km_curves(_event_table(durations, cause, group, 1), _z(confidence))
+    curve = km_curves(event_table(durations, cause, group, 1), z_value(confidence))
     names = ("at_risk", "events", "censored", "survival", "standard_error", "ci_low", "ci_high")
     return _frame(keys, curve["group"], {"time_months": curve["time"], **{name: curve[name] for name in names}})
 
 
-def _km_curves(table: dict, z: float) -> dict:
-    """An `_event_table` (any number of causes; every cause is an event) with its time-0
+def km_curves(table: dict, z: float) -> dict:
+    """An `event_table` (any number of causes; every cause is an event) with its time-0
     rows and the Kaplan–Meier columns of `_kaplan_meier`; without the counts by cause."""
     table = _with_origin({name: values for name, values in table.items() if name != "by_cause"}, _origin_rules(1))
     return {**table, **_kaplan_meier(table, z)}
@@ -439,8 +434,8 @@ def drug_survival(
         ``standard_error`` (Greenwood), ``ci_low``, ``ci_high``. Sorted by group, then
         time.
     """
-    group, keys = _group_ids(episodes, _as_list(by))
-    cause = np.where(_cause_codes(episodes["reason"], event_reasons(event)) >= 0, 0, -1)
+    group, keys = group_ids(episodes, _as_list(by))
+    cause = np.where(cause_codes(episodes["reason"], event_reasons(event)) >= 0, 0, -1)
     return _curves(episode_durations(episodes), cause, group, keys, confidence)
 
 
@@ -487,10 +482,10 @@ def cumulative_incidence(
     by = _as_list(by)
     causes = DISCONTINUATION_REASONS
     k = len(causes)
-    group, keys = _group_ids(episodes, by)
-    cause = _cause_codes(episodes["reason"], causes)
-    table = _event_table(episode_durations(episodes), cause, group, k)
-    table = _incidence(table, _z(confidence), times_months)
+    group, keys = group_ids(episodes, by)
+    cause = cause_codes(episodes["reason"], causes)
+    table = event_table(episode_durations(episodes), cause, group, k)
+    table = incidence_table(table, z_value(confidence), times_months)
     rows = len(table["time"])
     columns = {
         "time_months": np.repeat(table["time"], k),
@@ -504,8 +499,8 @@ def cumulative_incidence(
     return _frame(keys, np.repeat(table["group"], k), columns)
 
 
-def _incidence(table: dict, z: float, times_months: Sequence[float] | None = None) -> dict:
-    """Aalen–Johansen estimates of an `_event_table` with one cause per reason.
+def incidence_table(table: dict, z: float, times_months: Sequence[float] | None = None) -> dict:
+    """Aalen–Johansen estimates of an `event_table` with one cause per reason.
 
     Rows are (group, time): time 0 and every time with a discontinuation, or
     `times_months` for every group; ``cumulative_incidence``, ``standard_error``,
@@ -539,7 +534,7 @@ def _with_band(table: dict, z: float) -> dict:
 
 
 def _incidence_at(table: dict, times: np.ndarray) -> dict:
-    """Aalen–Johansen incidence and variance of every group of an `_event_table` at
+    """Aalen–Johansen incidence and variance of every group of an `event_table` at
     ``times`` only (step function, NaN past the data); rows are (group, time), columns causes.
 
     The same estimates as the full-resolution table read at ``times``, without building
@@ -584,7 +579,7 @@ _BLOCK_CELLS = 1 << 20
 
 
 def _any_cause_terms(table: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of an `_event_table`: at risk n (float), the survival just before the time
+    """Per row of an `event_table`: at risk n (float), the survival just before the time
     (any cause) and Greenwood's term a = d / (n (n − d)) (0 without events or when all stop)."""
     n = table["at_risk"].astype(float)
     d_all = table["events"].astype(float)
@@ -758,8 +753,8 @@ def _read_curve(t: np.ndarray, n: np.ndarray, curve: dict, times: np.ndarray) ->
     return at_risk, [np.where(estimable, curve[name][at], np.nan) for name in ("survival", "ci_low", "ci_high")]
 
 
-def _survival_at(curve: dict, times: np.ndarray) -> dict:
-    """`survival_at` of a `_km_curves` table: ``group`` per group, and ``survival``,
+def survival_table_at(curve: dict, times: np.ndarray) -> dict:
+    """`survival_at` of a `km_curves` table: ``group`` per group, and ``survival``,
     ``ci_low``, ``ci_high`` as groups × times."""
     names = ("survival", "ci_low", "ci_high")
     bounds = list(_group_bounds(curve["group"]))
@@ -771,8 +766,8 @@ def _survival_at(curve: dict, times: np.ndarray) -> dict:
     return out
 
 
-def _medians(curve: dict) -> dict:
-    """`median_survival` of a `_km_curves` table: per group ``group``, ``subjects``,
+def median_table(curve: dict) -> dict:
+    """`median_survival` of a `km_curves` table: per group ``group``, ``subjects``,
     ``median_months``, ``ci_low``, ``ci_high`` (months; NaN where not reached)."""
     bounds = list(_group_bounds(curve["group"]))
     starts = np.array([a for a, _ in bounds], dtype=np.int64)

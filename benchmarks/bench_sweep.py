@@ -41,7 +41,7 @@ def measure(sweep_file: Path, out: Path, workers: int) -> dict:
     `other_cores` is the CPU other processes used meanwhile, in cores (NaN where it
     cannot be read): a run that shared the machine says so.
     """
-    from sim.sweep import load_sweep, make_executor, run_sweep, start_fork_server
+    from sim.app.sweep import load_sweep, make_executor, run_sweep, start_fork_server
 
     busy, mine = _machine_busy_seconds(), _own_cpu_seconds()
     start = time.perf_counter()

@@ -1,5 +1,5 @@
 """`python -m sim`: the same as the `adpath` command."""
 
-from sim.cli import main
+from sim.app.cli import main
 
 main()

@@ -312,14 +312,14 @@ def test_quantiles_are_those_of_scipy_stats_without_importing_it():
     import subprocess
     import sys
 
-    from analysis.intervals import _z, chi2_quantile, student_t_quantile
+    from analysis.intervals import z_value, chi2_quantile, student_t_quantile
 
     df = np.arange(1, 400, dtype=float)
     assert np.array_equal(student_t_quantile(0.975, df), stats.t.ppf(0.975, df))
     assert np.array_equal(chi2_quantile(0.025, 2 * df), stats.chi2.ppf(0.025, 2 * df))
-    assert _z(0.95) == stats.norm.ppf(0.975)
+    assert z_value(0.95) == stats.norm.ppf(0.975)
     # A sweep worker imports these modules at start-up; scipy.stats alone took half a second.
-    code = ("import sys, sim.sweep.worker, analysis.summary, analysis.costs, analysis.economics; "
+    code = ("import sys, sim.app.sweep.worker, analysis.summary, analysis.costs, analysis.economics; "
             "sys.exit('scipy.stats' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

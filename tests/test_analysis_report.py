@@ -171,7 +171,7 @@ def test_report_of_children_observed_until_18(tmp_path):
     children whose follow-up ended at 18 rather than carrying them on."""
     from click.testing import CliRunner
 
-    from sim.cli import main
+    from sim.app.cli import main
 
     out = tmp_path / "children"
     result = CliRunner().invoke(main, ["run", "pediatric", "--patients", "200", "--quiet", "--report", "--out", str(out)])
@@ -192,7 +192,7 @@ def test_an_adult_report_has_no_age_limit(report):
 
 
 def test_a_difference_that_rounds_to_zero_has_no_minus_sign():
-    from analysis.report import _number
+    from analysis.report import number_text as _number
 
     assert _number(0.0, -0.0004, 0.0003, " mo") == "0.00 mo (0.00 to 0.00)"
     assert _number(-0.34, -0.41, -0.26, " mo") == "\u22120.34 mo (\u22120.41 to \u22120.26)"

@@ -52,7 +52,7 @@ def test_compiled_agrees_with_the_des_in_distribution(name, directory):
         agreement._compare(agreement._per_patient_means(des.episodes, des.patients, ["treatment", "line", "reason"]),
                            agreement._per_patient_means(compiled.episodes, compiled.patients,
                                                         ["treatment", "line", "reason"]), "episodes")
-        + agreement._compare(agreement._survival_at(des.episodes), agreement._survival_at(compiled.episodes),
+        + agreement._compare(agreement.survival_table_at(des.episodes), agreement.survival_table_at(compiled.episodes),
                              "drug survival", absent_is_zero=False)
         + agreement._compare(agreement._patient_proportions(des.patients),
                              agreement._patient_proportions(compiled.patients), "patients")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from sim.app.cli import main
 from sim.loader import ScenarioError
-from sim.sweep.executors import dask_security, make_executor
+from sim.app.sweep.executors import dask_security, make_executor
 
 pytest.importorskip("distributed")
 

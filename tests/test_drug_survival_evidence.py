@@ -70,7 +70,7 @@ def test_the_two_copies_of_the_real_world_conventional_evidence_agree():
 def test_the_run_report_has_the_validation_section(tmp_path):
     from click.testing import CliRunner
 
-    from sim.cli import main
+    from sim.app.cli import main
 
     out = tmp_path / "modern"
     result = CliRunner().invoke(main, ["run", "modern_adult", "--patients", "300", "--horizon", "3 years",

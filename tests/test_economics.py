@@ -16,7 +16,7 @@ from analysis.economics import (
     incremental_analysis,
     psa_export,
 )
-from sim.cli import main
+from sim.app.cli import main
 from sim.economics import EconomicsSpec, compile_economics
 
 SETTING = {

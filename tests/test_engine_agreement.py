@@ -81,7 +81,7 @@ def test_engines_agree_in_distribution(name, directory):
     disagreements = (
         _compare(_per_patient_means(des.episodes, des.patients, ["treatment", "line", "reason"]),
                  _per_patient_means(vector.episodes, vector.patients, ["treatment", "line", "reason"]), "episodes")
-        + _compare(_survival_at(des.episodes), _survival_at(vector.episodes), "drug survival", absent_is_zero=False)
+        + _compare(survival_table_at(des.episodes), survival_table_at(vector.episodes), "drug survival", absent_is_zero=False)
         + _compare(_patient_proportions(des.patients), _patient_proportions(vector.patients), "patients")
         + _compare(_per_patient_means(des.bursts, des.patients, ["reason", "state"]),
                    _per_patient_means(vector.bursts, vector.patients, ["reason", "state"]), "bursts")
@@ -106,7 +106,7 @@ def _per_patient_means(rows: pd.DataFrame, patients: pd.DataFrame, by: list[str]
     return cells.set_index(["strategy", *by])[["estimate", "se"]]
 
 
-def _survival_at(episodes: pd.DataFrame) -> pd.DataFrame:
+def survival_table_at(episodes: pd.DataFrame) -> pd.DataFrame:
     """Drug survival (Kaplan-Meier, Greenwood SE) per strategy and treatment at 12, 24, 36 months."""
     rows = []
     curves = drug_survival(episodes, by=["strategy", "treatment"])

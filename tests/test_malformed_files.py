@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from analysis.report_sections import _unpriced
-from sim.cli import main
+from sim.app.cli import main
 from sim.guard import BYTES_PER_TRAJECTORY, estimate_run, too_large
 from sim.loader import MAX_EXTENDS, deep_merge, set_path
-from sim.outputs import staged_directory
+from sim.app.outputs import staged_directory
 from sim.provenance import parameter_table
 
 BASE = """
@@ -209,7 +209,7 @@ def test_a_failed_run_leaves_the_earlier_run_intact(write_scenario, tmp_path, mo
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("sim.outputs.build_manifest", killed)
+    monkeypatch.setattr("sim.app.outputs.build_manifest", killed)
     result = CliRunner().invoke(main, ["run", scenario, "--out", str(out), "--quiet", "--seed", "2"])
     assert result.exit_code == 130, result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -298,7 +298,7 @@ def test_setting_one_form_of_a_probability_replaces_the_other():
 
 
 def test_a_sweep_value_of_p_replaces_inherited_counts():
-    from sim.sweep.parameters import set_path as sweep_set_path
+    from sim.app.sweep.parameters import set_path as sweep_set_path
 
     counts = {"treatments": {"a": {"response": {"events": 27, "n": 41, "source": "Bordeaux"}}}}
     updated = sweep_set_path(counts, ("treatments", "a", "response", "p"), 0.6)

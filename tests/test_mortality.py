@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from sim.app.cli import main
 from sim.loader import load_scenario
 from sim.model import compile_model
 from sim.mortality import LifeTable, read_life_table

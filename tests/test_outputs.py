@@ -8,16 +8,16 @@ import time
 import pandas as pd
 import pytest
 
-import sim.outputs
+import sim.app.outputs
 from sim.loader import load_scenario
 from sim.model import compile_model
-from sim.outputs import (
+from sim.app.outputs import (
     FINISHED_TABLES,
     staged_directory,
     write_parquet,
     writing_finished_tables,
 )
-from sim.pipeline import run_scenario
+from sim.app.pipeline import run_scenario
 from sim.runner import simulate
 
 
@@ -41,14 +41,14 @@ def test_tables_written_in_the_background_are_those_pandas_writes(tables, tmp_pa
 def test_the_writing_overlaps_the_block(tables, tmp_path, monkeypatch):
     """The block runs while a table is being written: it is not written first, then the block."""
     writing, block_ran = threading.Event(), threading.Event()
-    write = sim.outputs.pq.write_table
+    write = sim.app.outputs.pq.write_table
 
     def slow_write(*args, **kwargs):
         writing.set()
         assert block_ran.wait(10), "the block did not run while the tables were being written"
         write(*args, **kwargs)
 
-    monkeypatch.setattr(sim.outputs.pq, "write_table", slow_write)
+    monkeypatch.setattr(sim.app.outputs.pq, "write_table", slow_write)
     with writing_finished_tables(tmp_path, tables):
         assert writing.wait(10)
         block_ran.set()
@@ -58,14 +58,14 @@ def test_the_writing_overlaps_the_block(tables, tmp_path, monkeypatch):
 def test_an_error_in_the_block_stops_the_writing_and_leaves_no_directory(tables, tmp_path, monkeypatch):
     """A failed summary (or Ctrl-C) cancels the tables not yet begun and leaves nothing behind."""
     started = []
-    write = sim.outputs.pq.write_table
+    write = sim.app.outputs.pq.write_table
 
     def slow_write(table, path, **kwargs):
         started.append(path)
         time.sleep(0.2)  # long enough for the block to fail while the first table is written
         write(table, path, **kwargs)
 
-    monkeypatch.setattr(sim.outputs.pq, "write_table", slow_write)
+    monkeypatch.setattr(sim.app.outputs.pq, "write_table", slow_write)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt), staged_directory(out) as staging, writing_finished_tables(staging, tables):
         raise KeyboardInterrupt
@@ -74,14 +74,14 @@ def test_an_error_in_the_block_stops_the_writing_and_leaves_no_directory(tables,
 
 
 def test_a_failed_background_write_is_raised_and_leaves_no_directory(tables, tmp_path, monkeypatch):
-    write = sim.outputs.pq.write_table
+    write = sim.app.outputs.pq.write_table
 
     def full_disk(table, path, **kwargs):
         if path.name == "episodes.parquet":
             raise OSError(28, "No space left on device")
         write(table, path, **kwargs)
 
-    monkeypatch.setattr(sim.outputs.pq, "write_table", full_disk)
+    monkeypatch.setattr(sim.app.outputs.pq, "write_table", full_disk)
     loaded = load_scenario("adult_conventional", {"settings.patients": 50, "settings.replicates": 1})
     with pytest.raises(OSError, match="No space left"):
         run_scenario(loaded, tmp_path / "run", progress=False)

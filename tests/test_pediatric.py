@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from sim.app.cli import main
 from sim.loader import load_scenario
 from sim.model import adjust_odds, compile_model
 from sim.runner import simulate

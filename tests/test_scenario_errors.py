@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from sim.app.cli import main
 
 BASE = """
 settings: {patients: 20, horizon: 2 years, seed: 1}

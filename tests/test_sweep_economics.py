@@ -11,8 +11,8 @@ import yaml
 from click.testing import CliRunner
 
 from analysis.sweep_economics import economic_samples, economic_tables
-from sim.cli import main
-from sim.sweep import SerialExecutor, load_sweep, run_sweep
+from sim.app.cli import main
+from sim.app.sweep import SerialExecutor, load_sweep, run_sweep
 
 SWEEP = """
 base: modern_adult

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
-from sim.sweep import LocalPool, SerialExecutor, load_sweep, run_sweep
-from sim.sweep.store import read_log
-from sim.sweep.worker import run_task
+from sim.app.cli import main
+from sim.app.sweep import LocalPool, SerialExecutor, load_sweep, run_sweep
+from sim.app.sweep.store import read_log
+from sim.app.sweep.worker import run_task
 
 SWEEP = """
 base: adult_conventional_bordeaux
@@ -103,7 +103,7 @@ def test_local_processes_give_the_same_tables(sweep_path, reference, tmp_path):
 
 def test_a_dask_cluster_gives_the_same_tables(sweep_path, reference, tmp_path):
     pytest.importorskip("distributed")
-    from sim.sweep import DaskExecutor
+    from sim.app.sweep import DaskExecutor
 
     dask = DaskExecutor.local(2, processes=False)
     try:
@@ -248,12 +248,12 @@ def test_a_task_failing_twice_is_listed_and_the_rest_finish(small_path, tmp_path
 
 
 def test_the_command_line_lists_failed_tasks_and_exits_1(small_path, tmp_path, monkeypatch):
-    import sim.sweep.runner
+    import sim.app.sweep.runner
 
     def broken(task_id, *args):
         raise ValueError("always")
 
-    monkeypatch.setattr(sim.sweep.runner, "run_task", broken)
+    monkeypatch.setattr(sim.app.sweep.runner, "run_task", broken)
     result = CliRunner().invoke(main, ["sweep", str(small_path), "--out", str(tmp_path / "out"), "--workers", "1",
                                        "--quiet"])
     assert result.exit_code == 1, result.output
@@ -280,7 +280,7 @@ def test_a_directory_of_other_files_is_refused(sweep_path, tmp_path):
 def test_the_fork_server_starts_before_planning_only_for_a_local_pool(monkeypatch):
     import multiprocessing.forkserver
 
-    from sim.sweep import start_fork_server
+    from sim.app.sweep import start_fork_server
 
     started = []
     monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", lambda: started.append(True))

@@ -8,10 +8,10 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from sim.app.cli import main
 from sim.loader import ScenarioError
-from sim.sweep.parameters import split_path
-from sim.sweep.plan import load_sweep, replicate_seeds
+from sim.app.sweep.parameters import split_path
+from sim.app.sweep.plan import load_sweep, replicate_seeds
 
 GRID = """
 base: adult_conventional_bordeaux

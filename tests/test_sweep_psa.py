@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from sim.sweep.plan import load_sweep
+from sim.app.sweep.plan import load_sweep
 
 SAMPLES = 4000
 

@@ -19,7 +19,7 @@ from analysis.sweep_summary import (
     psa_increments,
     psa_table,
 )
-from sim.cli import main
+from sim.app.cli import main
 
 SWEEP = """
 base: adult_conventional

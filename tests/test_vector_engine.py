@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from vector_scenarios import EVERY_RULE
 
-from sim.cli import main
+from sim.app.cli import main
 from sim.loader import ScenarioError, load_scenario
 from sim.model import compile_model
 from sim.runner import engine_for, simulate

@@ -41,10 +41,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.loader import Problem, ScenarioError
-from sim.outputs import PACKAGES, scenario_hash
+from sim.app.outputs import PACKAGES, scenario_hash
 from sim.runner import RunTables
-from sim.sweep.plan import SweepPlan, SweepTask, resolved_sweep
-from sim.sweep.worker import TaskResult
+from sim.app.sweep.plan import SweepPlan, SweepTask, resolved_sweep
+from sim.app.sweep.worker import TaskResult
 
 MANIFEST = "sweep.json"
 TASKS = "sweep_tasks.parquet"

@@ -70,7 +70,7 @@ def _leave_with(parent: int) -> None:
             continue
 
 
-_PRELOAD = ["sim.sweep.worker", "analysis.summary"]  # imported once, in the fork server
+_PRELOAD = ["sim.app.sweep.worker", "analysis.summary"]  # imported once, in the fork server
 
 
 def _pool_context():
@@ -137,7 +137,7 @@ class LocalPool:
 class DaskExecutor:
     """Tasks on a Dask `distributed` cluster: a scheduler's address, or a local cluster.
 
-    Workers must have adpath installed (they import `sim.sweep.worker`). Results come
+    Workers must have adpath installed (they import `sim.app.sweep.worker`). Results come
     back to this process, which writes them; workers need no shared file system.
     """
 

@@ -98,8 +98,8 @@ def run(scenario, patients, seed, horizon, replicates, workers, engine, out, for
 
 def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
             economics: str | None = None, report: bool = False, force: bool = False) -> Path:
-    """Run a loaded scenario and write its run directory (see `sim.pipeline.run_scenario`)."""
-    from sim.pipeline import run_scenario
+    """Run a loaded scenario and write its run directory (see `sim.app.pipeline.run_scenario`)."""
+    from sim.app.pipeline import run_scenario
 
     return run_scenario(loaded, out, workers=workers, progress=progress, economics=economics, report=report,
                         force=force)
@@ -178,7 +178,7 @@ def check(scenario, patients, seed, horizon, replicates, workers, engine, out, f
     import pandas as pd
 
     from analysis.targets import check_targets, format_targets
-    from sim.outputs import staged_directory
+    from sim.app.outputs import staged_directory
 
     loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
     if not loaded.scenario.targets:
@@ -201,7 +201,7 @@ def check(scenario, patients, seed, horizon, replicates, workers, engine, out, f
 @_friendly_errors
 def report(run_dir, svg):
     """(Re)build report.html, figures/ and tables/ for a finished run or sweep directory."""
-    from sim.sweep.store import is_sweep_directory
+    from sim.app.sweep.store import is_sweep_directory
 
     if is_sweep_directory(run_dir):
         from analysis.sweep_report import build_sweep_report
@@ -232,7 +232,7 @@ def report(run_dir, svg):
 @_friendly_errors
 def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert, tls_key, keep_episodes, report, quiet):
     """Run the parameter sweep SWEEP_FILE (a YAML path or a bundled sweep's name); resumable."""
-    from sim.sweep.command import sweep_command
+    from sim.app.sweep.command import sweep_command
 
     tls = {"ca_file": tls_ca_file, "cert": tls_cert, "key": tls_key}
     sys.exit(sweep_command(sweep_file, out, workers, scheduler, dask_mode == "local", keep_episodes, report, quiet,

@@ -34,8 +34,8 @@ import numpy as np
 from scipy import special
 
 from sim.loader import Problem, ScenarioError
-from sim.sweep.parameters import Parameter, PathError, document_value, get_path, locate, split_path
-from sim.sweep.spec import DrawSpec, PsaSpec
+from sim.app.sweep.parameters import Parameter, PathError, document_value, get_path, locate, split_path
+from sim.app.sweep.spec import DrawSpec, PsaSpec
 
 PSA_STREAM = 0x505341  # "PSA": keeps parameter draws apart from the patients' random streams
 _EXCLUDED_ROOTS = ("targets", "settings")

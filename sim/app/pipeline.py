@@ -31,7 +31,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     finished directory (`analysis.report.build_report`), reusing the run's summary.
     """
     from analysis.summary import summarize_run
-    from sim.outputs import (
+    from sim.app.outputs import (
         build_manifest,
         check_out_directory,
         staged_directory,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from sim.sweep.executors import make_executor, start_fork_server
-from sim.sweep.plan import load_sweep
-from sim.sweep.runner import SweepOutcome, run_sweep
+from sim.app.sweep.executors import make_executor, start_fork_server
+from sim.app.sweep.plan import load_sweep
+from sim.app.sweep.runner import SweepOutcome, run_sweep
 
 EXIT_FAILED_TASKS = 1
 EXIT_INTERRUPTED = 130

@@ -15,7 +15,7 @@ the same virtual patients with the same random numbers: differences between task
 the parameters' doing, not Monte Carlo noise, and a tornado's swing or a grid's slope is
 not blurred by it. Replicates give independent patients. A point task is exactly
 `adpath run BASE --seed <its seed> --replicates 1` (with the grid's values). PSA
-parameter draws have a stream of their own (see `sim.sweep.psa`).
+parameter draws have a stream of their own (see `sim.app.sweep.psa`).
 
 Every value, every grid combination and every PSA sample is validated against the
 scenario schema before anything runs; problems name the sweep file and the key path.
@@ -48,7 +48,7 @@ from sim.loader import (
 )
 from sim.model import Model, compile_model
 from sim.schema import Scenario
-from sim.sweep.parameters import (
+from sim.app.sweep.parameters import (
     ECONOMICS,
     Parameter,
     PathError,
@@ -59,8 +59,8 @@ from sim.sweep.parameters import (
     numeric_value,
     value_label,
 )
-from sim.sweep.psa import PsaDesign, build_design
-from sim.sweep.spec import SweepSpec, read_sweep_file
+from sim.app.sweep.psa import PsaDesign, build_design
+from sim.app.sweep.spec import SweepSpec, read_sweep_file
 
 PLAN_FORMAT = 1
 _SET_BY_THE_SWEEP = {("settings", "seed"): "seed", ("settings", "replicates"): "replicates"}

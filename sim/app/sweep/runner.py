@@ -19,9 +19,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sim.sweep.plan import SweepPlan, SweepTask
-from sim.sweep.store import SweepStore
-from sim.sweep.worker import run_task
+from sim.app.sweep.plan import SweepPlan, SweepTask
+from sim.app.sweep.store import SweepStore
+from sim.app.sweep.worker import run_task
 
 ATTEMPTS = 2
 SHOWN_FAILURES = 10  # failures reported as they happen; all are listed at the end
@@ -51,7 +51,7 @@ def run_sweep(plan: SweepPlan, out: str | Path, executor, keep_episodes: bool = 
 
     `keep_episodes` also keeps each task's episodes, patients and adverse-events tables.
     `work(task_id, model, replicate, keep_tables)` is what runs one task (default:
-    `sim.sweep.worker.run_task`, which simulates and summarises it). Ctrl-C ends the
+    `sim.app.sweep.worker.run_task`, which simulates and summarises it). Ctrl-C ends the
     session with status `interrupted`; what finished is kept.
     """
     work = work or run_task

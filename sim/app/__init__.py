@@ -1,0 +1,1 @@
+"""What a user runs: the command line, the run pipeline, the run directory, sweeps."""
