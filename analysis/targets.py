@@ -17,7 +17,8 @@ from analysis.intervals import wilson_interval
 from sim.schema import Scenario, TargetSpec
 
 _STOPPED_FOR_ANOTHER_SYSTEMIC = ("switch", "adverse_event", "loss_of_response")
-_STILL_ON = ("horizon", "lost_to_followup")
+# Censored while on the drug, death included (the data lock, the last visit or death ended follow-up).
+_STILL_ON = ("horizon", "lost_to_followup", "death")
 
 
 def check_targets(scenario: Scenario, episodes: pd.DataFrame, patients: pd.DataFrame,

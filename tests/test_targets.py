@@ -55,3 +55,18 @@ def test_wilson_interval_solves_the_score_equation():
     n, x, z = 41, 27, stats.norm.ppf(0.975)
     roots = sorted(np.roots([1 + z * z / n, -(2 * x / n + z * z / n), (x / n) ** 2]))
     assert tuple(float(v) for v in wilson_interval(x, n)) == pytest.approx(tuple(roots), abs=1e-12)
+
+
+def test_a_responder_censored_by_death_was_still_on_and_every_responder_has_one_fate():
+    episodes = pd.DataFrame({
+        "replicate": [0, 0, 0, 0], "strategy": "s", "patient": [0, 1, 2, 3], "episode": 1, "treatment": "a",
+        "reason": ["death", "horizon", "remission", "switch"],
+        "responded": pd.array([True, True, True, True], dtype="boolean"),
+    })
+    _, patients, events = frames()
+    shares = {}
+    for fate in ("still_on", "remission", "switch"):
+        target = {"metric": "responder_fate", "treatment": "a", "fate": fate, "observed": {"events": 1, "n": 2}}
+        scenario = Scenario.model_validate({**SCENARIO, "targets": {"t": target}})
+        shares[fate] = check_targets(scenario, episodes, patients, events).iloc[0]["simulated_mean"]
+    assert shares == {"still_on": 0.5, "remission": 0.25, "switch": 0.25}
