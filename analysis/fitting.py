@@ -9,8 +9,11 @@ censorings, maximised with scipy.optimize on unconstrained transforms. Standard 
 come from the observed Fisher information (a numerical Hessian in the natural
 parameters).
 
-lifelines is not used: it has no Gompertz or gamma fitter, and one likelihood for all
-seven families in our own parametrisations keeps the AIC comparable and the YAML exact.
+lifelines does not fit here: it has no Gompertz or gamma fitter, and one likelihood for
+all seven families keeps the AICs comparable. Its Weibull (lambda_, rho_), log-normal
+(mu_, sigma_), log-logistic (alpha_, beta_) and generalised gamma (mu_, ln_sigma_,
+lambda_) are our scale/shape, meanlog/sdlog, scale/shape and mu/log sigma/Q; the tests
+check our fits against them.
 """
 
 from __future__ import annotations

@@ -59,13 +59,25 @@ def test_fits_recover_known_parameters_within_4_se(family):
         assert abs(fit.estimates[name] - true) < 4 * fit.standard_errors[name], (name, fit)
 
 
-def test_weibull_fit_agrees_with_lifelines():
+LIFELINES = {  # our parameter -> lifelines' (fitter, attribute, transform)
+    "weibull": ("WeibullFitter", {"shape": ("rho_", float), "scale": ("lambda_", float)}),
+    "loglogistic": ("LogLogisticFitter", {"shape": ("beta_", float), "scale": ("alpha_", float)}),
+    "lognormal": ("LogNormalFitter", {"meanlog": ("mu_", float), "sdlog": ("sigma_", float)}),
+    "gengamma": ("GeneralizedGammaFitter", {"mu": ("mu_", float), "sigma": ("ln_sigma_", math.exp),
+                                            "Q": ("lambda_", float)}),
+}
+
+
+@pytest.mark.parametrize("family", sorted(LIFELINES))
+def test_fits_agree_with_lifelines_whose_parametrisations_are_ours(family):
     lifelines = pytest.importorskip("lifelines")
-    months, event = censored_sample(d.Weibull(1.4, 18.0))
-    ours = fit_family("weibull", months, event)
-    theirs = lifelines.WeibullFitter().fit(months, event)
-    assert ours.estimates["shape"] == pytest.approx(theirs.rho_, rel=1e-3)
-    assert ours.estimates["scale"] == pytest.approx(theirs.lambda_, rel=1e-3)
+    params, make = TRUTH[family]
+    months, event = censored_sample(make(params))
+    ours = fit_family(family, months, event)
+    fitter_name, names = LIFELINES[family]
+    theirs = getattr(lifelines, fitter_name)().fit(months, event)
+    for name, (attribute, transform) in names.items():
+        assert ours.estimates[name] == pytest.approx(transform(theirs.params_[attribute]), rel=1e-3, abs=1e-4)
     assert ours.log_likelihood == pytest.approx(theirs.log_likelihood_, rel=1e-6)
 
 
