@@ -118,7 +118,10 @@ def fit_report(path: Path, key: str = "course", at_months: list[float] | None = 
     source = (f"adpath fit of {path} ({what}, {int(event.sum())} events); maximum likelihood with right censoring; "
               f"{best.family} best of {len(fits)} families by AIC ({best.aic:.1f}; next {runner_up.family} "
               f"{runner_up.aic:.1f})")
-    printed = (f"Fits to {path} ({what}), best AIC first:\n{table.to_string(index=False)}\n\n"
+    notes = "".join(f"note: {f.family} reached |Q| = 10, the search's bound; ties or few points leave its shape "
+                    "undetermined, prefer a simpler family of similar AIC\n"
+                    for f in fits if f.family == "gengamma" and abs(f.estimates["Q"]) > 9.99)
+    printed = (f"Fits to {path} ({what}), best AIC first:\n{table.to_string(index=False)}\n{notes}\n"
                f"Survival at the published times:\n{points.round(3).to_string(index=False)}\n")
     return printed, yaml_block(best, key, source)
 

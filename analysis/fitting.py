@@ -66,6 +66,9 @@ def _gompertz_logsf(t, shape, rate):
     return -rate / shape * np.expm1(shape * t)
 
 
+_Q_LIMIT = 10.0
+
+
 def _log_mean(months, event):
     return math.log(max(months.sum() / max(event.sum(), 1), 1e-6))
 
@@ -98,7 +101,9 @@ FAMILIES = {
         lambda x: (math.exp(x[0]), math.exp(x[1])), lambda t, e: [0.0, _log_mean(t, e)]),
     "gengamma": Family(
         "gengamma", ("mu", "sigma", "Q"), _gengamma_logpdf, _gengamma_logsf,
-        lambda x: (x[0], math.exp(x[1]), x[2]), lambda t, e: [_log_mean(t, e), 0.0, 1.0]),
+        # |Q| < 10: beyond it the terms lose all precision and a spurious degenerate optimum appears.
+        lambda x: (x[0], math.exp(x[1]), _Q_LIMIT * math.tanh(x[2])),
+        lambda t, e: [_log_mean(t, e), 0.0, math.atanh(1.0 / _Q_LIMIT)]),
 }
 
 
