@@ -15,9 +15,13 @@ Conventions, as in R ``survival`` and lifelines:
 
 - 95% intervals on the log–log scale with Greenwood's variance ("exponential
   Greenwood"), so they stay in [0, 1].
-- The median is the first time the curve is at or below 0.5; its interval is where
-  the lower and upper limits of the band cross 0.5 (Brookmeyer–Crowley read off the
-  log–log band). NaN when not reached.
+- The median is the first time the curve is at or below 0.5, or, where the curve is
+  flat at exactly 0.5, the midpoint of that flat (to the next step, or to the last time
+  at the end of the curve), as R's ``quantile.survfit``; its interval is where the lower
+  and upper limits of the band cross 0.5 by the same rule (Brookmeyer–Crowley read off
+  the log–log band). NaN when not reached: the upper limit is often missing.
+- Where the estimate is 0 the log–log limits are undefined and missing (NaN), as in R.
+  Where it is 1 (before the first event) R leaves them missing too; here they are 1.
 - Survival at a time after the last observed duration of a group is not estimable and
   is NaN (unless the curve has already reached 0).
 """
@@ -355,6 +359,8 @@ def _kaplan_meier(table: dict, z: float) -> dict:
         standard_error = survival * np.sqrt(greenwood)
     standard_error = np.where(survival > 0, standard_error, np.nan)
     low, high = _loglog_band(survival, np.sqrt(greenwood), z)
+    # At S = 0 the log-log limits are undefined: R's survfit leaves them missing.
+    low, high = np.where(survival > 0, low, np.nan), np.where(survival > 0, high, np.nan)
     return {"survival": survival, "standard_error": standard_error, "ci_low": low, "ci_high": high}
 
 
@@ -790,9 +796,29 @@ def _typed(out: pd.DataFrame, source: pd.DataFrame, by: list[str]) -> pd.DataFra
     return out
 
 
+_TOLERANCE = float(np.sqrt(np.finfo(float).eps))  # R's quantile.survfit tolerance
+
+
 def _first_crossing(t: np.ndarray, values: np.ndarray, level: float) -> float:
-    hit = np.flatnonzero(values <= level)
-    return float(t[hit[0]]) if hit.size else np.nan
+    """The first time (months) a step curve is at or below `level`, by R's rule: where the
+    curve is flat at exactly `level` (within 1.5e-8), the midpoint of that flat, up to
+    the next step or, at the end of the curve, to its last time. Missing values are
+    skipped; NaN when the curve never gets there."""
+    known = ~np.isnan(values)
+    if not known.any():
+        return np.nan
+    last_time = float(t[-1])
+    t, values = t[known], values[known]
+    steps = np.concatenate([[True], values[1:] != values[:-1]])  # censoring rows repeat the value
+    t, values = t[steps], values[steps]
+    hit = np.flatnonzero(values <= level + _TOLERANCE)
+    if not hit.size:
+        return np.nan
+    i = hit[0]
+    if abs(values[i] - level) >= _TOLERANCE:
+        return float(t[i])
+    following = float(t[i + 1]) if i + 1 < len(t) else last_time
+    return (float(t[i]) + following) / 2
 
 
 def median_survival(curve: pd.DataFrame) -> pd.DataFrame:
@@ -808,9 +834,9 @@ def median_survival(curve: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         The grouping columns, ``subjects`` (episodes or patients in the curve),
         ``median_months``, ``ci_low``, ``ci_high`` (months). The median is the first
-        time survival is at or below 0.5; its lower limit is where the lower band
-        crosses 0.5 and its upper limit where the upper band does. NaN where not
-        reached.
+        time survival is at or below 0.5 (the midpoint of a flat at exactly 0.5, as R's
+        survival); its lower limit is where the lower band crosses 0.5 and its upper
+        limit where the upper band does. NaN where not reached.
     """
     by = curve_groups(curve)
     t_all, n_all, *bands = _arrays(curve, ("time_months", "at_risk", "survival", "ci_low", "ci_high")).values()

@@ -23,7 +23,8 @@ from analysis.intervals import wilson_interval
 from sim.schema import Scenario, TargetSpec
 
 _STOPPED_FOR_ANOTHER_SYSTEMIC = ("switch", "adverse_event", "loss_of_response")
-_STILL_ON = ("horizon", "lost_to_followup")
+# Censored while on the drug, death included (the data lock, the last visit or death ended follow-up).
+_STILL_ON = ("horizon", "lost_to_followup", "death")
 # Metrics whose figure a scenario declares directly (response probabilities, fates of
 # responders, adverse-event probabilities and the stops they cause): reproducing them is
 # input reproduction. Final states and the return to topical therapy are predictions.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -384,3 +386,31 @@ def test_group_time_order_sorts_by_group_then_time(groups):
     assert np.array_equal(np.sort(order), np.arange(20_000))
     g, t = group[order], durations[order]
     assert np.all((g[1:] > g[:-1]) | ((g[1:] == g[:-1]) & (t[1:] >= t[:-1])))
+
+
+def _four_subjects(durations, events):
+    from analysis.survival import kaplan_meier
+
+    frame = pd.DataFrame({"months": np.asarray(durations, float), "stopped": np.asarray(events, bool)})
+    return kaplan_meier(frame, "months", "stopped")
+
+
+def test_median_on_a_flat_at_one_half_is_its_midpoint_and_the_upper_limit_is_missing_as_in_r():
+    # By hand: S = 3/4 at 1, 1/2 at 2 (flat through the censoring at 3), 0 at 5. R's
+    # quantile.survfit: median (2 + 5)/2 = 3.5; lower band 3/4^exp(1.96 * 1.0035) = 0.13
+    # at month 1 (limit 1); upper band 0.96, 0.85, 0.85, then missing at S = 0 (limit NA).
+    curve = _four_subjects([1, 2, 3, 5], [1, 1, 0, 1])
+    median = median_survival(curve).iloc[0]
+    assert median["median_months"] == 3.5
+    assert median["ci_low"] == 1.0
+    assert np.isnan(median["ci_high"])
+    last = curve[curve["time_months"] == 5].iloc[0]
+    assert last["survival"] == 0 and np.isnan(last["ci_low"]) and np.isnan(last["ci_high"])
+    at2 = curve[curve["time_months"] == 2].iloc[0]
+    sigma = math.sqrt(1 / 12 + 1 / 6) / math.log(2)
+    assert at2["ci_high"] == pytest.approx(0.5 ** math.exp(-stats.norm.ppf(0.975) * sigma), rel=1e-12)
+
+
+def test_median_on_a_flat_at_one_half_that_ends_the_curve_runs_to_the_last_time():
+    curve = _four_subjects([1, 2, 3, 4], [1, 1, 0, 0])
+    assert median_survival(curve).iloc[0]["median_months"] == 3.0  # (2 + 4) / 2, as R

@@ -89,3 +89,17 @@ def test_why_a_target_is_not_enforced_is_printed():
         "metric": "response_rate", "treatment": "a", "observed": {"p": 0.75}, "enforce": False,
         "why": "the publication counts differently"}}})
     assert "not enforced: the publication counts differently" in format_targets(check_targets(scenario, *frames()))
+
+def test_a_responder_censored_by_death_was_still_on_and_every_responder_has_one_fate():
+    episodes = pd.DataFrame({
+        "replicate": [0, 0, 0, 0], "strategy": "s", "patient": [0, 1, 2, 3], "episode": 1, "treatment": "a",
+        "reason": ["death", "horizon", "remission", "switch"],
+        "responded": pd.array([True, True, True, True], dtype="boolean"),
+    })
+    _, patients, events = frames()
+    shares = {}
+    for fate in ("still_on", "remission", "switch"):
+        target = {"metric": "responder_fate", "treatment": "a", "fate": fate, "observed": {"events": 1, "n": 2}}
+        scenario = Scenario.model_validate({**SCENARIO, "targets": {"t": target}})
+        shares[fate] = check_targets(scenario, episodes, patients, events).iloc[0]["simulated_mean"]
+    assert shares == {"still_on": 0.5, "remission": 0.25, "switch": 0.25}

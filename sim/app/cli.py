@@ -237,3 +237,24 @@ def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert,
     tls = {"ca_file": tls_ca_file, "cert": tls_cert, "key": tls_key}
     sys.exit(sweep_command(sweep_file, out, workers, scheduler, dask_mode == "local", keep_episodes, report, quiet,
                            tls=tls))
+
+
+@main.command()
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@click.option("--as", "key", default="course", show_default=True, help="Key of the YAML block (course, loss_of_response...).")
+@click.option("--at", "at_months", help="Months at which to compare fitted and published survival, e.g. 6,12,24.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the YAML block to this file.")
+def fit(csv_file, key, at_months, out):
+    """Fit survival families to a published KM curve (time_months,survival,n_at_risk) or to
+    individual data (time_months,event); print AIC/BIC and write the best as YAML."""
+    from analysis.fit_command import FitInputError, fit_report, parse_times
+
+    try:
+        printed, block = fit_report(csv_file, key, parse_times(at_months))
+    except FitInputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(printed)
+    click.echo(block)
+    if out is not None:
+        out.write_text(block, encoding="utf-8")
