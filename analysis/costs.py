@@ -124,6 +124,19 @@ def patient_costs(episodes: pd.DataFrame, patients: pd.DataFrame, economics: Eco
     return out
 
 
+def truncation_shares(patients: pd.DataFrame, horizon_months: float) -> dict:
+    """Shares (0-1) of patients whose costs and QALYs end before `horizon_months` other
+    than by death: `lost_to_followup_share`, `observation_ended_share` (a personal
+    follow-up or an age limit) and their sum `censored_share`."""
+    if not len(patients):
+        return {"lost_to_followup_share": 0.0, "observation_ended_share": 0.0, "censored_share": 0.0}
+    final = patients["final_state"].astype(object)
+    lost = final == "lost_to_followup"
+    early = (patients["follow_up_months"].to_numpy(float) < horizon_months - 1e-9) & ~lost & (final != "dead")
+    return {"lost_to_followup_share": float(lost.mean()), "observation_ended_share": float(early.mean()),
+            "censored_share": float((lost | early).mean())}
+
+
 #: Cost categories of `patient_costs`, in the order tables and figures show them.
 COST_CATEGORIES = ("drugs", "administration", "monitoring", "health_states", "events")
 

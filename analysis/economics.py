@@ -43,19 +43,29 @@ def incremental_analysis(costs: pd.Series, effects: pd.Series) -> pd.DataFrame:
 
     `costs` and `effects` are indexed by strategy (mean cost, mean QALYs). Returns one row
     per strategy: `strategy, cost, effect, status` (`reference`, `non-dominated`,
-    `dominated`, `extendedly dominated`), and for non-dominated strategies the increments
-    over the previous one on the frontier and the ICER (cost per QALY).
+    `dominated`, `extendedly dominated`), for non-dominated strategies the increments
+    over the previous one on the frontier and the ICER (cost per QALY); for the others
+    `dominated_by` (the strategy that dominates it, or extendedly the two that do) and
+    the increments over it (over the cheaper of the two), with no ICER.
     """
     table = pd.DataFrame({"cost": costs, "effect": effects}).sort_values(["cost", "effect"], ascending=[True, False])
     status = {name: "" for name in table.index}
+    beaten_by = {name: "" for name in table.index}
     frontier = [name for name in table.index]
-    frontier = _drop_dominated(table, frontier, status)
-    frontier = _drop_extendedly_dominated(table, frontier, status)
+    frontier = _drop_dominated(table, frontier, status, beaten_by)
+    frontier = _drop_extendedly_dominated(table, frontier, status, beaten_by)
     rows = []
     for name in table.index:
         row = {"strategy": name, "cost": table.at[name, "cost"], "effect": table.at[name, "effect"],
                "status": status[name] or "non-dominated", "incremental_cost": math.nan,
-               "incremental_effect": math.nan, "icer": math.nan, "compared_with": ""}
+               "incremental_effect": math.nan, "icer": math.nan, "compared_with": "", "dominated_by": beaten_by[name]}
+        if beaten_by[name]:
+            # Increments over the strategy that dominates it (the cheaper neighbour, extendedly):
+            # a dominated strategy is said to be dominated, not left blank. No ICER.
+            other = beaten_by[name].split(" and ")[0]
+            row["incremental_cost"] = table.at[name, "cost"] - table.at[other, "cost"]
+            row["incremental_effect"] = table.at[name, "effect"] - table.at[other, "effect"]
+            row["compared_with"] = other
         if name in frontier:
             position = frontier.index(name)
             if position == 0:
@@ -70,23 +80,24 @@ def incremental_analysis(costs: pd.Series, effects: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _drop_dominated(table, frontier, status):
+def _drop_dominated(table, frontier, status, beaten_by):
     # Strong dominance: another strategy costs no more and is at least as effective.
     kept = []
     for name in frontier:
         cost, effect = table.at[name, "cost"], table.at[name, "effect"]
-        beaten = any(
-            other != name and table.at[other, "cost"] <= cost and table.at[other, "effect"] >= effect
-            and (table.at[other, "cost"] < cost or table.at[other, "effect"] > effect)
-            for other in frontier)
+        beaten = [
+            other for other in frontier
+            if other != name and table.at[other, "cost"] <= cost and table.at[other, "effect"] >= effect
+            and (table.at[other, "cost"] < cost or table.at[other, "effect"] > effect)]
         if beaten:
             status[name] = "dominated"
+            beaten_by[name] = beaten[0]  # the cheapest of those that dominate it
         else:
             kept.append(name)
     return kept
 
 
-def _drop_extendedly_dominated(table, frontier, status):
+def _drop_extendedly_dominated(table, frontier, status, beaten_by):
     # Extended dominance: the ICERs along the frontier must increase; drop any strategy
     # whose ICER exceeds the next one's, and look again.
     changed = True
@@ -96,6 +107,7 @@ def _drop_extendedly_dominated(table, frontier, status):
         for i in range(len(icers) - 1):
             if icers[i] > icers[i + 1]:
                 status[frontier[i + 1]] = "extendedly dominated"
+                beaten_by[frontier[i + 1]] = f"{frontier[i]} and {frontier[i + 2]}"
                 frontier = frontier[: i + 1] + frontier[i + 2:]
                 changed = True
                 break

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from analysis.colours import strategy_colours
 from analysis.plots import new_figure, display_label, figure_style
@@ -45,14 +45,15 @@ def plot_costs_and_qalys(by_strategy: pd.DataFrame, currency: str, strategies: S
         parts = [("drugs", "#4477aa"), ("administration", "#aa3377"), ("monitoring", "#66ccee"),
                  ("health_states", "#228833"), ("events", "#ccbb44")]
         for part, colour in parts:
-            if f"cost_{part}_{currency}" not in means:
-                continue  # runs costed before the category existed
+            if f"cost_{part}_{currency}" not in means or not means[f"cost_{part}_{currency}"].any():
+                continue  # runs costed before the category existed, or nothing in it
             values = means[f"cost_{part}_{currency}"].to_numpy()
             cost_ax.barh(names, values, left=bottom, color=colour, label=part.replace("_", " "))
             bottom += values
         total = f"cost_total_{currency}"
         cost_ax.errorbar(means[total], names, xerr=[means[total] - low[total], high[total] - means[total]],
-                         fmt="none", ecolor="black", capsize=4, label="total, 95% CI")
+                         fmt="none", ecolor="black", capsize=4, label="total, 95% Monte Carlo interval")
+        cost_ax.xaxis.set_major_locator(MaxNLocator(5))
         cost_ax.xaxis.set_major_formatter(money_formatter(currency))
         cost_ax.set(title="Mean discounted cost per patient", xlabel=f"cost ({currency})")
         cost_ax.legend(loc="lower right", fontsize="small")

@@ -21,7 +21,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MultipleLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MultipleLocator, PercentFormatter
 
 from analysis.colours import (
     REASON_COLOURS,
@@ -97,9 +97,20 @@ def _all_levels(column: pd.Series) -> list:
     return list(dict.fromkeys(column.astype(object)))
 
 
+#: Above this many months a time axis is labelled in years.
+YEARS_FROM_MONTHS = 72
+
+
 def _month_ticks(ax, max_months: float) -> None:
     ax.xaxis.set_major_locator(MultipleLocator(month_step(max_months)))
+    if max_months > YEARS_FROM_MONTHS:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _=None: f"{x / 12:g}"))
     ax.set_xlim(0, max_months)
+
+
+def _time_label(text: str, max_months: float) -> str:
+    """The axis label of a time axis: `Months since ...` becomes `Years since ...` on long axes."""
+    return text.replace("Months", "Years", 1) if max_months > YEARS_FROM_MONTHS else text
 
 
 def month_step(max_months: float) -> int:
@@ -253,7 +264,7 @@ def plot_drug_survival(
             ax.set_ylabel("Still on treatment (% of episodes)")
             _percent_axis(ax, 1.02)
             _month_ticks(ax, max_months)
-            table.set_xlabel("Months since start of treatment")
+            table.set_xlabel(_time_label("Months since start of treatment", max_months))
         # One legend for the figure, below the panels: inside a panel it hid the curves
         # of a pathway of six or seven drugs.
         handles = _unique_handles(fig.axes)
@@ -428,7 +439,7 @@ def plot_discontinuation_reasons(
             ax.set_title(" · ".join(display_label(labels, k) for k in key) or "All episodes")
             _percent_axis(ax)
             _month_ticks(ax, max_months)
-            ax.set_xlabel("Months since start of treatment")
+            ax.set_xlabel(_time_label("Months since start of treatment", max_months))
             ax.set_ylabel("Episodes (%)")
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
@@ -578,7 +589,7 @@ def plot_topical_return_over_time(
                     lw=0,
                 )
             ax.set_title(name)
-            ax.set_xlabel("Months since entering the pathway (t)")
+            ax.set_xlabel(_time_label("Months since entering the pathway (t)", max_months))
             _month_ticks(ax, max_months)
         top = float(np.nanmax(curve["ci_high"])) if len(curve) else 1.0
         _percent_axis(axes[0], min(1.0, top * 1.1 + 0.02))
@@ -642,7 +653,7 @@ def plot_state_occupancy(
             ax.set_title(display_label(labels, strategy))
             _percent_axis(ax)
             _month_ticks(ax, max_months)
-            ax.set_xlabel("Months since entering the pathway")
+            ax.set_xlabel(_time_label("Months since entering the pathway", max_months))
             ax.set_ylabel("Patients (%)")
         for ax in list(axes.flat)[len(strategies) :]:
             ax.set_visible(False)

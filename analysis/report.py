@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis.colours import strategy_colours, treatment_colours
@@ -93,13 +94,14 @@ def build_report(run_dir: str | os.PathLike, svg: bool = False, summary: pd.Data
     tables = _tables(run, context, summary, shared)
     figures = _figures(run, context, svg, shared)
     extra_sections = []
+    pathway_html = _pathway_figure(run, context, svg)
     for section in (care_section, validation_section, economics_section):
         html_part, _, section_tables = section(run, context, _renderer(run.run_dir, svg))
         extra_sections.append(html_part)
         tables += section_tables
     for table in tables:
         write_atomic(run.run_dir / "tables" / f"{table.name}.csv", table.frame.to_csv(index=False))
-    page = _page(run, context, summary, figures, tables, extra_sections)
+    page = _page(run, context, summary, figures, tables, extra_sections, pathway_html)
     return write_atomic(run.run_dir / "report.html", page)
 
 
@@ -204,7 +206,7 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
                 shared.drug_survival,
                 labels=labels,
                 colours=context.treatment_colours,
-                max_months=context.horizon_months,
+                max_months=_episode_axis_months(episodes, context.horizon_months),
                 pathways=context.pathways,
             ),
         ),
@@ -214,10 +216,10 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
             "Cumulative incidence of each reason for stopping, as competing risks "
             "(Aalen–Johansen), all strategies pooled; the grey remainder is still on treatment.",
             lambda: plot_discontinuation_reasons(
-                cumulative_incidence(episodes, by="treatment",
-                                     times_months=discontinuation_plot_times(context.horizon_months)),
+                cumulative_incidence(episodes, by="treatment", times_months=discontinuation_plot_times(
+                    _episode_axis_months(episodes, context.horizon_months))),
                 labels=labels,
-                max_months=context.horizon_months,
+                max_months=_episode_axis_months(episodes, context.horizon_months),
             ),
         ),
         (
@@ -257,6 +259,31 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
         _render(run.run_dir, name, title, caption, draw, svg)
         for name, title, caption, draw in specs
     ]
+
+
+def _pathway_figure(run: Run, context: _Context, svg: bool) -> str:
+    """The pathway diagram drawn from the manifest's strategies (empty for older runs)."""
+    from analysis.pathway_diagram import plot_pathways
+
+    declared = (run.manifest.get("scenario") or {}).get("strategies") or run.manifest.get("strategies") or {}
+    strategies = {s: declared[s] for s in context.strategies if isinstance(declared.get(s), Mapping)
+                  and declared[s].get("lines")}
+    if not strategies:
+        return ""
+    figure = _render(run.run_dir, "pathways", "Treatment pathways",
+                     "Each strategy's lines of systemic therapy in order, with its rules, as simulated.",
+                     lambda: plot_pathways(strategies, context.labels), svg)
+    return figure_html(figure)
+
+
+def _episode_axis_months(episodes: pd.DataFrame, horizon_months: float) -> float:
+    """Right end of a time-on-treatment axis: the horizon, or on long horizons the time by
+    which 99% of episodes had ended, rounded up to whole years (lifetime axes were empty
+    past the first few years)."""
+    if horizon_months <= 120 or episodes.empty:
+        return horizon_months
+    lengths = (episodes["stop"] - episodes["start"]).to_numpy(float)
+    return float(min(horizon_months, max(12.0, 12.0 * math.ceil(float(np.quantile(lengths, 0.99)) / 12.0))))
 
 
 def _renderer(run_dir: Path, svg: bool) -> Callable:
@@ -395,6 +422,7 @@ table.params{width:100%}table.params td:nth-child(1){width:30%;word-break:break-
 table.params td:nth-child(2){width:22%;font-family:ui-monospace,Menlo,Consolas,monospace;
  font-size:.85rem}
 .table-wrap{overflow-x:auto;max-width:100%}
+p.warn{background:#fff4e5;border-left:4px solid #e69500;padding:.5rem .8rem}
 """
 
 
@@ -435,6 +463,7 @@ def _page(
     figures: list[_Figure],
     tables: list[ReportTable],
     extra_sections: Sequence[str] = (),
+    pathway_html: str = "",
 ) -> str:
     manifest = run.manifest
     name = manifest.get("scenario_name") or run.run_dir.name
@@ -442,6 +471,7 @@ def _page(
         f"<h1>adpath report: {_e(name)}</h1>",
         f'<p class="lead">{_e(manifest.get("description") or "")}</p>',
         _run_section(run, context),
+        pathway_html,
         _headline_section(context, summary),
         _differences_section(context, tables),
         _figure_section(figures),
@@ -484,7 +514,7 @@ def _run_section(run: Run, context: _Context) -> str:
         ("Scenario hash", m.get("scenario_hash")),
         ("Patients per strategy and replicate", f"{per_replicate:,}"),
         ("Replicates", replicates),
-        ("Horizon", f"{context.horizon_months:g} months"),
+        ("Horizon", _horizon_text(context.horizon_months)),
         *_age_limit(m),
         ("Seed", m.get("seed")),
         ("Engine", m.get("engine")),
@@ -522,6 +552,13 @@ def _run_section(run: Run, context: _Context) -> str:
         )
         + f'<p class="muted">Package versions: {version_text}.</p>'
     )
+
+
+def _horizon_text(months: float) -> str:
+    """`60 years (720 months)` for whole years, `18 months` otherwise."""
+    if months >= 12 and abs(months / 12 - round(months / 12)) < 1e-9:
+        return f"{months / 12:g} years ({months:g} months)"
+    return f"{months:g} months"
 
 
 def _css_colour(rgb) -> str:

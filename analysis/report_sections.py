@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.html import escape, figure_html
+from analysis.html import escape, figure_html, html_table
 from analysis.html import is_missing as _missing
 from analysis.intervals import poisson_rate_interval, t_interval, wilson_interval
 
@@ -84,12 +84,12 @@ def _care_record(strategy: str, patients: pd.DataFrame, bursts: pd.DataFrame | N
 
 
 def economics_section(run, context, render) -> tuple[str, list, list]:
-    """Costs, QALYs, the incremental analysis and net benefit (empty without --economics)."""
+    """The cost-effectiveness part of the report, as an HTA model description: the model
+    (perspective, population, comparators, horizon, time, discounting, prices), a warning
+    where follow-up truncates costs and QALYs, costs by category, the incremental analysis
+    and net benefit, and every economic input with its value and source (empty without
+    --economics)."""
     from analysis.economics_plots import plot_costs_and_qalys
-    from analysis.html import escape as _e
-    from analysis.html import html_table as _html_table
-    from analysis.report import ReportTable as _Table
-    from analysis.report import number_text as _number
 
     economics = run.manifest.get("economics")
     path, incremental_path = run.run_dir / "economics.csv", run.run_dir / "incremental.csv"
@@ -99,50 +99,207 @@ def economics_section(run, context, render) -> tuple[str, list, list]:
     by_strategy = pd.read_csv(path)
     incremental = pd.read_csv(incremental_path)
     figure = render("costs_and_qalys", "Costs and QALYs by strategy",
-                    f"Mean discounted cost per patient by component, and mean discounted QALYs, with 95% "
-                    f"intervals ({currency}, {economics['price_year']} prices).",
+                    f"Mean discounted cost per patient by category, and mean discounted QALYs, with 95% Monte "
+                    f"Carlo intervals (the simulation error of {len(run.patients):,} simulated patient-strategies, "
+                    f"not parameter uncertainty; {currency}, {economics['price_year']} prices).",
                     lambda: plot_costs_and_qalys(by_strategy, currency, context.strategies, context.labels))
+    inputs = _inputs_frame(economics)
+    html = (
+        "<h2>Cost-effectiveness</h2>"
+        + _model_description(run, context, economics)
+        + _truncation_warning(run, context)
+        + figure_html(figure, heading=False)
+        + "<h3>Costs, QALYs and life-years per patient</h3>"
+        + _category_table(by_strategy, context, currency)
+        + "<h3>Incremental analysis</h3>"
+        + _incremental_html(incremental, context, currency)
+        + _unpriced(economics)
+        + _inputs_html(inputs, economics)
+    )
+    tables = [_Table("economics", "Mean costs (by category), QALYs and life-years per strategy, discounted and "
+                     "undiscounted, with 95% Monte Carlo intervals.", by_strategy),
+              _Table("incremental", "Incremental analysis and net monetary benefit.", incremental)]
+    if not inputs.empty:
+        tables.append(_Table("economic_inputs", "Every input of the economic setting with its value and source.",
+                             inputs))
+    return html, [figure], tables
+
+
+def _Table(*args):
+    from analysis.report import ReportTable as Table
+
+    return Table(*args)
+
+
+def _years(months: float) -> str:
+    years = months / 12.0
+    return f"{years:g} years" if abs(years - round(years)) < 1e-9 else f"{years:.1f} years ({months:g} months)"
+
+
+def _model_description(run, context, economics: dict) -> str:
+    scenario = run.manifest.get("scenario") or {}
+    patients = run.patients
+    population = str(run.manifest.get("description") or "")
+    if "age_years" in patients:
+        ages = patients["age_years"].to_numpy(float)
+        population += f" Age at entry: mean {ages.mean():.1f} years (range {ages.min():.0f}-{ages.max():.0f})."
+    if "sex" in patients:
+        population += f" Men: {(patients['sex'].astype(object) == 'male').mean():.0%}."
+    per_strategy = run.manifest.get("patients") or int(patients.groupby("strategy", observed=True).size().max())
+    population += f" {per_strategy:,} virtual patients per strategy and replicate, the same patients in every strategy."
+    comparators = ", ".join(context.labels[s] for s in context.strategies)
+    mortality = scenario.get("mortality") if isinstance(scenario, dict) else None
+    horizon = _years(context.horizon_months)
+    if mortality:
+        horizon += " (background mortality from a life table: effectively lifetime)" \
+            if context.horizon_months >= 600 else " (with background mortality)"
+    resolved = economics.get("resolved") or {}
+    adjustment = resolved.get("age_adjustment")
+    children = resolved.get("children")
+    utilities = "Health-state utilities by state"
+    if adjustment:
+        utilities += (f", adjusted for age {adjustment['method']}ly by the general-population norm "
+                      f"{adjustment['norm'].replace('_', ' ')} (reference age {adjustment['reference_age'] / 12:g} years)")
+    if children:
+        utilities += f"; children's own utilities until {children['until_age'] / 12:g} years"
+    discount = (f"costs {economics['discount_costs_per_year']:.1%} a year, QALYs "
+                f"{economics['discount_qalys_per_year']:.1%} a year ({economics['discounting']}"
+                + (": whole-year factors" if economics["discounting"] == "annual" else ": exp(-rt), exact") + ")")
+    facts = [
+        ("Economic setting", economics["name"]),
+        ("Perspective", economics.get("perspective") or NOT_GIVEN),
+        ("Population", population.strip()),
+        ("Comparators", comparators),
+        ("Time horizon", horizon),
+        ("Model", "individual-patient discrete-event simulation in continuous time: no cycles (so no half-cycle "
+                  "correction); every cost and QALY integrated exactly over each patient's months in each state"),
+        ("Discounting", discount),
+        ("Currency and price year", f"{currency_of(economics)}, {economics['price_year']} prices"),
+        ("Outcomes", f"{utilities}; one-off disutilities for adverse events and corticosteroid bursts; "
+                     "life-years discounted and undiscounted"),
+        ("Willingness to pay", ", ".join(f"{w:,.0f} {currency_of(economics)}/QALY" for w in economics["willingness_to_pay"])),
+        ("Inputs hash", economics.get("resolved_hash") or NOT_GIVEN),
+    ]
+    rows = [[escape(k), escape(v)] for k, v in facts]
+    return "<h3>Model description</h3>" + html_table(["Item", "Value"], rows, [False, False])
+
+
+NOT_GIVEN = "not given"
+
+
+def currency_of(economics: dict) -> str:
+    """The currency code of a run's economic setting."""
+    return str(economics["currency"])
+
+
+def _truncation_warning(run, context) -> str:
+    from analysis.costs import truncation_shares
+
+    shares = (run.manifest.get("economics") or {}).get("truncated") or truncation_shares(
+        run.patients, context.horizon_months)
+    if not shares["censored_share"]:
+        return ""
+    return (f'<p class="warn"><b>Warning:</b> costs and QALYs stop before the {escape(_years(context.horizon_months))} '
+            f"horizon for {shares['censored_share']:.1%} of patients: {shares['lost_to_followup_share']:.1%} lost to "
+            f"follow-up and {shares['observation_ended_share']:.1%} whose observation ended (a personal follow-up "
+            "or an age limit). Their later costs and QALYs are missing, not zero by choice; for lifetime value "
+            "set <code>loss_to_followup: null</code> and follow everyone to the horizon.</p>")
+
+
+_CATEGORY_NAMES = {"drugs": "Drugs", "administration": "Administration", "monitoring": "Monitoring",
+                   "health_states": "Health states", "events": "Events", "total": "Total"}
+
+
+def _category_table(by_strategy: pd.DataFrame, context, currency: str) -> str:
+    from analysis.report import number_text as _number
+
+    means = by_strategy.set_index(["strategy", "outcome"])
+    outcomes = [(f"Cost: {name.lower()} ({currency})", f"cost_{key}_{currency}")
+                for key, name in _CATEGORY_NAMES.items()]
+    outcomes += [(f"Cost: total undiscounted ({currency})", f"cost_total_undiscounted_{currency}"),
+                 ("QALYs", "qalys"), ("QALYs undiscounted", "qalys_undiscounted"),
+                 ("Life-years", "life_years_discounted"), ("Life-years undiscounted", "life_years")]
+    strategies = [s for s in context.strategies if s in set(by_strategy["strategy"])]
     rows = []
-    for r in incremental.itertuples(index=False):
-        r = r._asdict()
-        icer = r.get(f"icer_{currency}_per_qaly")
-        rows.append([
-            _e(context.labels.get(r["strategy"], r["strategy"])),
-            f"{r[f'cost_{currency}']:,.0f}", f"{r['qalys']:.3f}", _e(r["status"]),
-            "" if _missing(r.get(f"incremental_cost_{currency}")) else f"{r[f'incremental_cost_{currency}']:,.0f}",
-            "" if _missing(r.get("incremental_qalys")) else f"{r['incremental_qalys']:.3f}",
-            "" if _missing(icer) else f"{icer:,.0f}",
-            _e(context.labels.get(r["compared_with"], r["compared_with"]) if isinstance(r["compared_with"], str) else ""),
-        ])
+    for label, outcome in outcomes:
+        if (strategies[0], outcome) not in means.index:
+            continue
+        cells = [escape(label)]
+        for s in strategies:
+            r = means.loc[(s, outcome)]
+            cells.append(_money(r["mean"], r["ci_low"], r["ci_high"]) if outcome.startswith("cost")
+                         else _years_value(r["mean"], r["ci_low"], r["ci_high"]))
+        rows.append(cells)
+    return (html_table(["Per patient (discounted unless said)"] + [context.labels[s] for s in strategies], rows,
+                       [False] + [True] * len(strategies))
+            + '<p class="muted">Means with 95% Monte Carlo intervals in brackets: the simulation error from the '
+              "finite number of virtual patients (t interval over patients, or over replicates), not the "
+              "uncertainty of the inputs (for that, a PSA: <code>adpath sweep</code>).</p>")
+
+
+def _years_value(value, low, high) -> str:
+    """QALYs or life-years with three decimals (differences between strategies are often below 0.1)."""
+    if _missing(value):
+        return "—"
+    return f"{value:.3f} ({low:.3f} to {high:.3f})".replace("-", "\u2212")
+
+
+def _money(value, low, high) -> str:
+    if _missing(value):
+        return "—"
+    return f"{value:,.0f} ({low:,.0f} to {high:,.0f})".replace("-", "\u2212")
+
+
+def _incremental_html(incremental: pd.DataFrame, context, currency: str) -> str:
+    def label(name) -> str:
+        if not isinstance(name, str) or not name:
+            return ""
+        return " and ".join(context.labels.get(n, n) for n in name.split(" and "))
+
+    rows = []
+    for r in incremental.to_dict("records"):
+        status = r["status"]
+        if status in ("dominated", "extendedly dominated"):
+            beaten = label(r.get("dominated_by"))
+            said = ("Dominated by " if status == "dominated" else "Extendedly dominated by ") + beaten
+            increments = [f"{r[f'incremental_cost_{currency}']:,.0f}", f"{r['incremental_qalys']:.3f}", escape(said)]
+        elif status == "reference":
+            increments = ["reference"] * 2 + ["—"]
+        else:
+            increments = [f"{r[f'incremental_cost_{currency}']:,.0f}", f"{r['incremental_qalys']:.3f}",
+                          f"{r[f'icer_{currency}_per_qaly']:,.0f}"]
+        rows.append([escape(context.labels.get(r["strategy"], r["strategy"])), f"{r[f'cost_{currency}']:,.0f}",
+                     f"{r['qalys']:.3f}", escape(status), *increments, escape(label(r.get("compared_with")))])
     header = ["Strategy", f"Cost ({currency})", "QALYs", "Status", f"Incremental cost ({currency})",
               "Incremental QALYs", f"ICER ({currency} per QALY)", "Compared with"]
     nmb_columns = [c for c in incremental.columns if c.startswith(f"nmb_{currency}_at_")]
-    nmb_rows = [[_e(context.labels.get(r["strategy"], r["strategy"]))]
-                + [f"{r[c]:,.0f}" for c in nmb_columns] for _, r in incremental.iterrows()]
-    undiscounted = by_strategy[by_strategy["outcome"].isin([f"cost_total_undiscounted_{currency}", "qalys_undiscounted"])]
-    names = {f"cost_total_undiscounted_{currency}": f"Cost ({currency})", "qalys_undiscounted": "QALYs"}
-    plain_rows = [[_e(context.labels.get(r.strategy, r.strategy)), _e(names[r.outcome]),
-                   _number(r.mean, r.ci_low, r.ci_high)] for r in undiscounted.itertuples(index=False)]
-    html = (
-        "<h2>Cost-effectiveness</h2>"
-        + figure_html(figure, heading=False)
-        + f"<p>Setting <b>{_e(economics['name'])}</b>: {_e(currency)} at {_e(economics['price_year'])} prices; "
-        f"costs discounted at {economics['discount_costs_per_year']:.1%} and QALYs at "
-        f"{economics['discount_qalys_per_year']:.1%} a year ({_e(economics['discounting'])}).</p>"
-        + _html_table(header, rows, [False, True, True, False, True, True, True, False])
-        + '<p class="muted">Strategies ordered by cost; dominated: another costs less and gains more; '
-          "extendedly dominated: a mix of its neighbours would do better. ICERs compare each "
-          "strategy on the frontier with the previous one.</p>"
-        + "<h3>Net monetary benefit</h3>"
-        + _html_table(["Strategy"] + [f"NMB at {float(c.rsplit('_', 1)[1]):,.0f} {currency}/QALY" for c in nmb_columns],
-                      nmb_rows, [False] + [True] * len(nmb_columns))
-        + "<h3>Undiscounted</h3>"
-        + _html_table(["Strategy", "Outcome", "Mean per patient (95% CI)"], plain_rows, [False, False, True])
-        + _unpriced(economics)
-    )
-    tables = [_Table("economics", "Mean costs and QALYs per strategy (discounted and undiscounted).", by_strategy),
-              _Table("incremental", "Incremental analysis and net monetary benefit.", incremental)]
-    return html, [figure], tables
+    nmb_rows = [[escape(context.labels.get(r["strategy"], r["strategy"]))] + [f"{r[c]:,.0f}" for c in nmb_columns]
+                for _, r in incremental.iterrows()]
+    return (html_table(header, rows, [False, True, True, False, True, True, True, False])
+            + '<p class="muted">Discounted means; strategies ordered by cost. Dominated: another strategy costs '
+              "less and gains more QALYs (named; the increments are over it); extendedly dominated: a mix of the "
+              "two named strategies would do better (increments over the cheaper). ICERs compare each strategy "
+              "on the frontier with the previous one.</p>"
+            + "<h3>Net monetary benefit</h3>"
+            + html_table(["Strategy"] + [f"NMB at {float(c.rsplit('_', 1)[1]):,.0f} {currency}/QALY"
+                                         for c in nmb_columns], nmb_rows, [False] + [True] * len(nmb_columns)))
+
+
+def _inputs_frame(economics: dict) -> pd.DataFrame:
+    from sim.economics import input_rows
+
+    resolved = economics.get("resolved")
+    return pd.DataFrame(input_rows(resolved) if resolved else [], columns=["path", "value", "source"])
+
+
+def _inputs_html(inputs: pd.DataFrame, economics: dict) -> str:
+    if inputs.empty:
+        return ""
+    rows = [[escape(r.path), escape(r.value), escape(r.source or "not recorded")] for r in inputs.itertuples()]
+    return ("<h3>Economic inputs</h3><p>Every value of the setting "
+            f"<b>{escape(economics['name'])}</b> as the run used it (durations in days, months or years), with "
+            "its source; <code>assumption:</code> marks a value no source gives.</p>"
+            + html_table(["Input", "Value", "Source"], rows, [False, False, False], "params"))
 
 
 def _unpriced(economics: dict) -> str:

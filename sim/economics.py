@@ -12,6 +12,8 @@ Costs follow the trajectory; the engine never sees them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,6 +286,13 @@ class Economics:
     age_adjustment: AgeAdjustment | None = None
     children: ChildUtilities | None = None
     evpi_population: float | None = None
+    perspective: str | None = None
+    resolved: dict = field(default_factory=dict, compare=False)   # the validated file, as JSON values
+
+    @property
+    def resolved_hash(self) -> str:
+        """SHA-256 of the resolved economic values (canonical JSON), for run.json."""
+        return hashlib.sha256(json.dumps(self.resolved, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def economics_path(name_or_path: str) -> Path:
@@ -382,6 +391,8 @@ def compile_economics(spec: EconomicsSpec, name: str) -> Economics:
         age_adjustment=spec.age_adjustment,
         children=spec.children,
         evpi_population=spec.evpi_population.patients if spec.evpi_population else None,
+        perspective=spec.perspective,
+        resolved=spec.model_dump(mode="json", exclude_none=True),
     )
 
 
@@ -434,3 +445,44 @@ def monthly_rate(rate_per_year: float) -> float:
     """Return the continuous discount rate per month equivalent to a yearly rate."""
     return math.log1p(rate_per_year) / 12.0
 
+
+
+def input_rows(resolved: dict) -> list[dict]:
+    """Every input of a resolved economic setting as rows `path, value, source`: one row
+    per group of numbers (a price, a dose, a resource-use item, a utility...), its source
+    the group's own or the nearest enclosing one."""
+    rows: list[dict] = []
+
+    def walk(node, path: str, inherited: str) -> None:
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]", inherited)
+            return
+        if not isinstance(node, dict):
+            return
+        source = str(node.get("source", inherited) or "")
+        scalars = {k: v for k, v in node.items() if k != "source" and (
+            not isinstance(v, (dict, list)) or (isinstance(v, list) and v and not isinstance(v[0], dict)))}
+        if scalars:
+            rows.append({"path": path or "setting",
+                         "value": ", ".join(f"{k}: {_shown(k, v)}" for k, v in scalars.items()), "source": source})
+        for key, value in node.items():
+            if key not in scalars and isinstance(value, (dict, list)):
+                walk(value, f"{path}.{key}" if path else key, source)
+
+    walk({k: v for k, v in resolved.items() if k not in ("name", "description")}, "", "")
+    return rows
+
+
+#: Keys whose values are durations (months once resolved).
+_DURATIONS = ("every", "duration", "until_age", "reference_age")
+
+
+def _shown(key: str, value) -> str:
+    if isinstance(value, list):
+        return ", ".join(_shown("", v) for v in value)
+    if key in _DURATIONS and isinstance(value, (int, float)):
+        if value < 1:
+            return f"{value * 30.4375:.3g} days"
+        return f"{value:.4g} months" if value < 24 else f"{value / 12:.4g} years"
+    return f"{value:g}" if isinstance(value, float) else str(value)

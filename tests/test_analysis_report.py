@@ -16,6 +16,7 @@ from analysis.io import load_run
 from analysis.report import build_report
 
 FIGURES = (
+    "pathways",
     "drug_survival",
     "discontinuation_reasons",
     "topical_return_at_horizon",
@@ -96,8 +97,9 @@ def test_report_from_an_older_run_directory(tmp_path):
     assert "no adverse-events table" in page
     assert "no parameter table" in page
     assert "cyclosporine → methotrexate → azathioprine" in page  # pathway from the episodes
-    assert len(_images(page)) == len(FIGURES)
-    assert len(list((run_dir / "figures").glob("*.svg"))) == len(FIGURES)
+    # No pathway diagram: an older manifest does not declare the strategies' rules.
+    assert len(_images(page)) == len(FIGURES) - 1
+    assert len(list((run_dir / "figures").glob("*.svg"))) == len(FIGURES) - 1
 
 
 def test_report_without_a_manifest(tmp_path):
@@ -105,7 +107,7 @@ def test_report_without_a_manifest(tmp_path):
         tmp_path / "bare", synthetic_run(patients=40, seed=6), omit=("run.json",)
     )
     page = build_report(run_dir).read_text(encoding="utf-8")
-    assert "bare" in page and len(_images(page)) == len(FIGURES)
+    assert "bare" in page and len(_images(page)) == len(FIGURES) - 1  # no pathway diagram without a manifest
 
 
 def test_missing_tables_give_a_clear_error(tmp_path):

@@ -272,3 +272,51 @@ def test_a_resource_without_a_frequency_is_refused():
     with pytest.raises(Exception, match="every"):
         EconomicsSpec.model_validate({**SETTING, "health_states": {"topical": {"resource_use": [
             {"item": "x", "cost": {"amount": 1}}]}}})
+
+
+def test_an_economic_report_reads_as_a_model_description(tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    # 10-year modern_adult keeps loss to follow-up: costs and QALYs are truncated for some patients.
+    result = CliRunner().invoke(main, ["run", "modern_adult", "--patients", 300, "--economics", "uk_nhs",
+                                       "--report", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "warning: costs and QALYs are truncated before the horizon" in result.output
+    manifest = json.loads((out / "run.json").read_text())
+    economics = manifest["economics"]
+    assert economics["resolved"]["health_states"]["supportive_care"]["resource_use"]
+    assert len(economics["resolved_hash"]) == 64
+    assert 0 < economics["truncated"]["lost_to_followup_share"] < 1
+    page = (out / "report.html").read_text()
+    for text in ("Model description", "NHS and personal social services", "10 years (120 months)",
+                 "continuous time: no cycles", "Monte Carlo", "Warning:", "Economic inputs",
+                 "Ara &amp; Brazier", "Treatment pathways", "Cost: health states (GBP)", "Life-years undiscounted"):
+        assert text in page, text
+    incremental = pd.read_csv(out / "incremental.csv")
+    for row in incremental[incremental["status"].str.contains("dominated")].itertuples():
+        assert row.dominated_by and not math.isnan(row.incremental_cost_GBP)
+        assert ("Dominated by " in page) or ("Extendedly dominated by " in page)
+    assert (out / "tables" / "economic_inputs.csv").exists() and (out / "figures" / "pathways.png").exists()
+    costs = pd.read_parquet(out / "patients.parquet")
+    parts = sum(costs[f"cost_{c}_GBP"] for c in ("drugs", "administration", "monitoring", "health_states", "events"))
+    assert np.allclose(parts, costs["cost_total_GBP"])
+
+
+def test_dominated_strategies_name_what_dominates_them():
+    costs = pd.Series({"A": 10000.0, "B": 13000.0, "C": 15000.0, "D": 16000.0})
+    effects = pd.Series({"A": 5.0, "B": 5.1, "C": 5.5, "D": 5.4})
+    table = incremental_analysis(costs, effects).set_index("strategy")
+    assert table.loc["D", "dominated_by"] == "C"
+    assert table.loc["D", "incremental_cost"] == pytest.approx(1000.0)
+    assert table.loc["D", "incremental_effect"] == pytest.approx(-0.1)
+    assert math.isnan(table.loc["D", "icer"])
+    assert table.loc["B", "dominated_by"] == "A and C"
+
+
+def test_user_text_in_the_economic_inputs_is_escaped():
+    from analysis.report_sections import _inputs_frame, _inputs_html
+
+    economics = {"name": "<b>x</b>", "resolved": {"utilities": {"topical": {"value": 0.7, "source": "<script>"}}}}
+    html_text = _inputs_html(_inputs_frame(economics), economics)
+    assert "<script>" not in html_text and "&lt;script&gt;" in html_text and "<b>x</b>" not in html_text

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from analysis.fitting import FAMILIES, fit_all, fit_family
 from analysis.reconstruction import guyot, km_at, km_steps
 from sim import distributions as d
-from sim.cli import main
+from sim.app.cli import main
 from sim.model import distribution
 from sim.schema import DistributionSpec
 

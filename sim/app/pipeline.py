@@ -61,6 +61,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
         manifest = build_manifest(loaded, model, time.perf_counter() - clock, started)
         if setting is not None:
             manifest["economics"] = _economics_manifest(setting, loaded)
+            manifest["economics"]["truncated"] = _warn_truncation(tables.patients, model, progress)
         write_json(staging / "run.json", manifest)
     if report:
         from analysis.report import build_report
@@ -111,8 +112,25 @@ def _economics_manifest(setting, loaded: LoadedScenario) -> dict:
         "discount_qalys_per_year": setting.qaly_discount_per_year,
         "discounting": setting.method,
         "willingness_to_pay": list(setting.willingness_to_pay),
+        "perspective": setting.perspective,
         "unpriced_adverse_events": unpriced_adverse_events(setting, _adverse_events_by_treatment(loaded)),
+        "resolved": setting.resolved,
+        "resolved_hash": setting.resolved_hash,
     }
+
+
+def _warn_truncation(patients: pd.DataFrame, model, progress: bool) -> dict:
+    """Shares of patients whose costs and QALYs stop before the horizon for a reason other
+    than death (loss to follow-up, an end of observation); a warning on stderr if any."""
+    from analysis.costs import truncation_shares
+
+    shares = truncation_shares(patients, float(model.horizon_months))
+    if shares["censored_share"] > 0:
+        print(f"warning: costs and QALYs are truncated before the horizon for {shares['censored_share']:.1%} of "
+              f"patients (lost to follow-up {shares['lost_to_followup_share']:.1%}, observation ended "
+              f"{shares['observation_ended_share']:.1%}); for lifetime value set loss_to_followup: null",
+              file=sys.stderr)
+    return shares
 
 
 def _guard_resources(model, loaded: LoadedScenario, progress: bool) -> None:
