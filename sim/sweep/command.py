@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sim.sweep.executors import make_executor, start_fork_server
+from sim.sweep.executors import make_executor, start_fork_server, worker_count
 from sim.sweep.plan import load_sweep
 from sim.sweep.runner import SweepOutcome, run_sweep
 
@@ -24,7 +24,8 @@ def sweep_command(sweep_file: str, out: Path | None, workers: int | None, schedu
     Errors in the sweep file raise `ScenarioError` before anything is written.
     """
     start_fork_server(workers, scheduler, dask_local)  # its imports overlap the planning
-    plan = load_sweep(sweep_file)
+    plan = load_sweep(sweep_file, workers=worker_count(workers),
+                      warn=None if quiet else (lambda text: click.echo(text, err=True)))
     out = out or Path("results") / plan.name
     executor = make_executor(workers, scheduler, dask_local, tls)
     try:
