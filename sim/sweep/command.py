@@ -23,6 +23,16 @@ def sweep_command(sweep_file: str, out: Path | None, workers: int | None, schedu
 
     Errors in the sweep file raise `ScenarioError` before anything is written.
     """
+    try:
+        return _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, report, quiet, tls)
+    except KeyboardInterrupt:
+        # Ctrl-C while planning, starting the workers or closing them: what finished is on disk.
+        click.echo("interrupted: the tasks finished so far are kept; run the same command again to resume",
+                   err=True)
+        return EXIT_INTERRUPTED
+
+
+def _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, report, quiet, tls) -> int:
     start_fork_server(workers, scheduler, dask_local)  # its imports overlap the planning
     plan = load_sweep(sweep_file, workers=worker_count(workers),
                       warn=None if quiet else (lambda text: click.echo(text, err=True)))

@@ -70,7 +70,7 @@ def _leave_with(parent: int) -> None:
             continue
 
 
-_PRELOAD = ["sim.sweep.worker", "analysis.summary"]  # imported once, in the fork server
+_PRELOAD = ["sim.quiet_interrupts", "sim.sweep.worker", "analysis.summary"]  # imported once, in the fork server
 
 
 def _pool_context():
