@@ -347,3 +347,16 @@ def test_the_vector_engine_with_limited_resources_fails_validation(write_scenari
     refused(write_scenario(text), "settings.engine")
     assert CliRunner().invoke(main, ["validate", str(write_scenario(text.replace("engine: vector", "engine: des")))]
                               ).exit_code == 0
+
+
+@pytest.mark.parametrize("parent", ["/etc/passwd", "../../../../etc/hostname", "../outside.yaml"])
+def test_an_extends_outside_the_scenario_folder_is_refused(tmp_path, parent):
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (tmp_path / "outside.yaml").write_text(BASE)
+    child = folder / "child.yaml"
+    child.write_text(f"extends: {parent}\n")
+    refused(child, f"{child}: extends:", "outside this scenario's folder")
+    (folder / "inside.yaml").write_text(BASE)
+    child.write_text("extends: inside.yaml\n")
+    assert CliRunner().invoke(main, ["validate", str(child)]).exit_code == 0
