@@ -1,5 +1,18 @@
 """`python -m sim`: the same as the `adpath` command."""
 
-from sim.app.cli import main
+import sys
 
-main()
+
+def entry() -> None:
+    """Run the `adpath` command. Ctrl-C while its modules are still loading (about a second)
+    ends it with one line and exit code 130, as Ctrl-C does later, not with a traceback."""
+    try:
+        from sim.app.cli import main
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted: nothing was written\n")
+        sys.exit(130)
+    main()
+
+
+if __name__ == "__main__":
+    entry()

@@ -270,7 +270,14 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]
 def _find_parent(reference: Any, child: Path) -> Path:
     if not isinstance(reference, str) or not reference.strip():
         raise ScenarioError([Problem(str(child), "extends", "extends must name a file, e.g. extends: evidence/adult_conventional.yaml")])
-    for candidate in (child.parent / reference, bundled_dir() / reference, bundled_dir() / f"{reference}.yaml"):
+    folders = (child.parent, bundled_dir(), bundled_dir())
+    for folder, candidate in zip(folders, (child.parent / reference, bundled_dir() / reference,
+                                           bundled_dir() / f"{reference}.yaml")):
+        if not candidate.resolve().is_relative_to(folder.resolve()):
+            raise ScenarioError([Problem(
+                str(child), "extends",
+                f"'{reference}' lies outside this scenario's folder ({folder}); extends names a file in that "
+                "folder (or below it) or a bundled scenario: copy the parent file beside this one")])
         if candidate.is_file():
             return candidate
     raise ScenarioError([Problem(

@@ -304,3 +304,59 @@ def test_a_sweep_value_of_p_replaces_inherited_counts():
     updated = sweep_set_path(counts, ("treatments", "a", "response", "p"), 0.6)
     assert updated["treatments"]["a"]["response"] == {"source": "Bordeaux", "p": 0.6}
     assert counts["treatments"]["a"]["response"]["n"] == 41  # the original is not changed
+
+
+SWEEP_BASE = "base: scenario.yaml\n"
+
+
+@pytest.mark.parametrize(("body", "key"), [
+    ("psa: {samples: 1000000000}\n", "psa.samples"),
+    ("vary:\n"
+     "  settings.horizon: [" + ", ".join(f"{m} months" for m in range(1, 1001)) + "]\n"
+     "  treatments.drug_a.response.p: [" + ", ".join(f"0.{i:03d}" for i in range(1, 1000)) + "]\n"
+     "  treatments.drug_b.response.p: [" + ", ".join(f"0.{i:03d}" for i in range(1, 1000)) + "]\n", "vary"),
+    ("vary: {settings.patients: [10]}\nreplicates: 1000000000\n", "replicates"),
+])
+def test_a_sweep_too_large_for_the_machine_is_refused_before_it_starts(write_scenario, tmp_path, body, key):
+    write_scenario(BASE)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP_BASE + body)
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["sweep", str(sweep), "--out", str(out), "--quiet", "--workers", "1"])
+    assert time.perf_counter() - started < 5, "the guard comes before the plan is expanded"
+    assert result.exit_code == 2, result.output
+    assert f"{sweep}: {key}: this sweep would need" in result.output and "GiB" in result.output
+    assert "lower psa.samples" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_long_sweep_is_announced_before_it_is_planned():
+    from sim.guard import SECONDS_PER_PLANNED_TASK, estimate_sweep
+
+    estimate = estimate_sweep(tasks=10_000, patients=100, strategies=2, workers=2)
+    assert estimate.trajectories == 2_000_000
+    assert estimate.seconds > 10_000 * SECONDS_PER_PLANNED_TASK > 60
+    assert too_large(estimate, memory_bytes=10**12, fix="lower it") is None
+    assert too_large(estimate, memory_bytes=10**6, fix="lower it").endswith("lower it")
+
+
+def test_the_vector_engine_with_limited_resources_fails_validation(write_scenario):
+    text = BASE.replace("seed: 1}", "seed: 1, engine: vector}").replace(
+        "    response: {p: 0.5}\n", "    response: {p: 0.5}\n    requires: slots\n") + "resources:\n  slots: {capacity: 2}\n"
+    refused(write_scenario(text), "settings.engine")
+    assert CliRunner().invoke(main, ["validate", str(write_scenario(text.replace("engine: vector", "engine: des")))]
+                              ).exit_code == 0
+
+
+@pytest.mark.parametrize("parent", ["/etc/passwd", "../../../../etc/hostname", "../outside.yaml"])
+def test_an_extends_outside_the_scenario_folder_is_refused(tmp_path, parent):
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (tmp_path / "outside.yaml").write_text(BASE)
+    child = folder / "child.yaml"
+    child.write_text(f"extends: {parent}\n")
+    refused(child, f"{child}: extends:", "outside this scenario's folder")
+    (folder / "inside.yaml").write_text(BASE)
+    child.write_text("extends: inside.yaml\n")
+    assert CliRunner().invoke(main, ["validate", str(child)]).exit_code == 0

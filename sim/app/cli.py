@@ -112,8 +112,14 @@ def validate(scenario):
     """Check SCENARIO and print what it resolves to."""
     from sim.provenance import is_assumption, parameter_table
 
+    from sim.runner import engine_for
+
     loaded = load_scenario(scenario)
     model = compile_model(loaded.scenario, loaded.name)
+    try:
+        engine_for(model)  # e.g. the vector engine cannot run limited resources
+    except ScenarioError as exc:
+        raise ScenarioError([Problem(str(loaded.file), p.path, p.message) for p in exc.problems]) from None
     click.echo(describe(loaded, model))
     rows = parameter_table(loaded.document)
     missing = [row["path"] for row in rows if not row["source"]]

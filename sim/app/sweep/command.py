@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sim.app.sweep.executors import make_executor, start_fork_server
+from sim.app.sweep.executors import make_executor, start_fork_server, worker_count
 from sim.app.sweep.plan import load_sweep
 from sim.app.sweep.runner import SweepOutcome, run_sweep
 
@@ -23,8 +23,19 @@ def sweep_command(sweep_file: str, out: Path | None, workers: int | None, schedu
 
     Errors in the sweep file raise `ScenarioError` before anything is written.
     """
+    try:
+        return _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, report, quiet, tls)
+    except KeyboardInterrupt:
+        # Ctrl-C while planning, starting the workers or closing them: what finished is on disk.
+        click.echo("interrupted: the tasks finished so far are kept; run the same command again to resume",
+                   err=True)
+        return EXIT_INTERRUPTED
+
+
+def _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, report, quiet, tls) -> int:
     start_fork_server(workers, scheduler, dask_local)  # its imports overlap the planning
-    plan = load_sweep(sweep_file)
+    plan = load_sweep(sweep_file, workers=worker_count(workers),
+                      warn=None if quiet else (lambda text: click.echo(text, err=True)))
     out = out or Path("results") / plan.name
     executor = make_executor(workers, scheduler, dask_local, tls)
     try:

@@ -70,7 +70,7 @@ def _leave_with(parent: int) -> None:
             continue
 
 
-_PRELOAD = ["sim.app.sweep.worker", "analysis.summary"]  # imported once, in the fork server
+_PRELOAD = ["sim.quiet_interrupts", "sim.app.sweep.worker", "analysis.summary"]  # imported once, in the fork server
 
 
 def _pool_context():
@@ -86,7 +86,7 @@ def start_fork_server(workers: int | None = None, scheduler: str | None = None, 
     """Start the local pool's fork server now if the command line asks for a local pool of 2 or
     more workers (arguments as `make_executor`), so that it imports the workers' modules
     (about 0.6 s) while this process plans the sweep; otherwise do nothing."""
-    if scheduler or dask_local or _worker_count(workers) == 1:
+    if scheduler or dask_local or worker_count(workers) == 1:
         return
     if _pool_context().get_start_method() == "forkserver":
         multiprocessing.forkserver.ensure_running()
@@ -234,7 +234,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, dask
     if any((tls or {}).values()) and not scheduler:
         raise ScenarioError([Problem("command line", "--tls-ca-file",
                                      "the TLS options are for a remote cluster: add --scheduler tls://host:port")])
-    count = _worker_count(workers)
+    count = worker_count(workers)
     if scheduler:
         return DaskExecutor.connect(scheduler, dask_security(tls))
     if dask_local:
@@ -242,6 +242,6 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, dask
     return SerialExecutor() if count == 1 else LocalPool(count)
 
 
-def _worker_count(workers: int | None) -> int:
+def worker_count(workers: int | None) -> int:
     """The number of workers asked for, all cores by default."""
     return workers or os.cpu_count() or 1

@@ -27,6 +27,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,15 +200,19 @@ def resolve_sweep_path(name_or_path: str | Path) -> Path:
                                  f"name; {fix}bundled sweeps: {', '.join(bundled) or 'none'}")])
 
 
-def load_sweep(name_or_path: str | Path) -> SweepPlan:
+def load_sweep(name_or_path: str | Path, workers: int = 1, warn=None) -> SweepPlan:
     """Read a sweep file, resolve its base scenario and expand and check all its tasks.
 
+    Before any task is expanded, the resource guard (`sim.guard`) estimates the sweep's
+    memory and time for `workers` processes: a sweep this machine cannot hold is refused,
+    and `warn(text)` (if given) is told of one expected to take more than a minute.
     Raises `ScenarioError` (naming the sweep file and key path) when anything is wrong;
     nothing is written.
     """
     file = resolve_sweep_path(name_or_path)
     spec = read_sweep_file(file)
     base = _load_base(spec, file)
+    _guard_resources(spec, base, file, workers, warn)
     seed = spec.seed if spec.seed is not None else base.scenario.settings.seed
     document = base.document
     where = str(file)
@@ -231,6 +236,55 @@ def load_sweep(name_or_path: str | Path) -> SweepPlan:
                      economics, economics_document)
     _check_economics(plan)
     return plan
+
+
+def sweep_size(spec: SweepSpec) -> dict[str, int]:
+    """The factors of a sweep's number of tasks: grid variants, tasks per variant
+    (the point, two per one-way parameter, the PSA samples) and replicates."""
+    variants = 1
+    for entry in spec.vary.values():
+        variants *= len(entry.values)
+    samples = spec.psa.samples if spec.psa is not None else 0
+    return {"vary": variants, "psa.samples": 1 + 2 * len(spec.one_way) + samples, "replicates": spec.replicates}
+
+
+def _largest_patients(spec: SweepSpec, base: LoadedScenario) -> int:
+    """The most patients any task simulates: the largest value the grid gives them (the
+    base's when it does not vary them), or a one-way high value above that."""
+    patients = base.scenario.settings.patients
+    if "settings.patients" in spec.vary:
+        patients = max((_whole(v) for v in spec.vary["settings.patients"].values), default=patients)
+    if "settings.patients" in spec.one_way:
+        patients = max(patients, _whole(spec.one_way["settings.patients"].high))
+    return patients
+
+
+def _whole(value) -> int:
+    # A value the schema will refuse later counts as one patient here.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 1
+    return max(int(value), 1)
+
+
+def _guard_resources(spec: SweepSpec, base: LoadedScenario, file: Path, workers: int, warn) -> None:
+    from sim.guard import estimate_sweep, too_large
+
+    factors = sweep_size(spec)
+    tasks = factors["vary"] * factors["psa.samples"] * factors["replicates"]
+    patients = _largest_patients(spec, base)
+    estimate = estimate_sweep(tasks, patients, len(base.scenario.strategies), workers)
+    largest = max(factors, key=factors.get)
+    key = largest if factors[largest] > 1 else "settings.patients"
+    if key == "psa.samples" and spec.psa is None:
+        key = "one_way"
+    fix = (f"lower psa.samples ({factors['psa.samples'] - 1 - 2 * len(spec.one_way):,}), the grid's "
+           f"combinations ({factors['vary']:,} from vary), replicates ({factors['replicates']:,}) or the "
+           f"patients per task ({patients:,}, e.g. vary settings.patients: [2000])")
+    reason = too_large(estimate, fix=fix)
+    if reason is not None:
+        raise ScenarioError([Problem(str(file), key, reason)])
+    if warn is not None and estimate.seconds > 60:
+        warn(f"note: {estimate.describe()} expected")
 
 
 def _check_economics(plan: SweepPlan) -> None:
