@@ -154,9 +154,9 @@ def test_a_pathway_that_loops_is_stopped_with_a_clear_message(write_scenario):
         simulate(compile_model(loaded.scenario, loaded.name), engine="compiled", progress=False)
 
 
-def test_auto_picks_compiled_unless_resources_are_limited():
+def test_compiled_runs_when_asked_for_and_refuses_limited_resources():
     adult = load_scenario("adult_conventional")
-    assert engine_for(compile_model(adult.scenario, adult.name), "auto") == "compiled"
+    assert engine_for(compile_model(adult.scenario, adult.name), "compiled") == "compiled"
     capacity = load_scenario("capacity_biologics")
     model = compile_model(capacity.scenario, capacity.name)
     assert engine_for(model, "auto") == "des"

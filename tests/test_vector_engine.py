@@ -45,12 +45,12 @@ def test_vector_runs_the_same_patients_as_the_des_over_replicates(every_rule):
     assert set(vector.episodes["replicate"]) == {0, 1}
 
 
-def test_auto_picks_compiled_unless_resources_are_limited():
-    assert engine_for(_model("adult_conventional")) == "compiled"
+def test_auto_picks_vector_unless_resources_are_limited():
+    assert engine_for(_model("adult_conventional")) == "vector"
     assert engine_for(_model("capacity_biologics")) == "des"
     assert engine_for(_model("capacity_biologics"), "des") == "des"
     unlimited = _model("capacity_biologics", {"resources.biologic_slots.capacity": "unlimited"})
-    assert engine_for(unlimited) == "compiled"
+    assert engine_for(unlimited) == "vector"
 
 
 def test_vector_refuses_limited_resources_clearly():

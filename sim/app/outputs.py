@@ -25,6 +25,7 @@ from sim import RESULTS_VERSION
 from sim.loader import LoadedScenario, Problem, ScenarioError
 from sim.model import Model
 from sim.provenance import parameter_table
+from sim.random_numbers import GENERATOR
 from sim.runner import RunTables, engine_for
 
 COMPRESSION = "zstd"
@@ -175,6 +176,7 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
         "scenario": loaded.document,
         "seed": model.seed,
         "engine": engine_for(model),
+        "random_numbers": GENERATOR if engine_for(model) == "compiled" else "pcg64 (NumPy), positional slots",
         "patients": model.patients,
         "replicates": model.replicates,
         "horizon_months": model.horizon_months,
