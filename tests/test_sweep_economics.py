@@ -61,6 +61,16 @@ def test_sweep_report_shows_the_cost_effectiveness_results(sweep_dir):
     for name in ("ce_plane_v0", "ceac_v0", "evpi_v0"):
         assert (sweep_dir / "out" / "figures" / f"{name}.png").stat().st_size > 10_000
     assert (sweep_dir / "out" / "tables" / "psa_for_bcea.csv").exists()
+    assert "Probabilistic results" in page and "Probabilistic ICER" in page and "Deterministic cost" in page
+    assert (sweep_dir / "out" / "figures" / "psa_convergence_v0.png").stat().st_size > 10_000
+    results = pd.read_csv(sweep_dir / "out" / "tables" / "psa_results.csv")
+    samples = pd.read_csv(sweep_dir / "out" / "tables" / "psa_for_bcea.csv")
+    for row in results.itertuples():
+        assert row.cost_mean == pytest.approx(samples[f"cost_{row.strategy}"].mean(), rel=1e-9)
+        assert row.cost_low <= row.cost_mean <= row.cost_high
+    evppi = pd.read_csv(sweep_dir / "out" / "tables" / "evppi.csv")
+    assert (evppi["evppi_per_patient"] >= 0).all()
+    assert (evppi["evppi_per_patient"] <= evppi["evpi_per_patient"] * 1.1 + 1e-9).all()
 
 
 def test_changing_the_economic_setting_refuses_to_mix_results(sweep_dir, tmp_path):
