@@ -166,6 +166,7 @@ def scenario_hash(document: dict) -> str:
 
 def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: float, started_at: str) -> dict:
     """Return the run.json manifest: what was run, with which numbers, by which versions."""
+    engine = engine_for(model)
     return {
         "adpath_version": _version("adpath"),
         "results_version": RESULTS_VERSION,
@@ -175,8 +176,8 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
         "scenario_hash": scenario_hash(loaded.document),
         "scenario": loaded.document,
         "seed": model.seed,
-        "engine": engine_for(model),
-        "random_numbers": GENERATOR if engine_for(model) == "compiled" else "pcg64 (NumPy), positional slots",
+        "engine": engine,
+        "random_numbers": GENERATOR if engine == "compiled" else "pcg64 (NumPy), positional slots",
         "patients": model.patients,
         "replicates": model.replicates,
         "horizon_months": model.horizon_months,

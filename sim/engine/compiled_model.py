@@ -15,10 +15,11 @@ import numpy as np
 from scipy import special
 
 from sim import distributions as d
-from sim.tables import FLARE_STATES
+from sim.engine import limited_resources_refusal
 from sim.model import Condition, Model
 from sim.rules import durations as q
 from sim.rules.eligibility import OPERATORS
+from sim.tables import FLARE_STATES
 
 
 class UnsupportedFeature(ValueError):
@@ -177,10 +178,7 @@ def covariate_levels(model: Model) -> dict[str, tuple[str, ...]]:
 def pack(model: Model) -> Packed:
     """Pack `model` for the compiled engine; raises `UnsupportedFeature` for what it cannot simulate."""
     if model.limited_resources:
-        names = ", ".join(f"{name} (capacity {c})" for name, c in model.limited_resources.items())
-        raise UnsupportedFeature(
-            f"the compiled engine cannot simulate limited resources ({names}): patients wait for each other; "
-            "use engine: des (or auto, which picks des for such scenarios)")
+        raise UnsupportedFeature(limited_resources_refusal(model, "compiled"))
     table = _Table()
     covariates = [c.name for c in model.population.covariates]
     kinds = {c.name: c.kind for c in model.population.covariates}

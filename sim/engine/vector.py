@@ -22,6 +22,7 @@ import itertools
 import numpy as np
 
 from sim.draws import ASSESS, BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE, Layout
+from sim.engine import limited_resources_refusal
 from sim.engine.vector_draws import ChunkNumbers, EpisodeSlots
 from sim.engine.vector_episodes import plan_episodes
 from sim.engine.vector_flares import flare_rates, lay_flares
@@ -52,10 +53,7 @@ class LimitedResourcesError(ValueError):
 def check_supported(model: Model) -> None:
     """Raise `LimitedResourcesError` if the vector engine cannot simulate `model`."""
     if model.limited_resources:
-        names = ", ".join(f"{name} (capacity {c})" for name, c in model.limited_resources.items())
-        raise LimitedResourcesError(
-            f"the vector engine cannot simulate limited resources ({names}): patients wait for each other; "
-            "use engine: des (or auto, which picks des for such scenarios)")
+        raise LimitedResourcesError(limited_resources_refusal(model, "vector"))
 
 
 def simulate_chunk(model: Model, layout: Layout, numbers: ChunkNumbers) -> VectorRecords:
