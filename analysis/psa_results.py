@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.economics import incremental_analysis
+from analysis.economics import expected_value_of_perfect_information, incremental_analysis
 from analysis.evppi import evppi_curve
 
 #: Shortest group of parameters EVPPI is reported for besides single parameters.
@@ -136,10 +136,10 @@ def evppi_table(samples: pd.DataFrame, parameters: pd.DataFrame, strategies: lis
     thresholds = [float(w) for w in willingness_to_pay]
     curves = {name: evppi_curve(cost.to_numpy(), effect.to_numpy(), parameters[members].to_numpy(), thresholds)
               for name, _, members in sets}
+    evpis = expected_value_of_perfect_information(samples, thresholds)["evpi_per_patient"].to_numpy()
     rows = []
     for i, w in enumerate(thresholds):
-        nmb = (w * effect - cost).to_numpy()
-        evpi = float((nmb.max(axis=1) - nmb[:, nmb.mean(axis=0).argmax()]).mean())
+        evpi = float(evpis[i])
         for name, kind, members in sets:
             value = float(curves[name][i])
             row = {"willingness_to_pay": w, "parameters": name, "kind": kind, "members": len(members),
