@@ -8,6 +8,7 @@ number (-1: none). Probabilities absent from the scenario are NaN. Times are mon
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ from scipy import special
 
 from sim import distributions as d
 from sim.engine import limited_resources_refusal
+from sim.engine.compiled_kernel import MAX_TREATMENTS
 from sim.model import Condition, Model
 from sim.rules import durations as q
 from sim.rules.eligibility import OPERATORS
@@ -144,6 +146,7 @@ class _Table:
         return rows, tables, empirical
 
 
+@functools.lru_cache(maxsize=256)
 def gamma_table(shape: float) -> np.ndarray:
     """Cubic coefficients (4 x Z_STEPS) of log(standard gamma quantile) between knots equally
     spaced in the normal score, for `sim.rules.durations.gamma_standard_quantile`."""
@@ -158,7 +161,9 @@ def gamma_table(shape: float) -> np.ndarray:
     if not (np.isfinite(log_q).all() and np.isfinite(slope).all()):
         raise UnsupportedFeature(f"the compiled engine cannot tabulate a gamma distribution of shape {shape:g}")
     y0, y1, m0, m1 = log_q[:-1], log_q[1:], slope[:-1], slope[1:]
-    return np.ascontiguousarray(np.stack([y0, m0, 3 * (y1 - y0) - 2 * m0 - m1, 2 * (y0 - y1) + m0 + m1]))
+    table = np.ascontiguousarray(np.stack([y0, m0, 3 * (y1 - y0) - 2 * m0 - m1, 2 * (y0 - y1) + m0 + m1]))
+    table.flags.writeable = False  # kept by the cache: a PSA's samples share their shapes' tables
+    return table
 
 
 def distribution_table(distributions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,6 +209,8 @@ def pack(model: Model) -> Packed:
 
     treatments = model.treatments
     n = len(treatments)
+    if n > MAX_TREATMENTS:
+        raise UnsupportedFeature(f"the compiled engine simulates at most {MAX_TREATMENTS} treatments, not {n}")
     eligible_first, eligibility = [0], []
     covariate_first, line_first, modifiers = [0], [0], []
     for t in treatments:
@@ -310,6 +317,44 @@ def pack(model: Model) -> Packed:
     )
     rows, tables, empirical = table.arrays()
     return Packed(distributions=rows, gamma_tables=tables, empirical=empirical, **packed)
+
+
+def stack(packs: list[Packed]) -> Packed:
+    """The packed models of a PSA's samples as one `Packed` whose every field has the sample
+    first (scalars become arrays); the gamma tables and empirical values of all samples are
+    pooled, each distinct table once, and the distribution rows point into the pool.
+    Raises `UnsupportedFeature` when the samples differ in structure (another number of
+    treatments, adverse events, distributions...), which parameter values alone never change."""
+    pooled: dict[bytes, int] = {}
+    tables, values, cumulative, rows = [], [], [], []
+    for p in packs:
+        own = p.distributions.copy()
+        for r in range(len(own)):
+            family = int(own[r, q.FAMILY])
+            if family == q.GAMMA:
+                table = p.gamma_tables[int(own[r, q.C])]
+                key = table.tobytes()
+                if key not in pooled:
+                    pooled[key] = len(tables)
+                    tables.append(table)
+                own[r, q.C] = pooled[key]
+            elif family == q.EMPIRICAL:
+                first, count = int(own[r, q.C]), int(own[r, q.D])
+                own[r, q.C] = len(values)
+                values += list(p.empirical[0, first:first + count])
+                cumulative += list(p.empirical[1, first:first + count])
+        rows.append(own)
+    fields = {}
+    for name in Packed._fields:
+        if name in ("gamma_tables", "empirical"):
+            continue
+        arrays = rows if name == "distributions" else [np.asarray(getattr(p, name)) for p in packs]
+        if any(a.shape != arrays[0].shape or a.dtype != arrays[0].dtype for a in arrays):
+            raise UnsupportedFeature(f"the samples differ in the structure of the model ({name}): one kernel call "
+                                     "simulates samples that differ only in parameter values")
+        fields[name] = np.stack(arrays)
+    return Packed(gamma_tables=np.stack(tables) if tables else packs[0].gamma_tables,
+                  empirical=np.array([values or [0.0], cumulative or [1.0]], dtype=np.float64), **fields)
 
 
 _STATES = FLARE_STATES  # flare rates in the order of the state codes

@@ -61,18 +61,57 @@ def normal_cdf(x):
 
 
 @rule
-def gamma_standard_quantile(tables, k, u):
-    """The standard gamma quantile (scale 1) at `u` from the k-th cubic table (4 x Z_STEPS) in z = ndtri(u)."""
+def gamma_position(u):
+    """Where uniform `u` falls in a gamma cubic table: (knot, t) with t in [0, 1) the position
+    between knot and knot + 1; knot -1 when u <= 0 (quantile 0), -2 when u >= 1 (quantile inf)."""
     if u <= 0.0:
-        return 0.0
+        return -1, 0.0
     if u >= 1.0:
-        return math.inf
+        return -2, 0.0
     step = 2.0 * Z_LIMIT / Z_STEPS
     x = (normal_quantile(u) + Z_LIMIT) / step
     x = min(max(x, 0.0), Z_STEPS - 1e-9)
     knot = int(x)
-    t = x - knot
-    return math.exp(((tables[k, 3, knot] * t + tables[k, 2, knot]) * t + tables[k, 1, knot]) * t + tables[k, 0, knot])
+    return knot, x - knot
+
+
+@rule
+def gamma_cubic(knot, t, y0, m0, c2, c3):
+    """The standard gamma quantile at position (knot, t) of `gamma_position` from the knot's
+    cubic coefficients (y0, m0, c2, c3) of log(quantile)."""
+    if knot == -1:
+        return 0.0
+    if knot == -2:
+        return math.inf
+    return math.exp(((c3 * t + c2) * t + m0) * t + y0)
+
+
+@rule
+def gamma_standard_quantile(tables, k, u):
+    """The standard gamma quantile (scale 1) at `u` from the k-th cubic table (4 x Z_STEPS) in z = ndtri(u)."""
+    knot, t = gamma_position(u)
+    if knot < 0:
+        return gamma_cubic(knot, t, 0.0, 0.0, 0.0, 0.0)
+    return gamma_cubic(knot, t, tables[k, 0, knot], tables[k, 1, knot], tables[k, 2, knot], tables[k, 3, knot])
+
+
+@rule
+def closed_form_quantile(family, a, b, c, u, low, high):
+    """The value at uniform `u` of a distribution of a family with a closed-form quantile (all but
+    GAMMA and EMPIRICAL), parameters a, b, c of its row, clipped to [low, high]."""
+    if family == FIXED:
+        x = a
+    elif family == UNIFORM:
+        x = a + u * (b - a)
+    elif family == EXPONENTIAL:
+        x = -a * math.log1p(-u)
+    elif family == WEIBULL:
+        x = b * (-math.log1p(-u)) ** (1.0 / a)
+    elif family == LOGNORMAL:
+        x = math.exp(a + b * normal_quantile(u))
+    else:  # NORMAL, truncated at zero: c is the mass below zero
+        x = max(a + b * normal_quantile(c + u * (1.0 - c)), 0.0)
+    return min(max(x, low), high)
 
 
 @rule(inline=True)
@@ -85,30 +124,20 @@ def quantile(distributions, index, u, gamma_tables, empirical):
     """
     # Scalar reads: a row slice would count a reference to the table at each call.
     family = int(distributions[index, FAMILY])
-    a, b = distributions[index, A], distributions[index, B]
-    if family == FIXED:
-        x = a
-    elif family == UNIFORM:
-        x = a + u * (b - a)
-    elif family == EXPONENTIAL:
-        x = -a * math.log1p(-u)
-    elif family == WEIBULL:
-        x = b * (-math.log1p(-u)) ** (1.0 / a)
-    elif family == GAMMA:
-        x = gamma_standard_quantile(gamma_tables, int(distributions[index, C]), u) * b
-    elif family == LOGNORMAL:
-        x = math.exp(a + b * normal_quantile(u))
-    elif family == NORMAL:  # truncated at zero: C is the mass below zero
-        below = distributions[index, C]
-        x = max(a + b * normal_quantile(below + u * (1.0 - below)), 0.0)
-    else:
+    low, high = distributions[index, LOW], distributions[index, HIGH]
+    if family == GAMMA:
+        x = gamma_standard_quantile(gamma_tables, int(distributions[index, C]), u) * distributions[index, B]
+    elif family == EMPIRICAL:
         first, count = int(distributions[index, C]), int(distributions[index, D])
         k = first
         last = first + count - 1
         while k < last and empirical[1, k] <= u:
             k += 1
         x = empirical[0, k]
-    return min(max(x, distributions[index, LOW]), distributions[index, HIGH])
+    else:
+        return closed_form_quantile(family, distributions[index, A], distributions[index, B], distributions[index, C],
+                                    u, low, high)
+    return min(max(x, low), high)
 
 
 @rule(inline=True)

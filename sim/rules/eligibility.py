@@ -20,13 +20,20 @@ OPERATORS = ("at_least", "below", "is", "in", "not_in")
 def condition_holds(operator, x, value, levels, c):
     """Whether `x` (a covariate's number or a line number) satisfies condition `c`
     (`levels[c, k]`: level k is in its list)."""
+    inside = operator >= IN and levels[c, int(x)]
+    return compares(operator, x, value, inside)
+
+
+@rule
+def compares(operator, x, value, inside):
+    """`condition_holds` with the level lookup done: `inside` says whether level `x` is in the
+    condition's list (read only by `in` and `not_in`)."""
     if operator == AT_LEAST:
         return x >= value
     if operator == BELOW:
         return x < value
     if operator == IS:
         return (x != 0.0) == (value != 0.0)
-    inside = levels[c, int(x)]
     return inside if operator == IN else not inside
 
 
@@ -41,6 +48,17 @@ def may_start(treatment, failed, allowed, requires_failure):
         if requires_failure[treatment, j] and not failed[j]:
             return False
     return True
+
+
+@rule
+def may_start_coded(treatment, failed_bits, allowed_bits, required_bits):
+    """`may_start` on bit sets (bit t for treatment t, so at most 63 treatments): `failed_bits`
+    the treatments failed, `allowed_bits` those allowed, `required_bits` those `treatment` must
+    come after."""
+    bit = np.int64(1) << np.int64(treatment)
+    if failed_bits & bit or not allowed_bits & bit:
+        return False
+    return required_bits & ~failed_bits == 0
 
 
 @rule
