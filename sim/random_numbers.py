@@ -65,6 +65,14 @@ def uniform(seed, replicate, patient, purpose, occurrence, offset):
     return _double(x0, x1)
 
 
+@numba.njit(cache=True)
+def uniform_pair(seed, replicate, patient, purpose, occurrence, offset):
+    """The uniforms at `offset` and `offset + 1` for an even `offset`, from one Philox block:
+    `(uniform(..., offset), uniform(..., offset + 1))` at half the cost."""
+    x0, x1, x2, x3 = philox4x32_10(patient, purpose, occurrence, np.uint64(offset) >> _ONE, seed, replicate)
+    return _double(x0, x1), _double(x2, x3)
+
+
 @numba.njit(cache=True, inline="always")
 def _double(high, low):
     # 27 + 26 bits make the 53 of a double; the half step keeps 0 and 1 out, so an

@@ -63,12 +63,12 @@ from sim.engine.compiled_kernel import (
     S_SAMPLE,
     S_STRATEGY,
     TOO_MANY_EPISODES,
+    patient_uniforms,
     simulate_samples as _kernel,
 )
 from sim.engine.compiled_model import Packed, UnsupportedFeature, covariate_levels, pack, stack
 from sim.loader import Problem, ScenarioError
 from sim.model import Model
-from sim.random_numbers import uniforms
 from sim.rules import purposes as P
 
 CHUNK_PATIENTS = 65_536
@@ -117,11 +117,10 @@ def supports(model: Model) -> bool:
 def chunk_covariates(model: Model, replicate: int, first_patient: int, count: int) -> tuple[dict, np.ndarray]:
     """The covariates of a chunk's patients: by name (for the patients table) and as a
     patients x covariates matrix of numbers (yes/no as 0/1, a level as its number) for the kernel."""
-    patients = np.arange(first_patient, first_patient + count, dtype=np.uint64)
     named, matrix = {}, np.zeros((count, max(1, len(model.population.covariates))))
     levels = covariate_levels(model)
     for k, covariate in enumerate(model.population.covariates):
-        u = uniforms(model.seed, replicate, patients, P.COVARIATE, k, 0)
+        u = patient_uniforms(model.seed, replicate, first_patient, count, P.COVARIATE, k, 0)
         if covariate.kind == "numeric":
             value = covariate.distribution.ppf(u)
             named[covariate.name] = matrix[:, k] = value
@@ -142,22 +141,20 @@ def simulate_chunk(model: Model, replicate: int, first_patient: int, count: int)
     return simulate_samples([model], replicate, first_patient, count)[0]
 
 
-def simulate_samples(models: list[Model], replicate: int, first_patient: int,
-                     count: int) -> list[tuple[ColumnRecords, dict]]:
+def simulate_samples(models: list[Model], replicate: int, first_patient: int, count: int,
+                     stacked: Packed | None = None) -> list[tuple[ColumnRecords, dict]]:
     """Simulate patients `first_patient .. first_patient+count-1` of `replicate` under every
     strategy of each model (a PSA's samples: the same scenario with other parameter values, each
     with its own seed) in one kernel call; return each model's records and covariates, equal to
-    `simulate_chunk` of that model alone. Raises `ScenarioError` if the models differ in structure."""
-    try:
-        m = stack([packed_model(model) for model in models]) if len(models) > 1 else _stacked(models[0])
-    except UnsupportedFeature as exc:
-        raise ScenarioError([Problem(models[0].name, "psa", str(exc))]) from None
+    `simulate_chunk` of that model alone. `stacked` is `stack_models(models)` if already made.
+    Raises `ScenarioError` if the models differ in structure."""
+    m = stacked if stacked is not None else stack_models(models)
     strategies = len(models[0].strategies)
-    drawn = [chunk_covariates(model, replicate, first_patient, count) for model in models]
+    drawn = _covariates(models, replicate, first_patient, count)
     matrix = np.stack([d[1] for d in drawn])
     regions = len(models) * strategies
     bursting = bool(m.lays_flares.any() or m.bridged.any())
-    capacity = [max(16, 4 * count), max(16, count), max(16, count if bursting else 1)]
+    capacity = [max(16, 4 * count), max(16, 3 * count), max(16, count if bursting else 1)]
     blocks = _blocks(regions, capacity, count)
     counts = np.zeros((regions, 3), dtype=np.int64)
     status = np.zeros(4, dtype=np.int64)
@@ -173,6 +170,27 @@ def simulate_samples(models: list[Model], replicate: int, first_patient: int,
         blocks = _grown(blocks, capacity, counts, regions, count)
     return [(_records(blocks, counts[k * strategies:(k + 1) * strategies], strategies, first_patient, count,
                       k * strategies), drawn[k][0]) for k in range(len(models))]
+
+
+def stack_models(models: list[Model]) -> Packed:
+    """The models packed and stacked for `simulate_samples` (`sim.engine.compiled_model.stack`);
+    raises `ScenarioError` if they differ in structure or one cannot be simulated."""
+    try:
+        return stack([packed_model(model) for model in models]) if len(models) > 1 else _stacked(models[0])
+    except UnsupportedFeature as exc:
+        raise ScenarioError([Problem(models[0].name, "psa", str(exc))]) from None
+
+
+def _covariates(models: list[Model], replicate: int, first_patient: int, count: int) -> list[tuple[dict, np.ndarray]]:
+    """`chunk_covariates` of each model, drawn once for models with the same seed and population."""
+    drawn: list[tuple[dict, np.ndarray]] = []
+    for k, model in enumerate(models):
+        earlier = models[k - 1] if k else None
+        if earlier is not None and earlier.seed == model.seed and earlier.population is model.population:
+            drawn.append(drawn[-1])
+        else:
+            drawn.append(chunk_covariates(model, replicate, first_patient, count))
+    return drawn
 
 
 _STACKED: dict[int, tuple[Model, Packed]] = {}

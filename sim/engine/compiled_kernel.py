@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-from sim.random_numbers import uniform
+from sim.random_numbers import uniform as inline_uniform
+from sim.random_numbers import uniform_pair
 from sim.rules import purposes as P
 from sim.rules.adverse_events import happened, occurs, stops_treatment, with_adverse_event
 from sim.rules.assessment import is_below_target, is_escalated
@@ -85,6 +86,29 @@ B_PATIENT, B_REASON, B_STATE, B_EFFECTIVE, B_REBOUND = range(5)
 EPISODES, EVENTS, BURSTS = range(3)
 # Status words: what stopped the kernel, the patient and strategy of a runaway, the sample to resume.
 S_CODE, S_PATIENT, S_STRATEGY, S_SAMPLE = range(4)
+
+
+@rule
+def uniform(seed, replicate, patient, purpose, occurrence, offset):
+    """`sim.random_numbers.uniform`, compiled once: called, not inlined at each of the kernel's
+    draws, which keeps the kernel's compile time down."""
+    return inline_uniform(seed, replicate, patient, purpose, occurrence, offset)
+
+
+@rule
+def patient_uniforms(seed, replicate, first_patient, count, purpose, occurrence, offset):
+    """`sim.random_numbers.uniforms` for patients `first_patient .. first_patient+count-1` (the
+    same bits), at a fraction of the array version's cost."""
+    out = np.empty(count)
+    for i in range(count):
+        out[i] = inline_uniform(seed, replicate, first_patient + i, purpose, occurrence, offset)
+    return out
+
+
+@rule
+def empirical_value(distributions, index, u, gamma_tables, empirical):
+    """`quantile` out of line, for the rare empirical draw (inlined, it would swell every draw)."""
+    return quantile(distributions, index, u, gamma_tables, empirical)
 
 
 @rule
@@ -181,7 +205,7 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                                 gamma_tables[k, 2, knot], gamma_tables[k, 3, knot])
             return min(max(x * distributions[index, 2], low), high)
         if family == EMPIRICAL:
-            return quantile(distributions, index, u, gamma_tables, empirical)
+            return empirical_value(distributions, index, u, gamma_tables, empirical)
         return closed_form_quantile(family, distributions[index, 1], distributions[index, 2],
                                     distributions[index, 3], u, low, high)
 
@@ -236,10 +260,14 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
             end, reason = assessed, NONRESPONSE
         n_events, stop_at, stopper = 0, math.inf, -1
         first = ae_first[t]
+        u_next = 0.0
         for e in range(first, ae_first[t + 1]):
             a = e - first
-            if occurs(uniform(seed, replicate, patient, P.ADVERSE_EVENT_OCCURS, occurrence, off + a),
-                      ae_probability[e]):
+            if a % 2 == 0:  # off is even: events 2j and 2j + 1 share a Philox block
+                u_occurs, u_next = uniform_pair(seed, replicate, patient, P.ADVERSE_EVENT_OCCURS, occurrence, off + a)
+            else:
+                u_occurs = u_next
+            if occurs(u_occurs, ae_probability[e]):
                 onset = draw(patient, ae_onset[e], P.ADVERSE_EVENT_ONSET, occurrence, off + a)
                 stopping = stops_treatment(uniform(seed, replicate, patient, P.ADVERSE_EVENT_STOPS, occurrence,
                                                    off + a), ae_stop_probability[e])
@@ -257,10 +285,9 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
     def plan_cached(patient, t, occurrence, probability, to_assess):
         # `plan`, reused when another strategy asked for the same (drug, occurrence) with the
         # same probability and assessment (a plan is a pure function of these).
-        if occurrence >= CACHED_OCCURRENCES:
-            return plan(patient, t, occurrence, probability, to_assess)
         o = occurrence
-        if plan_i[t, o, 0] == 1 and plan_f[t, o, 2] == probability and plan_i[t, o, 7] == to_assess:
+        cached = o < CACHED_OCCURRENCES
+        if cached and plan_i[t, o, 0] == 1 and plan_f[t, o, 2] == probability and plan_i[t, o, 7] == to_assess:
             n_events = plan_i[t, o, 3]
             for j in range(n_events):
                 onsets[j], event_ids[j], stops[j] = plan_onsets[t, o, j], plan_ids[t, o, j], plan_stops[t, o, j]
@@ -268,6 +295,8 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                     plan_i[t, o, 4], plan_i[t, o, 5] == 1, plan_i[t, o, 6] == 1)
         end, reason, responded, assessed, n_events, stopper, escalated, below = plan(patient, t, occurrence,
                                                                                      probability, to_assess)
+        if not cached:
+            return end, reason, responded, assessed, n_events, stopper, escalated, below
         plan_f[t, o, 0], plan_f[t, o, 1], plan_f[t, o, 2] = end, assessed, probability
         plan_i[t, o, 0], plan_i[t, o, 1], plan_i[t, o, 2], plan_i[t, o, 3] = 1, reason, responded, n_events
         plan_i[t, o, 4], plan_i[t, o, 5], plan_i[t, o, 6], plan_i[t, o, 7] = stopper, escalated, below, to_assess

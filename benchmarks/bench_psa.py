@@ -1,0 +1,77 @@
+"""A probabilistic sensitivity analysis on the compiled engine as one kernel call.
+
+    python benchmarks/bench_psa.py                          # 1,000 samples x 1,000 patients, adult_conventional
+    python benchmarks/bench_psa.py --samples 20 --patients 200
+
+The samples are `adult_conventional` with the response probabilities given as counts
+drawn from Beta(events + 1/2, n - events + 1/2), as `bench_engines.py` draws them for the
+other engines. `sim.engine.compiled.simulate_samples` simulates every sample's patients
+under the 3 strategies in one call and returns each sample's columns. Timed separately:
+packing the models (`pack_s`: not simulation), and the call (`simulate_s`: covariates,
+kernel and columns). Numba compiles (or loads its cache) before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import resource
+import time
+
+import numpy as np
+
+
+def psa_models(scenario: str, samples: int, patients: int, seed: int = 2024) -> list:
+    """`samples` compiled models with response probabilities drawn from Beta(events + 1/2, n - events + 1/2)."""
+    from sim.loader import load_scenario
+    from sim.model import compile_model
+
+    loaded = load_scenario(scenario, {"settings.patients": patients, "settings.replicates": 1})
+    model = compile_model(loaded.scenario, loaded.name)
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    counted = {t.index: loaded.scenario.treatments[t.name].response for t in model.treatments
+               if loaded.scenario.treatments[t.name].response.n is not None}
+    models = []
+    for _ in range(samples):
+        treatments = list(model.treatments)
+        for index, response in counted.items():
+            p = rng.beta(response.events + 0.5, response.n - response.events + 0.5)
+            treatments[index] = dataclasses.replace(treatments[index], response_probability=float(p))
+        models.append(dataclasses.replace(model, treatments=tuple(treatments)))
+    return models
+
+
+def measure(scenario: str, samples: int, patients: int) -> dict:
+    """Seconds to pack and to simulate a PSA of `samples` x `patients` in one kernel call."""
+    from sim.engine import compiled
+
+    models = psa_models(scenario, samples, patients)
+    compiled.simulate_samples(models[:2], 0, 0, 10)  # compile or load the cache
+    start = time.perf_counter()
+    stacked = compiled.stack_models(models)
+    packing = time.perf_counter() - start
+    start = time.perf_counter()
+    results = compiled.simulate_samples(models, 0, 0, patients, stacked)
+    seconds = time.perf_counter() - start
+    trajectories = samples * patients * len(models[0].strategies)
+    return {"scenario": scenario, "samples": samples, "patients": patients, "trajectories": trajectories,
+            "episodes": sum(len(r.episodes["patient"]) for r, _ in results), "pack_s": round(packing, 3),
+            "simulate_s": round(seconds, 3), "trajectories_per_s": round(trajectories / seconds),
+            "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def main() -> None:
+    """Print the machine and one JSON line of figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="adult_conventional")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--patients", type=int, default=1000)
+    args = parser.parse_args()
+    print(json.dumps({"machine": platform.processor() or platform.machine(), "python": platform.python_version()}))
+    print(json.dumps(measure(args.scenario, args.samples, args.patients)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

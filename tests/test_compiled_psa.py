@@ -1,0 +1,61 @@
+"""One kernel call for a PSA's samples (`sim.engine.compiled.simulate_samples`): each sample's
+tables equal those of its own run, and samples that differ in structure are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import test_engine_agreement as agreement
+
+from sim.engine import compiled
+from sim.loader import ScenarioError, load_scenario
+from sim.model import compile_model
+
+
+def _samples(name: str, directory: str, samples: int, patients: int) -> list:
+    """`samples` models of scenario `name` with other response probabilities and seeds."""
+    loaded = load_scenario(agreement._scenario_file(name, directory),
+                           {"settings.patients": patients, "settings.replicates": 1})
+    model = compile_model(loaded.scenario, loaded.name)
+    rng = np.random.default_rng(17)
+    models = []
+    for k in range(samples):
+        treatments = tuple(dataclasses.replace(t, response_probability=float(rng.uniform(0.2, 0.9)))
+                           for t in model.treatments)
+        models.append(dataclasses.replace(model, treatments=treatments, seed=model.seed + k))
+    return models
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("scenarios"))
+
+
+def _same(a: compiled.ColumnRecords, b: compiled.ColumnRecords) -> None:
+    for table in ("episodes", "events", "patients", "bursts"):
+        left, right = getattr(a, table), getattr(b, table)
+        assert left.keys() == right.keys()
+        for column in left:
+            np.testing.assert_array_equal(left[column], right[column], err_msg=f"{table}.{column}")
+
+
+@pytest.mark.parametrize("name", ["every_rule", "modern_adult"])
+def test_one_call_for_all_samples_gives_each_sample_its_own_tables(name, directory):
+    models = _samples(name, directory, samples=4, patients=300)
+    together = compiled.simulate_samples(models, replicate=0, first_patient=100, count=300)
+    assert len(together) == len(models)
+    for model, (records, covariates) in zip(models, together):
+        alone, own = compiled.simulate_chunk(model, 0, 100, 300)
+        _same(records, alone)
+        assert covariates.keys() == own.keys()
+    # the samples do differ: another response probability, other episodes
+    assert len(together[0][0].episodes["patient"]) != len(together[1][0].episodes["patient"])
+
+
+def test_samples_that_differ_in_structure_are_refused(directory):
+    models = _samples("every_rule", directory, samples=2, patients=50)
+    fewer = dataclasses.replace(models[1], strategies=models[1].strategies[:1])
+    with pytest.raises(ScenarioError, match="differ in the structure"):
+        compiled.simulate_samples([models[0], fewer], replicate=0, first_patient=0, count=50)
