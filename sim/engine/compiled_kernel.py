@@ -429,7 +429,9 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
 
     def overflowed():
         for g in range(region, region + strategies):
-            if counts[g, EPISODES] > ep_i.shape[1] or counts[g, EVENTS] > ae_i.shape[1] or counts[g, BURSTS] > b_i.shape[1]:
+            if counts[g, EPISODES] > ep_i.shape[1] or counts[g, EVENTS] > ae_i.shape[1]:
+                return True
+            if counts[g, BURSTS] > b_i.shape[1]:
                 return True
         return False
 
