@@ -4,6 +4,8 @@ tables equal those of its own run, and samples that differ in structure are refu
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +61,11 @@ def test_samples_that_differ_in_structure_are_refused(directory):
     fewer = dataclasses.replace(models[1], strategies=models[1].strategies[:1])
     with pytest.raises(ScenarioError, match="differ in the structure"):
         compiled.simulate_samples([models[0], fewer], replicate=0, first_patient=0, count=50)
+
+
+def test_the_psa_benchmark_runs_at_a_toy_size():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_psa
+
+    row = bench_psa.measure("adult_conventional", 3, 40)
+    assert row["trajectories"] == 3 * 40 * 3 and row["simulate_s"] > 0 and row["episodes"] > 0
