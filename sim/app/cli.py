@@ -264,3 +264,17 @@ def fit(csv_file, key, at_months, out):
     click.echo(block)
     if out is not None:
         out.write_text(block, encoding="utf-8")
+
+
+@main.command()
+@click.argument("calibration")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<calibration>].")
+@click.option("--force", is_flag=True, help="Write into an existing --out that is not an earlier calibration.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def calibrate(calibration, out, force, quiet):
+    """Calibrate the free parameters of a scenario to published targets (CALIBRATION: a
+    calibration file or the name of a bundled one); writes the calibrated scenario."""
+    from sim.app.calibrate import calibrate as run_calibration
+
+    click.echo(f"wrote {run_calibration(calibration, out, force=force, progress=not quiet)}")
