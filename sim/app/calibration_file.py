@@ -278,7 +278,7 @@ def load_calibration(name_or_path: str | Path) -> Calibration:
     base = _load_base(spec, file)
     where = str(file)
     problems: list[Problem] = []
-    strategies = _check_targets(spec, base.scenario, where, problems)
+    strategies = _check_targets(spec, base.scenario, where, problems) or list(base.scenario.strategies)
     simulated = dict(base.document)
     simulated["strategies"] = {name: base.document["strategies"][name] for name in strategies}
     parameters = _free_parameters(spec, base, simulated, where, problems)
