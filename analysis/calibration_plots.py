@@ -26,6 +26,17 @@ def target_label(row) -> str:
     return f"{row.target}: {', '.join(detail)}" if detail else str(row.target)
 
 
+def _zoomed(targets: pd.DataFrame, margin: float = 0.05) -> tuple[float, float]:
+    """The proportions' range with a margin, within [0, 1]: differences of a few points show."""
+    columns = ["observed_ci_low", "observed_ci_high", "model_ci_low", "model_ci_high", "observed_proportion",
+               "model_proportion"]
+    values = targets[columns].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    return max(0.0, float(values.min()) - margin), min(1.0, float(values.max()) + margin)
+
+
 def plot_calibration_targets(targets: pd.DataFrame, title: str) -> Figure:
     """Published (black) and calibrated-model (blue) proportions of every target, one row
     each, with 95% intervals; `targets` is a calibration's targets.csv table."""
@@ -42,7 +53,7 @@ def plot_calibration_targets(targets: pd.DataFrame, title: str) -> Figure:
             ax.errorbar(value, y + offset, xerr=np.nan_to_num(error), fmt="o", color=colour, capsize=3,
                         markersize=5, label=label)
         ax.set_yticks(y, [target_label(row) for row in targets.itertuples()])
-        ax.set_xlim(0, 1)
+        ax.set_xlim(*_zoomed(targets))
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_xlabel("proportion")
         ax.set_title(title)

@@ -237,3 +237,19 @@ def test_the_bundled_calibration_loads():
     calibration = load_calibration("dupilumab_bioday")
     assert [p.name for p in calibration.parameters] == ["treatments.dupilumab.course.mean"]
     assert list(calibration.document["strategies"]) == ["biologic_first"]
+
+
+def test_worker_processes_do_not_change_the_evaluations(recovery_files):
+    path = recovery_files["write"]("workers", {"sir": {"draws": 3, "keep": 3}},
+                                   {"treatments.drug_a.course.mean": {"low": 6, "high": 60}})
+    calibration = load_calibration(path)
+    rows = [(10.0,), (20.0,), (40.0,)]
+    alone, shared = Evaluator(calibration), Evaluator(calibration)
+    assert alone.many(rows) == shared.many(rows, workers=2)
+    assert shared.evaluations == alone.evaluations
+
+
+def test_the_bundled_optimiser_calibration_loads_with_its_start():
+    calibration = load_calibration("dupilumab_bioday_optimise")
+    assert calibration.parameters[0].start == pytest.approx(289.4)
+    assert calibration.spec.method.name == "optimise"

@@ -26,7 +26,9 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,6 +63,7 @@ from sim.app.sweep.parameters import set_path
 MANIFEST = "calibration.json"
 PARAMETER_SETS = "parameter_sets.csv"
 CALIBRATION_STREAM = 0x43414C  # "CAL": prior draws apart from the patients' random streams
+LOW_EFFECTIVE_SAMPLE_SIZE = 20  # below it the accepted sets rest on too few distinct draws to describe a posterior
 _FAILED = 1e12  # the objective of an evaluation whose targets cannot be estimated
 
 
@@ -110,6 +113,35 @@ class Evaluator:
         self.evaluations.append(evaluation)
         return evaluation
 
+    def many(self, rows, workers: int = 1, progress: bool = False) -> list[Evaluation]:
+        """Evaluate every row of parameter values, on `workers` processes; the results (and
+        `evaluations`) are in row order and do not depend on `workers`."""
+        rows = [tuple(float(v) for v in row) for row in rows]
+        bar = dict(total=len(rows), unit="evaluation", desc=self.calibration.name, disable=not progress, delay=1.0,
+                   leave=False)
+        if workers <= 1 or len(rows) < 2:
+            return [self(row) for row in tqdm(rows, **bar)]
+        with ProcessPoolExecutor(max_workers=min(workers, len(rows)), initializer=_start_worker,
+                                 initargs=(self.calibration,)) as pool:
+            results = list(tqdm(pool.map(_evaluate_in_worker, rows, chunksize=max(1, len(rows) // (8 * workers))),
+                                **bar))
+        self.evaluations.extend(results)
+        return results
+
+
+_WORKER: dict = {}
+
+
+def _start_worker(calibration: Calibration) -> None:
+    _WORKER["evaluate"] = Evaluator(calibration)
+
+
+def _evaluate_in_worker(row) -> Evaluation:
+    evaluate = _WORKER["evaluate"]
+    evaluation = evaluate(row)
+    evaluate.evaluations.clear()  # the parent keeps the record
+    return evaluation
+
 
 def target_estimate(target: CalibrationTargetSpec, tables: RunTables, curves: dict | None = None) -> Estimate:
     """The simulated proportion of one target in a run's tables (`curves` caches the
@@ -141,8 +173,9 @@ class Result:
     message: str
 
 
-def run_optimiser(calibration: Calibration, evaluate: Evaluator, progress: bool = False) -> Result:
-    """Maximise the log-likelihood with scipy.optimize over the bounded parameters."""
+def run_optimiser(calibration: Calibration, evaluate: Evaluator, progress: bool = False, workers: int = 1) -> Result:
+    """Maximise the log-likelihood with scipy.optimize over the bounded parameters (one
+    evaluation after another: `workers` is not used)."""
     spec = calibration.spec.method.optimise
     low = np.array([p.low for p in calibration.parameters])
     width = np.array([p.high - p.low for p in calibration.parameters])
@@ -178,15 +211,13 @@ def _simplex(start: np.ndarray, step: float = 0.1) -> np.ndarray:
     return np.array(vertices)
 
 
-def run_sir(calibration: Calibration, evaluate: Evaluator, progress: bool = False) -> Result:
+def run_sir(calibration: Calibration, evaluate: Evaluator, progress: bool = False, workers: int = 1) -> Result:
     """Sampling-importance-resampling from the priors; the calibrated values are the medians."""
     spec = calibration.spec.method.sir
     rng = np.random.default_rng(np.random.SeedSequence([calibration.seed, CALIBRATION_STREAM]))
     u = rng.random((spec.draws, len(calibration.parameters)))
     draws = np.column_stack([p.prior.quantile(u[:, j]) for j, p in enumerate(calibration.parameters)])
-    log_likelihoods = np.array([evaluate(row).log_likelihood
-                                for row in tqdm(draws, unit="draw", desc=calibration.name, disable=not progress,
-                                                delay=1.0, leave=False)])
+    log_likelihoods = np.array([e.log_likelihood for e in evaluate.many(draws, workers, progress)])
     if not np.isfinite(log_likelihoods).any():
         raise ScenarioError([Problem(str(calibration.file), "targets", "no prior draw gives every target an estimate "
                                      "(a time past every simulated episode?); check the targets' at and the bounds")])
@@ -195,14 +226,19 @@ def run_sir(calibration: Calibration, evaluate: Evaluator, progress: bool = Fals
     values = tuple(float(v) for v in np.median(accepted, axis=0))
     best = evaluate.evaluations[int(np.argmax(log_likelihoods))]
     ess = effective_sample_size(log_likelihoods)
+    if ess < LOW_EFFECTIVE_SAMPLE_SIZE:
+        print(f"note: the effective sample size is {ess:.1f} of {spec.draws} prior draws: the accepted sets repeat "
+              "few draws; add draws or narrow the prior around the targets", file=sys.stderr)
     return Result(values, best, accepted, chosen, ess, f"{spec.draws} prior draws, effective sample size {ess:.1f}")
 
 
 # ------------------------------------------------------------------ outputs
 
 
-def calibrate(name_or_path: str | Path, out: Path | None = None, force: bool = False, progress: bool = True) -> Path:
-    """Run a calibration file and write its output directory; return the directory."""
+def calibrate(name_or_path: str | Path, out: Path | None = None, force: bool = False, progress: bool = True,
+              workers: int = 1) -> Path:
+    """Run a calibration file and write its output directory; return the directory.
+    `workers` processes share the evaluations of `sir` (the results do not depend on it)."""
     from sim.app.outputs import check_out_directory, staged_directory
 
     calibration = load_calibration(name_or_path)
@@ -212,7 +248,7 @@ def calibrate(name_or_path: str | Path, out: Path | None = None, force: bool = F
     clock = time.perf_counter()
     evaluate = Evaluator(calibration)
     method = run_optimiser if calibration.spec.method.name == "optimise" else run_sir
-    result = method(calibration, evaluate, progress)
+    result = method(calibration, evaluate, progress, workers)
     final = evaluate(result.values)  # the model at the calibrated values, for the table
     targets = targets_table(calibration, evaluate, final, result)
     parameters = parameters_table(calibration, result)
@@ -227,6 +263,23 @@ def calibrate(name_or_path: str | Path, out: Path | None = None, force: bool = F
         manifest = _manifest(calibration, result, evaluate, time.perf_counter() - clock, started)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return out
+
+
+def summary_lines(directory: Path) -> list[str]:
+    """What a finished calibration found, for the terminal: each parameter before and after,
+    the log-likelihood, the evaluations and the wall time (from its calibration.json)."""
+    manifest = json.loads((Path(directory) / MANIFEST).read_text(encoding="utf-8"))
+    parameters = pd.read_csv(Path(directory) / "parameters.csv")
+    lines = [f"{manifest['method_description']}"]
+    for row in parameters.to_dict("records"):
+        interval = ""
+        if "posterior_q2.5" in row:
+            interval = f" (95% interval {row['posterior_q2.5']:.4g} to {row['posterior_q97.5']:.4g})"
+        lines.append(f"  {row['parameter']}: {row['before_calibration']:.4g} -> {row['calibrated']:.4g} "
+                     f"{row['unit']}{interval}")
+    lines.append(f"log-likelihood {manifest['log_likelihood']:.3f} (0 = every target met exactly); "
+                 f"{manifest['evaluations']} evaluations in {manifest['wall_time_seconds']:.1f} s")
+    return lines
 
 
 def targets_table(calibration: Calibration, evaluate: Evaluator, final: Evaluation, result: Result) -> pd.DataFrame:
