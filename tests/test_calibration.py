@@ -253,3 +253,27 @@ def test_the_bundled_optimiser_calibration_loads_with_its_start():
     calibration = load_calibration("dupilumab_bioday_optimise")
     assert calibration.parameters[0].start == pytest.approx(289.4)
     assert calibration.spec.method.name == "optimise"
+
+
+def test_stop_reason_and_state_targets_match_their_closed_forms(recovery_files):
+    # Non-responders stop at 3 months; responders remit at the end of an exponential course
+    # (no relapse), or are censored at the 48-month horizon.
+    folder = recovery_files["folder"]
+    document = {"scenario": "recovery.yaml", "settings": {"patients": N_TARGET, "seed": 11},
+                "parameters": {"treatments.drug_a.course.mean": {"low": 6, "high": 60}},
+                "targets": {"nonresponse_share": {"metric": "stop_reason_share", "treatment": "drug_a",
+                                                  "reason": "nonresponse", "value": 0.5, "se": 0.1, "source": "x et al."},
+                            "topical_12": {"metric": "state_occupancy", "state": "topical", "at": "12 months",
+                                           "value": 0.5, "se": 0.1, "source": "x et al."},
+                            "systemic_12": {"metric": "state_occupancy", "state": "systemic", "at": "12 months",
+                                            "value": 0.5, "se": 0.1, "source": "x et al."}},
+                "method": {"sir": {"draws": 2, "keep": 1}}}
+    path = folder / "states.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    estimates = Evaluator(load_calibration(path))([TRUE_MEAN]).estimates
+    remitted_by_horizon = TRUE_P * (1 - math.exp(-48 / TRUE_MEAN))
+    expected = [(1 - TRUE_P) / ((1 - TRUE_P) + remitted_by_horizon),
+                TRUE_P * (1 - math.exp(-12 / TRUE_MEAN)), TRUE_P * math.exp(-12 / TRUE_MEAN)]
+    for estimate, value in zip(estimates, expected):
+        se = math.sqrt(value * (1 - value) / estimate.n)
+        assert abs(estimate.value - value) < 4 * se, (estimate, value)
