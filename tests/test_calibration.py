@@ -277,3 +277,14 @@ def test_stop_reason_and_state_targets_match_their_closed_forms(recovery_files):
     for estimate, value in zip(estimates, expected):
         se = math.sqrt(value * (1 - value) / estimate.n)
         assert abs(estimate.value - value) < 4 * se, (estimate, value)
+
+
+def test_a_target_line_that_the_strategy_never_gives_the_drug_is_refused(tmp_path):
+    path = tmp_path / "line.yaml"
+    path.write_text(yaml.safe_dump({
+        "scenario": "modern_adult", "parameters": {"treatments.dupilumab.course.mean": {"low": 60, "high": 600}},
+        "targets": {"t": {"metric": "drug_survival", "treatment": "dupilumab", "strategy": "conventional_first",
+                          "line": 1, "at": 12, "value": 0.9, "n": 100, "source": "x et al."}},
+        "method": {"optimise": {}}}), encoding="utf-8")
+    result = CliRunner().invoke(main, ["calibrate", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "targets.t.line" in result.output and "never line 1" in result.output

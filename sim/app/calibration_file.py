@@ -23,6 +23,7 @@ Everything is checked before anything runs; each problem names the file and key 
 from __future__ import annotations
 
 import difflib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,7 @@ from sim.loader import (
     resolve_scenario_path,
     validation_problems,
 )
+from sim.guard import estimate_run, too_large
 from sim.schema import Duration, Scenario, Source, Strict, suggest
 from sim.app.sweep.parameters import Parameter, PathError, apply_overrides, document_value, get_path, locate, numeric_value
 from sim.app.sweep.spec import Amount
@@ -284,8 +286,29 @@ def load_calibration(name_or_path: str | Path) -> Calibration:
     parameters = _free_parameters(spec, base, simulated, where, problems)
     if problems:
         raise ScenarioError(problems)
+    _guard_resources(spec, simulated, where)
     seed = spec.settings.seed if spec.settings.seed is not None else base.scenario.settings.seed
     return Calibration(file, spec.name or file.stem, spec, base, simulated, tuple(parameters), seed)
+
+
+def evaluations_planned(spec: CalibrationSpec) -> int:
+    """The most simulations a calibration runs: its SIR draws or the optimiser's limit, plus one."""
+    method = spec.method
+    return (method.sir.draws if method.sir is not None else method.optimise.max_evaluations) + 1
+
+
+def _guard_resources(spec: CalibrationSpec, document: dict, file: str) -> None:
+    """Refuse an evaluation this machine cannot hold; note on stderr a calibration expected
+    to take more than a minute (`sim.guard` estimates, one process)."""
+    strategies = len(document["strategies"])
+    one = estimate_run(spec.settings.patients, strategies, 1)
+    reason = too_large(one, fix="lower settings.patients of the calibration file")
+    if reason is not None:
+        raise ScenarioError([Problem(file, "settings.patients", reason)])
+    seconds = one.seconds * evaluations_planned(spec)
+    if seconds > 60:
+        print(f"note: {evaluations_planned(spec)} evaluations of {one.trajectories:,} trajectories, about "
+              f"{seconds / 60:,.1f} minutes expected", file=sys.stderr)
 
 
 def _load_base(spec: CalibrationSpec, file: Path) -> LoadedScenario:
@@ -319,8 +342,12 @@ def _check_targets(spec: CalibrationSpec, scenario: Scenario, file: str, problem
                 problems.append(Problem(file, where, f"no strategy{' ' + target.strategy if target.strategy else ''} "
                                         f"uses {target.treatment}; name a strategy whose lines include it"))
                 continue
-            if target.line is not None and not any(len(scenario.strategies[s].lines) >= target.line for s in chosen):
-                problems.append(Problem(file, f"{where}.line", f"line {target.line} is beyond the strategy's lines"))
+            if target.line is not None and not any(_can_be_at_line(scenario.strategies[s], target.treatment,
+                                                                   target.line) for s in chosen):
+                problems.append(Problem(file, f"{where}.line", f"{target.treatment} is never line {target.line} of "
+                                        f"{target.strategy or 'any strategy'}; give the line at which the strategy "
+                                        "uses it, or leave line out (each patient's first episode of the drug)"))
+                continue
         if target.reason is not None:
             _check_reason(target.reason, f"{where}.reason", file, problems)
         if target.state is not None and not _known_state(target.state):
@@ -332,6 +359,13 @@ def _check_targets(spec: CalibrationSpec, scenario: Scenario, file: str, problem
                                     f"({horizon:g} months)"))
         needed += [s for s in chosen if s not in needed]
     return [s for s in scenario.strategies if s in needed]
+
+
+def _can_be_at_line(strategy, treatment: str, line: int) -> bool:
+    # A drawn first line can put any of its treatments first, which moves the others along.
+    if strategy.first_line:
+        return treatment in strategy.lines and line <= len(strategy.lines)
+    return len(strategy.lines) >= line and strategy.lines[line - 1] == treatment
 
 
 def _check_reason(reason: Any, where: str, file: str, problems: list[Problem]) -> None:
