@@ -260,7 +260,7 @@ def calibrate(name_or_path: str | Path, out: Path | None = None, force: bool = F
         if result.accepted is not None:
             parameter_sets(calibration, result).to_csv(staging / PARAMETER_SETS, index=False)
         _figure(targets, calibration, staging / "targets.png")
-        manifest = _manifest(calibration, result, evaluate, time.perf_counter() - clock, started)
+        manifest = _manifest(calibration, result, evaluate, final, time.perf_counter() - clock, started)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return out
 
@@ -409,7 +409,8 @@ def _figure(targets: pd.DataFrame, calibration: Calibration, path: Path) -> None
     save_figure(plot_calibration_targets(targets, f"{calibration.name}: targets and calibrated model"), path)
 
 
-def _manifest(calibration: Calibration, result: Result, evaluate: Evaluator, wall: float, started: str) -> dict:
+def _manifest(calibration: Calibration, result: Result, evaluate: Evaluator, final: Evaluation, wall: float,
+              started: str) -> dict:
     from sim.app.outputs import PACKAGES, scenario_hash
 
     spec_dump = calibration.spec.model_dump(mode="json", exclude_none=True)
@@ -432,7 +433,8 @@ def _manifest(calibration: Calibration, result: Result, evaluate: Evaluator, wal
         "evaluations": len(evaluate.evaluations),
         "optimiser_message": result.message,
         "effective_sample_size": result.effective_sample_size,
-        "log_likelihood": result.best.log_likelihood,
+        "log_likelihood": final.log_likelihood,  # at the calibrated values
+        "log_likelihood_best_evaluation": result.best.log_likelihood,
         "parameters": [
             {"name": p.name, "path": list(p.parameter.path), "column": p.parameter.column, "kind": p.parameter.kind,
              "unit": p.parameter.unit, "low": p.low, "high": p.high, "prior": p.prior.describe(), "start": p.start,
