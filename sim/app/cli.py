@@ -264,3 +264,22 @@ def fit(csv_file, key, at_months, out):
     click.echo(block)
     if out is not None:
         out.write_text(block, encoding="utf-8")
+
+
+@main.command()
+@click.argument("calibration")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<calibration>].")
+@click.option("--force", is_flag=True, help="Write into an existing --out that is not an earlier calibration.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for the evaluations of method sir; results do not depend on it.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def calibrate(calibration, out, force, workers, quiet):
+    """Calibrate the free parameters of a scenario to published targets (CALIBRATION: a
+    calibration file or the name of a bundled one); writes the calibrated scenario."""
+    from sim.app.calibrate import calibrate as run_calibration
+    from sim.app.calibrate import summary_lines
+
+    directory = run_calibration(calibration, out, force=force, progress=not quiet, workers=workers)
+    click.echo("\n".join(summary_lines(directory)))
+    click.echo(f"wrote {directory}")

@@ -49,10 +49,10 @@ def check_out_directory(out_dir: Path, manifest: str = "run.json", force: bool =
 
 
 @contextmanager
-def staged_directory(out_dir: Path, replace_run: bool = False):
+def staged_directory(out_dir: Path, replace_run: bool = False, manifest: str = "run.json"):
     """Yield a staging directory whose files are moved into `out_dir` when the block succeeds.
 
-    With `replace_run`, an earlier run in `out_dir` (it has a run.json) is replaced whole, so
+    With `replace_run`, an earlier run in `out_dir` (it has `manifest`, a run.json) is replaced whole, so
     that no old report or figure is left beside the new tables; otherwise the staged files
     are moved in one by one. Staging directories left by killed runs are removed first.
     """
@@ -64,7 +64,7 @@ def staged_directory(out_dir: Path, replace_run: bool = False):
     staging.mkdir()
     try:
         yield staging
-        if replace_run and (out_dir / "run.json").is_file():
+        if replace_run and (out_dir / manifest).is_file():
             _swap(staging, out_dir)
         else:
             _publish(staging, out_dir)

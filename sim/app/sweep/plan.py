@@ -232,7 +232,8 @@ def load_sweep(name_or_path: str | Path, workers: int = 1, warn=None) -> SweepPl
     name = spec.name or file.stem
     plan = SweepPlan(name, spec.description or "", file, spec, base, document, seed, spec.replicates,
                      tuple(tasks), tuple(columns), design,
-                     _hash(spec, document, seed, _without_text(economics_document) if economics else None),
+                     _hash(spec, document, seed, _without_text(economics_document) if economics else None,
+                           design.calibrated.hash if design is not None and design.calibrated is not None else None),
                      economics, economics_document)
     _check_economics(plan)
     return plan
@@ -478,6 +479,9 @@ def _columns(spec: SweepSpec, document: dict, grid: dict, one_way: dict,
         for shares in design.shares:
             for name in shares.columns():
                 columns.append(ParameterColumn(name, name, "", "psa", True, shares.describe(), shares.source))
+        for parameter in design.calibrated.parameters if design.calibrated is not None else ():
+            columns.append(ParameterColumn(parameter.column, parameter.text, parameter.unit, "psa", True,
+                                           "calibrated", design.calibrated.description))
     return columns
 
 
@@ -543,6 +547,8 @@ def _point_values(document: dict, one_way: dict, design: PsaDesign | None) -> di
         for shares in design.shares:
             node = get_path(document, shares.parameter.path) or {}
             values.update(zip(shares.columns(), _point_shares(node, shares.parts)))
+        for parameter in design.calibrated.parameters if design.calibrated is not None else ():
+            values[parameter.column] = numeric_value(parameter, get_path(document, parameter.path))
     return values
 
 
@@ -561,7 +567,8 @@ def _point_shares(node: dict, parts: tuple[str, ...]) -> list[float]:
 # ---------------------------------------------------------------------- hash
 
 
-def _hash(spec: SweepSpec, document: dict, seed: int, economics: dict | None = None) -> str:
+def _hash(spec: SweepSpec, document: dict, seed: int, economics: dict | None = None,
+          calibrated: str | None = None) -> str:
     """Return the SHA-256 of what decides the sweep's results (not its texts or sources)."""
     from sim import RESULTS_VERSION
 
@@ -574,6 +581,8 @@ def _hash(spec: SweepSpec, document: dict, seed: int, economics: dict | None = N
     }
     if economics is not None:
         content["economics"] = economics
+    if calibrated is not None:
+        content["calibrated_sets"] = calibrated
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

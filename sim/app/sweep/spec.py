@@ -188,10 +188,14 @@ class PsaSpec(Strict):
     Beta(events + ½, n − events + ½), every set of shares written as counts (fates at the
     end of a course, covariate levels, first-line choice) from Dirichlet(events + ½), and
     every rate written as counts from Gamma(events + ½, 1/person_years). `exclude` lists
-    key paths (and everything under them) kept at their point estimates.
+    key paths (and everything under them) kept at their point estimates. `calibrated`
+    names the output directory of a Bayesian calibration (`adpath calibrate`, method
+    `sir`; relative to the sweep file or the working directory): each sample takes one
+    of its accepted parameter sets whole (see `sim.app.calibrated_sets`).
     """
 
     samples: int = Field(ge=1)
+    calibrated: str | None = None
     counts: bool = True
     exclude: list[str] = []
     parameters: dict[str, DrawSpec] = {}
