@@ -120,18 +120,18 @@ FINISHED_TABLES = ("episodes", "adverse_events", "bursts")
 
 
 @contextmanager
-def writing_finished_tables(directory: Path, tables: RunTables):
-    """Write the tables of `FINISHED_TABLES` into `directory` in a background thread while the
-    block runs (the summary, the economics); wait for them, and raise their error, on leaving it.
+def writing_finished_tables(directory: Path, tables: RunTables, names: tuple[str, ...] = FINISHED_TABLES):
+    """Write the tables `names` (by default `FINISHED_TABLES`) into `directory` in a background
+    thread while the block runs (the summary, the economics); wait for them, and raise their
+    error, on leaving it.
 
     Encoding Parquet releases the GIL, so with a second core the writing costs little wall time.
     The frames are turned into Arrow tables here, before the block, so that the thread never
     reads a pandas object the block is reading too (pandas does not promise that is safe).
     """
-    frames = {name: _arrow(getattr(tables, name)) for name in FINISHED_TABLES}
+    frames = {name: _arrow(getattr(tables, name)) for name in names}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adpath-writer") as writer:
-        written = [writer.submit(pq.write_table, frame, directory / f"{name}.parquet", compression=COMPRESSION)
-                   for name, frame in frames.items()]
+        written = [writer.submit(_write, frame, directory / f"{name}.parquet") for name, frame in frames.items()]
         del frames
         try:
             yield
@@ -144,8 +144,17 @@ def writing_finished_tables(directory: Path, tables: RunTables):
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    """Write `frame` to `path` as Parquet (zstd), byte for byte as `DataFrame.to_parquet` would."""
-    pq.write_table(_arrow(frame), path, compression=COMPRESSION)
+    """Write `frame` to `path` as Parquet (zstd): the columns, dtypes and pandas metadata that
+    `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns."""
+    _write(_arrow(frame), path)
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    # Dictionary-encoding a column of a million distinct floats or patient numbers only to
+    # give it up page after page cost about a third of the writing time; categorical
+    # columns are dictionaries already (benchmarks/README.md, end to end).
+    categorical = [field.name for field in table.schema if pa.types.is_dictionary(field.type)]
+    pq.write_table(table, path, compression=COMPRESSION, use_dictionary=categorical or False)
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:

@@ -32,6 +32,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     """
     from analysis.summary import summarize_run
     from sim.app.outputs import (
+        FINISHED_TABLES,
         build_manifest,
         check_out_directory,
         staged_directory,
@@ -48,13 +49,15 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
     tables = simulate(model, workers=workers, progress=progress)
+    # Without economics the patients table is finished too: it is written in the background.
+    background = FINISHED_TABLES if setting is not None else ("episodes", "patients", *FINISHED_TABLES[1:])
     with staged_directory(out, replace_run=True) as staging:
-        with writing_finished_tables(staging, tables):
+        with writing_finished_tables(staging, tables, background):
             summary = clinical = summarize_run(tables.episodes, tables.patients)
             extra = {}
             if setting is not None:
                 tables, summary, extra = _with_economics(tables, summary, setting)
-            write_parquet(staging / "patients.parquet", tables.patients)
+                write_parquet(staging / "patients.parquet", tables.patients)
             summary.to_csv(staging / "summary.csv", index=False)
         for name, frame in extra.items():
             frame.to_csv(staging / name, index=False)
