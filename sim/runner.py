@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tqdm import tqdm
 
-from sim.draws import draw_chunk, layout_for
+from sim.draws import layout_for
 from sim.engine import compiled, des, vector
 from sim.engine.records import (
     adverse_events_columns,
@@ -106,15 +106,14 @@ def simulate_task(model: Model, task: Task, engine: str = "des") -> dict[str, di
     """Simulate one chunk of patients under every strategy of the model with `engine`;
     return each table's columns (see `sim.engine.records`), sorted within the chunk."""
     with small_pages():
-        layout = layout_for(model)
         if engine == "compiled":
             records, covariates = compiled.simulate_chunk(model, task.replicate, task.first_patient, task.count)
         elif engine == "vector":
+            layout = layout_for(model)
             numbers = draw_numbers(model, layout, task.replicate, task.first_patient, task.count)
             records, covariates = vector.simulate_chunk(model, layout, numbers), numbers.covariates
         else:
-            chunk = draw_chunk(model, layout, task.replicate, task.first_patient, task.count)
-            records, covariates = des.simulate_chunk(model, layout, chunk, task.replicate, task.count), chunk.covariates
+            records, covariates = des.simulate_chunk(model, task.replicate, task.first_patient, task.count)
         tables = {
             "episodes": episodes_columns(records, model, task.replicate),
             "patients": patients_columns(records, model, task.replicate, task.first_patient, covariates),

@@ -1,9 +1,7 @@
-"""Double programming: the vector engine against the DES engine on every bundled scenario.
+"""The vector engine against the DES engine on every bundled scenario, in distribution.
 
-With the same seed both engines read the same random numbers, so their tables must be
-identical; flare bursts come from the same numbers but their times are summed in another
-order, so they must agree to rounding (1e-6 months). Independently of
-that, a run of the vector engine with another seed must agree with the DES in
+The vector engine draws PCG64 slots, the DES Philox numbers (as the compiled engine,
+with which it agrees row for row: `tests/test_compiled_engine.py`), so the two agree in
 distribution: episodes ending for each reason per treatment and line, drug survival at
 12, 24 and 36 months, return to topical therapy, lines used and flare bursts within 4
 Monte Carlo standard errors; episode durations by a two-sample Kolmogorov-Smirnov test.
@@ -61,18 +59,10 @@ def directory(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("agreement"))
 
 
-def _bridges(bursts: pd.DataFrame) -> pd.DataFrame:
-    return bursts[bursts["reason"] == "bridge"].reset_index(drop=True)
-
-
-@pytest.mark.parametrize("name", SCENARIOS)
-def test_same_seed_gives_identical_tables(name, directory):
-    des, vector = run(name, "des", 0, directory), run(name, "vector", 0, directory)
-    pd.testing.assert_frame_equal(vector.episodes, des.episodes)
-    pd.testing.assert_frame_equal(vector.adverse_events, des.adverse_events)
-    pd.testing.assert_frame_equal(vector.patients, des.patients)
-    pd.testing.assert_frame_equal(_bridges(vector.bursts), _bridges(des.bursts))
-    pd.testing.assert_frame_equal(vector.bursts, des.bursts, check_exact=False, rtol=0, atol=1e-6)
+def _rounded(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Episodes with times rounded to 1e-9 months: the engines sum times in other orders, and a
+    duration that is a point mass (a fixed assessment) would otherwise split into near ties."""
+    return episodes.assign(start=episodes["start"].round(9), stop=episodes["stop"].round(9))
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -86,7 +76,7 @@ def test_engines_agree_in_distribution(name, directory):
         + _compare(_per_patient_means(des.bursts, des.patients, ["reason", "state"]),
                    _per_patient_means(vector.bursts, vector.patients, ["reason", "state"]), "bursts")
         + _compare(_burst_proportions(des.bursts), _burst_proportions(vector.bursts), "burst outcomes")
-        + _durations_differ(des.episodes, vector.episodes)
+        + _durations_differ(_rounded(des.episodes), _rounded(vector.episodes))
     )
     assert not disagreements, "\n".join(disagreements)
 
