@@ -1,4 +1,5 @@
-"""The random numbers of each virtual patient, and what each of them decides.
+"""The vector engine's random numbers: positional PCG64 slots (the other engines draw
+Philox numbers by purpose, `sim.random_numbers`).
 
 Randomness follows a `SeedSequence` tree: scenario seed -> replicate -> patient. Each
 replicate has a PCG64 stream, which can jump to any position at once; slot `c` of
@@ -107,39 +108,6 @@ def uniform_block(seed: int, replicate: int, first_patient: int, count: int, wid
     return np.ascontiguousarray(block.T)
 
 
-def treatments_used(model: Model) -> tuple[int, ...]:
-    """The treatments some strategy of `model` can give (indices, in order)."""
-    return tuple(sorted({t for strategy in model.strategies for t in strategy.lines}))
-
-
-def bridged_treatments(model: Model) -> set[int]:
-    """The treatments whose start some strategy covers with a corticosteroid bridge (indices)."""
-    if model.rescue is None:
-        return set()
-    return {t for strategy in model.strategies for t in strategy.bridged}
-
-
-def slots_read(model: Model, layout: Layout) -> np.ndarray:
-    """The slots a patient's trajectories can read (the others mean nothing in this model): those of
-    the treatments some strategy gives, and of them only the rules the treatment has."""
-    slots = [*layout.covariates, layout.follow_up, layout.loss_to_followup, layout.first_line, layout.arrival,
-             *layout.relapse_occurs, *layout.relapse_time]
-    to_target = any(strategy.target_assessment is not None for strategy in model.strategies)
-    bridged = bridged_treatments(model)
-    for t in treatments_used(model):
-        treatment = model.treatments[t]
-        offsets = [ASSESS, RESPONSE, FATE]
-        offsets += [COURSE] if treatment.course is not None else []
-        offsets += [CAP] if treatment.cap is not None else []
-        offsets += [LOSS] if treatment.loss_of_response is not None else []
-        offsets += [ESCALATE, ESCALATED_RESPONSE, REASSESS] if treatment.escalation is not None else []
-        offsets += [TARGET] if to_target and treatment.target_probability is not None else []
-        offsets += [BRIDGE_RESPONSE, BRIDGE_REBOUND, BRIDGE_ONSET] if t in bridged else []
-        offsets += range(FIRST_AE, layout.group_sizes[t])
-        slots += [start + offset for start in layout.episode_groups[t] for offset in offsets]
-    return np.array(sorted(slots), dtype=np.int64)
-
-
 OVERFLOW_EPISODE, OVERFLOW_SPELL = 0, 1  # what a number beyond the block is for
 
 
@@ -179,131 +147,6 @@ def side_uniforms(seed: int, replicate: int, stream: int, first_patient: int, co
     bit_generator = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(replicate, stream)))
     bit_generator.advance(first_patient)
     return np.random.Generator(bit_generator).random(count)
-
-
-@dataclass
-class ChunkDraws:
-    """The draws of a chunk of patients, transformed to times where a slot is a time.
-
-    `values` holds, per patient, the block with every time slot in months and every
-    probability slot still a uniform (compared against a probability at run time).
-    `relapse_times[v]` holds the relapse times under relapse model `v` (months).
-    `ends` is each patient's end of observation (months after entry) and `lost` whether
-    it is a loss to follow-up rather than the horizon or the end of a cohort's follow-up.
-    `entries` is when each patient enters (months on the simulation clock, 0 unless the
-    population declares an `arrival`). `eligible[i, t]` says whether patient i's
-    covariates allow treatment t, `response[i, t]` is the response probability after
-    covariate modifiers (before line modifiers, applied when the line is known).
-    """
-
-    first_patient: int
-    uniforms: np.ndarray
-    values: np.ndarray
-    relapse_times: np.ndarray
-    ends: np.ndarray
-    lost: np.ndarray
-    covariates: dict[str, np.ndarray]
-    entries: np.ndarray
-    eligible: np.ndarray
-    response: np.ndarray
-    target_assessments: dict[int, np.ndarray]
-    dead: np.ndarray | None = None
-    flares: np.ndarray | None = None  # the first round of flare numbers (`flare_uniforms`), if flares are laid
-
-
-def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkDraws:
-    """Draw and transform the random numbers of a chunk of patients (only the slots the
-    model can read: `slots_read`; the others are NaN)."""
-    u = uniform_block(model.seed, replicate, first_patient, count, layout.width, slots_read(model, layout))
-    values = u.copy()
-    bridged = bridged_treatments(model)
-    for t in treatments_used(model):
-        treatment = model.treatments[t]
-        for start in layout.episode_groups[t]:
-            _transform_episode_group(values, u, treatment, start, model.rescue if t in bridged else None)
-    relapse_u = u[:, list(layout.relapse_time)]
-    relapse_times = np.stack([
-        relapse.time.ppf(relapse_u) if relapse is not None else np.full_like(relapse_u, np.inf)
-        for relapse in model.relapses
-    ], axis=1)
-    covariates = covariates_of(model, layout, lambda c: u[:, c])
-    ends, lost, dead = observation_ends(model, layout, lambda c: u[:, c], count, covariates, replicate, first_patient)
-    entries = np.zeros(count)
-    if model.population.arrival is not None:
-        entries = model.population.arrival.ppf(u[:, layout.arrival])
-    eligible, response = patient_treatment_matrices(model, covariates, count)
-    flares = None
-    if model.rescue is not None and model.rescue.flare_rates:
-        flares = flare_uniforms(model.seed, replicate, 0, first_patient, count)
-    return ChunkDraws(first_patient, u, values, relapse_times, ends, lost, covariates, entries, eligible, response,
-                      _target_assessments(model, layout, u), dead, flares)
-
-
-def _target_assessments(model: Model, layout: Layout, u: np.ndarray) -> dict[int, np.ndarray]:
-    """Assessment times under each treat-to-target strategy: [patient, treatment, occurrence]
-    (NaN for treatments no strategy gives)."""
-    used = list(treatments_used(model))
-    columns = [[start + ASSESS for start in layout.episode_groups[t]] for t in used]
-    times = {}
-    for strategy in model.strategies:
-        if strategy.target_assessment is not None:
-            times[strategy.index] = np.full((len(u), len(model.treatments), OCCURRENCES), np.nan)
-            times[strategy.index][:, used] = strategy.target_assessment.ppf(u[:, columns])
-    return times
-
-
-def patient_treatment_matrices(model: Model, covariates: dict, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (eligible, response probability) per patient and treatment from the covariates."""
-    eligible = np.ones((count, len(model.treatments)), dtype=bool)
-    response = np.empty((count, len(model.treatments)))
-    for t, treatment in enumerate(model.treatments):
-        if treatment.age_groups is not None and model.population.age_group not in treatment.age_groups:
-            eligible[:, t] = False
-        for condition in treatment.eligible_when:
-            eligible[:, t] &= condition.holds(covariates[condition.covariate])
-        p = np.full(count, treatment.response_probability)
-        for modifier in treatment.response_modifiers:
-            where = condition_holds(modifier.condition, covariates, count)
-            p = np.where(where, _modified(p, modifier), p)
-        response[:, t] = p
-    return eligible, response
-
-
-def condition_holds(condition, covariates: dict, count: int) -> np.ndarray:
-    """Return where a covariate condition holds for each patient of a chunk."""
-    return np.broadcast_to(condition.holds(covariates[condition.covariate]), (count,))
-
-
-def _modified(p: np.ndarray, modifier) -> np.ndarray:
-    if modifier.probability is not None:
-        return np.full_like(p, modifier.probability)
-    odds = np.divide(p, 1.0 - p, out=np.full_like(p, np.inf), where=p < 1.0) * modifier.odds_ratio
-    return np.where(np.isinf(odds), np.where(modifier.odds_ratio > 0, 1.0, 0.0), odds / (1.0 + odds))
-
-
-def draw_group_values(model: Model, treatment, uniforms: np.ndarray) -> list[float]:
-    """Return one episode group's values from its uniforms (times in months)."""
-    u = uniforms.reshape(1, -1)
-    values = u.copy()
-    _transform_episode_group(values, u, treatment, 0, model.rescue)
-    return values[0].tolist()
-
-
-def _transform_episode_group(values, u, treatment, start, rescue) -> None:
-    values[:, start + ASSESS] = treatment.assess_at.ppf(u[:, start + ASSESS])
-    if treatment.course is not None:
-        values[:, start + COURSE] = treatment.course.ppf(u[:, start + COURSE])
-    if treatment.cap is not None:
-        values[:, start + CAP] = treatment.cap.ppf(u[:, start + CAP])
-    if treatment.loss_of_response is not None:
-        values[:, start + LOSS] = treatment.loss_of_response.ppf(u[:, start + LOSS])
-    if treatment.escalation is not None:
-        values[:, start + REASSESS] = treatment.escalation.reassess_after.ppf(u[:, start + REASSESS])
-    if rescue is not None:  # the treatment is bridged (a burst's duration is not simulated)
-        values[:, start + BRIDGE_ONSET] = rescue.onset.ppf(u[:, start + BRIDGE_ONSET])
-    for a, event in enumerate(treatment.adverse_events):
-        column = start + FIRST_AE + 3 * a + AE_ONSET
-        values[:, column] = event.onset.ppf(u[:, column])
 
 
 def observation_ends(model: Model, layout: Layout, slot, count: int, covariates: dict, replicate: int,

@@ -301,14 +301,6 @@ def _modifiers(spec) -> tuple[tuple, tuple]:
     return tuple(on_covariates), tuple(on_line)
 
 
-def adjust_odds(probability: float, odds_ratio: float) -> float:
-    """Return `probability` with its odds multiplied by `odds_ratio`."""
-    if probability >= 1.0:
-        return 1.0 if odds_ratio > 0 else 0.0
-    odds = probability / (1.0 - probability) * odds_ratio
-    return odds / (1.0 + odds)
-
-
 def _relapse(spec: RelapseSpec | None) -> Relapse | None:
     if spec is None:
         return None

@@ -23,11 +23,11 @@ import numpy as np
 
 from sim.draws import ASSESS, BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE, Layout
 from sim.engine import limited_resources_refusal
-from sim.engine.vector_draws import ChunkNumbers, EpisodeSlots
+from sim.engine.vector_draws import ChunkNumbers, EpisodeSlots, modified_probabilities
 from sim.engine.vector_episodes import plan_episodes
 from sim.engine.vector_flares import flare_rates, lay_flares
 from sim.engine.vector_records import SUPPORTIVE, TOPICAL, UNCONTROLLED, VectorRecords
-from sim.model import Model, adjust_odds
+from sim.model import Model
 from sim.tables import BURST_REASONS, CENSORING_REASONS, FAILURE_REASONS, REASON_CODE, STATE_CODE
 
 #: Patients per chunk when the caller does not say (results do not depend on it).
@@ -230,7 +230,7 @@ class Cohort:
             if modifier.probability is not None:
                 p = np.where(holds, modifier.probability, p)
             else:
-                p = np.where(holds, _adjusted_odds(p, modifier.odds_ratio), p)
+                p = np.where(holds, modified_probabilities(p, modifier), p)
         return p
 
     def _bridge(self, rows, start, slots: EpisodeSlots, where: np.ndarray) -> None:
@@ -320,14 +320,6 @@ class EpisodeColumns:
 def distinct(values: np.ndarray) -> np.ndarray:
     """The distinct values of an array of small non-negative integers, ascending (no sort)."""
     return np.flatnonzero(np.bincount(values)) if len(values) else np.empty(0, dtype=np.intp)
-
-
-def _adjusted_odds(p: np.ndarray, odds_ratio: float) -> np.ndarray:
-    """`sim.model.adjust_odds` element by element (the same operations)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        odds = p / (1.0 - p) * odds_ratio
-        adjusted = odds / (1.0 + odds)
-    return np.where(p >= 1.0, adjust_odds(1.0, odds_ratio), adjusted)
 
 
 class StrategyRules:

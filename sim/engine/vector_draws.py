@@ -13,8 +13,10 @@ gamma quantile (about 30 ns).
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
+
 
 import numpy as np
 
@@ -29,9 +31,9 @@ from sim.draws import (
     flare_uniforms,
     observation_ends,
     overflow_uniforms,
-    patient_treatment_matrices,
 )
 from sim.model import Model, Treatment
+from sim.rules.response import modified_response
 
 
 @dataclass
@@ -272,3 +274,34 @@ def _overflow_uniforms(numbers: ChunkNumbers, patient: int, key: tuple, count: i
         return _kept.overflows[patient, key, count]
     u = overflow_uniforms(numbers.model.seed, numbers.replicate, numbers.first_patient + patient, key, count)
     return _kept.keep(_kept.overflows, (patient, key, count), u)
+
+
+def patient_treatment_matrices(model: Model, covariates: dict, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (eligible, response probability) per patient and treatment from the covariates."""
+    eligible = np.ones((count, len(model.treatments)), dtype=bool)
+    response = np.empty((count, len(model.treatments)))
+    for t, treatment in enumerate(model.treatments):
+        if treatment.age_groups is not None and model.population.age_group not in treatment.age_groups:
+            eligible[:, t] = False
+        for condition in treatment.eligible_when:
+            eligible[:, t] &= condition.holds(covariates[condition.covariate])
+        p = np.full(count, treatment.response_probability)
+        for modifier in treatment.response_modifiers:
+            where = condition_holds(modifier.condition, covariates, count)
+            p = np.where(where, modified_probabilities(p, modifier), p)
+        response[:, t] = p
+    return eligible, response
+
+
+def condition_holds(condition, covariates: dict, count: int) -> np.ndarray:
+    """Return where a covariate condition holds for each patient of a chunk."""
+    return np.broadcast_to(condition.holds(covariates[condition.covariate]), (count,))
+
+
+def modified_probabilities(p: np.ndarray, modifier) -> np.ndarray:
+    """Response probabilities `p` where `modifier`'s condition holds: `sim.rules.response.modified_response`
+    element by element (its replacement probability, or `p` with its odds multiplied by its odds ratio)."""
+    rule = getattr(modified_response, "py_func", modified_response)
+    replacement = math.nan if modifier.probability is None else modifier.probability
+    odds_ratio = math.nan if modifier.odds_ratio is None else modifier.odds_ratio
+    return np.array([rule(x, replacement, odds_ratio) for x in np.asarray(p, dtype=float).tolist()])
