@@ -167,8 +167,8 @@ class Model:
     patients: int
     replicates: int
     seed: int
-    engine: str
-    chunk_size: int
+    engine: str  # deprecated in scenarios (a run option): "auto" unless settings.engine says
+    chunk_size: int | None  # deprecated in scenarios (a run option): None unless settings.chunk_size says
     rescue: Rescue | None = None
     capacities: dict | None = None
     mortality: object = None          # sim.mortality.LifeTable
@@ -207,7 +207,7 @@ def compile_model(scenario: Scenario, name: str) -> Model:
         patients=settings.patients,
         replicates=settings.replicates,
         seed=settings.seed,
-        engine=settings.engine,
+        engine=settings.engine or "auto",
         chunk_size=settings.chunk_size,
         rescue=_rescue(scenario.rescue),
         mortality=_life_table(scenario),

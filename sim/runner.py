@@ -59,7 +59,8 @@ class Task:
 
 
 def engine_for(model: Model, engine: str | None = None) -> str:
-    """Return the engine that runs `model`: `engine`, else the scenario's `settings.engine`;
+    """Return the engine that runs `model`: `engine` (the run option), else the scenario's deprecated
+    `settings.engine` (default auto);
     `auto` is `vector`, or `des` when resources are limited (`compiled` only when asked for).
 
     Raises `ScenarioError` for the vector or compiled engine on a scenario they cannot simulate.
@@ -84,11 +85,11 @@ def engine_for(model: Model, engine: str | None = None) -> str:
 def tasks_for(model: Model, chunk_size: int | None = None, engine: str = "des") -> list[Task]:
     """Return the chunks a run is made of, in replicate then patient order.
 
-    Without `chunk_size`, the DES takes `settings.chunk_size` patients per chunk and the
-    vector engine `vector.CHUNK_PATIENTS` (the tables do not depend on it).
+    Without `chunk_size` (the run option), the scenario's deprecated `settings.chunk_size`, else
+    the engine's own `CHUNK_PATIENTS` (the tables do not depend on it).
     """
-    default = {"vector": vector.CHUNK_PATIENTS, "compiled": compiled.CHUNK_PATIENTS}.get(engine, model.chunk_size)
-    size = chunk_size or default
+    default = {"vector": vector.CHUNK_PATIENTS, "compiled": compiled.CHUNK_PATIENTS}.get(engine, des.CHUNK_PATIENTS)
+    size = chunk_size or model.chunk_size or default
     if model.limited_resources:
         size = model.patients  # patients compete for the resources: one world per replicate
     return [

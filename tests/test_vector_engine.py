@@ -58,7 +58,7 @@ def test_vector_refuses_limited_resources_clearly():
     with pytest.raises(ScenarioError) as error:
         simulate(model, progress=False)
     message = str(error.value)
-    assert "settings.engine" in message and "biologic_slots" in message and "engine: des" in message
+    assert "settings.engine" in message and "biologic_slots" in message and "--engine des" in message
 
 
 def test_cli_engine_option(tmp_path):

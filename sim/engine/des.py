@@ -71,6 +71,7 @@ def _python(function):
 may_start = _python(eligibility.may_start)
 may_retreat = _python(relapse.may_retreat)
 happened = _python(adverse_events.happened)
+CHUNK_PATIENTS = 10_000  # without limited resources (results do not depend on it)
 FAILURES = (NONRESPONSE, ADVERSE_EVENT, LOSS_OF_RESPONSE)
 NAN = math.nan
 

@@ -17,7 +17,6 @@ import math
 import threading
 from dataclasses import dataclass
 
-
 import numpy as np
 
 from sim.draws import (
