@@ -74,6 +74,8 @@ def engine_for(model: Model, engine: str | None = None) -> str:
         return "des" if model.limited_resources else "vector"
     if engine == "compiled":
         compiled.check_supported(model)
+    if engine == "des":
+        des.check_supported(model)
     if engine == "vector":
         try:
             vector.check_supported(model)

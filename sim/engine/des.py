@@ -27,7 +27,7 @@ import numpy as np
 import simpy
 
 from sim.engine.compiled import MAX_BURSTS, MAX_EPISODES, chunk_covariates
-from sim.engine.compiled_model import Packed, pack
+from sim.engine.compiled_model import Packed, UnsupportedFeature, pack
 from sim.engine.des_rules import (
     bridge,
     chunk_patients,
@@ -121,9 +121,18 @@ def _packed(model: Model) -> tuple[Packed, tuple]:
     key = id(model)
     if key not in _PACKED or _PACKED[key][0] is not model:
         _PACKED.clear()
-        packed = pack(dataclasses.replace(model, capacities=None))
+        try:
+            packed = pack(dataclasses.replace(model, capacities=None))
+        except UnsupportedFeature as exc:
+            message = str(exc).replace("the compiled engine", "the des engine (it draws as the compiled engine does)")
+            raise ScenarioError([Problem(model.name, "settings.engine", message)]) from None
         _PACKED[key] = (model, packed, episode_tables(packed))
     return _PACKED[key][1], _PACKED[key][2]
+
+
+def check_supported(model: Model) -> None:
+    """Raise `ScenarioError` if the DES cannot simulate `model` (naming what it lacks)."""
+    _packed(model)
 
 
 class ChunkRules:
