@@ -18,7 +18,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-import test_engine_agreement as agreement
+from every_rule import scenario_file
 
 from sim.loader import ScenarioError, bundled_scenarios, load_scenario
 from sim.model import compile_model
@@ -30,7 +30,7 @@ IDENTICAL = sorted(bundled_scenarios()) + ["every_rule"]  # capacity_biologics w
 
 
 def _model(name: str, directory: str, patients: int = PATIENTS, **overrides):
-    path = agreement._scenario_file(name, directory)
+    path = scenario_file(name, directory)
     loaded = load_scenario(path)
     values = {"settings.patients": patients, "settings.replicates": 1}
     values |= {f"resources.{r}.capacity": "unlimited" for r in loaded.scenario.resources}

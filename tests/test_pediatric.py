@@ -151,7 +151,7 @@ def test_interferon_gamma_never_works_above_1500_iu_per_ml(ige_probe):
     _check_group(below, _declared(ifn, 0.0))
 
 
-@pytest.mark.parametrize("engine", ["des", "vector"])
+@pytest.mark.parametrize("engine", ["des", "compiled"])
 def test_children_are_observed_until_their_18th_birthday_in_both_engines(engine):
     """`population.observed_until_age: 18 years`: each child's observation ends at
     min(horizon, 12 x (18 - age at entry)) months unless lost or dead before; nothing is

@@ -65,8 +65,8 @@ _run_options = [
     click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon)."),
     click.option("--replicates", type=click.IntRange(min=1), help="Replicates (overrides settings.replicates)."),
     click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes; results do not depend on it."),
-    click.option("--engine", type=click.Choice(["auto", "compiled", "des", "vector"]),
-                 help="Simulation engine [default: auto, or the deprecated settings.engine]: auto picks vector, or des when resources are limited."),
+    click.option("--engine", type=click.Choice(["auto", "compiled", "des"]),
+                 help="Simulation engine [default: auto, or the deprecated settings.engine]: auto picks compiled, or des when resources are limited."),
     click.option("--chunk-size", type=click.IntRange(min=1),
                  help="Patients per chunk [default: the engine's]; results do not depend on it."),
 ]
@@ -121,7 +121,7 @@ def validate(scenario):
     loaded = load_scenario(scenario)
     model = compile_model(loaded.scenario, loaded.name)
     try:
-        engine_for(model)  # e.g. the vector engine cannot run limited resources
+        engine_for(model)  # e.g. the compiled engine cannot run limited resources
     except ScenarioError as exc:
         raise ScenarioError([Problem(str(loaded.file), p.path, p.message) for p in exc.problems]) from None
     click.echo(describe(loaded, model))

@@ -179,7 +179,7 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
         "scenario": loaded.document,
         "seed": model.seed,
         "engine": engine,
-        "random_numbers": "pcg64 (NumPy), positional slots" if engine == "vector" else GENERATOR,
+        "random_numbers": GENERATOR,
         "patients": model.patients,
         "replicates": model.replicates,
         "horizon_months": model.horizon_months,

@@ -1,4 +1,4 @@
-"""Simulation engines: `des` (SimPy), `vector` (NumPy) and `compiled` (Numba)."""
+"""Simulation engines: `compiled` (Numba) and `des` (SimPy)."""
 
 
 def limited_resources_refusal(model, engine: str) -> str:
