@@ -7,6 +7,8 @@ message names the file, the key path and what to do.
 
 from __future__ import annotations
 
+import sys
+
 import difflib
 import importlib.resources
 from dataclasses import dataclass
@@ -108,7 +110,25 @@ def load_scenario(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     except ValidationError as exc:
         raise ScenarioError(validation_problems(exc, document, origins, path)) from None
     name = scenario.name or path.stem
+    _deprecated_settings(scenario, path)
     return LoadedScenario(scenario=scenario, document=document, file=path, name=name)
+
+
+RUN_OPTIONS = {"engine": "--engine", "chunk_size": "--chunk-size"}  # former settings, now options of adpath run
+_DEPRECATION_SAID: set = set()
+
+
+def _deprecated_settings(scenario, path) -> None:
+    """Say once per file (on stderr) that `settings.engine` / `settings.chunk_size` are run options now."""
+    given = sorted(key for key in RUN_OPTIONS if getattr(scenario.settings, key) is not None)
+    if not given or (str(path), tuple(given)) in _DEPRECATION_SAID:
+        return
+    _DEPRECATION_SAID.add((str(path), tuple(given)))
+    keys = " and ".join(f"settings.{key}" for key in given)
+    options = " and ".join(RUN_OPTIONS[key] for key in given)
+    print(f"adpath: {path}: {keys} is deprecated (still used for now): the engine and the chunk size are run "
+          f"options; remove it from the scenario and pass {options} to adpath run or check (or engine= / "
+          "chunk_size= to sim.runner.simulate)", file=sys.stderr)
 
 
 MAX_ALIASES = 100

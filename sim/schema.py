@@ -565,8 +565,9 @@ class SettingsSpec(Strict):
     horizon: Duration = 120.0
     seed: int = Field(default=1, ge=0, le=2**32 - 1)  # one 32-bit word of the Philox key (sim.random_numbers)
     replicates: int = Field(default=1, ge=1)
-    engine: Literal["auto", "compiled", "des", "vector"] = "auto"  # auto: compiled unless resources are limited
-    chunk_size: int = Field(default=1000, ge=1)
+    # Deprecated: run options (`--engine`, `--chunk-size`), still read (sim.loader says so once).
+    engine: Literal["auto", "compiled", "des"] | None = None
+    chunk_size: int | None = Field(default=None, ge=1)
 
     @field_validator("horizon")
     @classmethod

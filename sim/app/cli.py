@@ -41,8 +41,8 @@ def main():
     """adpath: simulate treatment pathways of moderate-to-severe atopic dermatitis."""
 
 
-def _overrides(patients, seed, horizon, replicates, engine=None) -> dict:
-    overrides = {} if engine is None else {"settings.engine": engine}
+def _overrides(patients, seed, horizon, replicates) -> dict:
+    overrides = {}
     if patients is not None:
         overrides["settings.patients"] = patients
     if seed is not None:
@@ -65,8 +65,10 @@ _run_options = [
     click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon)."),
     click.option("--replicates", type=click.IntRange(min=1), help="Replicates (overrides settings.replicates)."),
     click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes; results do not depend on it."),
-    click.option("--engine", type=click.Choice(["auto", "compiled", "des", "vector"]),
-                 help="Simulation engine (overrides settings.engine): auto picks compiled unless resources are limited."),
+    click.option("--engine", type=click.Choice(["auto", "compiled", "des"]),
+                 help="Simulation engine [default: auto, or the deprecated settings.engine]: auto picks compiled, or des when resources are limited."),
+    click.option("--chunk-size", type=click.IntRange(min=1),
+                 help="Patients per chunk [default: the engine's]; results do not depend on it."),
 ]
 
 
@@ -85,24 +87,26 @@ def _with_run_options(command):
 @click.option("--economics", help="Economic setting: a bundled name (uk_nhs, us_payer) or a YAML path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def run(scenario, patients, seed, horizon, replicates, workers, engine, out, force, report, economics, quiet):
+def run(scenario, patients, seed, horizon, replicates, workers, engine, chunk_size, out, force, report, economics,
+        quiet):
     """Simulate SCENARIO (a YAML path or a bundled name) and write its tables to --out."""
-    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
     out = out or Path("results") / loaded.name
     directory = execute(loaded, out, workers=workers, progress=not quiet, economics=economics, report=report,
-                        force=force)
+                        force=force, engine=engine, chunk_size=chunk_size)
     if report:
         click.echo(f"report: {directory / 'report.html'}")
     click.echo(f"wrote {directory}")
 
 
 def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
-            economics: str | None = None, report: bool = False, force: bool = False) -> Path:
+            economics: str | None = None, report: bool = False, force: bool = False, engine: str | None = None,
+            chunk_size: int | None = None) -> Path:
     """Run a loaded scenario and write its run directory (see `sim.app.pipeline.run_scenario`)."""
     from sim.app.pipeline import run_scenario
 
     return run_scenario(loaded, out, workers=workers, progress=progress, economics=economics, report=report,
-                        force=force)
+                        force=force, engine=engine, chunk_size=chunk_size)
 
 
 @main.command()
@@ -117,7 +121,7 @@ def validate(scenario):
     loaded = load_scenario(scenario)
     model = compile_model(loaded.scenario, loaded.name)
     try:
-        engine_for(model)  # e.g. the vector engine cannot run limited resources
+        engine_for(model)  # e.g. the compiled engine cannot run limited resources
     except ScenarioError as exc:
         raise ScenarioError([Problem(str(loaded.file), p.path, p.message) for p in exc.problems]) from None
     click.echo(describe(loaded, model))
@@ -179,18 +183,18 @@ def list_scenarios():
 @click.option("--force", is_flag=True, help="Write into an existing --out that is not an earlier adpath run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def check(scenario, patients, seed, horizon, replicates, workers, engine, out, force, quiet):
+def check(scenario, patients, seed, horizon, replicates, workers, engine, chunk_size, out, force, quiet):
     """Run SCENARIO and compare it with its targets; exit 0 if all are met, 1 if not."""
     import pandas as pd
 
     from analysis.targets import check_targets, format_targets
     from sim.app.outputs import staged_directory
 
-    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
     if not loaded.scenario.targets:
         raise ScenarioError([Problem(str(loaded.file), "targets", "this scenario declares no targets; add a targets: block")])
     out = out or Path("results") / loaded.name
-    execute(loaded, out, workers=workers, progress=not quiet, force=force)
+    execute(loaded, out, workers=workers, progress=not quiet, force=force, engine=engine, chunk_size=chunk_size)
     tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in ("episodes", "patients", "adverse_events")}
     table = check_targets(loaded.scenario, **tables)
     with staged_directory(out) as staging:

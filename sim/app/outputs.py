@@ -173,9 +173,11 @@ def scenario_hash(document: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: float, started_at: str) -> dict:
-    """Return the run.json manifest: what was run, with which numbers, by which versions."""
-    engine = engine_for(model)
+def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: float, started_at: str,
+                   engine: str | None = None) -> dict:
+    """Return the run.json manifest: what was run, with which numbers, by which versions
+    (`engine`: the run option, see `sim.runner.engine_for`)."""
+    engine = engine_for(model, engine)
     return {
         "adpath_version": _version("adpath"),
         "results_version": RESULTS_VERSION,
@@ -186,7 +188,7 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
         "scenario": loaded.document,
         "seed": model.seed,
         "engine": engine,
-        "random_numbers": GENERATOR if engine == "compiled" else "pcg64 (NumPy), positional slots",
+        "random_numbers": GENERATOR,
         "patients": model.patients,
         "replicates": model.replicates,
         "horizon_months": model.horizon_months,

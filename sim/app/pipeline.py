@@ -22,7 +22,7 @@ from sim.model import compile_model
 
 def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
                  economics: str | None = None, engine: str | None = None, report: bool = False,
-                 force: bool = False) -> Path:
+                 force: bool = False, chunk_size: int | None = None) -> Path:
     """Run a loaded scenario and write its run directory; return the directory.
 
     With `economics` (a bundled setting such as `uk_nhs`, or a path), each patient's
@@ -48,7 +48,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     setting = _economics(loaded, economics)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
-    tables = simulate(model, workers=workers, progress=progress)
+    tables = simulate(model, workers=workers, progress=progress, engine=engine, chunk_size=chunk_size)
     # Without economics the patients table is finished too: it is written in the background.
     background = FINISHED_TABLES if setting is not None else ("episodes", "patients", *FINISHED_TABLES[1:])
     with staged_directory(out, replace_run=True) as staging:
@@ -61,7 +61,7 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
             summary.to_csv(staging / "summary.csv", index=False)
         for name, frame in extra.items():
             frame.to_csv(staging / name, index=False)
-        manifest = build_manifest(loaded, model, time.perf_counter() - clock, started)
+        manifest = build_manifest(loaded, model, time.perf_counter() - clock, started, engine)
         if setting is not None:
             manifest["economics"] = _economics_manifest(setting, loaded)
             manifest["economics"]["truncated"] = _warn_truncation(tables.patients, model, progress)

@@ -142,7 +142,7 @@ def _dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
 def episodes_columns(records: Records, model: Model, replicate: int) -> dict:
     """Return the chunk's episodes as the columns of the `episodes.parquet` table.
 
-    `records` is a `Records` or any object with the same columns as arrays (the vector engine's).
+    `records` is a `Records` or any object with the same columns as arrays (the compiled engine's).
     """
     c = records.episodes
     treatments = [t.name for t in model.treatments]
