@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.loader import Problem, ScenarioError
-from sim.app.outputs import PACKAGES, scenario_hash
+from sim.app.outputs import PACKAGES, rebuild_report, restore_abandoned, scenario_hash
 from sim.runner import RunTables
 from sim.app.sweep.plan import SweepPlan, SweepTask, resolved_sweep
 from sim.app.sweep.worker import TaskResult
@@ -78,6 +78,7 @@ class SweepStore:
     def open(cls, directory: str | os.PathLike, plan: SweepPlan, keep_tables: bool = False) -> SweepStore:
         """Open (or create) `directory` for `plan`; refuse it if it holds other results."""
         directory = Path(directory)
+        restore_abandoned(directory)
         _refuse_foreign(directory, plan)
         directory.mkdir(parents=True, exist_ok=True)
         store = cls(directory, plan, keep_tables, _take_lock(directory))
@@ -187,6 +188,22 @@ class SweepStore:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":  # a line cut short by a crash
                     handle.write(b"\n")
+
+
+def write_sweep_report(directory: str | os.PathLike, svg: bool = False) -> Path:
+    """Build the sweep report of `directory` (`analysis.sweep_report.build_sweep_report`) in a
+    staged copy that replaces it whole, holding the sweep's lock; return report.html's path.
+
+    A build killed midway leaves the earlier report, figures and tables as they were.
+    """
+    import analysis.sweep_report
+
+    directory = Path(directory)
+    lock = _take_lock(directory)
+    try:
+        return rebuild_report(directory, lambda staging: analysis.sweep_report.build_sweep_report(staging, svg=svg))
+    finally:
+        lock.close()
 
 
 def read_log(directory: str | os.PathLike) -> list[dict]:
