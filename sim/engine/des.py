@@ -27,6 +27,7 @@ from sim.draws import ChunkDraws, Layout
 from sim.engine.records import Records
 from sim.engine.trajectory import ChunkRules, Trajectory
 from sim.episode import REMISSION, plan_episode
+from sim.guard import MAX_EPISODES, runaway_refusal
 from sim.model import Model, Strategy
 from sim.patient import ChunkPatients, PathwayPosition, PatientDraws, line_order
 from sim.tables import FAILURE_REASONS, REASONS
@@ -124,6 +125,8 @@ def courses(env: simpy.Environment, rules: ChunkRules, trajectories, resources: 
                 yield timeout(duration)
                 path.clock += duration
             path.record_episode(line, treatment, start, reason, plan, retreatment, bridged)
+            if path.episodes > MAX_EPISODES:
+                raise runaway_refusal(rules.model.name, strategy.name, path.patient, episodes=True)
             if request is not None:
                 resources[treatment.requires].release(request)
             if path.final is not None:

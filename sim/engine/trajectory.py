@@ -18,6 +18,7 @@ from operator import itemgetter
 from sim.draws import BRIDGE_ONSET, BRIDGE_REBOUND, BRIDGE_RESPONSE
 from sim.engine.records import Records
 from sim.episode import REMISSION, EpisodeRule
+from sim.guard import MAX_BURSTS, runaway_refusal
 from sim.model import Model
 from sim.patient import line_order
 from sim.tables import BURST_REASONS, CENSORING_REASONS, FLARE_STATES, REASONS, STATE_CODE
@@ -255,6 +256,10 @@ class Trajectory:
                 add((time, FLARE, state, responses[flare] < responds, rebound_draws[flare] < rebounds))
                 flare += 1
                 if flare == len(gaps):
+                    if flare >= MAX_BURSTS:
+                        model = self.rules.model
+                        raise runaway_refusal(model.name, model.strategies[self.strategy].name, self.patient,
+                                              episodes=False)
                     numbers.more()
                 target = gaps[flare]
                 position = time

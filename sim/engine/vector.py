@@ -26,6 +26,7 @@ from sim.engine import limited_resources_refusal
 from sim.engine.vector_draws import ChunkNumbers, EpisodeSlots
 from sim.engine.vector_episodes import plan_episodes
 from sim.engine.vector_flares import flare_rates, lay_flares
+from sim.guard import MAX_EPISODES, runaway_refusal
 from sim.engine.vector_records import SUPPORTIVE, TOPICAL, UNCONTROLLED, VectorRecords
 from sim.model import Model, adjust_odds
 from sim.tables import BURST_REASONS, CENSORING_REASONS, FAILURE_REASONS, REASON_CODE, STATE_CODE
@@ -63,6 +64,10 @@ def simulate_chunk(model: Model, layout: Layout, numbers: ChunkNumbers) -> Vecto
     active = cohort.advance_line(np.arange(cohort.size))
     while active.size:
         active = cohort.step(active)
+        if active.size and cohort.episodes[active].max() > MAX_EPISODES:  # before the int16 tallies overflow
+            row = active[np.argmax(cohort.episodes[active])]
+            raise runaway_refusal(model.name, model.strategies[int(cohort.strategy[row])].name,
+                                  int(numbers.first_patient + cohort.patient[row]), episodes=True)
     return cohort.finish()
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.draws import FLARES_PER_ROUND
 from sim.engine.vector_draws import chunk_flare_uniforms
+from sim.guard import MAX_BURSTS, runaway_refusal
 from sim.tables import BURST_REASONS, FLARE_STATES
 
 
@@ -41,7 +42,14 @@ def lay_flares(cohort) -> None:
     base = cumulative[first] - hazard[first]  # the hazard accumulated before each trajectory
     total = cumulative[last] - base
     numbers = cohort.numbers
-    flares = _flares_within(numbers, cohort.patient[trajectories], total)
+    # A hazard of twice MAX_BURSTS gives more than MAX_BURSTS flares with certainty (Poisson,
+    # 170 SD away): refused before the rounds, whose rows would fill the memory first.
+    overwhelming = np.flatnonzero(total > 2 * MAX_BURSTS)
+    flares = int(overwhelming[0]) if overwhelming.size else _flares_within(numbers, cohort.patient[trajectories], total)
+    if isinstance(flares, int):  # a trajectory with more than MAX_BURSTS flares: stopped before memory fills
+        row = trajectories[flares]
+        raise runaway_refusal(cohort.model.name, cohort.model.strategies[int(cohort.strategy[row])].name,
+                              int(cohort.numbers.first_patient + cohort.patient[row]), episodes=False)
     which, position, effective, rebound = flares
     reached = base[which] + position
     at = np.searchsorted(cumulative, reached, side="right")
@@ -53,9 +61,10 @@ def lay_flares(cohort) -> None:
     cohort.records.burst(trajectories[which], time, BURST_REASONS.index("flare"), state[at], effective, rebound)
 
 
-def _flares_within(numbers, patients: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, ...]:
+def _flares_within(numbers, patients: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, ...] | int:
     """The flares of each trajectory (its patient, its total hazard): which trajectory,
-    the accumulated hazard at which it happens, and the two uniforms of its burst."""
+    the accumulated hazard at which it happens, and the two uniforms of its burst; or the
+    position of a trajectory with more than `MAX_BURSTS` flares (the runaway guard)."""
     which, position, effective, rebound = [], [], [], []
     reached = np.zeros(numbers.count)
     index = np.arange(len(patients))
@@ -74,5 +83,7 @@ def _flares_within(numbers, patients: np.ndarray, total: np.ndarray) -> tuple[np
         index = index[inside[:, -1]]
         reached = points[:, -1]
         round_ += 1
+        if index.size and round_ * k >= MAX_BURSTS:
+            return int(index[0])
     return tuple(np.concatenate(parts) for parts in (which, position, effective, rebound))
 
