@@ -208,7 +208,7 @@ def check(scenario, patients, seed, horizon, replicates, workers, engine, out, f
 def report(run_dir, svg):
     """(Re)build report.html, figures/ and tables/ for a finished run or sweep directory."""
     from sim.app.outputs import rebuild_report, restore_abandoned
-    from sim.app.sweep.store import is_sweep_directory, write_sweep_report
+    from sim.app.sweep.store import is_sweep_directory, read_manifest, write_sweep_report
 
     restore_abandoned(run_dir)  # a run killed while it replaced this one left it aside
     if not run_dir.is_dir():
@@ -222,6 +222,7 @@ def report(run_dir, svg):
                                      f"{'sweep (no task has finished yet)' if sweep else 'run directory'}; write one "
                                      f"with `adpath {'sweep' if sweep else 'run'}`")])
     if sweep:
+        read_manifest(run_dir)  # a damaged sweep.json: one message
         click.echo(f"report: {write_sweep_report(run_dir, svg=svg)}")
         return
     from analysis.report import build_report

@@ -155,7 +155,7 @@ class SweepStore:
     def _begin_session(self) -> None:
         path = self.directory / MANIFEST
         if path.is_file():
-            self.manifest = json.loads(path.read_text(encoding="utf-8"))
+            self.manifest = read_manifest(self.directory)
         else:
             self.manifest = _new_manifest(self.plan)
             self._write_parquet(self.directory / TASKS, pa.Table.from_pandas(self.plan.task_table(),
@@ -188,6 +188,20 @@ class SweepStore:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":  # a line cut short by a crash
                     handle.write(b"\n")
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The sweep.json of `directory`; a `ScenarioError` naming it if it is damaged (not a JSON object)."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("sessions", []), list):
+        what = f"is not valid JSON ({manifest})" if isinstance(manifest, Exception) else "is not a sweep manifest"
+        raise ScenarioError([Problem(str(path), "", f"{what}: the directory's record of its sweep is damaged; "
+                                     "delete the directory to start the sweep over, or choose another --out")])
+    return manifest
 
 
 def write_sweep_report(directory: str | os.PathLike, svg: bool = False) -> Path:
@@ -229,7 +243,7 @@ def _refuse_foreign(directory: Path, plan: SweepPlan) -> None:
             raise ScenarioError([Problem(str(directory), "", "this directory holds other files, not a sweep's "
                                          "results; choose another --out")])
         return
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(directory)
     if manifest.get("sweep_hash") == plan.hash:
         return
     changes = _differences(manifest.get("resolved", {}), resolved_sweep(plan))
