@@ -17,7 +17,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -43,7 +43,7 @@ class Dose(Strict):
 
     amount: float = Field(gt=0)
     unit: str
-    every: Duration
+    every: Duration = Field(gt=0)
     source: Source | None = None
 
 
@@ -60,7 +60,7 @@ class Monitoring(Strict):
 
     item: str
     cost: Price
-    every: Duration | None = None
+    every: Duration | None = Field(default=None, gt=0)
     source: Source | None = None
 
 
@@ -208,7 +208,7 @@ class EconomicsSpec(Strict):
     price_year: int
     perspective: str | None = None
     discount: Discounting
-    willingness_to_pay: list[float] = Field(min_length=1)
+    willingness_to_pay: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(min_length=1)
     treatments: dict[str, DrugCosting] = {}
     adverse_events: dict[str, EventCost] = {}
     drug_start: EventCost | None = None
@@ -333,6 +333,18 @@ def _validated(document: dict, where) -> EconomicsSpec:
         raise ScenarioError(validation_problems(exc, document, {}, where)) from None
 
 
+def _component_loop(spec: EconomicsSpec, chain: list[str]) -> list[str] | None:
+    """The chain of components from `chain[0]` back to itself, if there is one."""
+    for component in spec.treatments[chain[-1]].components:
+        if component == chain[0]:
+            return [*chain, component]
+        if component in spec.treatments and component not in chain:
+            found = _component_loop(spec, [*chain, component])
+            if found:
+                return found
+    return None
+
+
 def _check_names(spec: EconomicsSpec, treatments: dict[str, list[str]], path: Path) -> None:
     problems = []
     for name, drug in spec.treatments.items():
@@ -340,6 +352,13 @@ def _check_names(spec: EconomicsSpec, treatments: dict[str, list[str]], path: Pa
             if component not in spec.treatments:
                 problems.append(Problem(str(path), f"treatments.{name}.components",
                                         f"unknown component '{component}'{suggest(component, spec.treatments)}"))
+    for name in spec.treatments:
+        loop = _component_loop(spec, [name])
+        if loop:
+            problems.append(Problem(str(path), f"treatments.{name}.components",
+                                    f"the components refer back to '{name}' ({' -> '.join(loop)}); a combination "
+                                    "lists its single drugs, each costed by its own price and dose"))
+            break
     missing = [t for t in treatments if t not in spec.treatments]
     if missing:
         problems.append(Problem(str(path), "treatments",

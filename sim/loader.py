@@ -51,7 +51,12 @@ class ScenarioError(Exception):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        # The problems are the one argument, so that a copy made as type(e)(*e.args) (SimPy
+        # rethrowing a process's error, pickling from a worker) keeps them.
+        super().__init__(problems)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
 
 
 @dataclass(frozen=True)

@@ -206,24 +206,32 @@ def check(scenario, patients, seed, horizon, replicates, workers, engine, chunk_
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--svg", is_flag=True, help="Also save figures as SVG.")
 @_friendly_errors
 def report(run_dir, svg):
     """(Re)build report.html, figures/ and tables/ for a finished run or sweep directory."""
-    from sim.app.sweep.store import is_sweep_directory
+    from sim.app.outputs import rebuild_report, restore_abandoned
+    from sim.app.sweep.store import is_sweep_directory, read_manifest, write_sweep_report
 
-    if is_sweep_directory(run_dir):
-        from analysis.sweep_report import build_sweep_report
-
-        click.echo(f"report: {build_sweep_report(run_dir, svg=svg)}")
+    restore_abandoned(run_dir)  # a run killed while it replaced this one left it aside
+    if not run_dir.is_dir():
+        raise ScenarioError([Problem(str(run_dir), "", "no such directory; give a directory written by adpath run "
+                                     "or adpath sweep")])
+    sweep = is_sweep_directory(run_dir)
+    needed = ["sweep_summary.parquet"] if sweep else ["episodes.parquet", "patients.parquet"]
+    missing = [name for name in needed if not (run_dir / name).is_file()]
+    if missing:  # checked here: the report is built in a staged copy, whose path would only confuse
+        raise ScenarioError([Problem(str(run_dir), "", f"{', '.join(missing)} missing: not a finished "
+                                     f"{'sweep (no task has finished yet)' if sweep else 'run directory'}; write one "
+                                     f"with `adpath {'sweep' if sweep else 'run'}`")])
+    if sweep:
+        read_manifest(run_dir)  # a damaged sweep.json: one message
+        click.echo(f"report: {write_sweep_report(run_dir, svg=svg)}")
         return
     from analysis.report import build_report
 
-    try:
-        click.echo(f"report: {build_report(run_dir, svg=svg)}")
-    except FileNotFoundError as exc:
-        raise ScenarioError([Problem(str(run_dir), "", f"{exc}")]) from None
+    click.echo(f"report: {rebuild_report(run_dir, lambda staging: build_report(staging, svg=svg))}")
 
 
 @main.command()

@@ -28,7 +28,8 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     With `economics` (a bundled setting such as `uk_nhs`, or a path), each patient's
     costs and QALYs are added to patients.parquet and per-strategy results written to
     economics.csv and incremental.csv. With `report`, the HTML report is built from the
-    finished directory (`analysis.report.build_report`), reusing the run's summary.
+    written tables (`analysis.report.build_report`), reusing the run's summary, before the
+    run directory is put in place: a killed run leaves the whole new run or the old one.
     """
     from analysis.summary import summarize_run
     from sim.app.outputs import (
@@ -66,16 +67,17 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
             manifest["economics"] = _economics_manifest(setting, loaded)
             manifest["economics"]["truncated"] = _warn_truncation(tables.patients, model, progress)
         write_json(staging / "run.json", manifest)
-    if report:
-        from analysis.report import build_report
-        from sim.memory import hand_back_freed_memory
+        if report:
+            # Built in the staging directory, so that a run killed while its report is drawn
+            # leaves the earlier run whole, not new tables beside an old report. It reads the
+            # tables back from disk: the simulated ones would only double the peak memory; at
+            # a million patients the summary takes several seconds: the report need not redo it.
+            from analysis.report import build_report
+            from sim.memory import hand_back_freed_memory
 
-        # The report reads the tables back from `out`: the simulated ones would only
-        # double the peak memory. At a million patients the summary takes several seconds:
-        # the report need not redo it.
-        del tables, extra
-        hand_back_freed_memory(keep_mib=0)
-        build_report(out, summary=clinical)
+            del tables, extra
+            hand_back_freed_memory(keep_mib=0)
+            build_report(staging, summary=clinical)
     return out
 
 

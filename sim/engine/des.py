@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import numpy as np
 import simpy
 
-from sim.engine.compiled import MAX_BURSTS, MAX_EPISODES, chunk_covariates
+from sim.engine.compiled import chunk_covariates
 from sim.engine.compiled_model import Packed, UnsupportedFeature, pack
 from sim.engine.des_rules import (
     bridge,
@@ -38,6 +38,7 @@ from sim.engine.des_rules import (
     relapse_wait,
 )
 from sim.engine.records import Records
+from sim.guard import MAX_BURSTS, MAX_EPISODES, runaway_refusal
 from sim.loader import Problem, ScenarioError
 from sim.model import Model
 from sim.rules import adverse_events, eligibility, relapse
@@ -370,7 +371,4 @@ def _flares(chunk: ChunkRules, patient: int, s: int, segments: list[tuple]) -> l
 
 
 def _runaway(chunk: ChunkRules, patient: int, s: int, what: str) -> ScenarioError:
-    return ScenarioError([Problem(chunk.name, f"strategies.{chunk.strategy_names[s]}",
-                                  f"patient {patient} had {what} in one trajectory: the pathway loops (short courses "
-                                  "that remit and relapse at once, or flare rates far too high); check the durations, "
-                                  "relapse times and flare rates")])
+    return runaway_refusal(chunk.name, chunk.strategy_names[s], patient, episodes="episodes" in what)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sim.model import Model
-from sim.tables import BURST_REASONS, FINAL_STATES, FLARE_STATES, REASON_CODE, REASONS, STATE_CODE
+from sim.tables import BURST_REASONS, FINAL_STATES, FLARE_STATES, REASONS
 
 
 _EPISODE_FIELDS = ("strategy", "patient", "episode", "line", "treatment", "start", "stop",

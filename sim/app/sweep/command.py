@@ -48,9 +48,9 @@ def _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, repor
                    "run the same command again to resume", err=True)
         return EXIT_INTERRUPTED
     if report and outcome.finished:
-        from analysis.sweep_report import build_sweep_report
+        from sim.app.sweep.store import write_sweep_report
 
-        click.echo(f"report: {build_sweep_report(out)}")
+        click.echo(f"report: {write_sweep_report(out)}")
     if outcome.failed:
         click.echo(f"error: {len(outcome.failed)} of {outcome.tasks} tasks failed twice (listed with their "
                    f"parameters in {out / 'sweep.json'}); run the same command again to retry them:", err=True)
