@@ -5,7 +5,7 @@
     python benchmarks/bench_analysis.py --run-dir results/adult  # a real run directory
     python benchmarks/bench_analysis.py --report                # also time the figures
 
-Without --run-dir the tables come from a run of ``adult_conventional`` (vector engine) sized
+Without --run-dir the tables come from a run of ``adult_conventional`` (compiled engine) sized
 to about that many episodes; simulating it is not timed. Every step runs on one
 core (no step of the analysis is multi-threaded; BLAS threads are pinned to one anyway).
 """
@@ -38,7 +38,7 @@ def simulated_tables(episodes: int, seed: int):
 
     def run(patients: int):
         loaded = load_scenario("adult_conventional", {"settings.patients": patients, "settings.seed": seed})
-        return simulate(compile_model(loaded.scenario, loaded.name), progress=False, engine="vector")
+        return simulate(compile_model(loaded.scenario, loaded.name), progress=False, engine="compiled")
 
     per_patient = len(run(2000).episodes) / 2000
     tables = run(max(1, round(episodes / per_patient)))
@@ -150,7 +150,7 @@ def main() -> None:
         source = f"{args.run_dir} (loaded in {time.perf_counter() - start:.2f} s)"
     else:
         episodes, patients = simulated_tables(args.episodes, args.seed)
-        source = "simulated (adult_conventional, vector engine)"
+        source = "simulated (adult_conventional, compiled engine)"
     print(f"# {cpu_model()}, Python {platform.python_version()}, one core")
     print(
         f"# {len(episodes):,} episodes, {len(patients):,} patient trajectories, "

@@ -64,7 +64,7 @@ strategies:
 
 def _targets_from_simulation(scenario: Path) -> dict:
     loaded = load_scenario(scenario, {"settings.patients": N_TARGET, "settings.seed": 999})
-    tables = simulate(compile_model(loaded.scenario, loaded.name), progress=False, engine="vector")
+    tables = simulate(compile_model(loaded.scenario, loaded.name), progress=False, engine="compiled")
     return {f"s{t}": {"metric": "drug_survival", "treatment": "drug_a", "line": 1, "at": f"{t} months",
                       "value": round(simulated_drug_survival(tables.episodes, "drug_a", t, line=1).value, 6),
                       "n": N_TARGET, "source": "assumption: read off a simulation with the known values"}

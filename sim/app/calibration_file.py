@@ -199,7 +199,7 @@ class CalibrationSettingsSpec(Strict):
 
     patients: int = Field(default=2000, ge=1, le=1_000_000)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    engine: Literal["auto", "compiled", "des", "vector"] = "vector"
+    engine: Literal["auto", "compiled", "des"] = "compiled"
 
 
 class CalibrationSpec(Strict):
