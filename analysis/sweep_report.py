@@ -35,11 +35,12 @@ from analysis.sweep_plots import (
     plot_tornado,
 )
 from analysis.sweep_summary import (
-    KEY_METRICS,
     SweepResults,
     grid_table,
     increment_table,
+    is_incremental,
     load_sweep_results,
+    metric_description,
     one_way_table,
     probability_best,
     psa_increments,
@@ -120,6 +121,9 @@ def _context(results: SweepResults) -> _Context:
 def parameter_label(path: str, labels: dict[str, str]) -> str:
     """Readable name of a parameter path: `treatments.methotrexate.response` -> `Methotrexate: response`."""
     parts = path.split(".")
+    if parts[0] == "economics" and len(parts) > 1:
+        # economics.treatments.dupilumab.price.amount -> Dupilumab: price amount (economic setting)
+        return f"{parameter_label('.'.join(parts[1:]), labels)} (economic setting)"
     if len(parts) > 2 and parts[0] in ("treatments", "strategies"):
         owner, rest = labels.get(parts[1], parts[1].replace("_", " ")), parts[2:]
         return f"{owner}: {' '.join(rest).replace('_', ' ')}"
@@ -234,7 +238,7 @@ def _grid_section(context: _Context, tables: dict, svg: bool) -> str:
             "strategy, with 95% intervals; other varied parameters in rows.",
             lambda c=column, o=others, order=order, label=label + unit: plot_grid(
                 grid, c["name"], o, context.strategies, context.labels, context.colours, label, order,
-                context.horizon_months),
+                context.horizon_months, context.results.metrics("grid")),
             svg)))
     return "\n".join(parts)
 
@@ -251,15 +255,22 @@ def _one_way_section(context: _Context, tables: dict, svg: bool) -> str:
     for variant in variants:
         rows = one_way[one_way["variant"] == variant]
         suffix = f" ({context.variants.get(variant, '')})" if len(context.variants) > 1 else ""
-        for metric in KEY_METRICS:
+        for metric in [m for m in context.results.metrics("one_way") if m in set(rows["metric"])]:
+            reference = context.results.reference()
+            strategies = ([s for s in context.strategies if s != reference] if is_incremental(metric)
+                          else context.strategies)
+            against = (f" Increments are against {_e(context.labels.get(reference, reference))}, on the same "
+                       "patients." if is_incremental(metric) else "")
+            if not strategies:
+                continue
             parts.append(_figure_html(_render(
                 context, f"tornado_{metric}_v{variant}", f"Tornado: {metric_label(metric)}{suffix}",
                 "Blue: the metric with the parameter at its low value; orange: at its high value; the vertical "
                 "line is the base case. Values in brackets are the parameter's low and high values. Parameters "
-                "are ordered by their largest swing over the strategies.",
-                lambda r=rows, m=metric: plot_tornado(r, m, context.strategies, context.labels,
-                                                      context.parameter_labels, context.horizon_months,
-                                                      context.parameter_units),
+                "are ordered by their largest swing over the strategies." + against,
+                lambda r=rows, m=metric, st=strategies: plot_tornado(r, m, st, context.labels,
+                                                                     context.parameter_labels, context.horizon_months,
+                                                                     context.parameter_units),
                 svg)))
     parts.append(_one_way_html(context, one_way))
     return "\n".join(parts)
@@ -296,9 +307,12 @@ def _psa_section(context: _Context, tables: dict, svg: bool) -> str:
             "deterministic base case.",
             lambda v=variant: plot_psa_distributions(samples[samples["variant"] == v],
                                                      summary[summary["variant"] == v], context.strategies,
-                                                     context.labels, context.colours, context.horizon_months),
+                                                     context.labels, context.colours, context.horizon_months,
+                                                     context.results.metrics("psa")),
             svg)))
-        if len(context.strategies) > 1:
+        shown = set(samples["metric"])
+        if len(context.strategies) > 1 and {"returned_to_topical_ever",
+                                            "first_line_median_drug_survival_months"} <= shown:
             parts.append(_figure_html(_render(
                 context, f"psa_increments_v{variant}", f"Incremental outcomes{suffix}",
                 "Each point is one PSA sample: the difference from the reference strategy in returning to "
@@ -355,17 +369,18 @@ def _increment_html(context: _Context, increments: pd.DataFrame) -> str:
 
 def _variant_section(context: _Context) -> str:
     grid = grid_table(context.results)
+    metrics = [m for m in context.results.metrics("grid") if m in set(grid["metric"])]
     rows = []
     for (variant, strategy), group in grid.groupby(["variant", "strategy"], sort=False):
         cells = [_e(context.variants.get(variant, variant)), _e(context.labels.get(strategy, strategy))]
-        for metric in KEY_METRICS:
+        for metric in metrics:
             row = group[group["metric"] == metric]
             cells.append("—" if row.empty else _value(metric, row["value"].iloc[0], row["ci_low"].iloc[0],
                                                        row["ci_high"].iloc[0]))
         rows.append(cells)
-    labels = [metric_label(m, context.horizon_months) for m in KEY_METRICS]
+    labels = [metric_label(m, context.horizon_months) for m in metrics]
     return ("<h2>Per-variant results</h2><p>The base case of each variant (no parameter drawn or moved).</p>"
-            + _variant_table(context, ["Variant", "Strategy", *labels], rows, [False, False, True, True, True])
+            + _variant_table(context, ["Variant", "Strategy", *labels], rows, [False, False, *[True] * len(metrics)])
             + '<p class="muted">95% intervals in brackets. A dash: not estimable (median not reached).</p>')
 
 
@@ -418,12 +433,17 @@ def _value(metric: str, value, low=None, high=None, difference: bool = False) ->
     """A metric's value as text: percentages (pp for differences) or months."""
     if _missing(value):
         return "—"
-    proportion = KEY_METRICS.get(metric, ("", ""))[1] == "proportion"
+    unit = metric_description(metric)[1]
 
     def one(v):
-        if proportion:
+        sign = "+" if difference else ""
+        if unit == "proportion":
             return f"{100 * v:+.1f} pp" if difference else f"{v:.1%}"
-        return f"{v:+.1f}" if difference else f"{v:.1f}"
+        if unit in ("money", "money_per_qaly"):
+            return f"{v:{sign},.0f}"
+        if unit == "qalys":
+            return f"{v:{sign}.3f}"
+        return f"{v:{sign}.1f}"
 
     interval = "" if _missing(low) or _missing(high) else f" ({one(low)}–{one(high)})"
     return one(value) + interval

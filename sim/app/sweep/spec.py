@@ -12,6 +12,8 @@ A sweep names a `base` scenario and says what to change in it:
   which adds mean costs and QALYs per strategy to the summaries (and, for a PSA, the
   cost-effectiveness plane, acceptability curves and EVPI to the report); a PSA may
   draw its numbers too, under key paths starting with `economics.`;
+- `report`: which metrics the report's grid, tornado and PSA figures show, and the
+  willingness to pay and reference strategy of NMB and increments;
 - `replicates` and `seed`.
 
 Every block may carry a `source:` (a publication, or `assumption: <rationale>`).
@@ -199,6 +201,18 @@ class PsaSpec(Strict):
     source: Source | None = None
 
 
+class ReportSpec(Strict):
+    """What the sweep report shows: `metrics` (summary metric names, or with an economic
+    setting `cost`, `qalys`, `nmb`, `incremental_cost`, `incremental_qalys`,
+    `incremental_nmb`, `icer`), the `willingness_to_pay` of NMB (money per QALY; default
+    the setting's first) and the `reference` strategy of increments (default the first).
+    It does not change the results, so it is not part of the sweep's hash."""
+
+    metrics: list[str] | None = Field(default=None, min_length=1)
+    willingness_to_pay: float | None = Field(default=None, ge=0)
+    reference: str | None = None
+
+
 class SweepSpec(Strict):
     """A whole sweep file."""
 
@@ -209,6 +223,7 @@ class SweepSpec(Strict):
     one_way: dict[str, OneWaySpec] = {}
     psa: PsaSpec | None = None
     economics: str | None = None
+    report: ReportSpec | None = None
     replicates: int = Field(default=1, ge=1)
     seed: int | None = Field(default=None, ge=0)
     source: Source | None = None
