@@ -308,6 +308,12 @@ def economics_path(name_or_path: str) -> Path:
         f"unknown economic setting{suggest(name_or_path, bundled)}; bundled: {', '.join(bundled)}, or give a path")])
 
 
+def economics_document(name_or_path: str) -> tuple[dict, Path]:
+    """Return the resolved document of an economic setting (its `extends` applied) and its file."""
+    path = economics_path(name_or_path)
+    return read_yaml(path) or {}, path
+
+
 def load_economics(name_or_path: str, treatments: dict[str, list[str]]) -> Economics:
     """Read and validate an economics file against the scenario's treatments and adverse events.
 

@@ -140,3 +140,40 @@ def test_economic_one_way_without_a_setting_says_to_add_one(tmp_path):
     path.write_text("base: modern_adult\none_way:\n  economics.utilities.topical.value: {low: 0.6, high: 0.7}\n")
     result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 2 and "add economics:" in result.output
+
+
+def test_at_the_threshold_price_the_nmb_difference_is_zero(tmp_path):
+    """`adpath threshold` on a small run: costed by hand at the printed threshold price,
+    biologic first and conventional first have the same NMB; and the cost added per unit
+    of price is the difference in discounted mg of dupilumab consumed / 600 mg."""
+    from analysis.economics_threshold import mean_costs_and_qalys
+    from sim.economics import economics_document
+    from sim.loader import load_scenario, set_path
+    from sim.model import compile_model
+
+    out = tmp_path / "threshold.csv"
+    result = CliRunner().invoke(main, ["threshold", "modern_adult", "--economics", "uk_nhs", "--drug", "dupilumab",
+                                       "--strategy", "biologic_first", "--patients", "120", "--horizon", "3 years",
+                                       "--wtp", "30000", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(out).iloc[0]
+    loaded = load_scenario("modern_adult", {"settings.patients": 120, "settings.horizon": "3 years"})
+    tables = simulate(compile_model(loaded.scenario, loaded.name), workers=1, progress=False)
+    document, _ = economics_document("uk_nhs")
+    means = mean_costs_and_qalys(tables, set_path(document, "treatments.dupilumab.price.amount",
+                                                  row["threshold_price"]), "uk_nhs", "test")
+    nmb = 30000 * means["qalys"] - means["cost"]
+    assert abs(nmb["biologic_first"] - nmb["conventional_first"]) < 1e-6 * means["cost"].abs().max()
+    episodes = tables.episodes[tables.episodes["treatment"] == "dupilumab"]
+    mg = (300 / parse_duration("2 weeks") * discount_integral(episodes["start"], episodes["stop"], 0.035, "annual")
+          + 300 * discount_factor(episodes["start"], 0.035, "annual"))
+    by_strategy = pd.Series(mg, index=episodes.index).groupby(episodes["strategy"], observed=True).sum() / 120
+    assert row["cost_per_price_unit"] == pytest.approx(
+        (by_strategy["biologic_first"] - by_strategy.get("conventional_first", 0.0)) / 600, rel=1e-9)
+    assert 0 < row["threshold_price"] < row["list_price"]
+
+
+def test_threshold_refuses_an_unknown_drug_in_one_message(tmp_path):
+    result = CliRunner().invoke(main, ["threshold", "modern_adult", "--economics", "uk_nhs", "--drug", "dupilumb",
+                                       "--strategy", "biologic_first"])
+    assert result.exit_code == 2 and "--drug" in result.output and "did you mean 'dupilumab'" in result.output

@@ -246,6 +246,57 @@ def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert,
 
 
 @main.command()
+@_scenario_argument
+@click.option("--economics", required=True, help="Economic setting: a bundled name (uk_nhs, us_payer) or a YAML path.")
+@click.option("--drug", required=True, help="The treatment whose price is sought, e.g. dupilumab.")
+@click.option("--strategy", required=True, help="The strategy whose ICER is compared with the WTP.")
+@click.option("--comparator", help="The strategy it is compared with [default: the scenario's first].")
+@click.option("--wtp", type=click.FloatRange(min=0), multiple=True,
+              help="Willingness to pay per QALY (repeatable) [default: the setting's thresholds].")
+@click.option("--patients", type=click.IntRange(min=1), help="Number of virtual patients (overrides settings.patients).")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed (overrides settings.seed).")
+@click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table to this CSV file.")
+@_friendly_errors
+def threshold(scenario, economics, drug, strategy, comparator, wtp, patients, seed, horizon, workers, out):
+    """The price of DRUG at which STRATEGY's ICER against COMPARATOR equals the WTP
+    (one simulation: costs are linear in the price; exact, not searched)."""
+    from analysis.economics_threshold import format_threshold, price_threshold
+    from sim.economics import economics_document, load_economics
+    from sim.runner import simulate
+
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, None))
+    strategies = list(loaded.scenario.strategies)
+    comparator = comparator or strategies[0]
+    _known("--strategy", strategy, strategies, "strategy")
+    _known("--comparator", comparator, strategies, "strategy")
+    if strategy == comparator:
+        raise ScenarioError([Problem("command line", "--comparator", "compare two different strategies")])
+    adverse = {n: list(t.adverse_events) for n, t in loaded.scenario.treatments.items()}
+    setting = load_economics(economics, adverse)
+    document, path = economics_document(economics)
+    priced = [n for n, t in (document.get("treatments") or {}).items() if isinstance(t, dict) and t.get("price")]
+    _known("--drug", drug, priced, f"priced treatment in {path}")
+    tables = simulate(compile_model(loaded.scenario, loaded.name), workers=workers, progress=False)
+    table = price_threshold(tables, document, setting.name, drug, strategy, comparator,
+                            wtp or setting.willingness_to_pay)
+    click.echo(format_threshold(table, setting.currency))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        click.echo(f"wrote {out}")
+
+
+def _known(option: str, value: str, names: list[str], what: str) -> None:
+    from sim.schema import suggest
+
+    if value not in names:
+        raise ScenarioError([Problem("command line", option, f"no {what} '{value}'{suggest(value, names)}; "
+                                     f"choose one of: {', '.join(names)}")])
+
+
+@main.command()
 @click.argument("csv_file", type=click.Path(path_type=Path))
 @click.option("--as", "key", default="course", show_default=True, help="Key of the YAML block (course, loss_of_response...).")
 @click.option("--at", "at_months", help="Months at which to compare fitted and published survival, e.g. 6,12,24.")
