@@ -162,14 +162,25 @@ def describe(loaded: LoadedScenario, model) -> str:
 
 @main.command(name="list")
 def list_scenarios():
-    """List the bundled scenarios with their descriptions."""
-    for name, path in bundled_scenarios().items():
-        try:
-            document = read_yaml(path) or {}
-            description = str(document.get("description", "")).strip().splitlines()[0]
-        except (ScenarioError, IndexError, AttributeError):
-            description = ""
-        click.echo(f"{name:<24} {description}")
+    """List the bundled scenarios, sweeps and economic settings with their descriptions."""
+    from sim.loader import bundled_dir
+
+    sections = [("scenarios (adpath run NAME)", bundled_scenarios()),
+                ("sweeps (adpath sweep NAME)", {p.stem: p for p in sorted((bundled_dir() / "sweeps").glob("*.yaml"))}),
+                ("economic settings (--economics NAME, economics: NAME)",
+                 {p.stem: p for p in sorted((bundled_dir() / "economics").glob("*.yaml"))})]
+    for i, (title, files) in enumerate(sections):
+        click.echo(("\n" if i else "") + title)
+        for name, path in files.items():
+            click.echo(f"  {name:<28} {_description(path)}")
+
+
+def _description(path: Path) -> str:
+    try:
+        document = read_yaml(path) or {}
+        return str(document.get("description", "")).strip().splitlines()[0]
+    except (ScenarioError, IndexError, AttributeError):
+        return ""
 
 
 @main.command()
@@ -234,15 +245,18 @@ def report(run_dir, svg):
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="TLS: this client's private key.")
 @click.option("--keep-episodes", is_flag=True, help="Also keep every task's episodes, patients and adverse-events tables.")
 @click.option("--report", is_flag=True, help="Also write the sweep report (report.html, figures/, tables/).")
+@click.option("--samples", type=click.IntRange(min=1), help="PSA samples (overrides psa.samples).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the sweep (overrides seed:).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert, tls_key, keep_episodes, report, quiet):
+def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert, tls_key, keep_episodes, report,
+          samples, seed, quiet):
     """Run the parameter sweep SWEEP_FILE (a YAML path or a bundled sweep's name); resumable."""
     from sim.app.sweep.command import sweep_command
 
     tls = {"ca_file": tls_ca_file, "cert": tls_cert, "key": tls_key}
     sys.exit(sweep_command(sweep_file, out, workers, scheduler, dask_mode == "local", keep_episodes, report, quiet,
-                           tls=tls))
+                           tls=tls, samples=samples, seed=seed))
 
 
 @main.command()

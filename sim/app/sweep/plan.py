@@ -37,14 +37,13 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from sim.economics import economics_from_document, economics_path, load_economics
+from sim.economics import economics_document, economics_from_document, economics_path, load_economics
 from sim.loader import (
     LoadedScenario,
     Problem,
     ScenarioError,
     bundled_dir,
     load_scenario,
-    read_yaml,
     resolve_scenario_path,
 )
 from sim.model import Model, compile_model
@@ -201,17 +200,19 @@ def resolve_sweep_path(name_or_path: str | Path) -> Path:
                                  f"name; {fix}bundled sweeps: {', '.join(bundled) or 'none'}")])
 
 
-def load_sweep(name_or_path: str | Path, workers: int = 1, warn=None) -> SweepPlan:
+def load_sweep(name_or_path: str | Path, workers: int = 1, warn=None, samples: int | None = None,
+               seed: int | None = None) -> SweepPlan:
     """Read a sweep file, resolve its base scenario and expand and check all its tasks.
 
     Before any task is expanded, the resource guard (`sim.guard`) estimates the sweep's
     memory and time for `workers` processes: a sweep this machine cannot hold is refused,
     and `warn(text)` (if given) is told of one expected to take more than a minute.
-    Raises `ScenarioError` (naming the sweep file and key path) when anything is wrong;
-    nothing is written.
+    `samples` and `seed` (from `--samples`, `--seed`) replace the PSA's sample count and
+    the sweep's seed. Raises `ScenarioError` (naming the sweep file and key path) when
+    anything is wrong; nothing is written.
     """
     file = resolve_sweep_path(name_or_path)
-    spec = read_sweep_file(file)
+    spec = _with_command_line(read_sweep_file(file), file, samples, seed)
     base = _load_base(spec, file)
     _guard_resources(spec, base, file, workers, warn)
     seed = spec.seed if spec.seed is not None else base.scenario.settings.seed
@@ -271,6 +272,18 @@ def _check_report(spec: SweepSpec, plan: SweepPlan) -> None:
                                 "to the sweep file"))
     if problems:
         raise ScenarioError(problems)
+
+
+def _with_command_line(spec: SweepSpec, file: Path, samples: int | None, seed: int | None) -> SweepSpec:
+    """The sweep with `--samples` (the PSA's sample count) and `--seed` written in."""
+    if samples is not None:
+        if spec.psa is None:
+            raise ScenarioError([Problem(str(file), "psa", "--samples sets the PSA's sample count, but this sweep "
+                                         "has no psa: block; drop --samples or add psa:")])
+        spec = spec.model_copy(update={"psa": spec.psa.model_copy(update={"samples": samples})})
+    if seed is not None:
+        spec = spec.model_copy(update={"seed": seed})
+    return spec
 
 
 def sweep_size(spec: SweepSpec) -> dict[str, int]:
@@ -353,7 +366,7 @@ def _economics(spec: SweepSpec, file: Path, base: LoadedScenario):
     try:
         path = economics_path(name)
         treatments = {n: list(t.adverse_events) for n, t in base.scenario.treatments.items()}
-        return load_economics(str(path), treatments), read_yaml(path) or {}
+        return load_economics(str(path), treatments), economics_document(str(path))[0]
     except ScenarioError as exc:
         raise ScenarioError([Problem(str(file), "economics", f"{p.file}: {p.path}: {p.message}" if p.path
                                      else p.message) for p in exc.problems]) from None
