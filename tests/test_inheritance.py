@@ -102,3 +102,12 @@ def test_list_shows_sweeps_and_economic_settings():
     for name in ("modern_adult_lifetime", "modern_psa", "csa_cap", "uk_nhs", "us_payer"):
         assert name in result.output
     assert "sweeps (adpath sweep NAME)" in result.output and "economic settings" in result.output
+
+
+def test_the_bundled_modern_psa_is_lifetime_like_its_base_case():
+    plan = load_sweep("modern_psa", samples=1)
+    base = load_scenario("modern_adult_lifetime")
+    model = plan.model(plan.tasks[0])
+    assert model.horizon_months == base.scenario.settings.horizon == 720
+    assert plan.base.scenario.loss_to_followup is None and plan.base.scenario.mortality is not None
+    assert plan.economics.name == "uk_nhs"
