@@ -193,7 +193,7 @@ def _run_section(context: _Context) -> str:
         ("Sessions (runs and resumes)", len(sessions)), ("Wall time, all sessions", f"{wall:.1f} s"),
         ("Last executor", sessions[-1].get("executor") if sessions else None),
         ("Patients per task", ", ".join(sorted({f"{v.get('patients'):,}" for v in m.get("variants", [])}))),
-        ("Horizon", f"{context.horizon_months:g} months" if context.horizon_months else "varies"),
+        ("Horizon", _horizon(context.horizon_months) if context.horizon_months else "varies"),
     ]
     rows = [[_e(k), _e("not recorded" if v in (None, "") else v)] for k, v in facts]
     failed = m.get("failed") or []
@@ -207,6 +207,14 @@ def _run_section(context: _Context) -> str:
             + '<p class="muted">Every task of replicate r uses the same virtual patients (common random numbers), '
             "so differences between variants, one-way bounds and PSA samples come from the parameters, not "
             "from Monte Carlo noise.</p>")
+
+
+def _horizon(months: float) -> str:
+    """A horizon in years (and months) when it is whole years: `60 years (720 months)`."""
+    years = months / 12
+    if months >= 24 and abs(years - round(years)) < 1e-9:
+        return f"{round(years)} years ({months:g} months)"
+    return f"{months:g} months"
 
 
 def _parameter_section(context: _Context) -> str:
@@ -255,7 +263,12 @@ def _one_way_section(context: _Context, tables: dict, svg: bool) -> str:
     for variant in variants:
         rows = one_way[one_way["variant"] == variant]
         suffix = f" ({context.variants.get(variant, '')})" if len(context.variants) > 1 else ""
+        unmoved = []
         for metric in [m for m in context.results.metrics("one_way") if m in set(rows["metric"])]:
+            swings = rows.loc[rows["metric"] == metric, "swing"]
+            if swings.notna().any() and (swings.fillna(0).abs() <= 1e-12).all():
+                unmoved.append(metric_label(metric, context.horizon_months))
+                continue  # an empty tornado: e.g. prices vary, clinical outcomes cannot move
             reference = context.results.reference()
             strategies = ([s for s in context.strategies if s != reference] if is_incremental(metric)
                           else context.strategies)
@@ -272,6 +285,9 @@ def _one_way_section(context: _Context, tables: dict, svg: bool) -> str:
                                                                      context.parameter_labels, context.horizon_months,
                                                                      context.parameter_units),
                 svg)))
+        if unmoved:
+            parts.append(f'<p class="muted">No parameter moves {_e(", ".join(unmoved))}{_e(suffix)} (same patients, '
+                         "and the parameters only change costs or utilities): no tornado drawn.</p>")
     parts.append(_one_way_html(context, one_way))
     return "\n".join(parts)
 
@@ -370,18 +386,57 @@ def _increment_html(context: _Context, increments: pd.DataFrame) -> str:
 def _variant_section(context: _Context) -> str:
     grid = grid_table(context.results)
     metrics = [m for m in context.results.metrics("grid") if m in set(grid["metric"])]
+    economic = [m for m in metrics if metric_description(m)[1] in ("money", "qalys", "money_per_qaly")]
+    clinical = [m for m in metrics if m not in economic]
+    parts = ["<h2>Per-variant results</h2><p>The base case of each variant (no parameter drawn or moved).</p>"]
+    if clinical:
+        parts.append(_results_table(context, grid, clinical, intervals=True)
+                     + '<p class="muted">95% intervals in brackets. A dash: not estimable (median not reached).</p>')
+    if economic:
+        reference = context.results.reference()
+        parts.append("<h3>Costs and QALYs</h3>" + _results_table(context, grid, economic, intervals=False)
+                     + f'<p class="muted">Per patient, discounted. Increments and the ICER are against '
+                     f"{_e(context.labels.get(reference, reference))} on the same patients; a strategy that costs "
+                     "more for fewer QALYs is dominated, one that costs less for more is dominant.</p>")
+    return "\n".join(parts)
+
+
+def _results_table(context: _Context, grid: pd.DataFrame, metrics: list[str], intervals: bool) -> str:
     rows = []
     for (variant, strategy), group in grid.groupby(["variant", "strategy"], sort=False):
         cells = [_e(context.variants.get(variant, variant)), _e(context.labels.get(strategy, strategy))]
+        values = dict(zip(group["metric"], group["value"]))
         for metric in metrics:
             row = group[group["metric"] == metric]
-            cells.append("—" if row.empty else _value(metric, row["value"].iloc[0], row["ci_low"].iloc[0],
-                                                       row["ci_high"].iloc[0]))
+            if row.empty:
+                cells.append("—")
+            elif metric.startswith("icer_"):
+                cells.append(_icer_text(grid, variant, strategy, context.results.reference(), values[metric]))
+            elif intervals:
+                cells.append(_value(metric, row["value"].iloc[0], row["ci_low"].iloc[0], row["ci_high"].iloc[0]))
+            else:
+                cells.append(_value(metric, row["value"].iloc[0]))
         rows.append(cells)
     labels = [metric_label(m, context.horizon_months) for m in metrics]
-    return ("<h2>Per-variant results</h2><p>The base case of each variant (no parameter drawn or moved).</p>"
-            + _variant_table(context, ["Variant", "Strategy", *labels], rows, [False, False, *[True] * len(metrics)])
-            + '<p class="muted">95% intervals in brackets. A dash: not estimable (median not reached).</p>')
+    return _variant_table(context, ["Variant", "Strategy", *labels], rows, [False, False, *[True] * len(metrics)])
+
+
+def _icer_text(grid: pd.DataFrame, variant, strategy: str, reference: str, icer: float) -> str:
+    """An ICER as text: the reference, dominated, dominant, or the ratio."""
+    if strategy == reference:
+        return "reference"
+    mine = grid[(grid["variant"] == variant) & (grid["strategy"] == strategy)].set_index("metric")["value"]
+    base = grid[(grid["variant"] == variant) & (grid["strategy"] == reference)].set_index("metric")["value"]
+    cost = next((m for m in mine.index if m.startswith("mean_cost_total_")), None)
+    if cost is not None and "mean_qalys" in mine.index and cost in base.index and "mean_qalys" in base.index:
+        d_cost, d_qalys = mine[cost] - base[cost], mine["mean_qalys"] - base["mean_qalys"]
+        if d_cost >= 0 and d_qalys <= 0:
+            return "dominated"
+        if d_cost <= 0 and d_qalys >= 0:
+            return "dominant"
+        if d_cost < 0:
+            return f"{icer:,.0f} saved per QALY lost"
+    return "—" if _missing(icer) else f"{icer:,.0f}"
 
 
 def _table_links(tables: dict) -> str:
