@@ -177,3 +177,14 @@ def test_threshold_refuses_an_unknown_drug_in_one_message(tmp_path):
     result = CliRunner().invoke(main, ["threshold", "modern_adult", "--economics", "uk_nhs", "--drug", "dupilumb",
                                        "--strategy", "biologic_first"])
     assert result.exit_code == 2 and "--drug" in result.output and "did you mean 'dupilumab'" in result.output
+
+
+def test_evppi_is_zero_without_regressions_when_one_strategy_always_wins():
+    from analysis.psa_results import evppi_table
+
+    rng = np.random.default_rng(1)
+    samples = pd.DataFrame([{"sample": k, "strategy": s, "cost": c + rng.normal(0, 10), "effect": e}
+                            for k in range(50) for s, c, e in (("a", 100, 2.0), ("b", 5000, 1.0))])
+    parameters = pd.DataFrame({"x": rng.normal(size=50), "y": rng.normal(size=50)})
+    table = evppi_table(samples, parameters, ["a", "b"], [20000, 30000])
+    assert (table["evppi_per_patient"] == 0).all() and (table["evpi_per_patient"] == 0).all()
