@@ -166,14 +166,25 @@ def describe(loaded: LoadedScenario, model) -> str:
 
 @main.command(name="list")
 def list_scenarios():
-    """List the bundled scenarios with their descriptions."""
-    for name, path in bundled_scenarios().items():
-        try:
-            document = read_yaml(path) or {}
-            description = str(document.get("description", "")).strip().splitlines()[0]
-        except (ScenarioError, IndexError, AttributeError):
-            description = ""
-        click.echo(f"{name:<24} {description}")
+    """List the bundled scenarios, sweeps and economic settings with their descriptions."""
+    from sim.loader import bundled_dir
+
+    sections = [("scenarios (adpath run NAME)", bundled_scenarios()),
+                ("sweeps (adpath sweep NAME)", {p.stem: p for p in sorted((bundled_dir() / "sweeps").glob("*.yaml"))}),
+                ("economic settings (--economics NAME, economics: NAME)",
+                 {p.stem: p for p in sorted((bundled_dir() / "economics").glob("*.yaml"))})]
+    for i, (title, files) in enumerate(sections):
+        click.echo(("\n" if i else "") + title)
+        for name, path in files.items():
+            click.echo(f"  {name:<28} {_description(path)}")
+
+
+def _description(path: Path) -> str:
+    try:
+        document = read_yaml(path) or {}
+        return str(document.get("description", "")).strip().splitlines()[0]
+    except (ScenarioError, IndexError, AttributeError):
+        return ""
 
 
 @main.command()
@@ -246,15 +257,69 @@ def report(run_dir, svg):
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="TLS: this client's private key.")
 @click.option("--keep-episodes", is_flag=True, help="Also keep every task's episodes, patients and adverse-events tables.")
 @click.option("--report", is_flag=True, help="Also write the sweep report (report.html, figures/, tables/).")
+@click.option("--samples", type=click.IntRange(min=1), help="PSA samples (overrides psa.samples).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the sweep (overrides seed:).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert, tls_key, keep_episodes, report, quiet):
+def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert, tls_key, keep_episodes, report,
+          samples, seed, quiet):
     """Run the parameter sweep SWEEP_FILE (a YAML path or a bundled sweep's name); resumable."""
     from sim.app.sweep.command import sweep_command
 
     tls = {"ca_file": tls_ca_file, "cert": tls_cert, "key": tls_key}
     sys.exit(sweep_command(sweep_file, out, workers, scheduler, dask_mode == "local", keep_episodes, report, quiet,
-                           tls=tls))
+                           tls=tls, samples=samples, seed=seed))
+
+
+@main.command()
+@_scenario_argument
+@click.option("--economics", required=True, help="Economic setting: a bundled name (uk_nhs, us_payer) or a YAML path.")
+@click.option("--drug", required=True, help="The treatment whose price is sought, e.g. dupilumab.")
+@click.option("--strategy", required=True, help="The strategy whose ICER is compared with the WTP.")
+@click.option("--comparator", help="The strategy it is compared with [default: the scenario's first].")
+@click.option("--wtp", type=click.FloatRange(min=0), multiple=True,
+              help="Willingness to pay per QALY (repeatable) [default: the setting's thresholds].")
+@click.option("--patients", type=click.IntRange(min=1), help="Number of virtual patients (overrides settings.patients).")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed (overrides settings.seed).")
+@click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table to this CSV file.")
+@_friendly_errors
+def threshold(scenario, economics, drug, strategy, comparator, wtp, patients, seed, horizon, workers, out):
+    """The price of DRUG at which STRATEGY's ICER against COMPARATOR equals the WTP
+    (one simulation: costs are linear in the price; exact, not searched)."""
+    from analysis.economics_threshold import format_threshold, price_threshold
+    from sim.economics import economics_document, load_economics
+    from sim.runner import simulate
+
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, None))
+    strategies = list(loaded.scenario.strategies)
+    comparator = comparator or strategies[0]
+    _known("--strategy", strategy, strategies, "strategy")
+    _known("--comparator", comparator, strategies, "strategy")
+    if strategy == comparator:
+        raise ScenarioError([Problem("command line", "--comparator", "compare two different strategies")])
+    adverse = {n: list(t.adverse_events) for n, t in loaded.scenario.treatments.items()}
+    setting = load_economics(economics, adverse)
+    document, path = economics_document(economics)
+    priced = [n for n, t in (document.get("treatments") or {}).items() if isinstance(t, dict) and t.get("price")]
+    _known("--drug", drug, priced, f"priced treatment in {path}")
+    tables = simulate(compile_model(loaded.scenario, loaded.name), workers=workers, progress=False)
+    table = price_threshold(tables, document, setting.name, drug, strategy, comparator,
+                            wtp or setting.willingness_to_pay)
+    click.echo(format_threshold(table, setting.currency))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        click.echo(f"wrote {out}")
+
+
+def _known(option: str, value: str, names: list[str], what: str) -> None:
+    from sim.schema import suggest
+
+    if value not in names:
+        raise ScenarioError([Problem("command line", option, f"no {what} '{value}'{suggest(value, names)}; "
+                                     f"choose one of: {', '.join(names)}")])
 
 
 @main.command()
