@@ -642,6 +642,26 @@ class TargetSpec(Strict):
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
+def _eligibility_cycle(needs: dict[str, set[str]]) -> list[str]:
+    """A cycle of `after_failure_of` (each treatment needs the failure of all it lists) as
+    [t1, t2, ..., t1], or [] when every treatment can start once those it needs have failed."""
+    needs = {t: required & needs.keys() for t, required in needs.items()}  # unknown names are refused elsewhere
+    startable: set[str] = set()
+    grown = True
+    while grown:
+        ready = {t for t, required in needs.items() if t not in startable and required <= startable}
+        startable |= ready
+        grown = bool(ready)
+    stuck = sorted(t for t in needs if t not in startable)
+    if not stuck:
+        return []
+    path, here = [], stuck[0]
+    while here not in path:  # every stuck treatment needs a stuck one: the walk comes back
+        path.append(here)
+        here = min(t for t in needs[here] if t not in startable)
+    return path[path.index(here):] + [here]
+
+
 class Scenario(Strict):
     """A whole scenario, after `extends` has been resolved."""
 
@@ -805,6 +825,13 @@ class Scenario(Strict):
                         "eligibility", "'{t}' and '{o}' are each eligible only after the other's failure, so "
                         "neither can ever start; remove one of the two after_failure_of entries",
                         {"t": name, "o": other, "path": path})
+        cycle = _eligibility_cycle(needs)
+        if cycle:
+            raise PydanticCustomError(
+                "eligibility", "{chain} is a cycle of after_failure_of: each is eligible only after the next "
+                "one's failure, so none of them can ever start; remove one of its after_failure_of entries",
+                {"chain": " -> ".join(f"'{t}'" for t in cycle),
+                 "path": f"treatments.{cycle[0]}.eligibility.after_failure_of"})
 
     def _check_target(self, name: str, target: TargetSpec) -> None:
         if target.treatment is not None:

@@ -83,6 +83,14 @@ SCENARIO_CASES = {
             "    response: {events: 5, n: 10}\n", "    response: {events: 5, n: 10}\n"
             "    eligibility: {after_failure_of: [drug_b]}\n"),
         ["treatments.drug_a.eligibility.after_failure_of", "each eligible only after the other's failure"]),
+    "after_failure_of_in_a_longer_cycle": (
+        BASE.replace(DRUG_B, DRUG_B + "    eligibility: {after_failure_of: [drug_c]}\n"
+                     "  drug_c:\n    label: Drug C\n    assess_at: {dist: fixed, value: 3 months}\n"
+                     "    response: {p: 0.5}\n    eligibility: {after_failure_of: [drug_a]}\n").replace(
+            "    response: {events: 5, n: 10}\n", "    response: {events: 5, n: 10}\n"
+            "    eligibility: {after_failure_of: [drug_b]}\n"),
+        ["treatments.drug_a.eligibility.after_failure_of", "'drug_a' -> 'drug_b' -> 'drug_c' -> 'drug_a'",
+         "cycle of after_failure_of"]),
     "at_least_on_a_categorical_covariate": (
         BASE.replace(DRUG_B, DRUG_B + "    eligibility: {when: [{covariate: sex, at_least: 2}]}\n"),
         ["treatments.drug_b.eligibility.when[0]", "categorical covariate", "in or not_in"]),
