@@ -166,8 +166,9 @@ def _sum_by(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 
 def _weights(course: _Episodes, patients, economics) -> np.ndarray | None:
-    needs_weight = any(per_kg for _, per_kg in economics.drug_per_month.values()) or \
-        any(per_kg for _, per_kg in economics.loading.values())
+    given = set(course.treatment.astype(str).unique())
+    needs_weight = any(per_kg for t, (_, per_kg) in economics.drug_per_month.items() if t in given) or \
+        any(per_kg for t, (_, per_kg) in economics.loading.items() if t in given)
     if not needs_weight:
         return None
     if "weight_kg" not in patients.columns:

@@ -296,7 +296,7 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...], bundled: Path, what:
     if not isinstance(raw, dict):
         keys = {"scenario": "settings:, treatments:, ...", "sweep": "base:, vary:, psa:, ...",
                 "economics": "currency:, treatments:, utilities:, ..."}.get(what, "...")
-        raise ScenarioError([Problem(str(path), "", f"a {what} file must be a mapping of keys ({keys})")])
+        raise ScenarioError([Problem(str(path), "", f"{'an' if what[0] in 'aeiou' else 'a'} {what} file must be a mapping of keys ({keys})")])
     raw = dict(raw)
     parent_ref = raw.pop("extends", None)
     own_origins = {key_path: str(path) for key_path in _key_paths(raw)}

@@ -174,7 +174,7 @@ def test_a_malformed_life_table_is_refused_in_one_message(write_scenario, tmp_pa
 SWEEP_CASES = {
     "yaml_syntax": ("base: scenario.yaml\nvary: {a: [1, 2}\n", ["YAML syntax error"]),
     "unknown_key": ("base: scenario.yaml\nvarry: {settings.patients: [10]}\n", ["varry", "did you mean 'vary'"]),
-    "a_list": ("- 1\n- 2\n", ["a sweep file is a mapping"]),
+    "a_list": ("- 1\n- 2\n", ["a sweep file must be a mapping of keys"]),
     "duplicate_key": ("base: scenario.yaml\nbase: scenario.yaml\nvary: {settings.patients: [10]}\n", ["appears twice"]),
     "missing_base": ("base: nothere.yaml\nvary: {settings.patients: [10]}\n", ["base", "no such file"]),
     "unknown_path": ("base: scenario.yaml\nvary: {treatments.nope.response.p: [0.1]}\n",
@@ -226,8 +226,8 @@ def test_a_damaged_run_manifest_is_replaced_by_the_next_run(write_scenario, tmp_
 ECONOMICS_CASES = {
     "yaml_syntax": (ECONOMICS + "treatments: {a: [1\n", ["YAML syntax error"]),
     "unknown_key": (ECONOMICS + "utilitys: {}\n", ["utilitys", "did you mean 'utilities'"]),
-    "extends": ("extends: uk_nhs\n" + ECONOMICS, ["extends", "unknown key 'extends'"]),
-    "a_list": ("- 1\n", ["expected a mapping"]),
+    "extends_nothing": ("extends: nothere.yaml\n" + ECONOMICS, ["extends", "cannot find 'nothere.yaml'"]),
+    "a_list": ("- 1\n", ["an economics file must be a mapping of keys"]),
     "dose_every_0_weeks": (ECONOMICS.replace("every: 1 week, source: x}\n  drug_b", "every: 0 weeks, source: x}\n  drug_b"),
                            ["treatments.drug_a.dose.every", "greater than 0"]),
     "monitoring_every_0_weeks": (
@@ -246,6 +246,10 @@ ECONOMICS_CASES = {
                           "    dose: {amount: 10, unit: mg, every: 1 week, source: x}\n",
                           "    components: [drug_b]\n  drug_b:\n    components: [drug_a]\n"),
         ["treatments.drug_a.components", "drug_a -> drug_b -> drug_a"]),
+    "dose_per_kg_without_a_weight": (
+        ECONOMICS.replace("    dose: {amount: 10, unit: mg, every: 1 week, source: x}\n  drug_b",
+                          "    dose: {amount: 10, unit: mg_per_kg, every: 1 week, source: x}\n  drug_b"),
+        ["treatments.drug_a", "dosed per kg", "weight_kg covariate"]),
     "nan_price": (ECONOMICS.replace("amount: 2,", "amount: .nan,"), ["treatments.drug_b.price.amount"]),
     "infinite_willingness_to_pay": (ECONOMICS.replace("[20000]", "[.inf]"), ["willingness_to_pay[0]", "finite"]),
 }

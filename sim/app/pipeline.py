@@ -84,9 +84,17 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
 def _economics(loaded: LoadedScenario, name: str | None):
     if name is None:
         return None
-    from sim.economics import load_economics
+    from sim.economics import economics_path, load_economics
 
-    return load_economics(name, _adverse_events_by_treatment(loaded))
+    setting = load_economics(name, _adverse_events_by_treatment(loaded))
+    weighed = sorted(t for t in loaded.scenario.treatments
+                     if setting.drug_per_month.get(t, (0, 0))[1] or setting.loading.get(t, (0, 0))[1])
+    if weighed and "weight_kg" not in loaded.scenario.population.covariates:
+        raise ScenarioError([Problem(str(economics_path(name)), f"treatments.{weighed[0]}",
+                                     f"{', '.join(weighed)} is dosed per kg, but scenario {loaded.name} has no "
+                                     "weight_kg covariate; add population.covariates.weight_kg to the scenario "
+                                     "or dose in mg")])
+    return setting
 
 
 def _adverse_events_by_treatment(loaded: LoadedScenario) -> dict[str, list[str]]:
