@@ -1,5 +1,6 @@
 """`python -m sim`: the same as the `adpath` command."""
 
+import os
 import sys
 
 
@@ -10,7 +11,10 @@ def entry() -> None:
         from sim.app.cli import main
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: nothing was written\n")
-        sys.exit(130)
+        sys.stderr.flush()
+        # Not sys.exit: an interrupt during an import can leave the interpreter to end
+        # itself by SIGINT at shutdown (exit -2, seen under load); nothing is open to close.
+        os._exit(130)
     main()
 
 
