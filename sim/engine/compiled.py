@@ -44,6 +44,7 @@ from sim.rules.reasons import (
     CONTROLLED,
     DEATH,
     DEAD,
+    DIVERTED,
     FLARE,
     LOSS_OF_RESPONSE,
     LOST_TO_FOLLOWUP,
@@ -55,10 +56,12 @@ from sim.rules.reasons import (
     SUPPORTIVE_CARE,
     TOPICAL,
     UNCONTROLLED,
+    WAITING,
     WAS_LOST,
 )
 from sim.rules.relapse import may_retreat, relapse_after
 from sim.rules.response import modified_response, responds
+from sim.rules.workup import GOES_ON, STILL_IN_WORKUP, workup_months, workup_outcome
 
 CHUNK_PATIENTS = 65_536
 MAX_EPISODES = 10_000  # per trajectory: more means a pathway that loops (the runaway guard)
@@ -280,20 +283,27 @@ def simulate_patients(m, seed, replicate, first_patient, count, begin, covariate
                                           m.mortality_covariate, m.mortality_cumulative, m.mortality_hazards,
                                           m.mortality_knots, seed, replicate, patient, covariates, i)
         u_first = uniform(seed, replicate, patient, P.FIRST_LINE, 0, 0)
+        workup, outcome = _workup(m.distributions, m.gamma_tables, m.empirical, m.workup_found, m.workup_duration,
+                                  seed, replicate, patient, end)
         for s in range(strategies):
             for k in range(3):
                 before[s, k] = counts[s, k]
         for s in range(strategies):
-            code = _trajectory(m.ae_first, m.ae_onset, m.ae_probability, m.ae_stop_probability, m.assess, m.bridged,
-                               m.cap, m.condition_levels, m.conditions, m.course, m.distributions, m.draws_first_line,
-                               m.empirical, m.escalated_response, m.escalation, m.fates, m.first_line_cumulative,
-                               m.flare_rates, m.gamma_tables, m.lays_flares, m.line_count, m.line_first, m.lines,
-                               m.loss, m.modifiers, m.reassess, m.relapse_probability, m.relapse_time,
-                               m.relapse_variant, m.requires_failure, m.rescue_onset, m.rescue_rebound,
-                               m.rescue_response, m.retreat_allowed, m.retreats, m.target, m.target_assess, seed,
-                               replicate, patient, i, s, u_first, entry, end, censor, allowed,
-                               base_probability, failed, line_number, occurrences, onsets, event_ids, stops, segments,
-                               ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f, counts)
+            if outcome != GOES_ON:
+                code = _without_systemic(m.flare_rates, m.lays_flares, m.rescue_rebound, m.rescue_response, seed,
+                                         replicate, patient, i, s, outcome, workup, entry, end, censor, segments,
+                                         b_i, b_f, pat_i, pat_f, counts)
+            else:
+                code = _trajectory(m.ae_first, m.ae_onset, m.ae_probability, m.ae_stop_probability, m.assess, m.bridged,
+                                   m.cap, m.condition_levels, m.conditions, m.course, m.distributions, m.draws_first_line,
+                                   m.empirical, m.escalated_response, m.escalation, m.fates, m.first_line_cumulative,
+                                   m.flare_rates, m.gamma_tables, m.lays_flares, m.line_count, m.line_first, m.lines,
+                                   m.loss, m.modifiers, m.reassess, m.relapse_probability, m.relapse_time,
+                                   m.relapse_variant, m.requires_failure, m.rescue_onset, m.rescue_rebound,
+                                   m.rescue_response, m.retreat_allowed, m.retreats, m.target, m.target_assess, seed,
+                                   replicate, patient, i, s, u_first, entry, end, censor, allowed,
+                                   base_probability, failed, line_number, occurrences, onsets, event_ids, stops, segments,
+                                   ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f, counts, workup)
             if code != DONE:
                 _restore(counts, before)
                 status[0], status[1], status[2] = code, patient, s
@@ -341,9 +351,10 @@ def _trajectory(m_ae_first, m_ae_onset, m_ae_probability, m_ae_stop_probability,
                 m_rescue_rebound, m_rescue_response, m_retreat_allowed, m_retreats, m_target, m_target_assess, seed,
                 replicate, patient, i, s, u_first, entry, end, censor, allowed, base_probability, failed,
                 line_number, occurrences, onsets, event_ids, stops, segments, ep_i, ep_f, ae_i, ae_f, b_i, b_f,
-                pat_i, pat_f, counts):
-    """One patient's trajectory under strategy `s`: its episode, adverse-event and burst rows and
-    its summary row. Returns DONE, or the runaway code."""
+                pat_i, pat_f, counts, workup):
+    """One patient's trajectory under strategy `s` from the end of the work-up (`workup` months
+    after entry; 0 without one): its episode, adverse-event and burst rows and its summary row.
+    Returns DONE, or the runaway code."""
     tables = (m_distributions, m_gamma_tables, m_empirical)
     for t in range(failed.shape[0]):
         failed[t], line_number[t], occurrences[t] = False, 0, 0
@@ -356,7 +367,9 @@ def _trajectory(m_ae_first, m_ae_onset, m_ae_probability, m_ae_stop_probability,
     if m_draws_first_line[s]:
         first = first_line_choice(u_first, m_first_line_cumulative, s, m_line_count[s])
     target_assess = m_target_assess[s]
-    now = 0.0
+    now = workup
+    if lays and workup > 0.0:
+        segment_count = _segment(segments, segment_count, 0.0, workup, UNCONTROLLED)
     final = -1
     t, position = _next_line(m_lines, m_line_count, m_requires_failure, s, first, -1, failed, allowed)
     retreatment = False
@@ -485,6 +498,48 @@ def _trajectory(m_ae_first, m_ae_onset, m_ae_probability, m_ae_stop_probability,
     pat_f[s, i, P_FOLLOW_UP], pat_f[s, i, P_FIRST_TOPICAL], pat_f[s, i, P_SYSTEMIC] = end, first_topical, systemic
     pat_f[s, i, P_TOPICAL], pat_f[s, i, P_SUPPORTIVE], pat_f[s, i, P_ENTRY] = topical, supportive, entry
     pat_f[s, i, P_FIRST_CONTROL] = first_control
+    return DONE
+
+
+@rule
+def _workup(m_distributions, m_gamma_tables, m_empirical, m_workup_found, m_workup_duration, seed, replicate,
+            patient, end):
+    """The work-up at entry: (months observed in it, outcome code of `sim.rules.workup`); (0, GOES_ON) without one."""
+    if m_workup_duration < 0:
+        return 0.0, GOES_ON
+    duration = _draw((m_distributions, m_gamma_tables, m_empirical), m_workup_duration, seed, replicate, patient,
+                     P.WORKUP_TIME, 0, 0)
+    u = uniform(seed, replicate, patient, P.WORKUP_FINDS, 0, 0)
+    return workup_months(duration, end), workup_outcome(u, m_workup_found, duration, end)
+
+
+@rule
+def _without_systemic(m_flare_rates, m_lays_flares, m_rescue_rebound, m_rescue_response, seed, replicate, patient, i,
+                      s, outcome, workup, entry, end, censor, segments, b_i, b_f, pat_i, pat_f, counts):
+    """The summary row (and flare bursts) of a patient whose work-up ended the trajectory: diverted
+    back to topical therapy at `workup` months, or still in the work-up when observation ended."""
+    bursts_from = counts[s, BURSTS]
+    count = _segment(segments, 0, 0.0, workup, UNCONTROLLED)
+    final, first_topical, topical = WAITING, math.nan, 0.0
+    if outcome != STILL_IN_WORKUP:
+        count = _segment(segments, count, workup, end, TOPICAL)
+        final, first_topical, topical = DIVERTED, workup, end - workup
+    if m_lays_flares and not _lay_flares(m_flare_rates, m_rescue_rebound, m_rescue_response, seed, replicate,
+                                         patient, s, segments, count, b_i, b_f, counts):
+        return TOO_MANY_BURSTS
+    rebounds = 0
+    for r in range(bursts_from, min(counts[s, BURSTS], b_i.shape[1])):
+        rebounds += b_i[s, r, B_REBOUND]
+    if censor == LOST_TO_FOLLOWUP:
+        final = WAS_LOST
+    elif censor == DEATH:
+        final = DEAD
+    pat_i[s, i, P_FINAL], pat_i[s, i, P_LINES], pat_i[s, i, P_EPISODES] = final, 0, 0
+    pat_i[s, i, P_RELAPSES], pat_i[s, i, P_BURSTS] = 0, counts[s, BURSTS] - bursts_from
+    pat_i[s, i, P_REBOUNDS] = rebounds
+    pat_f[s, i, P_FOLLOW_UP], pat_f[s, i, P_FIRST_TOPICAL], pat_f[s, i, P_SYSTEMIC] = end, first_topical, 0.0
+    pat_f[s, i, P_TOPICAL], pat_f[s, i, P_SUPPORTIVE], pat_f[s, i, P_ENTRY] = topical, 0.0, entry
+    pat_f[s, i, P_FIRST_CONTROL] = math.nan
     return DONE
 
 
