@@ -181,6 +181,21 @@ def side_uniforms(seed: int, replicate: int, stream: int, first_patient: int, co
     return np.random.Generator(bit_generator).random(count)
 
 
+WORKUP_FINDS_STREAM, WORKUP_TIME_STREAM = 4, 5  # side streams of the work-up (3 is death)
+
+
+def workup_draws(model: Model, replicate: int, first_patient: int, count: int):
+    """Each patient's numbers for the work-up at entry (`model.workup`), or None without one:
+    (uniform deciding whether a factor is found, the work-up's duration in months). The same
+    for every strategy (common random numbers); `sim.rules.workup` decides what they mean."""
+    workup = model.workup
+    if workup is None:
+        return None
+    finds = side_uniforms(model.seed, replicate, WORKUP_FINDS_STREAM, first_patient, count)
+    duration = workup.duration.ppf(side_uniforms(model.seed, replicate, WORKUP_TIME_STREAM, first_patient, count))
+    return finds, duration
+
+
 @dataclass
 class ChunkDraws:
     """The draws of a chunk of patients, transformed to times where a slot is a time.
@@ -209,6 +224,7 @@ class ChunkDraws:
     target_assessments: dict[int, np.ndarray]
     dead: np.ndarray | None = None
     flares: np.ndarray | None = None  # the first round of flare numbers (`flare_uniforms`), if flares are laid
+    workup: tuple | None = None  # (uniform, duration months) of the work-up at entry (`workup_draws`), if any
 
 
 def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int, count: int) -> ChunkDraws:
@@ -236,7 +252,8 @@ def draw_chunk(model: Model, layout: Layout, replicate: int, first_patient: int,
     if model.rescue is not None and model.rescue.flare_rates:
         flares = flare_uniforms(model.seed, replicate, 0, first_patient, count)
     return ChunkDraws(first_patient, u, values, relapse_times, ends, lost, covariates, entries, eligible, response,
-                      _target_assessments(model, layout, u), dead, flares)
+                      _target_assessments(model, layout, u), dead, flares,
+                      workup_draws(model, replicate, first_patient, count))
 
 
 def _target_assessments(model: Model, layout: Layout, u: np.ndarray) -> dict[int, np.ndarray]:

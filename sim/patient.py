@@ -52,6 +52,7 @@ class ChunkPatients:
         self.relapse_occurs = layout.relapse_occurs
         self.treatments = len(model.treatments)
         self.variants = len(model.relapses)
+        self.workup = None if chunk.workup is None else tuple(zip(*(column.tolist() for column in chunk.workup)))
 
     def patient(self, i: int) -> PatientDraws:
         """Return the draws of the chunk's `i`-th patient."""
@@ -80,6 +81,7 @@ class PatientDraws:
         "plans",
         "replicate",
         "response",
+        "workup",
     )
 
     def __init__(self, chunk: ChunkPatients, i: int):
@@ -91,6 +93,7 @@ class PatientDraws:
         self.patient = chunk.first_patient + i
         self.plans: dict[tuple, tuple] = {}  # episode plans already made, shared by the strategies
         self._flares = None
+        self.workup = None if chunk.workup is None else chunk.workup[i]  # (uniform, duration months)
 
     def target_assessment(self, strategy: Strategy, treatment: Treatment, occurrence: int) -> float:
         """Return the assessment time (months) of an episode under a treat-to-target strategy."""

@@ -105,6 +105,13 @@ def courses(env: simpy.Environment, rules: ChunkRules, trajectories, resources: 
         if path is None:
             path = paths[strategy.index] = Trajectory(rules, strategy.index)
         path.enter(draws)
+        if draws.workup is not None:
+            months = path.work_up()
+            if path.final is not None:
+                path.finish(0)
+                continue
+            yield timeout(months)
+            path.clock += months
         order = orders[strategy.index] or line_order(strategy, rules.model.treatments, draws.first_line_uniform())
         position = PathwayPosition(order, draws.eligible, treatments)
         to_target = to_targets[strategy.index]

@@ -20,13 +20,16 @@ from sim.engine.records import Records
 from sim.episode import REMISSION, EpisodeRule
 from sim.model import Model
 from sim.patient import line_order
+from sim.rules.workup import DIVERTED as DIVERTED_BY_WORKUP
+from sim.rules.workup import STILL_IN_WORKUP, workup_months, workup_outcome
 from sim.tables import BURST_REASONS, CENSORING_REASONS, FLARE_STATES, REASONS, STATE_CODE
 
 TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE = (
     FLARE_STATES.index(state) for state in ("topical", "uncontrolled", "controlled", "supportive_care"))
 BRIDGE, FLARE = BURST_REASONS.index("bridge"), BURST_REASONS.index("flare")
-(SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, LOST_TO_FOLLOWUP, WAITING, DEAD) = (
-    STATE_CODE[state] for state in ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead"))
+(SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, LOST_TO_FOLLOWUP, WAITING, DEAD, DIVERTED) = (
+    STATE_CODE[state] for state in ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead",
+                                    "diverted"))
 BURST_TIME = itemgetter(0)  # bursts are (time, reason, state, effective, rebound)
 NAN = math.nan
 CENSORED_AS = {reason: REASONS.index(reason) for reason in CENSORING_REASONS}
@@ -108,6 +111,25 @@ class Trajectory:
     def now(self) -> float:
         """Months since the patient entered."""
         return self.clock - self.entry
+
+    def work_up(self) -> float:
+        """The work-up at entry (`sim.rules.workup`): return the months it is observed. When it
+        ends the trajectory (a factor found: back to topical therapy for good; or observation
+        ends during it), `final` is set."""
+        u, duration = self.draws.workup
+        months = workup_months(duration, self.end)
+        outcome = workup_outcome(u, self.rules.model.workup.found_probability, duration, self.end)
+        if self.lays_flares:
+            self.segments.append((0.0, months, UNCONTROLLED))
+        if outcome == DIVERTED_BY_WORKUP:
+            self.first_topical = months
+            self.topical += self.end - months
+            if self.lays_flares:
+                self.segments.append((months, self.end, TOPICAL))
+            self.final = DIVERTED
+        elif outcome == STILL_IN_WORKUP:
+            self.final = WAITING
+        return months
 
     def observable(self, plan: tuple) -> tuple[float, float, int]:
         """Return the start (months since entry), duration (months) and reason code of an episode

@@ -60,7 +60,7 @@ def simulate_chunk(model: Model, layout: Layout, numbers: ChunkNumbers) -> Vecto
     """Simulate every strategy for the patients of `numbers`; return their records."""
     check_supported(model)
     cohort = Cohort(model, numbers)
-    active = cohort.advance_line(np.arange(cohort.size))
+    active = cohort.advance_line(cohort.work_up(np.arange(cohort.size)))
     while active.size:
         active = cohort.step(active)
     return cohort.finish()
@@ -244,6 +244,29 @@ class Cohort:
         self.records.burst(rows, start, BURST_REASONS.index("bridge"), UNCONTROLLED, effective, rebound)
 
     # -- between episodes -------------------------------------------------------------
+
+    def work_up(self, rows: np.ndarray) -> np.ndarray:
+        """The work-up at entry (`sim.rules.workup`, element by element); return the rows that go
+        on to systemic therapy, their clocks at its end. Diverted rows stay on topical therapy."""
+        if self.numbers.workup is None:
+            return rows
+        strategies = len(self.model.strategies)
+        u, duration = (np.tile(column, strategies)[rows] for column in self.numbers.workup)
+        end = self.end[rows]
+        months = np.minimum(duration, end)
+        still = duration >= end
+        diverted = ~still & (u < self.model.workup.found_probability)
+        self.records.segment(rows, np.zeros(rows.size), months, UNCONTROLLED)
+        gone = rows[diverted]
+        self.first_topical[gone] = months[diverted]
+        self.topical[gone] += end[diverted] - months[diverted]
+        self.records.segment(gone, months[diverted], end[diverted], TOPICAL)
+        self.final[gone] = STATE_CODE["diverted"]
+        self.final[rows[still]] = STATE_CODE["waiting"]
+        on = ~still & ~diverted
+        self.clock[rows[on]] += months[on]
+        return rows[on]
+
 
     def topical_spell(self, rows: np.ndarray) -> np.ndarray:
         """Topical therapy after a remission, until a relapse or the end; return the relapsed rows."""

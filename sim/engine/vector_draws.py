@@ -30,6 +30,7 @@ from sim.draws import (
     observation_ends,
     overflow_uniforms,
     patient_treatment_matrices,
+    workup_draws,
 )
 from sim.model import Model, Treatment
 
@@ -58,6 +59,7 @@ class ChunkNumbers:
     eligible: np.ndarray
     response: np.ndarray
     dead: np.ndarray | None = None
+    workup: tuple | None = None  # (uniform, duration months) of the work-up at entry (`sim.draws.workup_draws`)
 
     @property
     def count(self) -> int:
@@ -89,7 +91,7 @@ def draw_numbers(model: Model, layout: Layout, replicate: int, first_patient: in
         entries = model.population.arrival.ppf(slots.slot(layout.arrival))
     eligible, response = patient_treatment_matrices(model, covariates, count)
     return ChunkNumbers(model, layout, replicate, first_patient, slots, ends, lost, entries, covariates, eligible,
-                        response, dead)
+                        response, dead, workup_draws(model, replicate, first_patient, count))
 
 
 class ChunkSlots:
