@@ -134,9 +134,14 @@ def evppi_table(samples: pd.DataFrame, parameters: pd.DataFrame, strategies: lis
     sets += [(group, "group", members) for group, members in parameter_groups(list(parameters.columns)).items()
              if len(cost) >= SAMPLES_PER_MEMBER * len(members)]
     thresholds = [float(w) for w in willingness_to_pay]
-    curves = {name: evppi_curve(cost.to_numpy(), effect.to_numpy(), parameters[members].to_numpy(), thresholds)
-              for name, _, members in sets}
     evpis = expected_value_of_perfect_information(samples, thresholds)["evpi_per_patient"].to_numpy()
+    if np.all(evpis <= 0):
+        # 0 <= EVPPI <= EVPI: with one strategy best in every sample there is nothing to
+        # learn, and the regressions (minutes for 50 parameters) are skipped.
+        curves = {name: np.zeros(len(thresholds)) for name, _, _ in sets}
+    else:
+        curves = {name: evppi_curve(cost.to_numpy(), effect.to_numpy(), parameters[members].to_numpy(), thresholds)
+                  for name, _, members in sets}
     rows = []
     for i, w in enumerate(thresholds):
         evpi = float(evpis[i])

@@ -183,17 +183,45 @@ def _timeline(episodes: pd.DataFrame, patients: pd.DataFrame) -> _Timeline:
     ends_early, ending = _early_endings(final, follow_up, code)
     ends_early_row = ends_early[row]
     tail_stop = np.where(ends_early_row, np.maximum(follow_up[row], stop), np.inf)
-    never = np.broadcast_to(np.inf, len(row))
+    # A relapse after the last line's remission with no line left to start (on_relapse:
+    # next_line) leaves no episode: the patient is topical until then, in supportive care
+    # after; the patients table's months on topical therapy say when.
+    relapse_at = _relapse_times(row, last & remission, start, previous_stop, stop, previous_remission, patients)
+    relapsed = last & remission & (relapse_at < follow_up[row] - _SAME_MONTH)
+    tail_stop = np.where(relapsed, relapse_at, tail_stop)
+    ending_state = np.where(relapsed, code["supportive_care"], ending[row])
+    ending_start = np.where(relapsed | ends_early_row, tail_stop, np.inf)
+    ending_stop = np.where(relapsed & ends_early_row, follow_up[row], np.inf)
     slots = [
         {"state": gap, "start_months": previous_stop, "stop_months": start},
         {"state": systemic, "start_months": start, "stop_months": stop},
         {"state": tail, "start_months": stop, "stop_months": tail_stop},
-        {"state": ending[row], "start_months": np.where(ends_early_row, tail_stop, np.inf), "stop_months": never},
+        {"state": ending_state, "start_months": ending_start, "stop_months": ending_stop},
     ]
     diverted_at = patients["months_to_first_topical"].to_numpy(dtype=float) if "months_to_first_topical" in patients \
         else np.full(len(patients), np.nan)
     extra = _patients_without_episodes(row, final, follow_up, ends_early, ending, code, diverted_at)
-    return _Timeline(states, row, slots, [None, None, last, last & ends_early_row], extra)
+    both = relapsed & ends_early_row  # supportive care, then the end of follow-up
+    if both.any():
+        after = {"patient_row": row[both], "state": ending[row[both]], "start_months": follow_up[row[both]],
+                 "stop_months": np.full(int(both.sum()), np.inf)}
+        extra = after if extra is None else {name: np.concatenate([extra[name], after[name]]) for name in after}
+    return _Timeline(states, row, slots, [None, None, last, last & (ends_early_row | relapsed)], extra)
+
+
+#: Months within which two times count as the same (rounding of the engines' sums).
+_SAME_MONTH = 1e-9
+
+
+def _relapse_times(row, relapsed, start, previous_stop, stop, previous_remission, patients) -> np.ndarray:
+    """Months since entry at which the topical spell after each `relapsed` last episode ends:
+    its stop plus the months on topical therapy the patients table counts beyond the gaps
+    between episodes (the end of follow-up if the patient did not relapse)."""
+    if not relapsed.any():
+        return stop
+    topical = patients["months_topical"].to_numpy(dtype=float)
+    gaps = np.bincount(row, weights=np.where(previous_remission, start - previous_stop, 0.0), minlength=len(topical))
+    return np.where(relapsed, stop + np.maximum(topical[row] - gaps[row], 0.0), stop)
 
 
 def _early_endings(final: np.ndarray, follow_up: np.ndarray, code: dict) -> tuple[np.ndarray, np.ndarray]:

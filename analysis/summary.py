@@ -233,15 +233,19 @@ def _treatment_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float]) -> 
     group, keys = group_ids(episodes, ["strategy", "treatment"])
     strategies, treatments = _labels(keys, "strategy"), _labels(keys, "treatment")
     # Drug survival counts every reason for stopping as an event: the table of the
-    # competing reasons serves both.
+    # competing reasons serves both. The incidences first, so that the counts by reason
+    # (five columns of every episode's row) are gone before the curves are built.
     table = _episode_table(episodes, group)
+    incidence = incidence_table(table, _Z, times)
+    del table["by_cause"]
     curve = km_curves(table, _Z)
+    del table
     medians = median_table(curve)
     g = medians["group"]
     rows.add(strategies[g], "episodes_n", medians["subjects"], np.nan, np.nan, treatments[g])
     _add_survival(rows, curve, times, strategies, treatments, "drug_survival_")
     _add_medians(rows, curve, strategies, treatments, "median_drug_survival_months", medians)
-    _add_incidence(rows, incidence_table(table, _Z, times), times, strategies, treatments)
+    _add_incidence(rows, incidence, times, strategies, treatments)
 
 
 #: Level of every interval of the summary, and its normal quantile.

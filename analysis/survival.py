@@ -250,19 +250,27 @@ def event_table(durations, cause, group, n_causes):
     Rows come sorted by group then time.
     """
     keep = (group >= 0) & ~np.isnan(durations)
-    durations, cause, group = durations[keep], cause[keep], group[keep]
+    if not keep.all():  # a million rows copied three times for nothing otherwise
+        durations, cause, group = durations[keep], cause[keep], group[keep]
+    del keep
     order = _group_time_order(group, durations)
-    g, t, c = group[order], durations[order], cause[order]
+    g, t = group[order], durations[order]
     new = np.ones(len(t), dtype=bool)
     new[1:] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
     starts = np.flatnonzero(new)
-    row = np.cumsum(new) - 1
     n_rows = len(starts)
     counts = np.diff(np.append(starts, len(t)))
-    observed = c >= 0
-    by_cause = np.bincount(
-        row[observed] * n_causes + c[observed], minlength=n_rows * n_causes
-    ).reshape(n_rows, n_causes)
+    # Each observed event's (row, cause) cell; the temporaries go as soon as they are counted.
+    c = cause[order]
+    del order
+    observed = np.flatnonzero(c >= 0)
+    cells = (np.cumsum(new) - 1)[observed]
+    del new
+    cells *= n_causes
+    cells += c[observed]
+    del c, observed
+    by_cause = np.bincount(cells, minlength=n_rows * n_causes).reshape(n_rows, n_causes)
+    del cells
     events = by_cause.sum(axis=1)
     row_group = g[starts]
     first = np.ones(n_rows, dtype=bool)
@@ -634,12 +642,13 @@ def _aalen_johansen_at(table: dict, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     a_sum = totals(a)
     shape = (len(rows), table["by_cause"].shape[1])
     incidence, variance = np.zeros(shape), np.zeros(shape)
+    lagged_squared, n_squared, n_cubed = lagged**2, n**2, n**3  # the same for every cause
     for cause in np.flatnonzero(table["by_cause"].any(axis=0)):  # causes that never occur stay 0
         d = table["by_cause"][:, cause].astype(float)
         with np.errstate(divide="ignore", invalid="ignore"):
             f_all = _grouped_cumsum(lagged * d / n, group)
-            b = lagged**2 * d * (n - d) / n**3
-            c = lagged * d / n**2
+            b = lagged_squared * d * (n - d) / n_cubed
+            c = lagged * d / n_squared
         f = f_all[rows]
         incidence[:, cause] = f
         variance[:, cause] = _variance(f, a_sum, totals(a * f_all), totals(a * f_all**2), totals(b), totals(c),

@@ -120,8 +120,8 @@ def economics_psa_section(results, context, render, figure_html, html_table) -> 
     tables = economic_tables(samples, grid, population or 1.0)
     strategies = [s for s in context.strategies if s in set(samples["strategy"])]
     parts = ["<h2>Cost-effectiveness under uncertainty</h2>",
-             f"<p>{samples['sample'].nunique()} PSA samples costed with the setting <b>{economics['name']}</b> "
-             f"({currency}, {economics['price_year']} prices). {_drawn_inputs(results.summary)}</p>"]
+             f"<p>{samples['sample'].nunique()} PSA samples costed with the setting <b>{escape(str(economics['name']))}</b> "
+             f"({escape(str(currency))}, {escape(str(economics['price_year']))} prices). {_drawn_inputs(results.summary)}</p>"]
     for variant, block in samples.groupby("variant", sort=True):
         parts += [figure_html(render(f"ce_plane_v{variant}", "Cost-effectiveness plane",
                                      f"Incremental cost and QALYs against {context.labels.get(strategies[0], strategies[0])}, "
@@ -184,7 +184,7 @@ def _at_thresholds(tables, economics, context, html_table) -> str:
         evpi = tables["evpi"][np.isclose(tables["evpi"]["willingness_to_pay"], w)]
         for variant, block in ceac.groupby("variant", sort=True):
             best = block.loc[block["on_frontier"], "strategy"].iloc[0]
-            cells = [f"{w:,.0f}", str(variant), context.labels.get(best, best)]
+            cells = [f"{w:,.0f}", str(variant), escape(str(context.labels.get(best, best)))]  # cells are HTML
             cells += [f"{p:.0%}" for p in block.set_index("strategy").reindex(context.strategies)["probability_cost_effective"]]
             here = evpi[evpi["variant"] == variant].iloc[0]
             cells.append(f"{here['evpi_per_patient']:,.2f}")

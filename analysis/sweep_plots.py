@@ -17,14 +17,15 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-from analysis.sweep_summary import KEY_METRICS
+from analysis.sweep_summary import KEY_METRICS, metric_description
 
 _DPI = 110
 _LOW_COLOUR = "#0072b2"
 _HIGH_COLOUR = "#e69f00"
 _MAX_TORNADO_BARS = 15
+_PANELS_PER_ROW = 4
 
 
 def _style() -> dict:
@@ -42,7 +43,7 @@ def _figure(width_in: float, height_in: float) -> Figure:
 
 def metric_label(metric: str, horizon_months: float | None = None) -> str:
     """The words a figure shows for a metric, with its unit."""
-    label, unit = KEY_METRICS.get(metric, (metric.replace("_", " "), ""))
+    label, unit = metric_description(metric)
     if metric == "on_topical_at_horizon" and horizon_months:
         label = f"On topical therapy at {horizon_months:g} months"
     return f"{label} (months)" if unit == "months" else label
@@ -51,8 +52,17 @@ def metric_label(metric: str, horizon_months: float | None = None) -> str:
 def _format_axis(axis, metric: str, which: str = "x", difference: bool = False) -> None:
     scale = getattr(axis, f"{which}axis")
     scale.set_major_locator(MaxNLocator(nbins=6))
-    if KEY_METRICS.get(metric, ("", ""))[1] == "proportion":
+    unit = metric_description(metric)[1]
+    if unit == "proportion":
         scale.set_major_formatter(PercentFormatter(1.0, decimals=None, symbol=" pp" if difference else "%"))
+    elif unit in ("money", "money_per_qaly"):
+        scale.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+
+
+def shown_metrics(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> list[str]:
+    """The metrics a figure draws: `metrics` (in that order) or the key metrics, those in `table`."""
+    present = set(table["metric"])
+    return [m for m in (metrics if metrics is not None else KEY_METRICS) if m in present]
 
 
 def plot_tornado(one_way: pd.DataFrame, metric: str, strategies: Sequence[str], labels: Mapping[str, str],
@@ -135,8 +145,8 @@ def _patch(colour: str, label: str):
 
 def plot_psa_distributions(samples: pd.DataFrame, table: pd.DataFrame, strategies: Sequence[str],
                            labels: Mapping[str, str], colours: Mapping[str, tuple],
-                           horizon_months: float | None = None) -> Figure:
-    """Distribution over PSA samples of each key metric, per strategy (one variant).
+                           horizon_months: float | None = None, metrics: Sequence[str] | None = None) -> Figure:
+    """Distribution over PSA samples of each key metric (or of `metrics`), per strategy (one variant).
 
     Parameters
     ----------
@@ -151,7 +161,7 @@ def plot_psa_distributions(samples: pd.DataFrame, table: pd.DataFrame, strategie
     Histograms (density) of each strategy's values across samples; the dashed line is
     the deterministic base case, the solid tick under the axis the 95% interval.
     """
-    metrics = [m for m in KEY_METRICS if m in set(samples["metric"])]
+    metrics = shown_metrics(samples, metrics)
     with matplotlib.rc_context(_style()):
         figure = _figure(4.3 * len(metrics) + 0.6, 3.6)
         axes = np.atleast_1d(figure.subplots(1, len(metrics), squeeze=False)).ravel()
@@ -234,8 +244,8 @@ def _quadrants(axis, x: np.ndarray, y: np.ndarray) -> None:
 
 def plot_grid(grid: pd.DataFrame, parameter: str, others: Sequence[str], strategies: Sequence[str],
               labels: Mapping[str, str], colours: Mapping[str, tuple], parameter_label: str,
-              order: Sequence, horizon_months: float | None = None) -> Figure:
-    """Each key metric against one varied parameter, a line per strategy.
+              order: Sequence, horizon_months: float | None = None, metrics: Sequence[str] | None = None) -> Figure:
+    """Each key metric (or each of `metrics`) against one varied parameter, a line per strategy.
 
     Parameters
     ----------
@@ -250,18 +260,24 @@ def plot_grid(grid: pd.DataFrame, parameter: str, others: Sequence[str], strateg
     -----
     Error bars are 95% intervals (within the task, or across replicates).
     """
-    metrics = [m for m in KEY_METRICS if m in set(grid["metric"])]
+    metrics = shown_metrics(grid, metrics)
     combos = list(grid[list(others)].drop_duplicates().itertuples(index=False, name=None)) if others else [()]
     position = {value: i for i, value in enumerate(order)}
+    # One row of panels per combination of the other parameters; with none, the metrics
+    # wrap at four panels a row so that many metrics stay readable.
+    columns = len(metrics) if len(combos) > 1 else min(len(metrics), _PANELS_PER_ROW)
+    rows_per_combo = -(-len(metrics) // columns)
     with matplotlib.rc_context(_style()):
-        figure = _figure(4.2 * len(metrics) + 0.6, 3.3 * len(combos) + 0.8)
-        axes = figure.subplots(len(combos), len(metrics), squeeze=False)
+        figure = _figure(4.2 * columns + 0.6, 3.3 * len(combos) * rows_per_combo + 0.8)
+        axes = figure.subplots(len(combos) * rows_per_combo, columns, squeeze=False)
+        for extra in axes.ravel()[len(combos) * len(metrics):]:
+            extra.set_visible(False)
         for r, combo in enumerate(combos):
             rows = grid
             for column, value in zip(others, combo):
                 rows = rows[rows[column] == value]
             for c, metric in enumerate(metrics):
-                axis = axes[r, c]
+                axis = axes[r * rows_per_combo + c // columns, c % columns]
                 for k, strategy in enumerate(strategies):
                     mine = rows[(rows["strategy"] == strategy) & (rows["metric"] == metric)]
                     mine = mine.assign(x=mine[parameter].map(position)).sort_values("x")

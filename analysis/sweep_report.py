@@ -35,11 +35,12 @@ from analysis.sweep_plots import (
     plot_tornado,
 )
 from analysis.sweep_summary import (
-    KEY_METRICS,
     SweepResults,
     grid_table,
     increment_table,
+    is_incremental,
     load_sweep_results,
+    metric_description,
     one_way_table,
     probability_best,
     psa_increments,
@@ -120,6 +121,9 @@ def _context(results: SweepResults) -> _Context:
 def parameter_label(path: str, labels: dict[str, str]) -> str:
     """Readable name of a parameter path: `treatments.methotrexate.response` -> `Methotrexate: response`."""
     parts = path.split(".")
+    if parts[0] == "economics" and len(parts) > 1:
+        # economics.treatments.dupilumab.price.amount -> Dupilumab: price amount (economic setting)
+        return f"{parameter_label('.'.join(parts[1:]), labels)} (economic setting)"
     if len(parts) > 2 and parts[0] in ("treatments", "strategies"):
         owner, rest = labels.get(parts[1], parts[1].replace("_", " ")), parts[2:]
         return f"{owner}: {' '.join(rest).replace('_', ' ')}"
@@ -189,7 +193,7 @@ def _run_section(context: _Context) -> str:
         ("Sessions (runs and resumes)", len(sessions)), ("Wall time, all sessions", f"{wall:.1f} s"),
         ("Last executor", sessions[-1].get("executor") if sessions else None),
         ("Patients per task", ", ".join(sorted({f"{v.get('patients'):,}" for v in m.get("variants", [])}))),
-        ("Horizon", f"{context.horizon_months:g} months" if context.horizon_months else "varies"),
+        ("Horizon", _horizon(context.horizon_months) if context.horizon_months else "varies"),
     ]
     rows = [[_e(k), _e("not recorded" if v in (None, "") else v)] for k, v in facts]
     failed = m.get("failed") or []
@@ -203,6 +207,14 @@ def _run_section(context: _Context) -> str:
             + '<p class="muted">Every task of replicate r uses the same virtual patients (common random numbers), '
             "so differences between variants, one-way bounds and PSA samples come from the parameters, not "
             "from Monte Carlo noise.</p>")
+
+
+def _horizon(months: float) -> str:
+    """A horizon in years (and months) when it is whole years: `60 years (720 months)`."""
+    years = months / 12
+    if months >= 24 and abs(years - round(years)) < 1e-9:
+        return f"{round(years)} years ({months:g} months)"
+    return f"{months:g} months"
 
 
 def _parameter_section(context: _Context) -> str:
@@ -234,7 +246,7 @@ def _grid_section(context: _Context, tables: dict, svg: bool) -> str:
             "strategy, with 95% intervals; other varied parameters in rows.",
             lambda c=column, o=others, order=order, label=label + unit: plot_grid(
                 grid, c["name"], o, context.strategies, context.labels, context.colours, label, order,
-                context.horizon_months),
+                context.horizon_months, context.results.metrics("grid")),
             svg)))
     return "\n".join(parts)
 
@@ -251,16 +263,31 @@ def _one_way_section(context: _Context, tables: dict, svg: bool) -> str:
     for variant in variants:
         rows = one_way[one_way["variant"] == variant]
         suffix = f" ({context.variants.get(variant, '')})" if len(context.variants) > 1 else ""
-        for metric in KEY_METRICS:
+        unmoved = []
+        for metric in [m for m in context.results.metrics("one_way") if m in set(rows["metric"])]:
+            swings = rows.loc[rows["metric"] == metric, "swing"]
+            if swings.notna().any() and (swings.fillna(0).abs() <= 1e-12).all():
+                unmoved.append(metric_label(metric, context.horizon_months))
+                continue  # an empty tornado: e.g. prices vary, clinical outcomes cannot move
+            reference = context.results.reference()
+            strategies = ([s for s in context.strategies if s != reference] if is_incremental(metric)
+                          else context.strategies)
+            against = (f" Increments are against {_e(context.labels.get(reference, reference))}, on the same "
+                       "patients." if is_incremental(metric) else "")
+            if not strategies:
+                continue
             parts.append(_figure_html(_render(
                 context, f"tornado_{metric}_v{variant}", f"Tornado: {metric_label(metric)}{suffix}",
                 "Blue: the metric with the parameter at its low value; orange: at its high value; the vertical "
                 "line is the base case. Values in brackets are the parameter's low and high values. Parameters "
-                "are ordered by their largest swing over the strategies.",
-                lambda r=rows, m=metric: plot_tornado(r, m, context.strategies, context.labels,
-                                                      context.parameter_labels, context.horizon_months,
-                                                      context.parameter_units),
+                "are ordered by their largest swing over the strategies." + against,
+                lambda r=rows, m=metric, st=strategies: plot_tornado(r, m, st, context.labels,
+                                                                     context.parameter_labels, context.horizon_months,
+                                                                     context.parameter_units),
                 svg)))
+        if unmoved:
+            parts.append(f'<p class="muted">No parameter moves {_e(", ".join(unmoved))}{_e(suffix)} (same patients, '
+                         "and the parameters only change costs or utilities): no tornado drawn.</p>")
     parts.append(_one_way_html(context, one_way))
     return "\n".join(parts)
 
@@ -296,9 +323,12 @@ def _psa_section(context: _Context, tables: dict, svg: bool) -> str:
             "deterministic base case.",
             lambda v=variant: plot_psa_distributions(samples[samples["variant"] == v],
                                                      summary[summary["variant"] == v], context.strategies,
-                                                     context.labels, context.colours, context.horizon_months),
+                                                     context.labels, context.colours, context.horizon_months,
+                                                     context.results.metrics("psa")),
             svg)))
-        if len(context.strategies) > 1:
+        shown = set(samples["metric"])
+        if len(context.strategies) > 1 and {"returned_to_topical_ever",
+                                            "first_line_median_drug_survival_months"} <= shown:
             parts.append(_figure_html(_render(
                 context, f"psa_increments_v{variant}", f"Incremental outcomes{suffix}",
                 "Each point is one PSA sample: the difference from the reference strategy in returning to "
@@ -355,18 +385,58 @@ def _increment_html(context: _Context, increments: pd.DataFrame) -> str:
 
 def _variant_section(context: _Context) -> str:
     grid = grid_table(context.results)
+    metrics = [m for m in context.results.metrics("grid") if m in set(grid["metric"])]
+    economic = [m for m in metrics if metric_description(m)[1] in ("money", "qalys", "money_per_qaly")]
+    clinical = [m for m in metrics if m not in economic]
+    parts = ["<h2>Per-variant results</h2><p>The base case of each variant (no parameter drawn or moved).</p>"]
+    if clinical:
+        parts.append(_results_table(context, grid, clinical, intervals=True)
+                     + '<p class="muted">95% intervals in brackets. A dash: not estimable (median not reached).</p>')
+    if economic:
+        reference = context.results.reference()
+        parts.append("<h3>Costs and QALYs</h3>" + _results_table(context, grid, economic, intervals=False)
+                     + f'<p class="muted">Per patient, discounted. Increments and the ICER are against '
+                     f"{_e(context.labels.get(reference, reference))} on the same patients; a strategy that costs "
+                     "more for fewer QALYs is dominated, one that costs less for more is dominant.</p>")
+    return "\n".join(parts)
+
+
+def _results_table(context: _Context, grid: pd.DataFrame, metrics: list[str], intervals: bool) -> str:
     rows = []
     for (variant, strategy), group in grid.groupby(["variant", "strategy"], sort=False):
         cells = [_e(context.variants.get(variant, variant)), _e(context.labels.get(strategy, strategy))]
-        for metric in KEY_METRICS:
+        values = dict(zip(group["metric"], group["value"]))
+        for metric in metrics:
             row = group[group["metric"] == metric]
-            cells.append("—" if row.empty else _value(metric, row["value"].iloc[0], row["ci_low"].iloc[0],
-                                                       row["ci_high"].iloc[0]))
+            if row.empty:
+                cells.append("—")
+            elif metric.startswith("icer_"):
+                cells.append(_icer_text(grid, variant, strategy, context.results.reference(), values[metric]))
+            elif intervals:
+                cells.append(_value(metric, row["value"].iloc[0], row["ci_low"].iloc[0], row["ci_high"].iloc[0]))
+            else:
+                cells.append(_value(metric, row["value"].iloc[0]))
         rows.append(cells)
-    labels = [metric_label(m, context.horizon_months) for m in KEY_METRICS]
-    return ("<h2>Per-variant results</h2><p>The base case of each variant (no parameter drawn or moved).</p>"
-            + _variant_table(context, ["Variant", "Strategy", *labels], rows, [False, False, True, True, True])
-            + '<p class="muted">95% intervals in brackets. A dash: not estimable (median not reached).</p>')
+    labels = [metric_label(m, context.horizon_months) for m in metrics]
+    return _variant_table(context, ["Variant", "Strategy", *labels], rows, [False, False, *[True] * len(metrics)])
+
+
+def _icer_text(grid: pd.DataFrame, variant, strategy: str, reference: str, icer: float) -> str:
+    """An ICER as text: the reference, dominated, dominant, or the ratio."""
+    if strategy == reference:
+        return "reference"
+    mine = grid[(grid["variant"] == variant) & (grid["strategy"] == strategy)].set_index("metric")["value"]
+    base = grid[(grid["variant"] == variant) & (grid["strategy"] == reference)].set_index("metric")["value"]
+    cost = next((m for m in mine.index if m.startswith("mean_cost_total_")), None)
+    if cost is not None and "mean_qalys" in mine.index and cost in base.index and "mean_qalys" in base.index:
+        d_cost, d_qalys = mine[cost] - base[cost], mine["mean_qalys"] - base["mean_qalys"]
+        if d_cost >= 0 and d_qalys <= 0:
+            return "dominated"
+        if d_cost <= 0 and d_qalys >= 0:
+            return "dominant"
+        if d_cost < 0:
+            return f"{icer:,.0f} saved per QALY lost"
+    return "—" if _missing(icer) else f"{icer:,.0f}"
 
 
 def _table_links(tables: dict) -> str:
@@ -418,12 +488,17 @@ def _value(metric: str, value, low=None, high=None, difference: bool = False) ->
     """A metric's value as text: percentages (pp for differences) or months."""
     if _missing(value):
         return "—"
-    proportion = KEY_METRICS.get(metric, ("", ""))[1] == "proportion"
+    unit = metric_description(metric)[1]
 
     def one(v):
-        if proportion:
+        sign = "+" if difference else ""
+        if unit == "proportion":
             return f"{100 * v:+.1f} pp" if difference else f"{v:.1%}"
-        return f"{v:+.1f}" if difference else f"{v:.1f}"
+        if unit in ("money", "money_per_qaly"):
+            return f"{v:{sign},.0f}"
+        if unit == "qalys":
+            return f"{v:{sign}.3f}"
+        return f"{v:{sign}.1f}"
 
     interval = "" if _missing(low) or _missing(high) else f" ({one(low)}–{one(high)})"
     return one(value) + interval

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,15 @@ KEY_METRICS = {
     "on_topical_at_horizon": ("On topical therapy at the horizon", "proportion"),
     "first_line_median_drug_survival_months": ("Median drug survival of the first line", "months"),
 }
+#: Short names a sweep file's `report: metrics:` may use for the economic outcomes.
+ECONOMIC_METRICS = ("cost", "qalys", "nmb", "incremental_cost", "incremental_qalys", "incremental_nmb", "icer")
+#: Default metrics per analysis when the sweep has an economic setting (besides KEY_METRICS).
+_ECONOMIC_DEFAULTS = {"grid": ("cost", "qalys", "icer", "nmb"),
+                      "one_way": ("nmb", "incremental_cost", "incremental_qalys"),
+                      "psa": ()}
+_ECONOMIC_PATTERN = re.compile(
+    r"^(?P<kind>mean_cost_total|incremental_cost|nmb_at_(?P<w1>[0-9.]+)|incremental_nmb_at_(?P<w2>[0-9.]+)"
+    r"|icer)_(?P<currency>[A-Z]{3})(?P<per>_per_qaly)?$|^(?P<qalys>mean_qalys|incremental_qalys)$")
 _POINT_KEYS = ["variant", "analysis", "parameter", "bound", "sample"]
 _Z95 = special.ndtri(0.975)
 
@@ -56,6 +66,37 @@ class SweepResults:
         found = list(dict.fromkeys(self.summary["strategy"]))
         return [s for s in declared if s in found] + [s for s in found if s not in declared]
 
+    def economics(self) -> dict | None:
+        """The sweep's economic setting as the manifest records it (None without one)."""
+        return self.manifest.get("economics") or None
+
+    def report_settings(self) -> dict:
+        """The sweep file's `report:` block (metrics, willingness_to_pay, reference), or {}."""
+        return (self.manifest.get("sweep") or {}).get("report") or {}
+
+    def reference(self) -> str:
+        """The strategy increments are taken against: `report.reference`, else the first."""
+        return self.report_settings().get("reference") or self.strategies()[0]
+
+    def willingness_to_pay(self) -> float | None:
+        """The WTP at which NMB is shown: `report.willingness_to_pay`, else the setting's first."""
+        economics = self.economics()
+        if economics is None:
+            return None
+        return float(self.report_settings().get("willingness_to_pay") or economics["willingness_to_pay"][0])
+
+    def metrics(self, analysis: str) -> list[str]:
+        """The metrics the report shows for `analysis` (`grid`, `one_way` or `psa`): the
+        sweep file's `report.metrics`, else the key metrics plus, with an economic setting,
+        costs, QALYs, ICER and NMB (grid) or NMB and incremental cost and QALYs (one-way)."""
+        chosen = self.report_settings().get("metrics")
+        economics = self.economics()
+        if chosen is None:
+            chosen = [*KEY_METRICS, *(_ECONOMIC_DEFAULTS[analysis] if economics else ())]
+        if economics is None:
+            return [m for m in chosen if m not in ECONOMIC_METRICS]
+        return [economic_metric_name(m, economics["currency"], self.willingness_to_pay()) for m in chosen]
+
     def parameter_columns(self, role: str) -> list[dict]:
         """The manifest's parameter columns of one role (`vary`, `one_way`, `psa`)."""
         return [p for p in self.manifest.get("parameters", []) if p.get("role") == role]
@@ -79,7 +120,86 @@ def load_sweep_results(directory: str | os.PathLike) -> SweepResults:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     tasks_path = directory / "sweep_tasks.parquet"
     tasks = pd.read_parquet(tasks_path) if tasks_path.is_file() else pd.DataFrame()
-    return SweepResults(directory, manifest, pd.read_parquet(summary_path), tasks)
+    results = SweepResults(directory, manifest, pd.read_parquet(summary_path), tasks)
+    if results.economics() is None:
+        return results
+    derived = economic_metric_rows(results.summary, results.economics()["currency"],
+                                   results.willingness_to_pay(), results.reference())
+    return SweepResults(directory, manifest, pd.concat([results.summary, derived], ignore_index=True), tasks)
+
+
+def economic_metric_name(short: str, currency: str, willingness_to_pay: float) -> str:
+    """The summary's metric name of an economic outcome named in a sweep file (`nmb` ->
+    `nmb_at_20000_GBP`); other names are returned as they are."""
+    wtp = f"{willingness_to_pay:g}"
+    return {"cost": f"mean_cost_total_{currency}", "qalys": "mean_qalys",
+            "nmb": f"nmb_at_{wtp}_{currency}", "incremental_cost": f"incremental_cost_{currency}",
+            "incremental_qalys": "incremental_qalys", "incremental_nmb": f"incremental_nmb_at_{wtp}_{currency}",
+            "icer": f"icer_{currency}_per_qaly"}.get(short, short)
+
+
+def economic_metric_rows(summary: pd.DataFrame, currency: str, willingness_to_pay: float,
+                         reference: str) -> pd.DataFrame:
+    """Per task and strategy, the economic outcomes derived from its mean cost and QALYs.
+
+    Rows as the summary's (treatment empty, intervals empty): `nmb_at_<wtp>_<CUR>` (mean
+    QALYs x WTP − mean cost, money per patient), `incremental_cost_<CUR>`,
+    `incremental_qalys`, `incremental_nmb_at_<wtp>_<CUR>` (against `reference` on the same
+    patients) and `icer_<CUR>_per_qaly` (incremental cost / incremental QALYs; empty for
+    the reference and when the QALYs are equal). Costs and QALYs are discounted.
+    """
+    cost, qalys = f"mean_cost_total_{currency}", "mean_qalys"
+    rows = summary[summary["treatment"].isna() & summary["metric"].isin([cost, qalys])]
+    if rows.empty:
+        return summary.iloc[0:0]
+    context = rows.drop_duplicates(["task", "strategy"]).drop(columns=["metric", "value", "ci_low", "ci_high"])
+    wide = rows.pivot_table(index=["task", "strategy"], columns="metric", values="value", observed=True)
+    wtp = f"{willingness_to_pay:g}"
+    nmb = wide[qalys] * willingness_to_pay - wide[cost]
+    base = wide.xs(reference, level="strategy") if reference in wide.index.get_level_values("strategy") else None
+    derived = {f"nmb_at_{wtp}_{currency}": nmb}
+    if base is not None:
+        tasks = wide.index.get_level_values("task")
+        d_cost = wide[cost] - base[cost].reindex(tasks).to_numpy()
+        d_qalys = wide[qalys] - base[qalys].reindex(tasks).to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            icer = (d_cost / d_qalys).where(d_qalys.abs() > 1e-12)
+        icer[wide.index.get_level_values("strategy") == reference] = np.nan
+        derived.update({f"incremental_cost_{currency}": d_cost, "incremental_qalys": d_qalys,
+                        f"incremental_nmb_at_{wtp}_{currency}": d_qalys * willingness_to_pay - d_cost,
+                        f"icer_{currency}_per_qaly": icer})
+    frames = []
+    for metric, values in derived.items():
+        frame = values.rename("value").reset_index().assign(metric=metric, ci_low=np.nan, ci_high=np.nan)
+        frames.append(frame.merge(context, on=["task", "strategy"], how="left"))
+    return pd.concat(frames, ignore_index=True)[list(summary.columns)]
+
+
+def metric_description(metric: str) -> tuple[str, str]:
+    """A metric's label and unit (`proportion`, `months`, `money`, `qalys`, `money_per_qaly`
+    or empty); economic labels carry the currency and the willingness to pay."""
+    if metric in KEY_METRICS:
+        return KEY_METRICS[metric]
+    match = _ECONOMIC_PATTERN.match(metric)
+    if match is None:
+        return metric.replace("_", " "), ""
+    if match["qalys"]:
+        return ("QALYs" if match["qalys"] == "mean_qalys" else "Incremental QALYs"), "qalys"
+    currency, kind = match["currency"], match["kind"]
+    if kind == "mean_cost_total":
+        return f"Cost ({currency})", "money"
+    if kind == "incremental_cost":
+        return f"Incremental cost ({currency})", "money"
+    if kind == "icer":
+        return f"ICER ({currency}/QALY)", "money_per_qaly"
+    incremental = "Incremental net" if kind.startswith("incremental") else "Net"
+    wtp = float(match["w1"] or match["w2"])
+    return f"{incremental} monetary benefit ({currency}) at {wtp:,.0f}/QALY", "money"
+
+
+def is_incremental(metric: str) -> bool:
+    """Whether a metric is taken against the reference strategy (zero for it)."""
+    return metric.startswith(("incremental_", "icer_"))
 
 
 def key_metrics(summary: pd.DataFrame, metrics=tuple(KEY_METRICS)) -> pd.DataFrame:
@@ -119,7 +239,7 @@ def grid_table(results: SweepResults) -> pd.DataFrame:
     pandas.DataFrame
         ``variant, <grid parameter columns>, strategy, metric, value, ci_low, ci_high``.
     """
-    points = key_metrics(results.summary)
+    points = key_metrics(results.summary, results.metrics("grid"))
     points = points[points["analysis"] == "point"]
     columns = [p["name"] for p in results.parameter_columns("vary")]
     values = results.summary.drop_duplicates("variant")[["variant", *columns]]
@@ -138,7 +258,7 @@ def one_way_table(results: SweepResults) -> pd.DataFrame:
         at_low, base, at_high, swing``, ordered by swing (largest first) within each
         variant, strategy and metric. Settings are in the parameter's unit (see its column).
     """
-    metrics = key_metrics(results.summary)
+    metrics = key_metrics(results.summary, results.metrics("one_way"))
     base = metrics[metrics["analysis"] == "point"][["variant", "strategy", "metric", "value"]]
     bounds = metrics[metrics["analysis"] == "one_way"]
     if bounds.empty:
@@ -184,7 +304,7 @@ def psa_samples(results: SweepResults) -> pd.DataFrame:
     pandas.DataFrame
         ``variant, sample, strategy, metric, value``.
     """
-    metrics = key_metrics(results.summary)
+    metrics = key_metrics(results.summary, results.metrics("psa"))
     samples = metrics[metrics["analysis"] == "psa"]
     return samples[["variant", "sample", "strategy", "metric", "value"]].reset_index(drop=True)
 
@@ -200,7 +320,7 @@ def psa_table(results: SweepResults) -> pd.DataFrame:
         interval), ``samples`` and ``not_reached`` (samples whose median was not reached).
     """
     samples = psa_samples(results)
-    metrics = key_metrics(results.summary)
+    metrics = key_metrics(results.summary, results.metrics("psa"))
     point = metrics[metrics["analysis"] == "point"][["variant", "strategy", "metric", "value"]]
     grouped = samples.groupby(["variant", "strategy", "metric"], sort=False)["value"]
     table = grouped.agg(mean="mean", sd="std", p2_5=lambda v: v.quantile(0.025), median="median",

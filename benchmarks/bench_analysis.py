@@ -1,12 +1,12 @@
 """Time the analysis of a large run: drug survival, competing risks and outcomes.
 
-    python benchmarks/bench_analysis.py                         # ~1,000,000 synthetic episodes
+    python benchmarks/bench_analysis.py                         # ~1,000,000 simulated episodes
     python benchmarks/bench_analysis.py --episodes 200000
     python benchmarks/bench_analysis.py --run-dir results/adult  # a real run directory
     python benchmarks/bench_analysis.py --report                # also time the figures
 
-The synthetic tables come from the vectorised pathway generator of the tests
-(``tests/analysis_fixtures.py``); generating them is not timed. Every step runs on one
+Without --run-dir the tables come from a run of ``adult_conventional`` (compiled engine) sized
+to about that many episodes; simulating it is not timed. Every step runs on one
 core (no step of the analysis is multi-threaded; BLAS threads are pinned to one anyway).
 """
 
@@ -29,15 +29,20 @@ from bench_engine import cpu_model  # noqa: E402  (one definition for every benc
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synthetic_tables(episodes: int, seed: int):
-    """Episodes and patients tables of about ``episodes`` rows (two strategies, 60 months)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from analysis_fixtures import synthetic_run
+def simulated_tables(episodes: int, seed: int):
+    """Episodes and patients tables of about ``episodes`` rows: ``adult_conventional`` (three
+    strategies, 10 years) run with as many patients as that takes."""
+    from sim.loader import load_scenario
+    from sim.model import compile_model
+    from sim.runner import simulate
 
-    probe = synthetic_run(patients=2000, seed=seed)
-    per_patient = len(probe.episodes) / 2000
-    run = synthetic_run(patients=max(1, round(episodes / per_patient)), seed=seed)
-    return run.episodes, run.patients
+    def run(patients: int):
+        loaded = load_scenario("adult_conventional", {"settings.patients": patients, "settings.seed": seed})
+        return simulate(compile_model(loaded.scenario, loaded.name), progress=False, engine="compiled")
+
+    per_patient = len(run(2000).episodes) / 2000
+    tables = run(max(1, round(episodes / per_patient)))
+    return tables.episodes, tables.patients
 
 
 def timed(label: str, timings: list, function, *args, **kwargs):
@@ -117,7 +122,7 @@ def _costs(episodes, patients):
     from sim.economics import load_economics
 
     if "weight_kg" not in patients.columns:
-        patients = patients.assign(weight_kg=70.0)  # synthetic patients have no weight; doses are per kg
+        patients = patients.assign(weight_kg=70.0)  # a run without weights; doses are per kg
     return patient_costs(episodes, patients, load_economics("uk_nhs", {}))
 
 
@@ -129,7 +134,7 @@ def main() -> None:
         "--episodes",
         type=int,
         default=1_000_000,
-        help="approximate number of synthetic episodes (default 1,000,000)",
+        help="approximate number of simulated episodes (default 1,000,000)",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--run-dir", type=Path, help="analyse this run directory instead")
@@ -144,8 +149,8 @@ def main() -> None:
         episodes, patients = run.episodes, run.patients
         source = f"{args.run_dir} (loaded in {time.perf_counter() - start:.2f} s)"
     else:
-        episodes, patients = synthetic_tables(args.episodes, args.seed)
-        source = "synthetic (tests/analysis_fixtures.py)"
+        episodes, patients = simulated_tables(args.episodes, args.seed)
+        source = "simulated (adult_conventional, compiled engine)"
     print(f"# {cpu_model()}, Python {platform.python_version()}, one core")
     print(
         f"# {len(episodes):,} episodes, {len(patients):,} patient trajectories, "

@@ -26,11 +26,10 @@ def measure(scenario: str, patients: int) -> dict:
     from sim.model import compile_model
     from sim.runner import simulate
 
-    loaded = load_scenario(scenario, {"settings.patients": patients, "settings.replicates": 1,
-                                      "settings.engine": "des"})
+    loaded = load_scenario(scenario, {"settings.patients": patients, "settings.replicates": 1})
     model = compile_model(loaded.scenario, loaded.name)
     start = time.perf_counter()
-    tables = simulate(model, progress=False)
+    tables = simulate(model, progress=False, engine="des")
     seconds = time.perf_counter() - start
     trajectories = patients * len(model.strategies)
     return {

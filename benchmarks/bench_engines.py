@@ -2,7 +2,7 @@
 
     python benchmarks/bench_engines.py            # adult_conventional and modern_adult at 10k, 100k, 1M patients; PSA 1000 x 1000
     python benchmarks/bench_engines.py --quick    # small enough for CI (about a minute)
-    python benchmarks/bench_engines.py --scenarios adult_conventional --patients 100000 --engines vector
+    python benchmarks/bench_engines.py --scenarios adult_conventional --patients 100000 --engines compiled
 
 Every measurement runs in a fresh process, so that its peak resident memory is its own;
 each is repeated (`--repeats`) and the best time kept (the machine may be shared). Only
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI size: 2,000 patients, PSA 20 x 200")
     parser.add_argument("--scenarios", nargs="+")
     parser.add_argument("--patients", type=int, nargs="+")
-    parser.add_argument("--engines", nargs="+", default=["des", "vector"])
+    parser.add_argument("--engines", nargs="+", default=["des", "compiled"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--psa-samples", type=int)
     parser.add_argument("--psa-patients", type=int)
@@ -142,7 +142,7 @@ def run_all(settings: dict, engines: list[str], repeats: int, psa: bool) -> list
     """Run every measurement, printing a Markdown table as results come in; return them."""
     print(f"# {cpu_model()}, Python {platform.python_version()}, one core, best of {repeats}")
     print(f"# {memory_pages()}\n")
-    print("| scenario | engine | patients | trajectories/s | seconds | episodes | peak MiB | vector / DES |")
+    print("| scenario | engine | patients | trajectories/s | seconds | episodes | peak MiB | compiled / DES |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     results = []
     for scenario in settings["scenarios"]:
@@ -152,7 +152,7 @@ def run_all(settings: dict, engines: list[str], repeats: int, psa: bool) -> list
                 times = 1 if engine == "des" and patients >= ONCE_FROM else repeats
                 row = _best(["--single", scenario, str(patients), engine], times)
                 speeds[engine] = row["trajectories_per_second"]
-                ratio = f"{speeds['vector'] / speeds['des']:.0f}x" if len(speeds) == 2 else ""
+                ratio = f"{speeds['compiled'] / speeds['des']:.0f}x" if len(speeds) == 2 else ""
                 print(f"| {scenario} | {engine} | {patients:,} | {row['trajectories_per_second']:,.0f} | "
                       f"{row['seconds']:.2f} | {row['episodes']:,} | {row['peak_memory_mib']:,.0f} | {ratio} |", flush=True)
                 results.append(row)
@@ -168,9 +168,9 @@ def _run_psa(settings: dict, engines: list[str], repeats: int) -> list[dict]:
     print("|---|---:|---:|---:|---:|")
     results = []
     for engine in engines:
-        run = samples if engine == "vector" else min(samples, settings["psa_des_samples"])
+        run = samples if engine == "compiled" else min(samples, settings["psa_des_samples"])
         row = _best(["--single-psa", "adult_conventional", str(samples), str(patients), engine, str(run)],
-                    repeats if engine == "vector" else 1)
+                    repeats if engine == "compiled" else 1)
         note = " (extrapolated)" if row["extrapolated"] else ""
         print(f"| {engine} | {run:,} | {row['seconds']:.1f}{note} | {row['trajectories_per_second']:,.0f} | "
               f"{row['peak_memory_mib']:,.0f} |", flush=True)

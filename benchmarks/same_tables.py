@@ -32,7 +32,7 @@ def runs():
         patients = 600 if name == "capacity_biologics" else 2000
         loaded = load_scenario(name, {"settings.patients": patients, "settings.replicates": 2})
         model = compile_model(loaded.scenario, loaded.name)
-        for engine in ["des"] if model.limited_resources else ["des", "vector"]:
+        for engine in ["des"] if model.limited_resources else ["des", "compiled"]:
             yield f"{name}-{engine}", simulate(model, engine=engine, progress=False, chunk_size=700)
 
 

@@ -17,12 +17,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from sim.loader import Problem, ScenarioError, bundled_dir, read_yaml, validation_problems
+from sim.loader import Problem, ScenarioError, bundled_dir, read_with_extends, validation_problems
 from sim.schema import Duration, Source, Strict, suggest
 
 STATES = ("controlled_on_systemic", "uncontrolled_on_systemic", "topical", "supportive_care")
@@ -43,7 +43,7 @@ class Dose(Strict):
 
     amount: float = Field(gt=0)
     unit: str
-    every: Duration
+    every: Duration = Field(gt=0)
     source: Source | None = None
 
 
@@ -60,7 +60,7 @@ class Monitoring(Strict):
 
     item: str
     cost: Price
-    every: Duration | None = None
+    every: Duration | None = Field(default=None, gt=0)
     source: Source | None = None
 
 
@@ -208,7 +208,7 @@ class EconomicsSpec(Strict):
     price_year: int
     perspective: str | None = None
     discount: Discounting
-    willingness_to_pay: list[float] = Field(min_length=1)
+    willingness_to_pay: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(min_length=1)
     treatments: dict[str, DrugCosting] = {}
     adverse_events: dict[str, EventCost] = {}
     drug_start: EventCost | None = None
@@ -308,6 +308,24 @@ def economics_path(name_or_path: str) -> Path:
         f"unknown economic setting{suggest(name_or_path, bundled)}; bundled: {', '.join(bundled)}, or give a path")])
 
 
+def economics_document(name_or_path: str) -> tuple[dict, Path]:
+    """Return the resolved document of an economic setting (its `extends` applied) and its file.
+
+    `extends: uk_nhs` (a bundled setting, or a file beside this one) inherits every value;
+    the file then overrides keys (mappings merge key by key) and `null` removes one. The
+    name is the file's own (`name:` or its stem), never inherited.
+    """
+    document, _, _ = _resolved(economics_path(name_or_path))
+    return document, economics_path(name_or_path)
+
+
+def _resolved(path: Path) -> tuple[dict, dict, dict]:
+    document, origins, removed = read_with_extends(path, bundled_dir() / "economics", "economics")
+    if origins.get(("name",)) not in (None, str(path)):
+        document = {k: v for k, v in document.items() if k != "name"}
+    return document, origins, removed
+
+
 def load_economics(name_or_path: str, treatments: dict[str, list[str]]) -> Economics:
     """Read and validate an economics file against the scenario's treatments and adverse events.
 
@@ -315,7 +333,8 @@ def load_economics(name_or_path: str, treatments: dict[str, list[str]]) -> Econo
     events the file does not price cost nothing (`unpriced_adverse_events` lists them).
     """
     path = economics_path(name_or_path)
-    spec = _validated(read_yaml(path) or {}, path)
+    document, origins, removed = _resolved(path)
+    spec = _validated(document, path, origins, removed)
     _check_names(spec, treatments, path)
     return compile_economics(spec, spec.name or path.stem)
 
@@ -326,11 +345,23 @@ def economics_from_document(document: dict, name: str, where: str) -> Economics:
     return compile_economics(_validated(document, where), name)
 
 
-def _validated(document: dict, where) -> EconomicsSpec:
+def _validated(document: dict, where, origins: dict | None = None, removed: dict | None = None) -> EconomicsSpec:
     try:
         return EconomicsSpec.model_validate(document)
     except ValidationError as exc:
-        raise ScenarioError(validation_problems(exc, document, {}, where)) from None
+        raise ScenarioError(validation_problems(exc, document, origins or {}, where, removed)) from None
+
+
+def _component_loop(spec: EconomicsSpec, chain: list[str]) -> list[str] | None:
+    """The chain of components from `chain[0]` back to itself, if there is one."""
+    for component in spec.treatments[chain[-1]].components:
+        if component == chain[0]:
+            return [*chain, component]
+        if component in spec.treatments and component not in chain:
+            found = _component_loop(spec, [*chain, component])
+            if found:
+                return found
+    return None
 
 
 def _check_names(spec: EconomicsSpec, treatments: dict[str, list[str]], path: Path) -> None:
@@ -340,6 +371,13 @@ def _check_names(spec: EconomicsSpec, treatments: dict[str, list[str]], path: Pa
             if component not in spec.treatments:
                 problems.append(Problem(str(path), f"treatments.{name}.components",
                                         f"unknown component '{component}'{suggest(component, spec.treatments)}"))
+    for name in spec.treatments:
+        loop = _component_loop(spec, [name])
+        if loop:
+            problems.append(Problem(str(path), f"treatments.{name}.components",
+                                    f"the components refer back to '{name}' ({' -> '.join(loop)}); a combination "
+                                    "lists its single drugs, each costed by its own price and dose"))
+            break
     missing = [t for t in treatments if t not in spec.treatments]
     if missing:
         problems.append(Problem(str(path), "treatments",

@@ -101,3 +101,23 @@ def too_large(estimate: RunEstimate | SweepEstimate, memory_bytes: int | None = 
     kind = "sweep" if isinstance(estimate, SweepEstimate) else "run"
     return (f"this {kind} would need {estimate.describe()}, more than this machine's "
             f"{memory_bytes / 2**30:,.1f} GiB can hold; {fix}")
+
+
+MAX_EPISODES = 10_000
+"""Treatment episodes one trajectory may have: more means a pathway that loops (the runaway guard)."""
+
+MAX_BURSTS = 30_000
+"""Corticosteroid bursts one trajectory may have: more means flare rates far too high."""
+
+
+def runaway_refusal(scenario: str, strategy: str, patient: int, episodes: bool):
+    """The `ScenarioError` of a trajectory with more than `MAX_EPISODES` episodes (`episodes`)
+    or more than `MAX_BURSTS` bursts: patient `patient` under strategy `strategy` of `scenario`."""
+    from sim.loader import Problem, ScenarioError
+
+    what = (f"more than {MAX_EPISODES} treatment episodes" if episodes
+            else f"more than {MAX_BURSTS} corticosteroid bursts")
+    return ScenarioError([Problem(scenario, f"strategies.{strategy}",
+                                  f"patient {patient} had {what} in one trajectory: the pathway loops (short courses "
+                                  "that remit and relapse at once, or flare rates far too high); check the durations, "
+                                  "relapse times and flare rates")])

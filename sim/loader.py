@@ -7,6 +7,8 @@ message names the file, the key path and what to do.
 
 from __future__ import annotations
 
+import sys
+
 import difflib
 import importlib.resources
 from dataclasses import dataclass
@@ -49,7 +51,12 @@ class ScenarioError(Exception):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        # The problems are the one argument, so that a copy made as type(e)(*e.args) (SimPy
+        # rethrowing a process's error, pickling from a worker) keeps them.
+        super().__init__(problems)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ def load_scenario(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     `extends`; errors in them are reported as coming from `overrides_from`.
     """
     path = resolve_scenario_path(str(name_or_path))
-    document, origins = _read_with_extends(path, stack=())
+    document, origins, removed = read_with_extends(path)
     for dotted, value in (overrides or {}).items():
         document = set_path(document, dotted, value)
         origins[tuple(_split_path(dotted))] = overrides_from
@@ -106,9 +113,27 @@ def load_scenario(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as exc:
-        raise ScenarioError(validation_problems(exc, document, origins, path)) from None
+        raise ScenarioError(validation_problems(exc, document, origins, path, removed)) from None
     name = scenario.name or path.stem
+    _deprecated_settings(scenario, path)
     return LoadedScenario(scenario=scenario, document=document, file=path, name=name)
+
+
+RUN_OPTIONS = {"engine": "--engine", "chunk_size": "--chunk-size"}  # former settings, now options of adpath run
+_DEPRECATION_SAID: set = set()
+
+
+def _deprecated_settings(scenario, path) -> None:
+    """Say once per file (on stderr) that `settings.engine` / `settings.chunk_size` are run options now."""
+    given = sorted(key for key in RUN_OPTIONS if getattr(scenario.settings, key) is not None)
+    if not given or (str(path), tuple(given)) in _DEPRECATION_SAID:
+        return
+    _DEPRECATION_SAID.add((str(path), tuple(given)))
+    keys = " and ".join(f"settings.{key}" for key in given)
+    options = " and ".join(RUN_OPTIONS[key] for key in given)
+    print(f"adpath: {path}: {keys} is deprecated (still used for now): the engine and the chunk size are run "
+          f"options; remove it from the scenario and pass {options} to adpath run or check (or engine= / "
+          "chunk_size= to sim.runner.simulate)", file=sys.stderr)
 
 
 MAX_ALIASES = 100
@@ -243,7 +268,21 @@ def read_yaml(path: Path) -> Any:
         raise ScenarioError([Problem(str(path), "", f"YAML error: {exc}")]) from None
 
 
-def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]:
+def read_with_extends(path: Path, bundled: Path | None = None, what: str = "scenario") -> tuple[dict, dict, dict]:
+    """Read a YAML file and the chain of files it `extends`; return the merged document,
+    the file each key path came from (`origins`) and the key paths a `null` removed
+    (path -> the file that said so).
+
+    `extends` names a file beside the child (or below its folder) or a file of the
+    `bundled` folder (default: the bundled scenarios), with or without `.yaml`. A child's
+    mappings merge into the parent's key by key; `null` removes an inherited key (a
+    strategy, a treatment, a whole block). Refused with one message each: a cycle, a
+    missing parent, a chain longer than `MAX_EXTENDS`, an `extends` outside the folders.
+    """
+    return _read_with_extends(path, (), bundled or bundled_dir(), what)
+
+
+def _read_with_extends(path: Path, stack: tuple[Path, ...], bundled: Path, what: str) -> tuple[dict, dict, dict]:
     resolved = path.resolve()
     if resolved in stack:
         chain = " -> ".join(p.name for p in (*stack, resolved))
@@ -255,35 +294,52 @@ def _read_with_extends(path: Path, stack: tuple[Path, ...]) -> tuple[dict, dict]
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ScenarioError([Problem(str(path), "", "a scenario file must be a mapping of keys (settings:, treatments:, ...)")])
+        keys = {"scenario": "settings:, treatments:, ...", "sweep": "base:, vary:, psa:, ...",
+                "economics": "currency:, treatments:, utilities:, ..."}.get(what, "...")
+        raise ScenarioError([Problem(str(path), "", f"a {what} file must be a mapping of keys ({keys})")])
     raw = dict(raw)
     parent_ref = raw.pop("extends", None)
     own_origins = {key_path: str(path) for key_path in _key_paths(raw)}
     if parent_ref is None:
-        return raw, own_origins
-    parent_path = _find_parent(parent_ref, path)
-    base, origins = _read_with_extends(parent_path, (*stack, resolved))
+        return raw, own_origins, {}
+    parent_path = _find_parent(parent_ref, path, bundled, what)
+    base, origins, removed = _read_with_extends(parent_path, (*stack, resolved), bundled, what)
     origins.update(own_origins)
-    return deep_merge(base, raw), origins
+    removed.update({key_path: str(path) for key_path in _null_paths(raw)})
+    return deep_merge(base, raw), origins, removed
 
 
-def _find_parent(reference: Any, child: Path) -> Path:
+def _null_paths(node: dict, prefix: tuple = ()) -> list[tuple]:
+    """Key paths of a child document whose value is null (keys it removes from its parent)."""
+    paths = []
+    for key, value in node.items():
+        if value is None:
+            paths.append((*prefix, key))
+        elif isinstance(value, dict):
+            paths += _null_paths(value, (*prefix, key))
+    return paths
+
+
+def _find_parent(reference: Any, child: Path, bundled: Path | None = None, what: str = "scenario") -> Path:
+    bundled = bundled or bundled_dir()
     if not isinstance(reference, str) or not reference.strip():
-        raise ScenarioError([Problem(str(child), "extends", "extends must name a file, e.g. extends: evidence/adult_conventional.yaml")])
-    folders = (child.parent, bundled_dir(), bundled_dir())
-    for folder, candidate in zip(folders, (child.parent / reference, bundled_dir() / reference,
-                                           bundled_dir() / f"{reference}.yaml")):
+        example = {"scenario": "evidence/adult_conventional.yaml", "sweep": "modern_psa",
+                   "economics": "uk_nhs"}.get(what, "base.yaml")
+        raise ScenarioError([Problem(str(child), "extends", f"extends must name a file, e.g. extends: {example}")])
+    folders = (child.parent, bundled, bundled)
+    for folder, candidate in zip(folders, (child.parent / reference, bundled / reference,
+                                           bundled / f"{reference}.yaml")):
         if not candidate.resolve().is_relative_to(folder.resolve()):
             raise ScenarioError([Problem(
                 str(child), "extends",
-                f"'{reference}' lies outside this scenario's folder ({folder}); extends names a file in that "
-                "folder (or below it) or a bundled scenario: copy the parent file beside this one")])
+                f"'{reference}' lies outside this {what}'s folder ({folder}); extends names a file in that "
+                f"folder (or below it) or a bundled {what}: copy the parent file beside this one")])
         if candidate.is_file():
             return candidate
     raise ScenarioError([Problem(
         str(child), "extends",
-        f"cannot find '{reference}' (looked beside this file and among the bundled scenarios); "
-        "give a path relative to this file",
+        f"cannot find '{reference}' (looked beside this file and among the bundled {what} files in {bundled}); "
+        "give a path relative to this file or a bundled name",
     )])
 
 
@@ -292,12 +348,15 @@ def deep_merge(base: dict, override: dict) -> dict:
 
     A mapping that is itself one parameter (it has `dist`, `p`, `events` or `levels`)
     replaces the base value whole, so that changing a distribution's family leaves no
-    stale parameters behind.
+    stale parameters behind. `null` removes the key from the result.
     """
     merged = dict(base)
     for key, value in override.items():
         old = merged.get(key)
-        if isinstance(old, dict) and isinstance(value, dict) and not (_LEAF_KEYS & value.keys()):
+        if value is None:
+            # null removes the inherited key (a strategy, a block): as if never written.
+            merged.pop(key, None)
+        elif isinstance(old, dict) and isinstance(value, dict) and not (_LEAF_KEYS & value.keys()):
             merged[key] = deep_merge(old, value)
         else:
             merged[key] = value
@@ -354,13 +413,20 @@ def _key_paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     return paths
 
 
-def validation_problems(exc: ValidationError, document: dict, origins: dict, path: Path) -> list[Problem]:
-    """Turn pydantic's errors into problems naming the file (via `origins`) and key path."""
+def validation_problems(exc: ValidationError, document: dict, origins: dict, path: Path,
+                        removed: dict | None = None) -> list[Problem]:
+    """Turn pydantic's errors into problems naming the file (via `origins`) and key path;
+    a required key that a `null` removed (`removed`: key path -> file) is said so."""
     problems = []
     for error in exc.errors():
         key_path = _key_path(error, document)
         file = _origin(key_path, origins, path)
-        problems.append(Problem(file, format_key_path(key_path), _message(error)))
+        message = _message(error)
+        if error["type"] == "missing" and removed and key_path in removed:
+            file = removed[key_path]
+            message = ("this key is required, but null here removes the inherited value; give a value instead "
+                       "(or drop the line to keep the parent's)")
+        problems.append(Problem(file, format_key_path(key_path), message))
     return list(dict.fromkeys(problems))
 
 

@@ -175,8 +175,8 @@ class Model:
     patients: int
     replicates: int
     seed: int
-    engine: str
-    chunk_size: int
+    engine: str  # deprecated in scenarios (a run option): "auto" unless settings.engine says
+    chunk_size: int | None  # deprecated in scenarios (a run option): None unless settings.chunk_size says
     rescue: Rescue | None = None
     capacities: dict | None = None
     mortality: object = None          # sim.mortality.LifeTable
@@ -216,7 +216,7 @@ def compile_model(scenario: Scenario, name: str) -> Model:
         patients=settings.patients,
         replicates=settings.replicates,
         seed=settings.seed,
-        engine=settings.engine,
+        engine=settings.engine or "auto",
         chunk_size=settings.chunk_size,
         rescue=_rescue(scenario.rescue),
         mortality=_life_table(scenario),
@@ -310,14 +310,6 @@ def _modifiers(spec) -> tuple[tuple, tuple]:
         modifier = ResponseModifier(condition(m.when), m.odds_ratio, None if m.response is None else m.response.value)
         (on_line if m.when.line else on_covariates).append(modifier)
     return tuple(on_covariates), tuple(on_line)
-
-
-def adjust_odds(probability: float, odds_ratio: float) -> float:
-    """Return `probability` with its odds multiplied by `odds_ratio`."""
-    if probability >= 1.0:
-        return 1.0 if odds_ratio > 0 else 0.0
-    odds = probability / (1.0 - probability) * odds_ratio
-    return odds / (1.0 + odds)
 
 
 def _relapse(spec: RelapseSpec | None) -> Relapse | None:

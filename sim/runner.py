@@ -5,12 +5,11 @@ patients' numbers from their own place in the random stream, so the tables are t
 same whatever the chunk size or the number of workers; they are concatenated in task
 order and sorted.
 
-Three engines run a chunk: `compiled` (Numba, a per-patient event loop over the rules of
-`sim.rules`, counter-based random numbers), `des` (SimPy, one process per patient, or per
-patient and strategy when resources are limited) and `vector` (NumPy, all trajectories
-of a chunk at once). `des` and `vector` give identical tables for the same seed (flare
-burst times to rounding); `compiled` agrees with them in distribution. Only the DES
-simulates limited resources. `auto` picks `vector` unless resources are limited.
+Two engines run a chunk: `compiled` (Numba, a per-patient event loop over the rules of
+`sim.rules`, counter-based random numbers) and `des` (SimPy, the same rules and the same
+numbers, one process per patient and strategy when resources are limited). Without
+limited resources they give identical tables for the same seed; only the DES simulates
+limited resources. `auto` picks `compiled` unless resources are limited (then `des`).
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tqdm import tqdm
 
-from sim.draws import draw_chunk, layout_for
-from sim.engine import compiled, des, vector
+from sim.engine import compiled, des
 from sim.engine.records import (
     adverse_events_columns,
     bursts_columns,
@@ -31,12 +29,11 @@ from sim.engine.records import (
     join_columns,
     patients_columns,
 )
-from sim.engine.vector_draws import draw_numbers, release_buffer
 from sim.loader import Problem, ScenarioError
 from sim.memory import hand_back_freed_memory, small_pages
 from sim.model import Model
 
-ENGINES = ("auto", "compiled", "des", "vector")
+ENGINES = ("auto", "compiled", "des")
 
 
 @dataclass(frozen=True)
@@ -59,36 +56,32 @@ class Task:
 
 
 def engine_for(model: Model, engine: str | None = None) -> str:
-    """Return the engine that runs `model`: `engine`, else the scenario's `settings.engine`;
-    `auto` is `vector`, or `des` when resources are limited (`compiled` only when asked for).
+    """Return the engine that runs `model`: `engine` (the run option), else the scenario's deprecated
+    `settings.engine` (default auto);
+    `auto` is `compiled`, or `des` when resources are limited.
 
-    Raises `ScenarioError` for the vector or compiled engine on a scenario they cannot simulate.
+    Raises `ScenarioError` for an engine that cannot simulate the scenario.
     """
     engine = engine or model.engine
     if engine not in ENGINES:
         raise ScenarioError([Problem(model.name, "settings.engine", f"unknown engine '{engine}'; one of {', '.join(ENGINES)}")])
     if engine == "auto":
-        # The compiled engine is not yet faster than the vector engine (benchmarks/README.md):
-        # it is chosen only when asked for.
-        return "des" if model.limited_resources else "vector"
+        return "des" if model.limited_resources else "compiled"
     if engine == "compiled":
         compiled.check_supported(model)
-    if engine == "vector":
-        try:
-            vector.check_supported(model)
-        except vector.LimitedResourcesError as exc:
-            raise ScenarioError([Problem(model.name, "settings.engine", str(exc))]) from None
+    if engine == "des":
+        des.check_supported(model)
     return engine
 
 
 def tasks_for(model: Model, chunk_size: int | None = None, engine: str = "des") -> list[Task]:
     """Return the chunks a run is made of, in replicate then patient order.
 
-    Without `chunk_size`, the DES takes `settings.chunk_size` patients per chunk and the
-    vector engine `vector.CHUNK_PATIENTS` (the tables do not depend on it).
+    Without `chunk_size` (the run option), the scenario's deprecated `settings.chunk_size`, else
+    the engine's own `CHUNK_PATIENTS` (the tables do not depend on it).
     """
-    default = {"vector": vector.CHUNK_PATIENTS, "compiled": compiled.CHUNK_PATIENTS}.get(engine, model.chunk_size)
-    size = chunk_size or default
+    default = compiled.CHUNK_PATIENTS if engine == "compiled" else des.CHUNK_PATIENTS
+    size = chunk_size or model.chunk_size or default
     if model.limited_resources:
         size = model.patients  # patients compete for the resources: one world per replicate
     return [
@@ -106,15 +99,10 @@ def simulate_task(model: Model, task: Task, engine: str = "des") -> dict[str, di
     """Simulate one chunk of patients under every strategy of the model with `engine`;
     return each table's columns (see `sim.engine.records`), sorted within the chunk."""
     with small_pages():
-        layout = layout_for(model)
         if engine == "compiled":
             records, covariates = compiled.simulate_chunk(model, task.replicate, task.first_patient, task.count)
-        elif engine == "vector":
-            numbers = draw_numbers(model, layout, task.replicate, task.first_patient, task.count)
-            records, covariates = vector.simulate_chunk(model, layout, numbers), numbers.covariates
         else:
-            chunk = draw_chunk(model, layout, task.replicate, task.first_patient, task.count)
-            records, covariates = des.simulate_chunk(model, layout, chunk, task.replicate, task.count), chunk.covariates
+            records, covariates = des.simulate_chunk(model, task.replicate, task.first_patient, task.count)
         tables = {
             "episodes": episodes_columns(records, model, task.replicate),
             "patients": patients_columns(records, model, task.replicate, task.first_patient, covariates),
@@ -147,7 +135,6 @@ def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, prog
                 for name in TABLES:
                     chunks[name].append(tables[name])
                 bar.update(task.count)
-        release_buffer()
         return _joined(chunks, model)
 
 

@@ -15,6 +15,7 @@ months. Probabilities are `{p: 0.42}`, a bare number, or counts `{events: 27, n:
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -229,6 +230,8 @@ class DistributionSpec(Strict):
             fail(f"{self.dist}: shape must be > 0")
         if self.starts is not None:
             self._check_intervals(fail)
+        if self.clip is not None and not all(math.isfinite(bound) for bound in self.clip):
+            fail("clip: both bounds must be finite numbers (not .nan or .inf); leave clip out for no bound")
         if self.clip is not None and self.clip[0] > self.clip[1]:
             fail("clip: the lower bound exceeds the upper bound")
 
@@ -349,6 +352,8 @@ class ConditionSpec(Strict):
         given = [v is not None for v in (self.at_least, self.below, self.in_, self.not_in, self.is_)]
         if sum(given) != 1:
             raise PydanticCustomError("condition", "a condition needs exactly one of at_least, below, in, not_in, is")
+        if any(v is not None and not math.isfinite(v) for v in (self.at_least, self.below)):
+            raise PydanticCustomError("condition", "at_least and below must be finite numbers (not .nan or .inf)")
         if self.line and self.at_least is None and self.below is None:
             raise PydanticCustomError("condition", "a line condition compares a number: at_least or below")
         return self
@@ -362,7 +367,7 @@ class ResponseModifierSpec(Strict):
     """
 
     when: ConditionSpec
-    odds_ratio: float | None = Field(default=None, ge=0)
+    odds_ratio: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     response: Probability | None = None
     source: Source | None = None
 
@@ -578,8 +583,9 @@ class SettingsSpec(Strict):
     horizon: Duration = 120.0
     seed: int = Field(default=1, ge=0, le=2**32 - 1)  # one 32-bit word of the Philox key (sim.random_numbers)
     replicates: int = Field(default=1, ge=1)
-    engine: Literal["auto", "compiled", "des", "vector"] = "auto"  # auto: compiled unless resources are limited
-    chunk_size: int = Field(default=1000, ge=1)
+    # Deprecated: run options (`--engine`, `--chunk-size`), still read (sim.loader says so once).
+    engine: Literal["auto", "compiled", "des"] | None = None
+    chunk_size: int | None = Field(default=None, ge=1)
 
     @field_validator("horizon")
     @classmethod
@@ -721,6 +727,7 @@ class Scenario(Strict):
                     {"r": treatment.requires, "hint": suggest(treatment.requires, self.resources),
                      "path": f"treatments.{name}.requires"})
             self._no_zero_time_loop(name, treatment)
+        self._consistent_eligibility()
         for name, target in self.targets.items():
             self._check_target(name, target)
         if self.mortality is not None:
@@ -784,6 +791,34 @@ class Scenario(Strict):
             raise PydanticCustomError(
                 "reference", "unknown covariate '{c}'{hint}; declare it under population.covariates",
                 {"c": condition.covariate, "hint": suggest(condition.covariate, covariates), "path": f"{path}.covariate"})
+        if condition.covariate is None:
+            return
+        kind = {DistributionSpec: "numeric", CategoricalSpec: "categorical"}.get(
+            type(covariates[condition.covariate]), "yes/no")
+        fits = {"numeric": ("at_least", "below"), "categorical": ("in_", "not_in"), "yes/no": ("is_",)}[kind]
+        given = next(key for key in ("at_least", "below", "in_", "not_in", "is_") if getattr(condition, key) is not None)
+        if given not in fits:
+            raise PydanticCustomError(
+                "condition", "'{c}' is a {kind} covariate: compare it with {fits}, not {given}",
+                {"c": condition.covariate, "kind": kind, "given": given.rstrip("_"),
+                 "fits": " or ".join(f.rstrip("_") for f in fits), "path": path})
+
+    def _consistent_eligibility(self) -> None:
+        # A treatment given only after its own failure, or two given only after each other's,
+        # can never start: the line is silently skipped for every patient.
+        needs = {name: set(t.eligibility.after_failure_of) for name, t in self.treatments.items()}
+        for name, others in needs.items():
+            path = f"treatments.{name}.eligibility.after_failure_of"
+            if name in others:
+                raise PydanticCustomError(
+                    "eligibility", "'{t}' is eligible only after its own failure, so it can never start; "
+                    "remove it from its after_failure_of", {"t": name, "path": path})
+            for other in sorted(others):
+                if name in needs.get(other, ()):
+                    raise PydanticCustomError(
+                        "eligibility", "'{t}' and '{o}' are each eligible only after the other's failure, so "
+                        "neither can ever start; remove one of the two after_failure_of entries",
+                        {"t": name, "o": other, "path": path})
 
     def _check_target(self, name: str, target: TargetSpec) -> None:
         if target.treatment is not None:

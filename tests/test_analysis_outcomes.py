@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_fixtures import STRATEGIES, synthetic_run
+from tiny_runs import STRATEGIES, tiny_run
 from scipy import stats
 
 from analysis.differences import strategy_differences
@@ -25,12 +25,12 @@ from analysis.states import state_counts, state_occupancy, state_segments
 
 @pytest.fixture(scope="module")
 def run():
-    return synthetic_run(patients=300, replicates=1, seed=7)
+    return tiny_run(patients=300, replicates=1, seed=7)
 
 
 @pytest.fixture(scope="module")
 def replicated():
-    return synthetic_run(patients=150, replicates=4, seed=8)
+    return tiny_run(patients=150, replicates=4, seed=8)
 
 
 def test_state_timeline_agrees_with_the_patient_summaries(run):
@@ -297,7 +297,7 @@ def test_paired_differences_use_common_random_numbers(run):
 
 
 def test_identical_strategies_differ_by_exactly_nothing():
-    same = synthetic_run(
+    same = tiny_run(
         patients=100,
         seed=3,
         strategies={"a": STRATEGIES["csa_first"], "b": STRATEGIES["csa_first"]},

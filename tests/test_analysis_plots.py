@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.colors as mcolors
 import pytest
-from analysis_fixtures import STRATEGIES, TREATMENT_LABELS, synthetic_run
+from tiny_runs import STRATEGIES, TREATMENT_LABELS, tiny_run
 
 from analysis.colours import treatment_colours
 from analysis.outcomes import topical_return, topical_return_at_horizon
@@ -22,7 +22,7 @@ from analysis.survival import cumulative_incidence, drug_survival
 
 @pytest.fixture(scope="module")
 def run():
-    return synthetic_run(patients=120, seed=9)
+    return tiny_run(patients=120, seed=9)
 
 
 def _curves(ax):

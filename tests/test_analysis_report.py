@@ -10,7 +10,7 @@ import subprocess
 
 import pandas as pd
 import pytest
-from analysis_fixtures import STRATEGIES, TREATMENT_LABELS, synthetic_run, write_run_dir
+from tiny_runs import STRATEGIES, TREATMENT_LABELS, tiny_run, write_run_dir
 
 from analysis.io import load_run
 from analysis.report import build_report
@@ -28,7 +28,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    run_dir = write_run_dir(tmp_path_factory.mktemp("run"), synthetic_run(patients=150, seed=3))
+    run_dir = write_run_dir(tmp_path_factory.mktemp("run"), tiny_run(patients=150, seed=3))
     return build_report(run_dir)
 
 
@@ -80,9 +80,10 @@ def test_tables_are_written_and_linked_with_units(report):
 
 
 def test_report_from_an_older_run_directory(tmp_path):
-    run = synthetic_run(patients=80, replicates=2, seed=4)
+    run = tiny_run(patients=80, replicates=2, seed=4)
     omit = (
         "adverse_events.parquet",
+        "scenario",
         "strategies",
         "treatments",
         "parameters",
@@ -104,7 +105,7 @@ def test_report_from_an_older_run_directory(tmp_path):
 
 def test_report_without_a_manifest(tmp_path):
     run_dir = write_run_dir(
-        tmp_path / "bare", synthetic_run(patients=40, seed=6), omit=("run.json",)
+        tmp_path / "bare", tiny_run(patients=40, seed=6), omit=("run.json",)
     )
     page = build_report(run_dir).read_text(encoding="utf-8")
     assert "bare" in page and len(_images(page)) == len(FIGURES) - 1  # no pathway diagram without a manifest
@@ -112,7 +113,7 @@ def test_report_without_a_manifest(tmp_path):
 
 def test_missing_tables_give_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="patients.parquet"):
-        synthetic = synthetic_run(patients=10, seed=1)
+        synthetic = tiny_run(patients=10, seed=1)
         synthetic.episodes.to_parquet(tmp_path / "episodes.parquet")
         build_report(tmp_path)
 
@@ -155,7 +156,7 @@ def test_every_image_loads_in_headless_chromium(report, tmp_path):
 def test_report_of_a_run_in_which_no_patient_started_a_drug(tmp_path):
     """Every figure is still drawn (the episode figures say why they are empty) and every
     patient is accounted for in the state tables."""
-    run = synthetic_run(patients=40, seed=4)
+    run = tiny_run(patients=40, seed=4)
     patients = run.patients.copy()
     patients["final_state"] = patients["final_state"].where(
         patients["final_state"].isin(["topical", "lost_to_followup"]), "supportive_care")

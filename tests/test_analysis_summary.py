@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_fixtures import STRATEGIES, synthetic_run
+from tiny_runs import STRATEGIES, tiny_run
 
 from analysis.summary import SUMMARY_COLUMNS, summarize_run, treatment_metrics
 from analysis.survival import drug_survival, median_survival, survival_at
@@ -13,7 +13,7 @@ from analysis.survival import drug_survival, median_survival, survival_at
 
 @pytest.fixture(scope="module")
 def run():
-    return synthetic_run(patients=250, replicates=2, seed=5)
+    return tiny_run(patients=250, replicates=2, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_values_are_those_of_the_estimators(summary, run):
 
 
 def test_median_not_reached_is_nan():
-    run = synthetic_run(patients=40, seed=2, horizon_months=3.0)
+    run = tiny_run(patients=40, seed=2, horizon_months=3.0)
     summary = summarize_run(run.episodes, run.patients)
     medians = summary[summary["metric"] == "median_drug_survival_months"]
     assert medians["value"].isna().any()

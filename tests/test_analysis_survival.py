@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_fixtures import exponential_episodes, synthetic_run, true_incidence, true_survival
+from closed_form_episodes import exponential_episodes, true_incidence, true_survival
+from tiny_runs import tiny_run
 from scipy import stats
 
 from analysis.survival import (
@@ -146,7 +147,7 @@ def _lifelines_km(durations, observed):
 
 @pytest.mark.parametrize("event", ["any_discontinuation", "adverse_event", "excluding_remission"])
 def test_kaplan_meier_matches_lifelines(event):
-    run = synthetic_run(patients=300, seed=11)
+    run = tiny_run(patients=300, seed=11)
     episodes = run.episodes
     curve = drug_survival(episodes, by=["strategy", "treatment"], event=event)
     medians = median_survival(curve)
@@ -178,7 +179,7 @@ def test_kaplan_meier_matches_lifelines(event):
 
 
 def test_kaplan_meier_of_any_column_and_by_patient_covariate():
-    run = synthetic_run(patients=150, seed=4)
+    run = tiny_run(patients=150, seed=4)
     episodes = with_patient_columns(run.episodes, run.patients, ["sex"])
     by_sex = drug_survival(episodes, by=["sex"])
     assert list(by_sex["sex"].cat.categories) == ["female", "male"]
@@ -232,7 +233,7 @@ def test_aalen_johansen_matches_lifelines():
 
 
 def test_incidences_plus_drug_survival_sum_to_one_at_every_time():
-    run = synthetic_run(patients=400, replicates=2, seed=2)
+    run = tiny_run(patients=400, replicates=2, seed=2)
     episodes = run.episodes.copy()
     episodes["stop"] = episodes["start"] + np.round(episodes["stop"] - episodes["start"])  # ties
     by = ["strategy", "treatment"]
@@ -306,7 +307,7 @@ def test_zero_length_episodes_and_empty_groups():
 
 
 def test_incidence_at_chosen_times_equals_reading_the_full_table():
-    run = synthetic_run(patients=200, seed=12, horizon_months=40.0)
+    run = tiny_run(patients=200, seed=12, horizon_months=40.0)
     times = [0.0, 3.0, 12.0, 24.0, 36.0, 45.0]
     full = incidence_at(cumulative_incidence(run.episodes), times)
     direct = cumulative_incidence(run.episodes, times_months=times)
@@ -333,7 +334,7 @@ def test_incidence_at_chosen_times_with_ties_equals_the_full_table_read_by_hand(
     chosen times before the first stop, at a stop and past the data: the direct estimate
     (and its standard error) equals the full-resolution table read at its last row at or
     before each time, NaN past a group's last duration unless all of it had stopped."""
-    episodes = synthetic_run(patients=150, seed=seed, horizon_months=30.0).episodes.copy()
+    episodes = tiny_run(patients=150, seed=seed, horizon_months=30.0).episodes.copy()
     episodes["stop"] = episodes["start"] + np.ceil(episodes["stop"] - episodes["start"])
     times = np.array([0.0, 0.5, 1.0, 2.5, 7.0, 12.0, 29.0, 30.0, 31.0, 45.0])
     columns = ["cumulative_incidence", "standard_error", "ci_low", "ci_high"]

@@ -35,8 +35,8 @@ def test_run_writes_every_output(run_dir):
 def test_run_applies_command_line_settings(run_dir):
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["patients"] == 400 and manifest["seed"] == 5 and manifest["horizon_months"] == 60.0
-    assert manifest["engine"] == "vector"  # auto: no limited resources
-    assert manifest["random_numbers"].startswith("pcg64") and manifest["results_version"] >= 3
+    assert manifest["engine"] == "compiled"  # auto: no limited resources
+    assert manifest["random_numbers"] == "philox4x32-10" and manifest["results_version"] >= 3
     assert len(manifest["scenario_hash"]) == 64
     assert set(manifest["strategies"]) == {"csa_first", "mtx_first", "aza_first"}
     assert manifest["strategies"]["csa_first"]["lines"][0] == "cyclosporine"

@@ -57,22 +57,3 @@ def test_a_strategy_does_not_depend_on_the_others(write_scenario):
     both = _run(write_scenario(TWINS))
     alone = _run(write_scenario(TWINS.replace("  second:\n    lines: [drug_a, drug_b]\n", "")))
     pd.testing.assert_frame_equal(_of(both.episodes, "first"), _of(alone.episodes, "first"))
-
-
-def test_each_slot_of_each_patient_is_one_position_of_the_replicate_stream():
-    """Slot c of patient i is number c * SLOT_STRIDE + i of the replicate's PCG64 stream,
-    however the patients are grouped into chunks and in whatever order slots are read."""
-    import numpy as np
-
-    from sim.draws import SLOT_STRIDE, SlotStream, uniform_block
-
-    def reference(slot: int, patient: int) -> float:
-        bit_generator = np.random.PCG64(np.random.SeedSequence(7, spawn_key=(2,)))
-        bit_generator.advance(slot * SLOT_STRIDE + patient)
-        return np.random.Generator(bit_generator).random()
-
-    block = uniform_block(7, 2, 1000, 50, 30)
-    assert all(block[i, s] == reference(s, 1000 + i) for i in (0, 17, 49) for s in (0, 5, 29))
-    stream = SlotStream(7, 2)
-    backwards = [stream.slot(s, 1017, 1)[0] for s in (29, 5, 0)]
-    assert backwards == [block[17, 29], block[17, 5], block[17, 0]]

@@ -341,11 +341,11 @@ def test_a_long_sweep_is_announced_before_it_is_planned():
     assert too_large(estimate, memory_bytes=10**6, fix="lower it").endswith("lower it")
 
 
-def test_the_vector_engine_with_limited_resources_fails_validation(write_scenario):
-    text = BASE.replace("seed: 1}", "seed: 1, engine: vector}").replace(
+def test_the_compiled_engine_with_limited_resources_fails_validation(write_scenario):
+    text = BASE.replace("seed: 1}", "seed: 1, engine: compiled}").replace(
         "    response: {p: 0.5}\n", "    response: {p: 0.5}\n    requires: slots\n") + "resources:\n  slots: {capacity: 2}\n"
     refused(write_scenario(text), "settings.engine")
-    assert CliRunner().invoke(main, ["validate", str(write_scenario(text.replace("engine: vector", "engine: des")))]
+    assert CliRunner().invoke(main, ["validate", str(write_scenario(text.replace("engine: compiled", "engine: des")))]
                               ).exit_code == 0
 
 

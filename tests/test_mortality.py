@@ -68,7 +68,7 @@ def test_deaths_end_follow_up_at_the_life_table_rate(tmp_path):
     (tmp_path / "flat.csv").write_text("age,qx\n" + "".join(f"{a},{1 - math.exp(-0.05):.12f}\n" for a in range(101)))
     (tmp_path / "s.yaml").write_text(SCENARIO.format(table="flat.csv"))
     loaded = load_scenario(tmp_path / "s.yaml")
-    for engine in ("des", "vector"):
+    for engine in ("des", "compiled"):
         tables = simulate(compile_model(loaded.scenario.model_copy(update={"settings": loaded.scenario.settings.model_copy(
             update={"engine": engine})}), loaded.name), progress=False)
         p, e = tables.patients, tables.episodes

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from sim.loader import load_scenario
-from sim.model import adjust_odds, compile_model
+from sim.model import compile_model
+from sim.rules.response import adjusted_odds
 from sim.runner import simulate
 from sim.units import parse_duration
 
@@ -132,7 +133,7 @@ def test_covariate_odds_ratio_moves_response_by_the_declared_amount(write_scenar
     tables = run(write_scenario, {"treatments.slow_drug.response_modifiers": modifier})
     e = first_episodes(tables, "slow_drug").merge(tables.patients[["strategy", "patient", "high_ige"]])
     e = e[e["responded"].notna()]
-    for high, expected in ((True, adjust_odds(0.5, 3.0)), (False, 0.5)):
+    for high, expected in ((True, adjusted_odds(0.5, 3.0)), (False, 0.5)):
         group = e[e["high_ige"] == high]["responded"].astype(float)
         assert abs(group.mean() - expected) < 4 * se(expected, len(group)), high
 
@@ -161,7 +162,7 @@ def test_later_lines_respond_less_by_the_declared_odds_ratio(write_scenario):
     e = first_episodes(tables, "rapid_drug")
     e = e[e["responded"].notna()]
     assert (e["line"] == 2).all()
-    expected = adjust_odds(0.6, 0.5)
+    expected = adjusted_odds(0.6, 0.5)
     assert abs(e["responded"].astype(float).mean() - expected) < 4 * se(expected, len(e))
 
 

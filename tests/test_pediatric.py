@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from sim.app.cli import main
 from sim.loader import load_scenario
-from sim.model import adjust_odds, compile_model
+from sim.model import compile_model
+from sim.rules.response import adjusted_odds
 from sim.runner import simulate
 from sim.tables import FINAL_STATES, REASONS
 
@@ -115,7 +116,7 @@ def _declared(treatment, ige: float) -> float:
     p = treatment.response.value
     for modifier in treatment.response_modifiers:
         if modifier.when.at_least is not None and ige >= modifier.when.at_least:
-            p = modifier.response.value if modifier.response is not None else adjust_odds(p, modifier.odds_ratio)
+            p = modifier.response.value if modifier.response is not None else adjusted_odds(p, modifier.odds_ratio)
     return p
 
 
@@ -150,7 +151,7 @@ def test_interferon_gamma_never_works_above_1500_iu_per_ml(ige_probe):
     _check_group(below, _declared(ifn, 0.0))
 
 
-@pytest.mark.parametrize("engine", ["des", "vector"])
+@pytest.mark.parametrize("engine", ["des", "compiled"])
 def test_children_are_observed_until_their_18th_birthday_in_both_engines(engine):
     """`population.observed_until_age: 18 years`: each child's observation ends at
     min(horizon, 12 x (18 - age at entry)) months unless lost or dead before; nothing is

@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 from reference.simulator import simulate as simulate_reference
 from scipy import stats
-from vector_scenarios import EVERY_RULE
+from every_rule import EVERY_RULE
 
 from sim.loader import bundled_scenarios, load_scenario
 from sim.model import compile_model
@@ -55,7 +55,7 @@ CAP_HANDOVER = ("modern_adult", {"treatments.cyclosporine.end_of_course": {
 
 SCENARIOS = sorted(bundled_scenarios()) + ["every_rule", "cap_handover"]
 ENGINES_COMPARED = [pytest.param(e, marks=pytest.mark.skipif(e not in ENGINES, reason=f"no '{e}' engine in sim.runner.ENGINES"))
-                    for e in ("des", "vector", "compiled")]
+                    for e in ("des", "compiled")]
 
 
 @functools.cache

@@ -41,8 +41,8 @@ def main():
     """adpath: simulate treatment pathways of moderate-to-severe atopic dermatitis."""
 
 
-def _overrides(patients, seed, horizon, replicates, engine=None) -> dict:
-    overrides = {} if engine is None else {"settings.engine": engine}
+def _overrides(patients, seed, horizon, replicates) -> dict:
+    overrides = {}
     if patients is not None:
         overrides["settings.patients"] = patients
     if seed is not None:
@@ -65,8 +65,10 @@ _run_options = [
     click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon)."),
     click.option("--replicates", type=click.IntRange(min=1), help="Replicates (overrides settings.replicates)."),
     click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes; results do not depend on it."),
-    click.option("--engine", type=click.Choice(["auto", "compiled", "des", "vector"]),
-                 help="Simulation engine (overrides settings.engine): auto picks compiled unless resources are limited."),
+    click.option("--engine", type=click.Choice(["auto", "compiled", "des"]),
+                 help="Simulation engine [default: auto, or the deprecated settings.engine]: auto picks compiled, or des when resources are limited."),
+    click.option("--chunk-size", type=click.IntRange(min=1),
+                 help="Patients per chunk [default: the engine's]; results do not depend on it."),
 ]
 
 
@@ -85,24 +87,26 @@ def _with_run_options(command):
 @click.option("--economics", help="Economic setting: a bundled name (uk_nhs, us_payer) or a YAML path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def run(scenario, patients, seed, horizon, replicates, workers, engine, out, force, report, economics, quiet):
+def run(scenario, patients, seed, horizon, replicates, workers, engine, chunk_size, out, force, report, economics,
+        quiet):
     """Simulate SCENARIO (a YAML path or a bundled name) and write its tables to --out."""
-    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
     out = out or Path("results") / loaded.name
     directory = execute(loaded, out, workers=workers, progress=not quiet, economics=economics, report=report,
-                        force=force)
+                        force=force, engine=engine, chunk_size=chunk_size)
     if report:
         click.echo(f"report: {directory / 'report.html'}")
     click.echo(f"wrote {directory}")
 
 
 def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
-            economics: str | None = None, report: bool = False, force: bool = False) -> Path:
+            economics: str | None = None, report: bool = False, force: bool = False, engine: str | None = None,
+            chunk_size: int | None = None) -> Path:
     """Run a loaded scenario and write its run directory (see `sim.app.pipeline.run_scenario`)."""
     from sim.app.pipeline import run_scenario
 
     return run_scenario(loaded, out, workers=workers, progress=progress, economics=economics, report=report,
-                        force=force)
+                        force=force, engine=engine, chunk_size=chunk_size)
 
 
 @main.command()
@@ -117,7 +121,7 @@ def validate(scenario):
     loaded = load_scenario(scenario)
     model = compile_model(loaded.scenario, loaded.name)
     try:
-        engine_for(model)  # e.g. the vector engine cannot run limited resources
+        engine_for(model)  # e.g. the compiled engine cannot run limited resources
     except ScenarioError as exc:
         raise ScenarioError([Problem(str(loaded.file), p.path, p.message) for p in exc.problems]) from None
     click.echo(describe(loaded, model))
@@ -162,14 +166,25 @@ def describe(loaded: LoadedScenario, model) -> str:
 
 @main.command(name="list")
 def list_scenarios():
-    """List the bundled scenarios with their descriptions."""
-    for name, path in bundled_scenarios().items():
-        try:
-            document = read_yaml(path) or {}
-            description = str(document.get("description", "")).strip().splitlines()[0]
-        except (ScenarioError, IndexError, AttributeError):
-            description = ""
-        click.echo(f"{name:<24} {description}")
+    """List the bundled scenarios, sweeps and economic settings with their descriptions."""
+    from sim.loader import bundled_dir
+
+    sections = [("scenarios (adpath run NAME)", bundled_scenarios()),
+                ("sweeps (adpath sweep NAME)", {p.stem: p for p in sorted((bundled_dir() / "sweeps").glob("*.yaml"))}),
+                ("economic settings (--economics NAME, economics: NAME)",
+                 {p.stem: p for p in sorted((bundled_dir() / "economics").glob("*.yaml"))})]
+    for i, (title, files) in enumerate(sections):
+        click.echo(("\n" if i else "") + title)
+        for name, path in files.items():
+            click.echo(f"  {name:<28} {_description(path)}")
+
+
+def _description(path: Path) -> str:
+    try:
+        document = read_yaml(path) or {}
+        return str(document.get("description", "")).strip().splitlines()[0]
+    except (ScenarioError, IndexError, AttributeError):
+        return ""
 
 
 @main.command()
@@ -179,18 +194,18 @@ def list_scenarios():
 @click.option("--force", is_flag=True, help="Write into an existing --out that is not an earlier adpath run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def check(scenario, patients, seed, horizon, replicates, workers, engine, out, force, quiet):
+def check(scenario, patients, seed, horizon, replicates, workers, engine, chunk_size, out, force, quiet):
     """Run SCENARIO and compare it with its targets; exit 0 if all are met, 1 if not."""
     import pandas as pd
 
     from analysis.targets import check_targets, format_targets
     from sim.app.outputs import staged_directory
 
-    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates, engine))
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, replicates))
     if not loaded.scenario.targets:
         raise ScenarioError([Problem(str(loaded.file), "targets", "this scenario declares no targets; add a targets: block")])
     out = out or Path("results") / loaded.name
-    execute(loaded, out, workers=workers, progress=not quiet, force=force)
+    execute(loaded, out, workers=workers, progress=not quiet, force=force, engine=engine, chunk_size=chunk_size)
     tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in ("episodes", "patients", "adverse_events")}
     table = check_targets(loaded.scenario, **tables)
     with staged_directory(out) as staging:
@@ -202,24 +217,32 @@ def check(scenario, patients, seed, horizon, replicates, workers, engine, out, f
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--svg", is_flag=True, help="Also save figures as SVG.")
 @_friendly_errors
 def report(run_dir, svg):
     """(Re)build report.html, figures/ and tables/ for a finished run or sweep directory."""
-    from sim.app.sweep.store import is_sweep_directory
+    from sim.app.outputs import rebuild_report, restore_abandoned
+    from sim.app.sweep.store import is_sweep_directory, read_manifest, write_sweep_report
 
-    if is_sweep_directory(run_dir):
-        from analysis.sweep_report import build_sweep_report
-
-        click.echo(f"report: {build_sweep_report(run_dir, svg=svg)}")
+    restore_abandoned(run_dir)  # a run killed while it replaced this one left it aside
+    if not run_dir.is_dir():
+        raise ScenarioError([Problem(str(run_dir), "", "no such directory; give a directory written by adpath run "
+                                     "or adpath sweep")])
+    sweep = is_sweep_directory(run_dir)
+    needed = ["sweep_summary.parquet"] if sweep else ["episodes.parquet", "patients.parquet"]
+    missing = [name for name in needed if not (run_dir / name).is_file()]
+    if missing:  # checked here: the report is built in a staged copy, whose path would only confuse
+        raise ScenarioError([Problem(str(run_dir), "", f"{', '.join(missing)} missing: not a finished "
+                                     f"{'sweep (no task has finished yet)' if sweep else 'run directory'}; write one "
+                                     f"with `adpath {'sweep' if sweep else 'run'}`")])
+    if sweep:
+        read_manifest(run_dir)  # a damaged sweep.json: one message
+        click.echo(f"report: {write_sweep_report(run_dir, svg=svg)}")
         return
     from analysis.report import build_report
 
-    try:
-        click.echo(f"report: {build_report(run_dir, svg=svg)}")
-    except FileNotFoundError as exc:
-        raise ScenarioError([Problem(str(run_dir), "", f"{exc}")]) from None
+    click.echo(f"report: {rebuild_report(run_dir, lambda staging: build_report(staging, svg=svg))}")
 
 
 @main.command()
@@ -234,15 +257,69 @@ def report(run_dir, svg):
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="TLS: this client's private key.")
 @click.option("--keep-episodes", is_flag=True, help="Also keep every task's episodes, patients and adverse-events tables.")
 @click.option("--report", is_flag=True, help="Also write the sweep report (report.html, figures/, tables/).")
+@click.option("--samples", type=click.IntRange(min=1), help="PSA samples (overrides psa.samples).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the sweep (overrides seed:).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert, tls_key, keep_episodes, report, quiet):
+def sweep(sweep_file, out, workers, scheduler, dask_mode, tls_ca_file, tls_cert, tls_key, keep_episodes, report,
+          samples, seed, quiet):
     """Run the parameter sweep SWEEP_FILE (a YAML path or a bundled sweep's name); resumable."""
     from sim.app.sweep.command import sweep_command
 
     tls = {"ca_file": tls_ca_file, "cert": tls_cert, "key": tls_key}
     sys.exit(sweep_command(sweep_file, out, workers, scheduler, dask_mode == "local", keep_episodes, report, quiet,
-                           tls=tls))
+                           tls=tls, samples=samples, seed=seed))
+
+
+@main.command()
+@_scenario_argument
+@click.option("--economics", required=True, help="Economic setting: a bundled name (uk_nhs, us_payer) or a YAML path.")
+@click.option("--drug", required=True, help="The treatment whose price is sought, e.g. dupilumab.")
+@click.option("--strategy", required=True, help="The strategy whose ICER is compared with the WTP.")
+@click.option("--comparator", help="The strategy it is compared with [default: the scenario's first].")
+@click.option("--wtp", type=click.FloatRange(min=0), multiple=True,
+              help="Willingness to pay per QALY (repeatable) [default: the setting's thresholds].")
+@click.option("--patients", type=click.IntRange(min=1), help="Number of virtual patients (overrides settings.patients).")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed (overrides settings.seed).")
+@click.option("--horizon", help="Time horizon, e.g. '10 years' (overrides settings.horizon).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table to this CSV file.")
+@_friendly_errors
+def threshold(scenario, economics, drug, strategy, comparator, wtp, patients, seed, horizon, workers, out):
+    """The price of DRUG at which STRATEGY's ICER against COMPARATOR equals the WTP
+    (one simulation: costs are linear in the price; exact, not searched)."""
+    from analysis.economics_threshold import format_threshold, price_threshold
+    from sim.economics import economics_document, load_economics
+    from sim.runner import simulate
+
+    loaded = load_scenario(scenario, _overrides(patients, seed, horizon, None))
+    strategies = list(loaded.scenario.strategies)
+    comparator = comparator or strategies[0]
+    _known("--strategy", strategy, strategies, "strategy")
+    _known("--comparator", comparator, strategies, "strategy")
+    if strategy == comparator:
+        raise ScenarioError([Problem("command line", "--comparator", "compare two different strategies")])
+    adverse = {n: list(t.adverse_events) for n, t in loaded.scenario.treatments.items()}
+    setting = load_economics(economics, adverse)
+    document, path = economics_document(economics)
+    priced = [n for n, t in (document.get("treatments") or {}).items() if isinstance(t, dict) and t.get("price")]
+    _known("--drug", drug, priced, f"priced treatment in {path}")
+    tables = simulate(compile_model(loaded.scenario, loaded.name), workers=workers, progress=False)
+    table = price_threshold(tables, document, setting.name, drug, strategy, comparator,
+                            wtp or setting.willingness_to_pay)
+    click.echo(format_threshold(table, setting.currency))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        click.echo(f"wrote {out}")
+
+
+def _known(option: str, value: str, names: list[str], what: str) -> None:
+    from sim.schema import suggest
+
+    if value not in names:
+        raise ScenarioError([Problem("command line", option, f"no {what} '{value}'{suggest(value, names)}; "
+                                     f"choose one of: {', '.join(names)}")])
 
 
 @main.command()
@@ -264,3 +341,22 @@ def fit(csv_file, key, at_months, out):
     click.echo(block)
     if out is not None:
         out.write_text(block, encoding="utf-8")
+
+
+@main.command()
+@click.argument("calibration")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory [default: results/<calibration>].")
+@click.option("--force", is_flag=True, help="Write into an existing --out that is not an earlier calibration.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for the evaluations of method sir; results do not depend on it.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def calibrate(calibration, out, force, workers, quiet):
+    """Calibrate the free parameters of a scenario to published targets (CALIBRATION: a
+    calibration file or the name of a bundled one); writes the calibrated scenario."""
+    from sim.app.calibrate import calibrate as run_calibration
+    from sim.app.calibrate import summary_lines
+
+    directory = run_calibration(calibration, out, force=force, progress=not quiet, workers=workers)
+    click.echo("\n".join(summary_lines(directory)))
+    click.echo(f"wrote {directory}")

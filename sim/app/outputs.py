@@ -1,8 +1,9 @@
 """Writing a run directory: Parquet tables, summary.csv and the run.json manifest.
 
-Everything is written into a hidden staging directory beside the target and moved into
-place file by file with `os.replace`, so an interrupted run leaves either the old file
-or the new one, never half of one, and a failed run leaves no new directory behind.
+Everything, the report included, is written into a hidden staging directory beside the
+target; an earlier run is replaced whole by two renames (set aside, move in), so an
+interrupted run leaves either the old run or the new one, never a mix, and a failed run
+leaves no new directory behind. What a killed run left is cleared by the next one.
 """
 
 from __future__ import annotations
@@ -48,41 +49,104 @@ def check_out_directory(out_dir: Path, manifest: str = "run.json", force: bool =
                                  f"(it has no {manifest}); choose a new --out, or add --force to write into it")])
 
 
+#: What a report adds to a run or sweep directory (`adpath report`, `--report`).
+REPORT_OUTPUTS = ("report.html", "figures", "tables")
+_LONGEST_SIBLING_STEM = 150  # bytes of the directory name kept in a staging name (file names stop at 255)
+
+
 @contextmanager
-def staged_directory(out_dir: Path, replace_run: bool = False):
+def staged_directory(out_dir: Path, replace_run: bool = False, copy_without: tuple[str, ...] | None = None,
+                     manifest: str = "run.json"):
     """Yield a staging directory whose files are moved into `out_dir` when the block succeeds.
 
-    With `replace_run`, an earlier run in `out_dir` (it has a run.json) is replaced whole, so
+    With `replace_run`, an earlier run in `out_dir` (it has `manifest`, a run.json) is replaced whole, so
     that no old report or figure is left beside the new tables; otherwise the staged files
-    are moved in one by one. Staging directories left by killed runs are removed first.
+    are moved in one by one. With `copy_without` (names of entries), the staging directory
+    starts as a copy of `out_dir` (hard links where the file system allows) less those
+    entries, and replaces `out_dir` whole: how a report is rebuilt without ever leaving a
+    mix of old and new files. The staging directory has the same name as `out_dir`, so what
+    is written in it (a report naming its directory) reads as written in place. Staging
+    directories left by killed runs are removed first.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(out_dir)
-    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    restore_abandoned(out_dir)
+    outer = _sibling(out_dir, "partial")
+    shutil.rmtree(outer, ignore_errors=True)
+    outer.mkdir()
+    staging = outer / out_dir.name
     try:
+        if copy_without is not None and out_dir.is_dir():
+            _link_tree(out_dir, staging, leave_out=set(copy_without))
+        else:
+            staging.mkdir()
         yield staging
-        if replace_run and (out_dir / "run.json").is_file():
+        whole = copy_without is not None or (replace_run and (out_dir / manifest).is_file())
+        if whole and out_dir.exists():
             _swap(staging, out_dir)
         else:
             _publish(staging, out_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(outer, ignore_errors=True)
 
 
-def _remove_abandoned(out_dir: Path) -> None:
+def rebuild_report(directory: Path, build) -> Path:
+    """(Re)build the report of an existing run or sweep `directory` with `build(staging)` in a
+    staged copy of it that replaces it whole; return the path of its report.html.
+
+    A build that fails or is killed leaves the directory as it was, old report included.
+    """
+    with staged_directory(directory, copy_without=REPORT_OUTPUTS) as staging:
+        build(staging)
+    return Path(directory) / "report.html"
+
+
+def restore_abandoned(out_dir: Path) -> None:
     """Clear what killed runs left beside `out_dir`: staging is removed, and an earlier run
     set aside by a swap that never finished is put back if `out_dir` is missing."""
-    for leftover in sorted(out_dir.parent.glob(f".{out_dir.name}.*-*")):
-        kind, _, pid = leftover.name.removeprefix(f".{out_dir.name}.").partition("-")
+    out_dir = Path(out_dir)
+    if not out_dir.parent.is_dir():
+        return
+    prefix = _sibling(out_dir, "").name.rpartition(".")[0] + "."
+    for leftover in sorted(out_dir.parent.iterdir()):
+        if not leftover.name.startswith(prefix):
+            continue
+        kind, _, pid = leftover.name.removeprefix(prefix).partition("-")
         if kind not in ("partial", "old") or not pid.isdigit() or _alive(int(pid)):
             continue
         if kind == "old" and not out_dir.exists():
             os.rename(leftover, out_dir)
         else:
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _sibling(out_dir: Path, kind: str) -> Path:
+    """`.<name>.<kind>-<pid>` beside `out_dir`; a long name is cut and tagged with its hash,
+    so that the sibling's name stays within the file system's 255 bytes."""
+    name = out_dir.name
+    if len(name.encode()) > _LONGEST_SIBLING_STEM:
+        cut = name.encode()[:_LONGEST_SIBLING_STEM - 13].decode("utf-8", "ignore")
+        name = f"{cut}~{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return out_dir.parent / f".{name}.{kind}-{os.getpid()}"
+
+
+def _link_tree(source: Path, target: Path, leave_out: set[str]) -> None:
+    """Recreate `source` at `target` with hard links to its files (copies where links fail),
+    leaving out the top-level entries named in `leave_out`."""
+    target.mkdir()
+    for path in sorted(source.iterdir()):
+        if path.name in leave_out:
+            continue
+        destination = target / path.name
+        if path.is_symlink():
+            os.symlink(os.readlink(path), destination)
+        elif path.is_dir():
+            _link_tree(path, destination, leave_out=set())
+        elif path.is_file():
+            try:
+                os.link(path, destination)
+            except OSError:  # another file system, no hard links (FAT, some network shares)
+                shutil.copy2(path, destination)
 
 
 def _alive(pid: int) -> bool:
@@ -97,7 +161,7 @@ def _alive(pid: int) -> bool:
 
 def _swap(staging: Path, out_dir: Path) -> None:
     # Two renames: a kill between them leaves the old run aside, intact; the next run puts it back.
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    old = _sibling(out_dir, "old")
     shutil.rmtree(old, ignore_errors=True)
     os.rename(out_dir, old)
     os.rename(staging, out_dir)
@@ -120,18 +184,18 @@ FINISHED_TABLES = ("episodes", "adverse_events", "bursts")
 
 
 @contextmanager
-def writing_finished_tables(directory: Path, tables: RunTables):
-    """Write the tables of `FINISHED_TABLES` into `directory` in a background thread while the
-    block runs (the summary, the economics); wait for them, and raise their error, on leaving it.
+def writing_finished_tables(directory: Path, tables: RunTables, names: tuple[str, ...] = FINISHED_TABLES):
+    """Write the tables `names` (by default `FINISHED_TABLES`) into `directory` in a background
+    thread while the block runs (the summary, the economics); wait for them, and raise their
+    error, on leaving it.
 
     Encoding Parquet releases the GIL, so with a second core the writing costs little wall time.
     The frames are turned into Arrow tables here, before the block, so that the thread never
     reads a pandas object the block is reading too (pandas does not promise that is safe).
     """
-    frames = {name: _arrow(getattr(tables, name)) for name in FINISHED_TABLES}
+    frames = {name: _arrow(getattr(tables, name)) for name in names}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adpath-writer") as writer:
-        written = [writer.submit(pq.write_table, frame, directory / f"{name}.parquet", compression=COMPRESSION)
-                   for name, frame in frames.items()]
+        written = [writer.submit(_write, frame, directory / f"{name}.parquet") for name, frame in frames.items()]
         del frames
         try:
             yield
@@ -144,8 +208,17 @@ def writing_finished_tables(directory: Path, tables: RunTables):
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    """Write `frame` to `path` as Parquet (zstd), byte for byte as `DataFrame.to_parquet` would."""
-    pq.write_table(_arrow(frame), path, compression=COMPRESSION)
+    """Write `frame` to `path` as Parquet (zstd): the columns, dtypes and pandas metadata that
+    `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns."""
+    _write(_arrow(frame), path)
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    # Dictionary-encoding a column of a million distinct floats or patient numbers only to
+    # give it up page after page cost about a third of the writing time; categorical
+    # columns are dictionaries already (benchmarks/README.md, end to end).
+    categorical = [field.name for field in table.schema if pa.types.is_dictionary(field.type)]
+    pq.write_table(table, path, compression=COMPRESSION, use_dictionary=categorical or False)
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
@@ -164,9 +237,11 @@ def scenario_hash(document: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: float, started_at: str) -> dict:
-    """Return the run.json manifest: what was run, with which numbers, by which versions."""
-    engine = engine_for(model)
+def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: float, started_at: str,
+                   engine: str | None = None) -> dict:
+    """Return the run.json manifest: what was run, with which numbers, by which versions
+    (`engine`: the run option, see `sim.runner.engine_for`)."""
+    engine = engine_for(model, engine)
     return {
         "adpath_version": _version("adpath"),
         "results_version": RESULTS_VERSION,
@@ -177,7 +252,7 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
         "scenario": loaded.document,
         "seed": model.seed,
         "engine": engine,
-        "random_numbers": GENERATOR if engine == "compiled" else "pcg64 (NumPy), positional slots",
+        "random_numbers": GENERATOR,
         "patients": model.patients,
         "replicates": model.replicates,
         "horizon_months": model.horizon_months,

@@ -22,16 +22,18 @@ from sim.model import compile_model
 
 def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool = True,
                  economics: str | None = None, engine: str | None = None, report: bool = False,
-                 force: bool = False) -> Path:
+                 force: bool = False, chunk_size: int | None = None) -> Path:
     """Run a loaded scenario and write its run directory; return the directory.
 
     With `economics` (a bundled setting such as `uk_nhs`, or a path), each patient's
     costs and QALYs are added to patients.parquet and per-strategy results written to
     economics.csv and incremental.csv. With `report`, the HTML report is built from the
-    finished directory (`analysis.report.build_report`), reusing the run's summary.
+    written tables (`analysis.report.build_report`), reusing the run's summary, before the
+    run directory is put in place: a killed run leaves the whole new run or the old one.
     """
     from analysis.summary import summarize_run
     from sim.app.outputs import (
+        FINISHED_TABLES,
         build_manifest,
         check_out_directory,
         staged_directory,
@@ -47,32 +49,35 @@ def run_scenario(loaded: LoadedScenario, out: Path, workers: int = 1, progress: 
     setting = _economics(loaded, economics)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
-    tables = simulate(model, workers=workers, progress=progress)
+    tables = simulate(model, workers=workers, progress=progress, engine=engine, chunk_size=chunk_size)
+    # Without economics the patients table is finished too: it is written in the background.
+    background = FINISHED_TABLES if setting is not None else ("episodes", "patients", *FINISHED_TABLES[1:])
     with staged_directory(out, replace_run=True) as staging:
-        with writing_finished_tables(staging, tables):
+        with writing_finished_tables(staging, tables, background):
             summary = clinical = summarize_run(tables.episodes, tables.patients)
             extra = {}
             if setting is not None:
                 tables, summary, extra = _with_economics(tables, summary, setting)
-            write_parquet(staging / "patients.parquet", tables.patients)
+                write_parquet(staging / "patients.parquet", tables.patients)
             summary.to_csv(staging / "summary.csv", index=False)
         for name, frame in extra.items():
             frame.to_csv(staging / name, index=False)
-        manifest = build_manifest(loaded, model, time.perf_counter() - clock, started)
+        manifest = build_manifest(loaded, model, time.perf_counter() - clock, started, engine)
         if setting is not None:
             manifest["economics"] = _economics_manifest(setting, loaded)
             manifest["economics"]["truncated"] = _warn_truncation(tables.patients, model, progress)
         write_json(staging / "run.json", manifest)
-    if report:
-        from analysis.report import build_report
-        from sim.memory import hand_back_freed_memory
+        if report:
+            # Built in the staging directory, so that a run killed while its report is drawn
+            # leaves the earlier run whole, not new tables beside an old report. It reads the
+            # tables back from disk: the simulated ones would only double the peak memory; at
+            # a million patients the summary takes several seconds: the report need not redo it.
+            from analysis.report import build_report
+            from sim.memory import hand_back_freed_memory
 
-        # The report reads the tables back from `out`: the simulated ones would only
-        # double the peak memory. At a million patients the summary takes several seconds:
-        # the report need not redo it.
-        del tables, extra
-        hand_back_freed_memory(keep_mib=0)
-        build_report(out, summary=clinical)
+            del tables, extra
+            hand_back_freed_memory(keep_mib=0)
+            build_report(staging, summary=clinical)
     return out
 
 

@@ -43,8 +43,6 @@ from sim.engine.compiled_kernel import (
     EPISODES,
     EVENTS,
     FULL,
-    MAX_BURSTS,
-    MAX_EPISODES,
     P_BURSTS,
     P_ENTRY,
     P_EPISODES,
@@ -67,6 +65,7 @@ from sim.engine.compiled_kernel import (
     simulate_samples as _kernel,
 )
 from sim.engine.compiled_model import Packed, UnsupportedFeature, covariate_levels, pack, stack
+from sim.guard import runaway_refusal
 from sim.loader import Problem, ScenarioError
 from sim.model import Model
 from sim.rules import purposes as P
@@ -226,12 +225,7 @@ def _grown(blocks: list[np.ndarray], capacity: list[int], counts: np.ndarray, st
 
 
 def _runaway(model: Model, code: int, patient: int, strategy: int) -> ScenarioError:
-    what = (f"more than {MAX_EPISODES} treatment episodes" if code == TOO_MANY_EPISODES
-            else f"more than {MAX_BURSTS} corticosteroid bursts")
-    return ScenarioError([Problem(model.name, f"strategies.{model.strategies[strategy].name}",
-                                  f"patient {patient} had {what} in one trajectory: the pathway loops (short courses "
-                                  "that remit and relapse at once, or flare rates far too high); check the durations, "
-                                  "relapse times and flare rates")])
+    return runaway_refusal(model.name, model.strategies[strategy].name, patient, episodes=code == TOO_MANY_EPISODES)
 
 
 def _records(blocks: list[np.ndarray], counts: np.ndarray, strategies: int, first_patient: int,

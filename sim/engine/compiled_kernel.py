@@ -30,6 +30,7 @@ from sim.rules import purposes as P
 from sim.rules.adverse_events import happened, occurs, stops_treatment, with_adverse_event
 from sim.rules.assessment import is_below_target, is_escalated
 from sim.rules.bridges import bridge_burst, controlled_by_bridge
+from sim.guard import MAX_BURSTS, MAX_EPISODES
 from sim.rules.compile import rule
 from sim.rules.courses import at_least_until_assessment, course_end
 from sim.rules.durations import (
@@ -72,8 +73,6 @@ from sim.rules.relapse import may_retreat, relapse_after
 from sim.rules.response import modified_response, responds
 from sim.rules.workup import GOES_ON, STILL_IN_WORKUP, workup_months, workup_outcome
 
-MAX_EPISODES = 10_000  # per trajectory: more means a pathway that loops (the runaway guard)
-MAX_BURSTS = 30_000  # per trajectory (the table counts them in 16 bits)
 MAX_TREATMENTS = 63  # treatments are bits of one 64-bit word in the eligibility sets
 CACHED_OCCURRENCES = 4  # episode plans kept per drug for reuse across strategies
 DONE, FULL, TOO_MANY_EPISODES, TOO_MANY_BURSTS = range(4)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sim.model import Model
-from sim.tables import BURST_REASONS, FINAL_STATES, FLARE_STATES, REASON_CODE, REASONS, STATE_CODE
+from sim.tables import BURST_REASONS, FINAL_STATES, FLARE_STATES, REASONS
 
 
 _EPISODE_FIELDS = ("strategy", "patient", "episode", "line", "treatment", "start", "stop",
@@ -142,7 +142,7 @@ def _dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
 def episodes_columns(records: Records, model: Model, replicate: int) -> dict:
     """Return the chunk's episodes as the columns of the `episodes.parquet` table.
 
-    `records` is a `Records` or any object with the same columns as arrays (the vector engine's).
+    `records` is a `Records` or any object with the same columns as arrays (the compiled engine's).
     """
     c = records.episodes
     treatments = [t.name for t in model.treatments]
@@ -339,7 +339,8 @@ def join_columns(chunks: list[dict], strategies: int) -> pd.DataFrame:
 
     Each chunk's columns are sorted by strategy, patient, ...; chunks come in replicate then
     patient order. So taking, for each replicate and strategy, that strategy's rows of each
-    chunk in turn gives the sorted table without sorting it again.
+    chunk in turn gives the sorted table without sorting it again. The chunks' dicts are
+    emptied as their columns are joined (the caller hands them over).
     """
     if len(chunks) == 1:
         return _dataframe(chunks[0])
@@ -350,7 +351,14 @@ def join_columns(chunks: list[dict], strategies: int) -> pd.DataFrame:
         for s in range(strategies):
             pieces += [(chunk, b[s], b[s + 1]) for chunk, b, r in zip(chunks, bounds, replicates) if r == replicate]
     pieces = pieces or [(chunks[0], 0, 0)]
-    return _dataframe({name: _concatenated([chunk[name][a:b] for chunk, a, b in pieces]) for name in chunks[0]})
+    # Column by column, each chunk's column dropped once joined: the peak is the chunks plus
+    # one joined column, not the chunks plus the whole joined table (half a gigabyte at 1M).
+    joined = {}
+    for name in list(chunks[0]):
+        joined[name] = _concatenated([chunk[name][a:b] for chunk, a, b in pieces])
+        for chunk in chunks:
+            del chunk[name]
+    return _dataframe(joined)
 
 
 def _dataframe(columns: dict) -> pd.DataFrame:

@@ -18,13 +18,15 @@ EXIT_INTERRUPTED = 130
 
 def sweep_command(sweep_file: str, out: Path | None, workers: int | None, scheduler: str | None,
                   dask_local: bool, keep_episodes: bool, report: bool, quiet: bool,
-                  tls: dict[str, str | None] | None = None) -> int:
+                  tls: dict[str, str | None] | None = None, samples: int | None = None,
+                  seed: int | None = None) -> int:
     """Run a sweep from the command line; return the exit code (0 done, 1 tasks failed, 130 interrupted).
 
     Errors in the sweep file raise `ScenarioError` before anything is written.
     """
     try:
-        return _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, report, quiet, tls)
+        return _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, report, quiet, tls,
+                      samples, seed)
     except KeyboardInterrupt:
         # Ctrl-C while planning, starting the workers or closing them: what finished is on disk.
         click.echo("interrupted: the tasks finished so far are kept; run the same command again to resume",
@@ -32,10 +34,11 @@ def sweep_command(sweep_file: str, out: Path | None, workers: int | None, schedu
         return EXIT_INTERRUPTED
 
 
-def _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, report, quiet, tls) -> int:
+def _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, report, quiet, tls,
+           samples=None, seed=None) -> int:
     start_fork_server(workers, scheduler, dask_local)  # its imports overlap the planning
     plan = load_sweep(sweep_file, workers=worker_count(workers),
-                      warn=None if quiet else (lambda text: click.echo(text, err=True)))
+                      warn=None if quiet else (lambda text: click.echo(text, err=True)), samples=samples, seed=seed)
     out = out or Path("results") / plan.name
     executor = make_executor(workers, scheduler, dask_local, tls)
     try:
@@ -48,9 +51,9 @@ def _sweep(sweep_file, out, workers, scheduler, dask_local, keep_episodes, repor
                    "run the same command again to resume", err=True)
         return EXIT_INTERRUPTED
     if report and outcome.finished:
-        from analysis.sweep_report import build_sweep_report
+        from sim.app.sweep.store import write_sweep_report
 
-        click.echo(f"report: {build_sweep_report(out)}")
+        click.echo(f"report: {write_sweep_report(out)}")
     if outcome.failed:
         click.echo(f"error: {len(outcome.failed)} of {outcome.tasks} tasks failed twice (listed with their "
                    f"parameters in {out / 'sweep.json'}); run the same command again to retry them:", err=True)

@@ -37,18 +37,17 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from sim.economics import economics_from_document, economics_path, load_economics
+from sim.economics import economics_document, economics_from_document, economics_path, load_economics
 from sim.loader import (
     LoadedScenario,
     Problem,
     ScenarioError,
     bundled_dir,
     load_scenario,
-    read_yaml,
     resolve_scenario_path,
 )
 from sim.model import Model, compile_model
-from sim.schema import Scenario
+from sim.schema import Scenario, suggest
 from sim.app.sweep.parameters import (
     ECONOMICS,
     Parameter,
@@ -135,7 +134,7 @@ class SweepPlan:
     hash: str
     economics: Any = None
     economics_document: dict | None = None
-    _sample_economics: dict = field(default_factory=dict, repr=False, compare=False)  # sample -> Economics
+    _sample_economics: dict = field(default_factory=dict, repr=False, compare=False)  # overrides -> Economics
 
     def model(self, task: SweepTask) -> Model:
         """Return the compiled model a task simulates (one replicate, the task's seed)."""
@@ -149,12 +148,13 @@ class SweepPlan:
         own = economics_overrides(task)
         if not own:
             return self.economics
-        # Only PSA samples draw economic numbers: every replicate of a sample shares them.
-        if task.sample not in self._sample_economics:
+        # Every replicate of a sample, bound or grid cell shares its economic values.
+        key = json.dumps(own, sort_keys=True, default=str)
+        if key not in self._sample_economics:
             document = apply_overrides(self.economics_document, own)
-            self._sample_economics[task.sample] = economics_from_document(
+            self._sample_economics[key] = economics_from_document(
                 document, self.economics.name, f"{self.file} (economics of {task.id})")
-        return self._sample_economics[task.sample]
+        return self._sample_economics[key]
 
     def task_table(self) -> pd.DataFrame:
         """One row per task: its identifiers and the value of every parameter column."""
@@ -200,28 +200,30 @@ def resolve_sweep_path(name_or_path: str | Path) -> Path:
                                  f"name; {fix}bundled sweeps: {', '.join(bundled) or 'none'}")])
 
 
-def load_sweep(name_or_path: str | Path, workers: int = 1, warn=None) -> SweepPlan:
+def load_sweep(name_or_path: str | Path, workers: int = 1, warn=None, samples: int | None = None,
+               seed: int | None = None) -> SweepPlan:
     """Read a sweep file, resolve its base scenario and expand and check all its tasks.
 
     Before any task is expanded, the resource guard (`sim.guard`) estimates the sweep's
     memory and time for `workers` processes: a sweep this machine cannot hold is refused,
     and `warn(text)` (if given) is told of one expected to take more than a minute.
-    Raises `ScenarioError` (naming the sweep file and key path) when anything is wrong;
-    nothing is written.
+    `samples` and `seed` (from `--samples`, `--seed`) replace the PSA's sample count and
+    the sweep's seed. Raises `ScenarioError` (naming the sweep file and key path) when
+    anything is wrong; nothing is written.
     """
     file = resolve_sweep_path(name_or_path)
-    spec = read_sweep_file(file)
+    spec = _with_command_line(read_sweep_file(file), file, samples, seed)
     base = _load_base(spec, file)
     _guard_resources(spec, base, file, workers, warn)
     seed = spec.seed if spec.seed is not None else base.scenario.settings.seed
     document = base.document
     where = str(file)
     economics, economics_document = _economics(spec, file, base)
-    grid = _grid_parameters(spec, document, where)
-    one_way = _one_way_parameters(spec, document, where, grid)
-    _check_values(spec, document, base, where, grid, one_way)
-    # The PSA may also draw the economic setting's numbers (paths economics.*).
+    # vary, one_way and the PSA may also set the economic setting's numbers (paths economics.*).
     drawable = document if economics_document is None else {**document, ECONOMICS: economics_document}
+    grid = _grid_parameters(spec, drawable, where)
+    one_way = _one_way_parameters(spec, drawable, where, grid)
+    _check_values(spec, drawable, base, where, grid, one_way)
     design = None
     if spec.psa is not None:
         held = [p.path for p in (*grid.values(), *one_way.values())]
@@ -232,10 +234,57 @@ def load_sweep(name_or_path: str | Path, workers: int = 1, warn=None) -> SweepPl
     name = spec.name or file.stem
     plan = SweepPlan(name, spec.description or "", file, spec, base, document, seed, spec.replicates,
                      tuple(tasks), tuple(columns), design,
-                     _hash(spec, document, seed, _without_text(economics_document) if economics else None),
+                     _hash(spec, document, seed, _without_text(economics_document) if economics else None,
+                           design.calibrated.hash if design is not None and design.calibrated is not None else None),
                      economics, economics_document)
     _check_economics(plan)
+    _check_report(spec, plan)
     return plan
+
+
+_REPORTED = ("returned_to_topical_ever", "on_topical_at_horizon", "in_supportive_care_at_horizon",
+             "on_systemic_at_horizon", "lost_to_followup", "died", "responded_ever", "lines_used_mean",
+             "episodes_mean", "relapses_mean", "months_systemic_mean", "months_topical_mean",
+             "months_supportive_care_mean", "median_months_to_first_response", "first_line_drug_survival_12m",
+             "first_line_drug_survival_24m", "first_line_drug_survival_36m",
+             "first_line_median_drug_survival_months")
+_ECONOMIC_REPORTED = ("cost", "qalys", "nmb", "incremental_cost", "incremental_qalys", "incremental_nmb", "icer")
+
+
+def _check_report(spec: SweepSpec, plan: SweepPlan) -> None:
+    """The `report:` block names metrics the summaries hold and a strategy of the scenario."""
+    if spec.report is None:
+        return
+    problems, file = [], str(plan.file)
+    known = (*_REPORTED, *(_ECONOMIC_REPORTED if plan.economics is not None else ()))
+    for i, metric in enumerate(spec.report.metrics or []):
+        if metric in _ECONOMIC_REPORTED and plan.economics is None:
+            problems.append(Problem(file, f"report.metrics[{i}]", f"'{metric}' needs an economic setting; add "
+                                    "economics: (uk_nhs, us_payer or a file) to the sweep file"))
+        elif metric not in known:
+            problems.append(Problem(file, f"report.metrics[{i}]", f"unknown metric '{metric}'"
+                                    f"{suggest(metric, known)}; known: {', '.join(known)}"))
+    strategies = list(plan.base.scenario.strategies)
+    if spec.report.reference is not None and spec.report.reference not in strategies:
+        problems.append(Problem(file, "report.reference", f"no strategy '{spec.report.reference}'"
+                                f"{suggest(spec.report.reference, strategies)}; strategies: {', '.join(strategies)}"))
+    if spec.report.willingness_to_pay is not None and plan.economics is None:
+        problems.append(Problem(file, "report.willingness_to_pay", "needs an economic setting; add economics: "
+                                "to the sweep file"))
+    if problems:
+        raise ScenarioError(problems)
+
+
+def _with_command_line(spec: SweepSpec, file: Path, samples: int | None, seed: int | None) -> SweepSpec:
+    """The sweep with `--samples` (the PSA's sample count) and `--seed` written in."""
+    if samples is not None:
+        if spec.psa is None:
+            raise ScenarioError([Problem(str(file), "psa", "--samples sets the PSA's sample count, but this sweep "
+                                         "has no psa: block; drop --samples or add psa:")])
+        spec = spec.model_copy(update={"psa": spec.psa.model_copy(update={"samples": samples})})
+    if seed is not None:
+        spec = spec.model_copy(update={"seed": seed})
+    return spec
 
 
 def sweep_size(spec: SweepSpec) -> dict[str, int]:
@@ -296,9 +345,13 @@ def _check_economics(plan: SweepPlan) -> None:
         try:
             plan.economics_for(task)
         except ScenarioError as exc:
-            problems.append(Problem(str(plan.file), "psa", f"sample {task.sample} draws values the economic "
-                                    f"setting refuses: economics.{exc.problems[0].path}: {exc.problems[0].message}; "
-                                    "narrow the distribution in psa.parameters"))
+            refused = f"economics.{exc.problems[0].path}: {exc.problems[0].message}"
+            if task.analysis == "psa":
+                problems.append(Problem(str(plan.file), "psa", f"sample {task.sample} draws values the economic "
+                                        f"setting refuses: {refused}; narrow the distribution in psa.parameters"))
+            else:
+                problems.append(Problem(str(plan.file), task.analysis if task.analysis == "one_way" else "vary",
+                                        f"{task.describe()} is refused by the economic setting: {refused}"))
             if len(problems) >= _MAX_SAMPLE_PROBLEMS:
                 break
     if problems:
@@ -314,7 +367,7 @@ def _economics(spec: SweepSpec, file: Path, base: LoadedScenario):
     try:
         path = economics_path(name)
         treatments = {n: list(t.adverse_events) for n, t in base.scenario.treatments.items()}
-        return load_economics(str(path), treatments), read_yaml(path) or {}
+        return load_economics(str(path), treatments), economics_document(str(path))[0]
     except ScenarioError as exc:
         raise ScenarioError([Problem(str(file), "economics", f"{p.file}: {p.path}: {p.message}" if p.path
                                      else p.message) for p in exc.problems]) from None
@@ -386,8 +439,22 @@ def _value_problems(parameter: Parameter, value: Any, where: str, document: dict
         overrides = [(parameter.path, document_value(parameter, value))]
     except PathError as exc:
         return [Problem(file, where, str(exc))]
-    message = _refusal(document, overrides, base, file)
+    if parameter.path[:1] == (ECONOMICS,):
+        message = _economics_refusal(document[ECONOMICS], [(parameter.path[1:], overrides[0][1])])
+    else:
+        scenario = {key: value for key, value in document.items() if key != ECONOMICS}
+        message = _refusal(scenario, overrides, base, file)
     return [] if message is None else [Problem(file, where, message)]
+
+
+def _economics_refusal(document: dict, overrides: list) -> str | None:
+    """Return why the economic setting refuses `document` with `overrides` (paths without
+    `economics`), or None if it is valid."""
+    try:
+        economics_from_document(apply_overrides(document, overrides), "check", "economics")
+        return None
+    except ScenarioError as exc:
+        return "; ".join(f"economics.{p.path}: {p.message}" if p.path else p.message for p in exc.problems)
 
 
 def _refusal(document: dict, overrides: list, base: LoadedScenario, file: str) -> str | None:
@@ -478,6 +545,9 @@ def _columns(spec: SweepSpec, document: dict, grid: dict, one_way: dict,
         for shares in design.shares:
             for name in shares.columns():
                 columns.append(ParameterColumn(name, name, "", "psa", True, shares.describe(), shares.source))
+        for parameter in design.calibrated.parameters if design.calibrated is not None else ():
+            columns.append(ParameterColumn(parameter.column, parameter.text, parameter.unit, "psa", True,
+                                           "calibrated", design.calibrated.description))
     return columns
 
 
@@ -543,6 +613,8 @@ def _point_values(document: dict, one_way: dict, design: PsaDesign | None) -> di
         for shares in design.shares:
             node = get_path(document, shares.parameter.path) or {}
             values.update(zip(shares.columns(), _point_shares(node, shares.parts)))
+        for parameter in design.calibrated.parameters if design.calibrated is not None else ():
+            values[parameter.column] = numeric_value(parameter, get_path(document, parameter.path))
     return values
 
 
@@ -561,7 +633,8 @@ def _point_shares(node: dict, parts: tuple[str, ...]) -> list[float]:
 # ---------------------------------------------------------------------- hash
 
 
-def _hash(spec: SweepSpec, document: dict, seed: int, economics: dict | None = None) -> str:
+def _hash(spec: SweepSpec, document: dict, seed: int, economics: dict | None = None,
+          calibrated: str | None = None) -> str:
     """Return the SHA-256 of what decides the sweep's results (not its texts or sources)."""
     from sim import RESULTS_VERSION
 
@@ -569,11 +642,14 @@ def _hash(spec: SweepSpec, document: dict, seed: int, economics: dict | None = N
         "format": PLAN_FORMAT,
         "results_version": RESULTS_VERSION,
         "base": _without_text(document),
-        "sweep": _without_text(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
+        "sweep": _without_text(spec.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                               exclude={"report"})),
         "seed": seed,
     }
     if economics is not None:
         content["economics"] = economics
+    if calibrated is not None:
+        content["calibrated_sets"] = calibrated
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

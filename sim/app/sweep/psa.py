@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import special
@@ -36,6 +37,9 @@ from scipy import special
 from sim.loader import Problem, ScenarioError
 from sim.app.sweep.parameters import Parameter, PathError, document_value, get_path, locate, split_path
 from sim.app.sweep.spec import DrawSpec, PsaSpec
+
+if TYPE_CHECKING:
+    from sim.app.calibrated_sets import CalibratedSets
 
 PSA_STREAM = 0x505341  # "PSA": keeps parameter draws apart from the patients' random streams
 _EXCLUDED_ROOTS = ("targets", "settings")
@@ -125,6 +129,7 @@ class PsaDesign:
     cholesky: tuple[tuple[float, ...], ...] | None
     seed: int
     samples: int
+    calibrated: CalibratedSets | None = None  # accepted sets of a calibration, one drawn whole per sample
 
     @property
     def dimension(self) -> int:
@@ -156,6 +161,8 @@ class PsaDesign:
             total = gammas.sum()
             proportions = gammas / total if total > 0 else np.full(width, 1 / width)
             values.update(zip(shares.columns(), proportions.tolist()))
+        if self.calibrated is not None:
+            values.update(self.calibrated.values(self.seed, PSA_STREAM, sample))
         return values
 
     def overrides(self, sample: int) -> list[tuple[tuple, Any]]:
@@ -165,6 +172,8 @@ class PsaDesign:
         for shares in self.shares:
             for part, column in zip(shares.parts, shares.columns()):
                 pairs.append(((*shares.parameter.path, part), values[column]))
+        for parameter in self.calibrated.parameters if self.calibrated is not None else ():
+            pairs.append((parameter.path, document_value(parameter, values[parameter.column])))
         return pairs
 
 
@@ -176,6 +185,9 @@ def build_design(spec: PsaSpec, document: dict, held: Iterable[tuple], seed: int
     """
     held = [tuple(h) for h in held]
     problems: list[Problem] = []
+    calibrated = calibrated_sets(spec, document, held, file)
+    if calibrated is not None:
+        held = [*held, *(p.path for p in calibrated.parameters)]
     declared_draws, declared_shares = _declared(spec, document, held, file, problems)
     declared_paths = [p.path for d in declared_draws for p in d.parameters]
     declared_paths += [s.parameter.path for s in declared_shares]
@@ -188,10 +200,26 @@ def build_design(spec: PsaSpec, document: dict, held: Iterable[tuple], seed: int
     cholesky = _cholesky(spec, draws, shares, document, file, problems)
     if problems:
         raise ScenarioError(problems)
-    if not draws and not shares:
+    if not draws and not shares and calibrated is None:
         raise ScenarioError([Problem(file, "psa", "nothing is uncertain: the base scenario has no counts "
                                      "and psa.parameters declares no distribution")])
-    return PsaDesign(tuple(draws), tuple(shares), cholesky, seed, spec.samples)
+    return PsaDesign(tuple(draws), tuple(shares), cholesky, seed, spec.samples, calibrated)
+
+
+def calibrated_sets(spec: PsaSpec, document: dict, held: list[tuple], file: str) -> CalibratedSets | None:
+    """The accepted sets `psa.calibrated` names (beside the sweep file, else from the working
+    directory), checked against the base scenario and the grid; None without it."""
+    if spec.calibrated is None:
+        return None
+    from sim.app.calibrated_sets import read_calibrated_sets  # it reads key paths with this package's parameters
+
+    beside = Path(file).parent / spec.calibrated
+    sets = read_calibrated_sets(beside if beside.is_dir() else Path(spec.calibrated), document, file)
+    for parameter in sets.parameters:
+        if _overlaps(parameter.path, held):
+            raise ScenarioError([Problem(file, "psa.calibrated", f"{parameter.text} is calibrated and also set by "
+                                         "vary or one_way; a parameter is either fixed or drawn")])
+    return sets
 
 
 def _overlaps(path: tuple, others: Iterable[tuple]) -> bool:

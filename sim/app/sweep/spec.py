@@ -12,6 +12,8 @@ A sweep names a `base` scenario and says what to change in it:
   which adds mean costs and QALYs per strategy to the summaries (and, for a PSA, the
   cost-effectiveness plane, acceptability curves and EVPI to the report); a PSA may
   draw its numbers too, under key paths starting with `economics.`;
+- `report`: which metrics the report's grid, tornado and PSA figures show, and the
+  willingness to pay and reference strategy of NMB and increments;
 - `replicates` and `seed`.
 
 Every block may carry a `source:` (a publication, or `assumption: <rationale>`).
@@ -26,7 +28,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from sim.loader import Problem, ScenarioError, format_key_path, read_yaml
+from sim.loader import Problem, ScenarioError, bundled_dir, format_key_path, read_with_extends
 from sim.schema import Source, Strict
 from sim.units import DurationError, parse_duration
 
@@ -188,15 +190,31 @@ class PsaSpec(Strict):
     Beta(events + ½, n − events + ½), every set of shares written as counts (fates at the
     end of a course, covariate levels, first-line choice) from Dirichlet(events + ½), and
     every rate written as counts from Gamma(events + ½, 1/person_years). `exclude` lists
-    key paths (and everything under them) kept at their point estimates.
+    key paths (and everything under them) kept at their point estimates. `calibrated`
+    names the output directory of a Bayesian calibration (`adpath calibrate`, method
+    `sir`; relative to the sweep file or the working directory): each sample takes one
+    of its accepted parameter sets whole (see `sim.app.calibrated_sets`).
     """
 
     samples: int = Field(ge=1)
+    calibrated: str | None = None
     counts: bool = True
     exclude: list[str] = []
     parameters: dict[str, DrawSpec] = {}
     correlations: list[CorrelationSpec] = []
     source: Source | None = None
+
+
+class ReportSpec(Strict):
+    """What the sweep report shows: `metrics` (summary metric names, or with an economic
+    setting `cost`, `qalys`, `nmb`, `incremental_cost`, `incremental_qalys`,
+    `incremental_nmb`, `icer`), the `willingness_to_pay` of NMB (money per QALY; default
+    the setting's first) and the `reference` strategy of increments (default the first).
+    It does not change the results, so it is not part of the sweep's hash."""
+
+    metrics: list[str] | None = Field(default=None, min_length=1)
+    willingness_to_pay: float | None = Field(default=None, ge=0)
+    reference: str | None = None
 
 
 class SweepSpec(Strict):
@@ -209,6 +227,7 @@ class SweepSpec(Strict):
     one_way: dict[str, OneWaySpec] = {}
     psa: PsaSpec | None = None
     economics: str | None = None
+    report: ReportSpec | None = None
     replicates: int = Field(default=1, ge=1)
     seed: int | None = Field(default=None, ge=0)
     source: Source | None = None
@@ -222,21 +241,41 @@ class SweepSpec(Strict):
 
 
 def read_sweep_file(path: Path) -> SweepSpec:
-    """Read and check a sweep file's structure; raise `ScenarioError` naming file and key path."""
-    document = read_yaml(path)
-    if not isinstance(document, dict):
-        raise ScenarioError([Problem(str(path), "",
-                                     "a sweep file is a mapping with base:, and vary:, one_way: or psa:")])
+    """Read and check a sweep file's structure; raise `ScenarioError` naming file and key path.
+
+    `extends: modern_psa` (a bundled sweep, or a file beside this one) inherits the whole
+    sweep; this file's keys then override it (mappings merge key by key) and `null`
+    removes one (`vary: {settings.patients: null}`, `psa: null`). A relative `base:` or
+    `economics:` path is read from the file that wrote it; the name is this file's own.
+    """
+    document, origins, removed = read_with_extends(path, bundled_dir() / "sweeps", "sweep")
+    document = _inherited_paths(document, origins, path)
     try:
         spec = SweepSpec.model_validate(document)
     except ValidationError as exc:
-        raise ScenarioError(_problems(exc, str(path))) from None
+        raise ScenarioError(_problems(exc, str(path), origins, removed)) from None
     if not (spec.vary or spec.one_way or spec.psa):
         raise ScenarioError([Problem(str(path), "", "the sweep changes nothing: add vary:, one_way: or psa:")])
     return spec
 
 
-def _problems(exc: ValidationError, file: str) -> list[Problem]:
+def _inherited_paths(document: dict, origins: dict, path: Path) -> dict:
+    """`base:` and `economics:` paths as the file that wrote them meant them; no inherited name."""
+    document = dict(document)
+    for key in ("base", "economics"):
+        declared = origins.get((key,))
+        value = document.get(key)
+        if declared not in (None, str(path)) and isinstance(value, str):
+            beside = Path(declared).parent / value
+            if beside.is_file():
+                document[key] = str(beside.resolve())
+    if origins.get(("name",)) not in (None, str(path)):
+        document.pop("name", None)
+    return document
+
+
+def _problems(exc: ValidationError, file: str, origins: dict | None = None,
+              removed: dict | None = None) -> list[Problem]:
     problems = []
     for error in exc.errors():
         loc = [element for element in error["loc"] if not _is_union_tag(element)]
@@ -246,10 +285,22 @@ def _problems(exc: ValidationError, file: str) -> list[Problem]:
         plain_input = "input" in error and not isinstance(error["input"], dict)
         if error["type"] not in ("unknown_key", "missing") and plain_input:
             message += f" (got {error['input']!r})"
+        where = _declared_in(tuple(loc), origins or {}, file)
         if error["type"] == "missing":
             message = "this key is required; add it"
-        problems.append(Problem(file, format_key_path(tuple(loc)), message))
+            if removed and tuple(loc) in removed:
+                where = removed[tuple(loc)]
+                message = ("this key is required, but null here removes the inherited value; give a value "
+                           "instead (or drop the line to keep the parent's)")
+        problems.append(Problem(where, format_key_path(tuple(loc)), message))
     return list(dict.fromkeys(problems))
+
+
+def _declared_in(key_path: tuple, origins: dict, default: str) -> str:
+    for length in range(len(key_path), 0, -1):
+        if key_path[:length] in origins:
+            return origins[key_path[:length]]
+    return default
 
 
 def _is_union_tag(element) -> bool:

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.loader import Problem, ScenarioError
-from sim.app.outputs import PACKAGES, scenario_hash
+from sim.app.outputs import PACKAGES, rebuild_report, restore_abandoned, scenario_hash
 from sim.runner import RunTables
 from sim.app.sweep.plan import SweepPlan, SweepTask, resolved_sweep
 from sim.app.sweep.worker import TaskResult
@@ -78,6 +78,7 @@ class SweepStore:
     def open(cls, directory: str | os.PathLike, plan: SweepPlan, keep_tables: bool = False) -> SweepStore:
         """Open (or create) `directory` for `plan`; refuse it if it holds other results."""
         directory = Path(directory)
+        restore_abandoned(directory)
         _refuse_foreign(directory, plan)
         directory.mkdir(parents=True, exist_ok=True)
         store = cls(directory, plan, keep_tables, _take_lock(directory))
@@ -154,7 +155,7 @@ class SweepStore:
     def _begin_session(self) -> None:
         path = self.directory / MANIFEST
         if path.is_file():
-            self.manifest = json.loads(path.read_text(encoding="utf-8"))
+            self.manifest = read_manifest(self.directory)
         else:
             self.manifest = _new_manifest(self.plan)
             self._write_parquet(self.directory / TASKS, pa.Table.from_pandas(self.plan.task_table(),
@@ -189,6 +190,36 @@ class SweepStore:
                     handle.write(b"\n")
 
 
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The sweep.json of `directory`; a `ScenarioError` naming it if it is damaged (not a JSON object)."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("sessions", []), list):
+        what = f"is not valid JSON ({manifest})" if isinstance(manifest, Exception) else "is not a sweep manifest"
+        raise ScenarioError([Problem(str(path), "", f"{what}: the directory's record of its sweep is damaged; "
+                                     "delete the directory to start the sweep over, or choose another --out")])
+    return manifest
+
+
+def write_sweep_report(directory: str | os.PathLike, svg: bool = False) -> Path:
+    """Build the sweep report of `directory` (`analysis.sweep_report.build_sweep_report`) in a
+    staged copy that replaces it whole, holding the sweep's lock; return report.html's path.
+
+    A build killed midway leaves the earlier report, figures and tables as they were.
+    """
+    import analysis.sweep_report
+
+    directory = Path(directory)
+    lock = _take_lock(directory)
+    try:
+        return rebuild_report(directory, lambda staging: analysis.sweep_report.build_sweep_report(staging, svg=svg))
+    finally:
+        lock.close()
+
+
 def read_log(directory: str | os.PathLike) -> list[dict]:
     """Return the events of a sweep's log; a line cut short by a crash is skipped."""
     path = Path(directory) / LOG
@@ -212,7 +243,7 @@ def _refuse_foreign(directory: Path, plan: SweepPlan) -> None:
             raise ScenarioError([Problem(str(directory), "", "this directory holds other files, not a sweep's "
                                          "results; choose another --out")])
         return
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(directory)
     if manifest.get("sweep_hash") == plan.hash:
         return
     changes = _differences(manifest.get("resolved", {}), resolved_sweep(plan))

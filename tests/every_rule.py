@@ -1,4 +1,6 @@
-"""Scenarios for the engine tests: one that uses every rule both engines share."""
+"""A scenario for the engine tests that uses every rule both engines share."""
+
+import functools
 
 # Every clinical rule except limited capacity: covariates (numeric, yes/no, categorical)
 # with eligibility and response modifiers, line modifiers, arrivals, per-patient
@@ -6,7 +8,7 @@
 # loss of response, stopping and non-stopping adverse events (two with the same onset),
 # a treatment's own relapse, after-failure-of, an age group nobody has, drawn first lines,
 # retreat / next_line / retreat_only, bridges, flares in every state, an unlimited
-# resource, and a drug re-treated so often that its numbers go beyond the pre-drawn block.
+# resource, and a drug re-treated many times (occurrences of its numbers beyond the first few).
 EVERY_RULE = """
 name: every_rule
 description: Every clinical rule the engines share, on a small population.
@@ -100,3 +102,14 @@ strategies:
     treat_to_target: {assess_at: {dist: fixed, value: 12 weeks}}
     bridge: [drug_b]
 """
+
+
+@functools.cache
+def scenario_file(name: str, directory: str) -> str:
+    """The bundled scenario `name`, or for "every_rule" the path of EVERY_RULE written into `directory`."""
+    if name != "every_rule":
+        return name
+    path = f"{directory}/every_rule.yaml"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(EVERY_RULE)
+    return path
