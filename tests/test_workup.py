@@ -49,7 +49,8 @@ def test_share_diverted_and_still_in_workup_match_their_closed_forms(tables):
     for strategy, p in tables.patients.groupby("strategy", observed=True):
         diverted = int(diverted_by_workup(p).sum())
         assert _within_4_se(diverted, len(p), FOUND * stays), (strategy, diverted / len(p))
-        still = int(((p["episodes"] == 0) & p["months_to_first_topical"].isna() & (p["follow_up_months"] <= DURATION_MONTHS)).sum())
+        never_treated = (p["episodes"] == 0) & p["months_to_first_topical"].isna()
+        still = int((never_treated & (p["follow_up_months"] <= DURATION_MONTHS)).sum())
         assert _within_4_se(still, len(p), 1 - stays), (strategy, still / len(p))
         observed_to_end = p["follow_up_months"] >= p["follow_up_months"].max()
         assert (p.loc[diverted_by_workup(p) & observed_to_end, "final_state"].astype(str) == "diverted").all()
