@@ -278,6 +278,11 @@ def _gaps(course: _Episodes, patients):
     tail_state = np.where(course.remission[tail], "topical",
                           np.where(waiting[tail_rows], "uncontrolled_on_systemic", "supportive_care"))
     without = np.setdiff1d(np.arange(len(patients)), rows)
+    # Diverted by the work-up at entry: uncontrolled during it, then on topical therapy.
+    back_at = patients["months_to_first_topical"].to_numpy(float) if "months_to_first_topical" in patients \
+        else np.full(len(patients), np.nan)
+    diverted = without[~np.isnan(back_at[without])]
+    without = without[np.isnan(back_at[without])]
     without_state = np.where(waiting[without], "uncontrolled_on_systemic", "supportive_care")
     return [
         (rows[after_remission], gap_start[after_remission], start[after_remission], "topical"),
@@ -286,6 +291,8 @@ def _gaps(course: _Episodes, patients):
           for s in ("topical", "uncontrolled_on_systemic", "supportive_care")],
         *[(without[without_state == s], np.zeros((without_state == s).sum()), follow_up[without[without_state == s]], s)
           for s in ("uncontrolled_on_systemic", "supportive_care")],
+        (diverted, np.zeros(diverted.size), back_at[diverted], "uncontrolled_on_systemic"),
+        (diverted, back_at[diverted], follow_up[diverted], "topical"),
     ]
 
 

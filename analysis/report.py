@@ -36,7 +36,7 @@ from analysis.outcomes import (
     topical_return,
     topical_return_at_horizon,
 )
-from analysis.report_sections import care_section, economics_section, validation_section
+from analysis.report_sections import care_section, economics_section, validation_section, workup_section
 from analysis.plots import (
     discontinuation_plot_times,
     plot_discontinuation_reasons,
@@ -95,7 +95,7 @@ def build_report(run_dir: str | os.PathLike, svg: bool = False, summary: pd.Data
     figures = _figures(run, context, svg, shared)
     extra_sections = []
     pathway_html = _pathway_figure(run, context, svg)
-    for section in (care_section, validation_section, economics_section):
+    for section in (care_section, workup_section, validation_section, economics_section):
         html_part, _, section_tables = section(run, context, _renderer(run.run_dir, svg))
         extra_sections.append(html_part)
         tables += section_tables

@@ -372,3 +372,46 @@ def _plot_validation(table: pd.DataFrame, tolerance: float):
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Published drug survival", ylabel="Simulated drug survival")
         ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+def diverted_by_workup(patients: pd.DataFrame) -> np.ndarray:
+    """Which patients the work-up at entry diverted: back on topical therapy (a first return
+    to topical) without a single systemic episode, whatever happened after (loss, death)."""
+    return (patients["episodes"].to_numpy() == 0) & patients["months_to_first_topical"].notna().to_numpy()
+
+
+def workup_section(run, context, render) -> tuple[str, list, list]:
+    """How many patients the work-up at entry diverted per strategy (empty without a work-up)."""
+    from analysis.report import ReportTable
+    from analysis.report import percent_text as _percent
+
+    workup = (run.manifest.get("scenario") or {}).get("workup")
+    patients = run.patients
+    diverted = diverted_by_workup(patients)
+    if not workup and not diverted.any():
+        return "", [], []
+    rows, records = [], []
+    strategy = patients["strategy"].astype(object).to_numpy()
+    for s in context.strategies:
+        mine = strategy == s
+        n, k = int(mine.sum()), int((diverted & mine).sum())
+        low, high = (float(v) for v in wilson_interval(k, n)) if n else (math.nan, math.nan)
+        share = k / n if n else math.nan
+        records.append({"strategy": s, "patients": n, "diverted": k, "diverted_share": share,
+                        "diverted_low": low, "diverted_high": high})
+        rows.append([escape(context.labels[s]), f"{k:,} of {n:,}", _percent(share, low, high)])
+    found = (workup or {}).get("found")
+    found_text = ""
+    if isinstance(found, dict) and "p" in found:
+        found_text = f" The scenario's share in whom a factor is found is {float(found['p']):.0%}."
+    html = ("<h2>Work-up at entry</h2>"
+            + html_table(["Strategy", "Diverted by the work-up", "Share (95% CI)"], rows, [False, True, True])
+            + '<p class="muted">Before a systemic drug, treatable exacerbating factors are excluded '
+              "(non-adherence to topical therapy, secondary infection, contact allergy to topical "
+              "treatments). Diverted: a factor was found and treated, and the patient went back to "
+              "topical therapy without a systemic drug (counted whatever happened after: loss to "
+              "follow-up or death). The work-up comes before any strategy differs, so the same patients "
+              "are diverted under every strategy; patients whose observation ended during the work-up "
+              f"are not counted (Wilson 95% intervals).{escape(found_text)}</p>")
+    return html, [], [ReportTable("workup_diverted", "Patients diverted by the work-up at entry, by strategy.",
+                                  pd.DataFrame(records))]

@@ -10,6 +10,8 @@ The state timeline is rebuilt from the tables (see ``sim/tables.py``):
 - after the last episode: ``topical`` if it ended in remission, the same systemic line
   if it was still running at the horizon, ``lost_to_followup`` if it ended with the
   loss, otherwise ``supportive_care`` (the strategy is exhausted);
+- a patient diverted by the work-up at entry (no episode, a return to topical therapy at
+  ``months_to_first_topical``) is ``awaiting_treatment`` until then, ``topical`` after;
 - a patient whose final state is ``lost_to_followup`` (or ``dead``) is in that state from
   ``follow_up_months`` on;
 - a patient whose observation ended before the horizon for any other reason (a personal
@@ -196,7 +198,9 @@ def _timeline(episodes: pd.DataFrame, patients: pd.DataFrame) -> _Timeline:
         {"state": tail, "start_months": stop, "stop_months": tail_stop},
         {"state": ending_state, "start_months": ending_start, "stop_months": ending_stop},
     ]
-    extra = _patients_without_episodes(row, final, follow_up, ends_early, ending, code)
+    diverted_at = patients["months_to_first_topical"].to_numpy(dtype=float) if "months_to_first_topical" in patients \
+        else np.full(len(patients), np.nan)
+    extra = _patients_without_episodes(row, final, follow_up, ends_early, ending, code, diverted_at)
     both = relapsed & ends_early_row  # supportive care, then the end of follow-up
     if both.any():
         after = {"patient_row": row[both], "state": ending[row[both]], "start_months": follow_up[row[both]],
@@ -260,8 +264,10 @@ def _in_time_order(row: np.ndarray, start: np.ndarray, number: np.ndarray) -> bo
     return bool(later.all())
 
 
-def _patients_without_episodes(row, final, follow_up, ends_early, ending, code) -> dict | None:
-    """The timeline of patients who never started a systemic treatment (None if there are none)."""
+def _patients_without_episodes(row, final, follow_up, ends_early, ending, code, diverted_at) -> dict | None:
+    """The timeline of patients who never started a systemic treatment (None if there are none).
+    A patient the work-up at entry diverted (a return to topical therapy without an episode,
+    at `diverted_at` months) awaits treatment until then and is on topical therapy after."""
     has_episode = np.zeros(len(final), dtype=bool)
     has_episode[row] = True
     without = np.flatnonzero(~has_episode)
@@ -275,11 +281,19 @@ def _patients_without_episodes(row, final, follow_up, ends_early, ending, code) 
         dtype=np.int64,
     )
     end = np.where(ends_early[without], follow_up[without], np.inf)
+    at = diverted_at[without]
+    # A final state of topical therapy or supportive care without an episode says where the
+    # patient was all along; a diverted patient's is `diverted` (or the loss, or death).
+    diverted = ~np.isnan(at) & ~np.isin(final[without], ("topical", "supportive_care"))
+    state[diverted] = code["awaiting_treatment"]
+    early = ends_early[without]
+    rows = np.concatenate([without, without[diverted], without[early]])
+    order = np.argsort(rows, kind="stable")  # each patient's segments in time order
     return {
-        "patient_row": np.concatenate([without, without[ends_early[without]]]),
-        "state": np.concatenate([state, ending[without][ends_early[without]]]),
-        "start_months": np.concatenate([np.zeros(without.size), end[ends_early[without]]]),
-        "stop_months": np.concatenate([end, np.full(ends_early[without].sum(), np.inf)]),
+        "patient_row": rows[order],
+        "state": np.concatenate([state, np.full(diverted.sum(), code["topical"]), ending[without][early]])[order],
+        "start_months": np.concatenate([np.zeros(without.size), at[diverted], end[early]])[order],
+        "stop_months": np.concatenate([np.where(diverted, at, end), end[diverted], np.full(early.sum(), np.inf)])[order],
     }
 
 

@@ -88,6 +88,14 @@ class Relapse:
 
 
 @dataclass(frozen=True)
+class Workup:
+    """The work-up at entry: the share diverted back to topical therapy and its duration (months)."""
+
+    found_probability: float
+    duration: d.Distribution
+
+
+@dataclass(frozen=True)
 class Treatment:
     """One treatment of the scenario, as numbers (times in months)."""
 
@@ -173,6 +181,7 @@ class Model:
     capacities: dict | None = None
     mortality: object = None          # sim.mortality.LifeTable
     age_covariate: str | None = None
+    workup: Workup | None = None
 
     @property
     def limited_resources(self) -> dict:
@@ -213,6 +222,8 @@ def compile_model(scenario: Scenario, name: str) -> Model:
         mortality=_life_table(scenario),
         age_covariate=scenario.mortality.age_covariate if scenario.mortality else None,
         capacities={name: (None if r.capacity == "unlimited" else r.capacity) for name, r in scenario.resources.items()},
+        workup=None if scenario.workup is None else Workup(scenario.workup.found.value,
+                                                           distribution(scenario.workup.duration)),
     )
 
 

@@ -554,6 +554,19 @@ class PopulationSpec(Strict):
     source: Source | None = None
 
 
+class WorkupSpec(Strict):
+    """The work-up at entry (source document 004): before a systemic drug, treatable
+    exacerbating factors are excluded (non-adherence to topical therapy, secondary
+    infection, contact allergy to topical treatments). `found` is the share of referred
+    patients in whom one is found and treated, who go back to topical therapy without a
+    systemic drug; `duration` how long the work-up takes (a duration or a distribution),
+    after which the others start their first line."""
+
+    found: Probability
+    duration: DistributionSpec
+    source: Source | None = None
+
+
 class MortalitySpec(Strict):
     """Background mortality: a life table (CSV with columns age, qx; path relative to the
     file that declares it) applied to the patient's age (a numeric covariate, in years)."""
@@ -673,6 +686,7 @@ class Scenario(Strict):
     strategies: dict[str, StrategySpec] = Field(min_length=1)
     relapse: RelapseSpec | None = None
     loss_to_followup: DistributionSpec | None = None
+    workup: WorkupSpec | None = None
     rescue: RescueSpec | None = None
     resources: dict[str, ResourceSpec] = {}
     mortality: MortalitySpec | None = None

@@ -27,7 +27,10 @@ CENSORING_REASONS = ("lost_to_followup", "horizon", "death")
 FAILURE_REASONS = ("nonresponse", "adverse_event", "loss_of_response")
 
 #: Where a patient is at the end of observation.
-FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead")
+#: "waiting": for a limited resource, or still in the work-up when observation ended;
+#: "diverted": the work-up at entry found and treated an exacerbating factor, and the
+#: patient went back to topical therapy without a systemic drug (see `workup:`).
+FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead", "diverted")
 
 #: The disease states in which flares happen and corticosteroid bursts are given.
 FLARE_STATES = ("topical", "uncontrolled", "controlled", "supportive_care")
@@ -97,12 +100,12 @@ PATIENT_COLUMNS = {
     # ... then one column per covariate declared in the scenario, named with its unit ...
     "final_state": "category: one of FINAL_STATES",
     "follow_up_months": "float64: months observed (horizon, end of follow-up or loss)",
-    "months_to_first_topical": "float64: months to the first return to topical; NA if never",
+    "months_to_first_topical": "float64: months to the first return to topical (a diverted patient: the end of the work-up); NA if never",
     "lines_used": "int16: distinct lines of therapy started",
     "episodes": "int16: treatment episodes started",
     "relapses": "int16: relapses from topical therapy back into the pathway",
     "months_systemic": "float64: months on systemic treatment",
-    "months_topical": "float64: months controlled on topical therapy after systemic",
+    "months_topical": "float64: months controlled on topical therapy after systemic (or after a diverting work-up)",
     "months_supportive_care": "float64: months in supportive care (strategy exhausted)",
     "months_waiting": "float64: months waiting for a limited resource",
     "entry_month": "float64: when the patient entered, months on the simulation clock",

@@ -42,7 +42,7 @@ MIN_CELL = 40  # episodes (or patients) in each run below which a share is not c
 SURVIVAL_TIMES_MONTHS = (12.0, 24.0, 36.0)
 CENSORING = ("lost_to_followup", "horizon", "death")
 REASONS = ("nonresponse", "adverse_event", "loss_of_response", "remission", "switch") + CENSORING
-FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup", "dead")
+FINAL_STATES = ("systemic", "topical", "supportive_care", "lost_to_followup", "dead", "diverted")
 
 # The capped 'continue' hand-over on bundled numbers: modern_adult with cyclosporine's
 # responders mostly meant to stay on, so that its cap (6-12 months) hands most of them

@@ -54,6 +54,7 @@ from sim.rules.reasons import (
     CONTROLLED,
     DEATH,
     DEAD,
+    DIVERTED,
     FLARE,
     LOSS_OF_RESPONSE,
     LOST_TO_FOLLOWUP,
@@ -65,10 +66,12 @@ from sim.rules.reasons import (
     SUPPORTIVE_CARE,
     TOPICAL,
     UNCONTROLLED,
+    WAITING,
     WAS_LOST,
 )
 from sim.rules.relapse import may_retreat, relapse_after
 from sim.rules.response import modified_response, responds
+from sim.rules.workup import GOES_ON, STILL_IN_WORKUP, workup_months, workup_outcome
 
 MAX_TREATMENTS = 63  # treatments are bits of one 64-bit word in the eligibility sets
 CACHED_OCCURRENCES = 4  # episode plans kept per drug for reuse across strategies
@@ -138,7 +141,8 @@ def simulate_samples(m, seeds, replicate, first_patient, count, begin_sample, be
             m.relapse_time[k], m.rescue_response[k], m.rescue_rebound[k], m.rescue_onset[k], m.flare_rates[k],
             m.lays_flares[k], m.horizon[k], m.follow_up[k], m.arrival[k], m.loss_to_followup[k],
             m.age_limit_months[k], m.age_limit_covariate[k], m.mortality_covariate[k], m.mortality_knots[k],
-            m.mortality_cumulative[k], m.mortality_hazards[k], m.distributions[k], m.gamma_tables, m.empirical,
+            m.mortality_cumulative[k], m.mortality_hazards[k], m.workup_found[k], m.workup_duration[k],
+            m.distributions[k], m.gamma_tables, m.empirical,
             seeds[k], replicate, first_patient, count, start, covariates[k], k * strategies, ep_i, ep_f, ae_i, ae_f,
             b_i, b_f, pat_i, pat_f, counts, status)
         if status[S_CODE] != DONE:
@@ -155,7 +159,8 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
             draws_first_line, retreats, retreat_allowed, bridged, target_assess, relapse_probability, relapse_time,
             rescue_response, rescue_rebound, rescue_onset, flare_rates, lays, horizon, follow_up, arrival,
             loss_to_followup, age_limit_months, age_limit_covariate, mortality_covariate, mortality_knots,
-            mortality_cumulative, mortality_hazards, distributions, gamma_tables, empirical, seed, replicate,
+            mortality_cumulative, mortality_hazards, workup_found, workup_duration, distributions, gamma_tables,
+            empirical, seed, replicate,
             first_patient, count, begin, covariates, region, ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f, counts,
             status):
     """One sample's patients `begin .. count-1` (the fields of `sim.engine.compiled_model.Packed`,
@@ -367,6 +372,14 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         end, reason = observation_end(horizon, followed, to_limit, death, lost)
         return entry, end, reason
 
+    def work_up(patient, end):
+        # The work-up at entry (`sim.rules.workup`): (months observed in it, outcome); (0, GOES_ON) without one.
+        if workup_duration < 0:
+            return 0.0, GOES_ON
+        duration = draw(patient, workup_duration, P.WORKUP_TIME, 0, 0)
+        u = uniform(seed, replicate, patient, P.WORKUP_FINDS, 0, 0)
+        return workup_months(duration, end), workup_outcome(u, workup_found, duration, end)
+
     def segment(n, start, stop, state):
         segments[n, 0], segments[n, 1], segments[n, 2] = start, stop, state
         return n + 1
@@ -434,8 +447,36 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                 return True
         return False
 
-    def trajectory(patient, i, s, u_first, entry, end, censor, allowed):
-        # One patient's trajectory under strategy `s`: its rows; DONE or the runaway code.
+    def without_systemic(patient, i, s, outcome, workup, entry, end, censor):
+        # The rows of a patient whose work-up ended the trajectory: diverted back to topical
+        # therapy at `workup` months, or still in the work-up when observation ended.
+        g = region + s
+        bursts_from = counts[g, BURSTS]
+        segment_count = segment(0, 0.0, workup, UNCONTROLLED)
+        final, first_topical, topical = WAITING, math.nan, 0.0
+        if outcome != STILL_IN_WORKUP:
+            segment_count = segment(segment_count, workup, end, TOPICAL)
+            final, first_topical, topical = DIVERTED, workup, end - workup
+        if lays and not lay_flares(patient, g, segment_count):
+            return TOO_MANY_BURSTS
+        rebounds = 0
+        for r in range(bursts_from, min(counts[g, BURSTS], b_i.shape[1])):
+            rebounds += b_i[g, r, B_REBOUND]
+        if censor == LOST_TO_FOLLOWUP:
+            final = WAS_LOST
+        elif censor == DEATH:
+            final = DEAD
+        pat_i[g, i, P_FINAL], pat_i[g, i, P_LINES], pat_i[g, i, P_EPISODES] = final, 0, 0
+        pat_i[g, i, P_RELAPSES], pat_i[g, i, P_BURSTS] = 0, counts[g, BURSTS] - bursts_from
+        pat_i[g, i, P_REBOUNDS] = rebounds
+        pat_f[g, i, P_FOLLOW_UP], pat_f[g, i, P_FIRST_TOPICAL], pat_f[g, i, P_SYSTEMIC] = end, first_topical, 0.0
+        pat_f[g, i, P_TOPICAL], pat_f[g, i, P_SUPPORTIVE], pat_f[g, i, P_ENTRY] = topical, 0.0, entry
+        pat_f[g, i, P_FIRST_CONTROL] = math.nan
+        return DONE
+
+    def trajectory(patient, i, s, u_first, entry, end, censor, allowed, workup):
+        # One patient's trajectory under strategy `s` from the end of the work-up (`workup`
+        # months after entry; 0 without one): its rows; DONE or the runaway code.
         g = region + s
         for t in range(treatments):
             line_number[t], occurrences[t] = 0, 0
@@ -448,7 +489,9 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         if draws_first_line[s]:
             first = first_line_choice(u_first, first_line_cumulative, s, line_count[s])
         to_assess = target_assess[s]
-        now = 0.0
+        now = workup
+        if lays and workup > 0.0:
+            segment_count = segment(segment_count, 0.0, workup, UNCONTROLLED)
         final = -1
         t, position = next_line(s, first, -1, failed, allowed)
         retreatment = False
@@ -563,6 +606,7 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         allowed = patient_matrices(i)
         entry, end, censor = observation(patient, i)
         u_first = uniform(seed, replicate, patient, P.FIRST_LINE, 0, 0)
+        workup, outcome = work_up(patient, end)
         for t in range(treatments):
             for o in range(CACHED_OCCURRENCES):
                 plan_i[t, o, 0] = 0
@@ -570,7 +614,10 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
             for k in range(3):
                 before[s, k] = counts[region + s, k]
         for s in range(strategies):
-            code = trajectory(patient, i, s, u_first, entry, end, censor, allowed)
+            if outcome != GOES_ON:
+                code = without_systemic(patient, i, s, outcome, workup, entry, end, censor)
+            else:
+                code = trajectory(patient, i, s, u_first, entry, end, censor, allowed, workup)
             if code != DONE:
                 _restore(counts, before, region)
                 status[S_CODE], status[S_PATIENT], status[S_STRATEGY] = code, patient, s

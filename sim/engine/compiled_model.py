@@ -95,6 +95,9 @@ class Packed(NamedTuple):
     mortality_knots: np.ndarray
     mortality_cumulative: np.ndarray
     mortality_hazards: np.ndarray
+    # the work-up at entry
+    workup_found: float            # probability a factor is found (diverted); 0 without a work-up
+    workup_duration: int           # -1: no work-up
 
 
 class _Table:
@@ -314,6 +317,8 @@ def pack(model: Model) -> Packed:
         mortality_knots=knots,
         mortality_cumulative=cumulative_hazard,
         mortality_hazards=hazards,
+        workup_found=0.0 if model.workup is None else float(model.workup.found_probability),
+        workup_duration=-1 if model.workup is None else table.add(model.workup.duration),
     )
     rows, tables, empirical = table.arrays()
     return Packed(distributions=rows, gamma_tables=tables, empirical=empirical, **packed)

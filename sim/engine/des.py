@@ -48,6 +48,7 @@ from sim.rules.reasons import (
     CONTROLLED,
     DEAD,
     DEATH,
+    DIVERTED,
     FLARE,
     LOSS_OF_RESPONSE,
     LOST_TO_FOLLOWUP,
@@ -62,6 +63,7 @@ from sim.rules.reasons import (
     WAITING,
     WAS_LOST,
 )
+from sim.rules.workup import GOES_ON, STILL_IN_WORKUP
 
 
 def _python(function):
@@ -150,16 +152,18 @@ class ChunkRules:
         probability = np.zeros((count, self.treatments))
         observation = np.zeros((count, 3))
         first_line = np.zeros((count, self.strategies), dtype=np.int64)
+        workup = np.zeros((count, 2))
         chunk_patients(m.age_allowed, m.condition_covariate, m.condition_levels, m.condition_operator,
                        m.condition_value, m.covariate_first, m.eligibility_conditions, m.eligible_first,
                        m.modifier_condition, m.modifier_odds_ratio, m.modifier_replacement, m.response,
                        m.distributions, m.gamma_tables, m.empirical, m.arrival, m.follow_up, m.age_limit_covariate,
                        m.age_limit_months, m.horizon, m.loss_to_followup, m.mortality_covariate,
                        m.mortality_cumulative, m.mortality_hazards, m.mortality_knots, m.first_line_cumulative,
-                       m.draws_first_line, m.line_count, model.seed, replicate, first_patient, x, allowed,
-                       probability, observation, first_line)
+                       m.draws_first_line, m.line_count, m.workup_found, m.workup_duration, model.seed, replicate,
+                       first_patient, x, allowed, probability, observation, first_line, workup)
         self.allowed, self.probability = allowed.tolist(), probability.tolist()
         self.observation, self.first_line = observation.tolist(), first_line.tolist()
+        self.workup = [(months, int(outcome)) for months, outcome in workup.tolist()]
         self.lines = [row[:n] for row, n in zip(m.lines.tolist(), m.line_count.tolist())]
         self.requires_failure = m.requires_failure
         self.line_modifiers = [m.line_first[t + 1] > m.line_first[t] for t in range(self.treatments)]
@@ -221,6 +225,16 @@ def trajectory(env: simpy.Environment | None, chunk: ChunkRules, s: int, i: int,
     now, final = 0.0, -1
     if env is not None and entry > 0:
         yield env.timeout(entry)
+    workup, outcome = chunk.workup[i]
+    if outcome != GOES_ON:
+        _without_systemic(chunk, patient, s, outcome, workup, entry, end, censor)
+        return
+    if workup > 0.0:
+        now = workup
+        if lays:
+            segments.append((0.0, workup, UNCONTROLLED))
+        if env is not None:
+            yield env.timeout(workup)
     t, position = _next_line(chunk, s, first, -1, failed, allowed)
     retreatment = False
     while True:
@@ -351,6 +365,30 @@ def trajectory(env: simpy.Environment | None, chunk: ChunkRules, s: int, i: int,
     chunk.records.patient_rows[s].append((
         patient, final, end, first_topical, lines_used, episodes, relapses, systemic, topical, supportive, waiting,
         entry, first_control, len(bursts), rebounds))
+
+
+def _without_systemic(chunk: ChunkRules, patient: int, s: int, outcome: int, workup: float, entry: float, end: float,
+                      censor: int) -> None:
+    """The rows of a patient whose work-up at entry ended the trajectory (`sim.rules.workup`):
+    diverted back to topical therapy at `workup` months, or still in it when observation ended."""
+    segments = [(0.0, workup, UNCONTROLLED)]
+    final, first_topical, topical = WAITING, NAN, 0.0
+    if outcome != STILL_IN_WORKUP:
+        segments.append((workup, end, TOPICAL))
+        final, first_topical, topical = DIVERTED, workup, end - workup
+    bursts = _flares(chunk, patient, s, segments) if chunk.lays_flares else []
+    if censor == LOST_TO_FOLLOWUP:
+        final = WAS_LOST
+    elif censor == DEATH:
+        final = DEAD
+    rebounds = 0
+    burst_rows = chunk.records.burst_rows[s]
+    for time, reason, state, effective, rebound in bursts:
+        burst_rows.append((patient, time, reason, state, effective, rebound))
+        rebounds += rebound
+    # A row of `records._PATIENT_FIELDS` without the strategy.
+    chunk.records.patient_rows[s].append((
+        patient, final, end, first_topical, 0, 0, 0, 0.0, topical, 0.0, 0.0, entry, NAN, len(bursts), rebounds))
 
 
 def _flares(chunk: ChunkRules, patient: int, s: int, segments: list[tuple]) -> list[tuple]:

@@ -33,6 +33,7 @@ from sim.rules.observation import observation_end
 from sim.rules.reasons import NONRESPONSE
 from sim.rules.relapse import relapse_after
 from sim.rules.response import modified_response, responds
+from sim.rules.workup import GOES_ON, workup_months, workup_outcome
 
 # Columns of a treatment's distribution rows (`rows`) and probabilities (`shares`).
 R_ASSESS, R_CAP, R_COURSE, R_LOSS, R_REASSESS = range(5)
@@ -195,12 +196,14 @@ def chunk_patients(m_age_allowed, m_condition_covariate, m_condition_levels, m_c
                    m_modifier_odds_ratio, m_modifier_replacement, m_response, m_distributions, m_gamma_tables,
                    m_empirical, m_arrival, m_follow_up, m_age_limit_covariate, m_age_limit_months, m_horizon,
                    m_loss_to_followup, m_mortality_covariate, m_mortality_cumulative, m_mortality_hazards,
-                   m_mortality_knots, m_first_line_cumulative, m_draws_first_line, m_line_count, seed, replicate,
-                   first_patient, x, allowed, probability, observation, first_line):
+                   m_mortality_knots, m_first_line_cumulative, m_draws_first_line, m_line_count, m_workup_found,
+                   m_workup_duration, seed, replicate, first_patient, x, allowed, probability, observation, first_line,
+                   workup):
     """Fill, for each patient `i` of a chunk (covariates `x[i]`): whether they may take each treatment
     and their response probability after covariate modifiers; their entry (months on the clock), end
-    of observation (months after entry) and its reason code (`observation[i]`); and the position of
-    their first line in each strategy (`first_line[i, s]`)."""
+    of observation (months after entry) and its reason code (`observation[i]`); the position of
+    their first line in each strategy (`first_line[i, s]`); and the months observed in the work-up
+    at entry with its outcome code of `sim.rules.workup` (`workup[i]`; 0, GOES_ON without one)."""
     for i in range(x.shape[0]):
         patient = first_patient + i
         for t in range(m_response.shape[0]):
@@ -239,6 +242,12 @@ def chunk_patients(m_age_allowed, m_condition_covariate, m_condition_levels, m_c
                         P.LOSS_TO_FOLLOWUP, 0, 0)
         end, reason = observation_end(m_horizon, follow_up, to_limit, death, loss)
         observation[i, 0], observation[i, 1], observation[i, 2] = entry, end, reason
+        workup[i, 0], workup[i, 1] = 0.0, GOES_ON
+        if m_workup_duration >= 0:
+            duration = draw(m_distributions, m_gamma_tables, m_empirical, m_workup_duration, seed, replicate, patient,
+                            P.WORKUP_TIME, 0, 0)
+            u = uniform(seed, replicate, patient, P.WORKUP_FINDS, 0, 0)
+            workup[i, 0], workup[i, 1] = workup_months(duration, end), workup_outcome(u, m_workup_found, duration, end)
         u_first = uniform(seed, replicate, patient, P.FIRST_LINE, 0, 0)
         for s in range(m_line_count.shape[0]):
             first_line[i, s] = 0

@@ -5,7 +5,7 @@ offset)`. A new rule takes the next free code and moves nothing else: every othe
 number of every scenario stays what it was. Never renumber or reuse a code.
 
 Occurrence and offset, by kind of draw:
-- patient draws (covariates, follow-up, loss, first line, arrival, death): occurrence
+- patient draws (covariates, follow-up, loss, first line, arrival, death, work-up): occurrence
   is the covariate number (0 for the others), offset 0;
 - episode draws (assessment ... adverse events): occurrence is the episode's occurrence
   of its drug (0 for the first course of that drug, 1 for the second ...), offset is
@@ -45,7 +45,9 @@ ADVERSE_EVENT_STOPS = 24
 FLARE_GAP = 25
 FLARE_RESPONSE = 26
 FLARE_REBOUND = 27
-# Next free code: 28.
+WORKUP_FINDS = 28
+WORKUP_TIME = 29
+# Next free code: 30.
 
 ADVERSE_EVENTS_PER_TREATMENT = 256  # offsets reserved per treatment in episode draws
 

@@ -15,6 +15,6 @@ TOPICAL, UNCONTROLLED, CONTROLLED, SUPPORTIVE_CARE = (
     FLARE_STATES.index(state) for state in ("topical", "uncontrolled", "controlled", "supportive_care"))
 BRIDGE, FLARE = BURST_REASONS.index("bridge"), BURST_REASONS.index("flare")
 
-ON_SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, WAS_LOST, WAITING, DEAD = (
+ON_SYSTEMIC, ON_TOPICAL, ON_SUPPORTIVE_CARE, WAS_LOST, WAITING, DEAD, DIVERTED = (
     FINAL_STATES.index(state) for state in (
-        "systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead"))
+        "systemic", "topical", "supportive_care", "lost_to_followup", "waiting", "dead", "diverted"))

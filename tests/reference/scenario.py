@@ -163,6 +163,16 @@ class Reference:
     life_table_qx: tuple[float, ...] | None = None  # q_x for ages 0, 1, 2, ... (years)
     mortality_age_covariate: str | None = None
     resources: dict = field(default_factory=dict)
+    workup: Workup | None = None
+
+
+@dataclass(frozen=True)
+class Workup:
+    """The work-up at entry: the chance a treatable factor is found (the patient goes back to
+    topical therapy without a systemic drug) and how long it takes (months)."""
+
+    found: float
+    duration: Distribution
 
 
 def _relapse(spec) -> Relapse | None:
@@ -267,6 +277,7 @@ def read(loaded) -> Reference:
         life_table_qx=None if s.mortality is None else _life_table(s.mortality.life_table),
         mortality_age_covariate=None if s.mortality is None else s.mortality.age_covariate,
         resources={n: r.capacity for n, r in s.resources.items()},
+        workup=None if s.workup is None else Workup(probability(s.workup.found), from_spec(s.workup.duration)),
     )
 
 

@@ -26,6 +26,12 @@ where they leave room (each reading is marked "Reading:" where it is applied):
   therapy, from which a relapse (the treatment's own `relapse` or the scenario's) brings
   the patient back: to the drug that worked (`on_relapse: retreat`, keeping its line;
   with `retreat_only`, only the drugs listed) or to the next line.
+- A `workup` at entry (before any strategy: the same for all): it lasts its `duration`;
+  with probability `found` a treatable factor is found and the patient goes back to
+  topical therapy at its end without a systemic drug, for good (final state `diverted`);
+  the others start the first line at its end. Reading: a patient whose observation ends
+  during the work-up has no episode and ends `waiting` (for systemic therapy); the time
+  in the work-up is `uncontrolled` for flares.
 - A strategy exhausted: supportive care until the end of observation.
 - Corticosteroid bursts: a bridge at the start of every episode of a bridged drug; flare
   bursts at the rate of the state the patient is in (`topical`, `uncontrolled` on a drug
@@ -59,6 +65,8 @@ class Patient:
     covariates: dict
     observed_months: float
     end_reason: str  # horizon, lost_to_followup or death
+    workup_months: float = 0.0  # how long the work-up at entry takes (0: none)
+    workup_found: bool = False  # it finds a treatable factor
 
 
 @dataclass
@@ -101,7 +109,11 @@ def draw_patient(ref: Reference, number: int, rng: np.random.Generator) -> Patie
         age = covariates[ref.mortality_age_covariate]
         ends.append((12.0 * years_to_death(age, ref.life_table_qx, rng.random()), "death"))
     observed, reason = min(ends, key=lambda e: e[0])
-    return Patient(number, covariates, max(observed, 0.0), reason)
+    patient = Patient(number, covariates, max(observed, 0.0), reason)
+    if ref.workup is not None:
+        patient.workup_found = bool(rng.random() < ref.workup.found)
+        patient.workup_months = ref.workup.duration.draw(rng)
+    return patient
 
 
 def plan_episode(t: Treatment, p_response: float, assess_at: float, to_target: bool,
@@ -195,7 +207,9 @@ class Walk:
 
     def run(self) -> None:
         """Walk the strategy from entry to the end of observation."""
-        order, position, now = self.order(), -1, 0.0
+        order, position, now = self.order(), -1, self.work_up()
+        if now is None:
+            return
         retreat = None
         while True:
             if retreat is None:
@@ -236,6 +250,24 @@ class Walk:
             only = self.strategy.retreat_only
             if self.strategy.on_relapse == "retreat" and (only is None or name in only):
                 retreat = name
+
+    def work_up(self) -> float | None:
+        """The work-up at entry: the months it takes, or None when it ends the walk (diverted to
+        topical therapy, or observation over before it ends)."""
+        if self.ref.workup is None:
+            return 0.0
+        months = self.patient.workup_months
+        if months >= self.end:
+            self.segment(0.0, self.end, "uncontrolled")
+            self.final_state = "waiting"
+            return None
+        self.segment(0.0, months, "uncontrolled")
+        if self.patient.workup_found:
+            self.first_topical = months
+            self.segment(months, self.end, "topical")
+            self.final_state = "diverted"
+            return None
+        return months
 
     def episode(self, name: str, now: float, retreatment: bool) -> tuple[float, str | None]:
         """Run one episode of `name` from `now`; return (its stop, its reason; None if censored)."""
