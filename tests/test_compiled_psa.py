@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_engine_agreement as agreement
+from every_rule import scenario_file
 
 from sim.engine import compiled
 from sim.loader import ScenarioError, load_scenario
@@ -18,7 +18,7 @@ from sim.model import compile_model
 
 def _samples(name: str, directory: str, samples: int, patients: int) -> list:
     """`samples` models of scenario `name` with other response probabilities and seeds."""
-    loaded = load_scenario(agreement._scenario_file(name, directory),
+    loaded = load_scenario(scenario_file(name, directory),
                            {"settings.patients": patients, "settings.replicates": 1})
     model = compile_model(loaded.scenario, loaded.name)
     rng = np.random.default_rng(17)
