@@ -73,6 +73,8 @@ def test_the_quantile_rules_hold_at_the_ends():
     assert q.gompertz_quantile(0.0, 0.05, 0.03) == 0.0 and q.gompertz_quantile(1.0, 0.05, 0.03) == math.inf
     assert q.loglogistic_quantile(0.0, 2.0, 3.0) == 0.0 and q.loglogistic_quantile(1.0, 2.0, 3.0) == math.inf
     assert q.gengamma_from_gamma(0.0, 1.0, 0.5, 0.7) == 0.0 and q.gengamma_from_gamma(0.0, 1.0, 0.5, -0.7) == math.inf
+    zero_first = distribution_table([d.PiecewiseExponential((0.0, 2.0), (0.0, 0.1))])
+    assert q.quantile(zero_first[0], 0, 0.0, zero_first[1], zero_first[2]) == 0.0
     assert q.hazard_interval(1.0, 0.0, 4.0, 0.0) == (math.inf, 1.0)
     assert q.hazard_interval(0.2, 4.0, 12.0, 0.1) == pytest.approx((6.0, 0.0))
 

@@ -226,10 +226,10 @@ def quantile(distributions, index, u, gamma_tables, empirical):
     elif family == PIECEWISE_EXPONENTIAL:
         first, count = int(distributions[index, C]), int(distributions[index, D])
         remaining, x = -math.log1p(-u), 0.0 if u <= 0.0 else math.inf
-        for k in range(first, first + count):
+        for k in range(first, first + count if u > 0.0 else first):
             end = empirical[0, k + 1] if k + 1 < first + count else math.inf
             x, remaining = hazard_interval(remaining, empirical[0, k], end, empirical[1, k])
-            if x < math.inf or u <= 0.0:
+            if x < math.inf:
                 break
     else:
         return closed_form_quantile(family, distributions[index, A], distributions[index, B], distributions[index, C],
