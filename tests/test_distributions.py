@@ -178,10 +178,14 @@ def test_bad_survival_parameters_are_refused_with_one_message(spec, message):
         DistributionSpec.model_validate(spec)
 
 
-def test_the_engines_refuse_the_survival_families_they_cannot_draw_clearly():
-    """The DES draws as the compiled engine does (`sim.rules.durations.quantile`), which has no
-    Gompertz, generalised gamma, piecewise exponential or log-logistic yet: one clear message."""
-    from sim.loader import ScenarioError, load_scenario
+def test_both_engines_run_the_survival_families_with_identical_tables():
+    """Scenarios with curves fitted by `adpath fit` run: both engines draw Gompertz (with a cured
+    share), generalised gamma, piecewise exponential and log-logistic courses with the rules of
+    `sim.rules.durations`, to the same tables (draws against the closed forms:
+    `tests/test_survival_family_draws.py`)."""
+    import pandas as pd
+
+    from sim.loader import load_scenario
     from sim.model import compile_model
     from sim.runner import simulate
 
@@ -195,6 +199,24 @@ def test_the_engines_refuse_the_survival_families_they_cannot_draw_clearly():
     model = compile_model(loaded.scenario, loaded.name)
     assert {type(t.course) for t in model.treatments} == {d.Gompertz, d.GeneralizedGamma, d.PiecewiseExponential,
                                                          d.LogLogistic}
-    for engine in ("des", "compiled"):
-        with pytest.raises(ScenarioError, match=f"the {engine} engine.* cannot draw from"):
-            simulate(model, engine=engine, progress=False)
+    runs = [simulate(model, engine=engine, progress=False) for engine in ("des", "compiled")]
+    for table in ("episodes", "patients", "adverse_events", "bursts"):
+        pd.testing.assert_frame_equal(getattr(runs[0], table), getattr(runs[1], table), check_exact=True)
+    assert set(runs[0].episodes["treatment"]) >= {"cyclosporine", "methotrexate"}
+
+
+def test_a_gengamma_whose_gamma_cannot_be_tabulated_is_refused_clearly():
+    from sim.engine.compiled_model import UnsupportedFeature, distribution_table
+
+    with pytest.raises(UnsupportedFeature, match="cannot draw from a gengamma of Q 5: .* refit with another family"):
+        distribution_table([d.GeneralizedGamma(2.0, 0.5, 5.0)])
+
+
+def test_a_gengamma_with_q_next_to_zero_is_drawn_as_its_log_normal_limit():
+    from sim.engine.compiled_model import distribution_table
+    from sim.rules import durations as q
+
+    rows, tables, empirical = distribution_table([d.GeneralizedGamma(2.0, 0.5, 1e-12)])
+    assert rows[0, 0] == q.LOGNORMAL
+    assert q.quantile(rows, 0, 0.3, tables, empirical) == pytest.approx(float(d.LogNormal(2.0, 0.5).ppf(0.3)),
+                                                                        rel=1e-12)

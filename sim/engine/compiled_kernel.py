@@ -37,9 +37,15 @@ from sim.rules.durations import (
     EMPIRICAL,
     FIXED,
     GAMMA,
+    GENGAMMA,
+    PIECEWISE_EXPONENTIAL,
     closed_form_quantile,
     gamma_cubic,
     gamma_position,
+    gengamma_from_gamma,
+    gamma_score_position,
+    gengamma_score,
+    hazard_interval,
     quantile,
 )
 from sim.rules.eligibility import IN, compares, first_line_choice, may_start_coded
@@ -192,6 +198,30 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
     segments = np.zeros((3 * MAX_EPISODES + 4, 3))
     before = np.zeros((strategies, 3), dtype=np.int64)
 
+    def table_gamma(k, position):
+        knot, t = position
+        if knot < 0:
+            return gamma_cubic(knot, t, 0.0, 0.0, 0.0, 0.0)
+        return gamma_cubic(knot, t, gamma_tables[k, 0, knot], gamma_tables[k, 1, knot], gamma_tables[k, 2, knot],
+                           gamma_tables[k, 3, knot])
+
+    def standard_gamma(k, u):
+        # `sim.rules.durations.gamma_standard_quantile` on the captured k-th table.
+        return table_gamma(k, gamma_position(u))
+
+    def piecewise_exponential(first, count, u):
+        # The piecewise exponential branch of `sim.rules.durations.quantile`: starts and rates
+        # are kept where empirical distributions keep values and weights.
+        if u <= 0.0:
+            return 0.0
+        remaining, x = -math.log1p(-u), math.inf
+        for k in range(first, first + count):
+            end = empirical[0, k + 1] if k + 1 < first + count else math.inf
+            x, remaining = hazard_interval(remaining, empirical[0, k], end, empirical[1, k])
+            if x < math.inf:
+                break
+        return x
+
     def draw(patient, index, purpose, occurrence, offset):
         # `sim.rules.durations.quantile` on the captured table (a fixed one needs no uniform).
         family = int(distributions[index, 0])
@@ -200,14 +230,14 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         if not (family == FIXED or low == high):
             u = uniform(seed, replicate, patient, purpose, occurrence, offset)
         if family == GAMMA:
-            k = int(distributions[index, 3])
-            knot, t = gamma_position(u)
-            if knot < 0:
-                x = gamma_cubic(knot, t, 0.0, 0.0, 0.0, 0.0)
-            else:
-                x = gamma_cubic(knot, t, gamma_tables[k, 0, knot], gamma_tables[k, 1, knot],
-                                gamma_tables[k, 2, knot], gamma_tables[k, 3, knot])
-            return min(max(x * distributions[index, 2], low), high)
+            return min(max(standard_gamma(int(distributions[index, 3]), u) * distributions[index, 2], low), high)
+        if family == GENGAMMA:
+            shape_q = distributions[index, 4]
+            g = table_gamma(int(distributions[index, 3]), gamma_score_position(gengamma_score(u, shape_q)))
+            return min(max(gengamma_from_gamma(g, distributions[index, 1], distributions[index, 2], shape_q), low), high)
+        if family == PIECEWISE_EXPONENTIAL:
+            return min(max(piecewise_exponential(int(distributions[index, 3]), int(distributions[index, 4]), u), low),
+                       high)
         if family == EMPIRICAL:
             return empirical_value(distributions, index, u, gamma_tables, empirical)
         return closed_form_quantile(family, distributions[index, 1], distributions[index, 2],

@@ -24,6 +24,12 @@ from sim.rules.eligibility import OPERATORS
 from sim.tables import FLARE_STATES
 
 
+# Below this |Q| a generalised gamma is drawn as its limit, the log-normal: the relative error
+# of that limit (about |Q| sigma z^2 / 6) is then below the table route's, whose gamma shape
+# 1/Q^2 turns the table's 1e-10 into sigma/|Q| times as much in the time.
+GENGAMMA_LOGNORMAL_Q = 1e-5
+
+
 class UnsupportedFeature(ValueError):
     """A feature of the scenario that the compiled engine does not simulate."""
 
@@ -33,7 +39,7 @@ class Packed(NamedTuple):
 
     distributions: np.ndarray      # [n, durations.WIDTH]
     gamma_tables: np.ndarray       # [k, 4, Z_STEPS]
-    empirical: np.ndarray          # [2, m]: values, cumulative weights
+    empirical: np.ndarray          # [2, m]: values, cumulative weights (piecewise exponential: starts, rates)
     # treatments
     assess: np.ndarray             # dist row
     response: np.ndarray           # base probability
@@ -140,6 +146,25 @@ class _Table:
             self.values += [float(v) for v in x.values]
             self.cumulative += list(np.cumsum(weights) / weights.sum())
             return [q.EMPIRICAL, 0, 0, first, len(x.values)]
+        if isinstance(x, d.Gompertz):
+            return [q.GOMPERTZ, x.shape, x.rate, 0, 0]
+        if isinstance(x, d.LogLogistic):
+            return [q.LOGLOGISTIC, x.shape, x.scale, 0, 0]
+        if isinstance(x, d.GeneralizedGamma):
+            if abs(x.q) < GENGAMMA_LOGNORMAL_Q:
+                return [q.LOGNORMAL, x.mu, x.sigma, 0, 0]
+            try:
+                self.gamma.append(gamma_table(1.0 / x.q**2))
+            except UnsupportedFeature:
+                raise UnsupportedFeature(f"the compiled engine cannot draw from a gengamma of Q {x.q:g}: its gamma "
+                                         f"of shape 1/Q^2 = {1 / x.q**2:.3g} underflows (|Q| up to about 3.5 is "
+                                         "drawn); refit with another family") from None
+            return [q.GENGAMMA, x.mu, x.sigma, len(self.gamma) - 1, x.q]
+        if isinstance(x, d.PiecewiseExponential):
+            first = len(self.values)
+            self.values += [float(v) for v in x.starts]
+            self.cumulative += [float(v) for v in x.rates]
+            return [q.PIECEWISE_EXPONENTIAL, 0, 0, first, len(x.starts)]
         raise UnsupportedFeature(f"the compiled engine cannot draw from {type(x).__name__}")
 
     def arrays(self):
@@ -336,14 +361,14 @@ def stack(packs: list[Packed]) -> Packed:
         own = p.distributions.copy()
         for r in range(len(own)):
             family = int(own[r, q.FAMILY])
-            if family == q.GAMMA:
+            if family in (q.GAMMA, q.GENGAMMA):
                 table = p.gamma_tables[int(own[r, q.C])]
                 key = table.tobytes()
                 if key not in pooled:
                     pooled[key] = len(tables)
                     tables.append(table)
                 own[r, q.C] = pooled[key]
-            elif family == q.EMPIRICAL:
+            elif family in (q.EMPIRICAL, q.PIECEWISE_EXPONENTIAL):
                 first, count = int(own[r, q.C]), int(own[r, q.D])
                 own[r, q.C] = len(values)
                 values += list(p.empirical[0, first:first + count])

@@ -4,6 +4,10 @@ A distribution is one row of a packed table (see `sim.engine.compiled_model`):
 (family, a, b, c, d, low, high) with the family's parameters in a..d and the clip
 bounds (-inf, inf when not clipped). Gamma quantiles read a cubic table in the normal
 score (as `sim.distributions.gamma_quantile`), empirical ones the cumulative weights.
+The survival families: Gompertz (shape, rate per month), log-logistic (shape, scale),
+generalised gamma (mu, sigma, its gamma table in C, Q; Prentice as flexsurv) and
+piecewise exponential (its starts and rates per month where empirical distributions
+keep values and weights: C the first position, D the count).
 Values are months for times, the covariate's unit for covariates.
 """
 
@@ -13,7 +17,8 @@ import math
 
 from sim.rules.compile import rule
 
-FIXED, UNIFORM, EXPONENTIAL, WEIBULL, GAMMA, LOGNORMAL, NORMAL, EMPIRICAL = range(8)
+(FIXED, UNIFORM, EXPONENTIAL, WEIBULL, GAMMA, LOGNORMAL, NORMAL, EMPIRICAL, GOMPERTZ, LOGLOGISTIC, GENGAMMA,
+ PIECEWISE_EXPONENTIAL) = range(12)
 FAMILY, A, B, C, D, LOW, HIGH = range(7)
 WIDTH = 7
 Z_LIMIT, Z_STEPS = 8.5, 2048  # the gamma tables span normal scores -8.5 .. 8.5
@@ -68,8 +73,18 @@ def gamma_position(u):
         return -1, 0.0
     if u >= 1.0:
         return -2, 0.0
+    return gamma_score_position(normal_quantile(u))
+
+
+@rule
+def gamma_score_position(z):
+    """`gamma_position` at the normal score `z` = ndtri(u) (-inf: knot -1, inf: knot -2)."""
+    if z == -math.inf:
+        return -1, 0.0
+    if z == math.inf:
+        return -2, 0.0
     step = 2.0 * Z_LIMIT / Z_STEPS
-    x = (normal_quantile(u) + Z_LIMIT) / step
+    x = (z + Z_LIMIT) / step
     x = min(max(x, 0.0), Z_STEPS - 1e-9)
     knot = int(x)
     return knot, x - knot
@@ -96,9 +111,69 @@ def gamma_standard_quantile(tables, k, u):
 
 
 @rule
+def gompertz_quantile(u, shape, rate):
+    """Months at which a Gompertz S(t) = exp(-rate/shape (e^(shape t) - 1)) falls to 1 - u (shape,
+    rate per month); infinite for the cured share a negative shape leaves."""
+    if u <= 0.0:
+        return 0.0
+    if u >= 1.0:
+        return math.inf
+    cumulative_hazard = -math.log1p(-u)
+    if shape == 0.0:
+        return cumulative_hazard / rate
+    x = shape * cumulative_hazard / rate
+    if x <= -1.0:
+        return math.inf
+    return math.log1p(x) / shape
+
+
+@rule
+def loglogistic_quantile(u, shape, scale):
+    """Months at which a log-logistic S(t) = 1 / (1 + (t/scale)^shape) falls to 1 - u."""
+    if u <= 0.0:
+        return 0.0
+    if u >= 1.0:
+        return math.inf
+    return scale * math.exp((math.log(u) - math.log1p(-u)) / shape)
+
+
+@rule
+def gengamma_score(u, q):
+    """The normal score at which the standard gamma table of shape 1/q^2 is read for a generalised
+    gamma's quantile at `u` (q != 0): ndtri(u) when q > 0, ndtri(1 - u) = -ndtri(u) when q < 0 (the
+    time falls as the gamma draw grows; mirrored, the lower tail keeps its digits)."""
+    z = normal_quantile(u)
+    return z if q > 0.0 else -z
+
+
+@rule
+def gengamma_from_gamma(g, mu, sigma, q):
+    """Months of a generalised gamma (Prentice: log T = mu + sigma log(q^2 G) / q, q != 0) whose
+    standard gamma draw of shape 1/q^2 is `g` (0 and inf map to the ends)."""
+    if g <= 0.0:
+        return 0.0 if q > 0.0 else math.inf
+    if g == math.inf:
+        return math.inf if q > 0.0 else 0.0
+    return math.exp(mu + sigma * math.log(g * q * q) / q)
+
+
+@rule
+def hazard_interval(remaining, start, end, rate):
+    """One interval [start, end) months of constant hazard `rate` per month: (months at which the
+    cumulative hazard `remaining` is used up, 0) if within it, else (inf, what is left after it)."""
+    if rate > 0.0:
+        used = rate * (end - start)
+        if remaining <= used:
+            return start + remaining / rate, 0.0
+        return math.inf, remaining - used
+    return math.inf, remaining
+
+
+@rule
 def closed_form_quantile(family, a, b, c, u, low, high):
     """The value at uniform `u` of a distribution of a family with a closed-form quantile (all but
-    GAMMA and EMPIRICAL), parameters a, b, c of its row, clipped to [low, high]."""
+    GAMMA, EMPIRICAL, GENGAMMA and PIECEWISE_EXPONENTIAL), parameters a, b, c of its row, clipped
+    to [low, high]."""
     if family == FIXED:
         x = a
     elif family == UNIFORM:
@@ -109,6 +184,10 @@ def closed_form_quantile(family, a, b, c, u, low, high):
         x = b * (-math.log1p(-u)) ** (1.0 / a)
     elif family == LOGNORMAL:
         x = math.exp(a + b * normal_quantile(u))
+    elif family == GOMPERTZ:
+        x = gompertz_quantile(u, a, b)
+    elif family == LOGLOGISTIC:
+        x = loglogistic_quantile(u, a, b)
     else:  # NORMAL, truncated at zero: c is the mass below zero
         x = max(a + b * normal_quantile(c + u * (1.0 - c)), 0.0)
     return min(max(x, low), high)
@@ -118,9 +197,10 @@ def closed_form_quantile(family, a, b, c, u, low, high):
 def quantile(distributions, index, u, gamma_tables, empirical):
     """The value at uniform `u` of distribution `index` of the packed table `distributions`.
 
-    `gamma_tables[k]` is the cubic table of the k-th gamma shape (parameter C of a gamma row),
-    `empirical[0]` the values and `empirical[1]` the cumulative weights of the empirical
-    distributions (a row's C is the first position, D the count).
+    `gamma_tables[k]` is the cubic table of the k-th gamma shape (parameter C of a gamma or
+    generalised gamma row), `empirical[0]` the values and `empirical[1]` the cumulative weights
+    of the empirical distributions, or the starts and rates of piecewise exponential ones (a
+    row's C is the first position, D the count).
     """
     # Scalar reads: a row slice would count a reference to the table at each call.
     family = int(distributions[index, FAMILY])
@@ -134,6 +214,23 @@ def quantile(distributions, index, u, gamma_tables, empirical):
         while k < last and empirical[1, k] <= u:
             k += 1
         x = empirical[0, k]
+    elif family == GENGAMMA:
+        q, k = distributions[index, D], int(distributions[index, C])
+        knot, t = gamma_score_position(gengamma_score(u, q))
+        if knot < 0:
+            g = gamma_cubic(knot, t, 0.0, 0.0, 0.0, 0.0)
+        else:
+            g = gamma_cubic(knot, t, gamma_tables[k, 0, knot], gamma_tables[k, 1, knot], gamma_tables[k, 2, knot],
+                            gamma_tables[k, 3, knot])
+        x = gengamma_from_gamma(g, distributions[index, A], distributions[index, B], q)
+    elif family == PIECEWISE_EXPONENTIAL:
+        first, count = int(distributions[index, C]), int(distributions[index, D])
+        remaining, x = -math.log1p(-u), 0.0 if u <= 0.0 else math.inf
+        for k in range(first, first + count if u > 0.0 else first):
+            end = empirical[0, k + 1] if k + 1 < first + count else math.inf
+            x, remaining = hazard_interval(remaining, empirical[0, k], end, empirical[1, k])
+            if x < math.inf:
+                break
     else:
         return closed_form_quantile(family, distributions[index, A], distributions[index, B], distributions[index, C],
                                     u, low, high)
