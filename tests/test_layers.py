@@ -84,3 +84,13 @@ def test_the_check_sees_an_upward_import(tmp_path):
     imports = imports_of(offender)
     assert [layer_of(target) for target, _, _ in imports] == ["analysis", "core"]
     assert imports[1][1] == ["_hidden"]
+
+
+def test_no_test_folder_shadows_a_package():
+    """pytest puts tests/ on sys.path: a folder there named like a package of the project
+    (`scenarios`, `sim`, `analysis`) would be imported instead of it when `pytest` runs
+    without the checkout on sys.path, as CI runs it."""
+    tests = Path(__file__).resolve().parent
+    packages = {p.name for p in tests.parent.iterdir() if (p / "__init__.py").is_file()}
+    shadows = sorted(p.name for p in tests.iterdir() if p.is_dir() and p.name in packages)
+    assert not shadows, f"rename tests/{shadows[0]}: it shadows the package {shadows[0]}"

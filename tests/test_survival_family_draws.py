@@ -2,7 +2,7 @@
 drawn by both engines: their quantile rules against scipy, and the courses the engines draw
 against each family's closed-form mean (4 Monte Carlo SE) and CDF (Kolmogorov-Smirnov).
 
-`tests/scenarios/survival_families.yaml` makes each episode's length one draw of a course.
+`tests/scenario_files/survival_families.yaml` makes each episode's length one draw of a course.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sim.model import compile_model
 from sim.rules import durations as q
 from sim.runner import simulate
 
-SCENARIO = Path(__file__).parent / "scenarios" / "survival_families.yaml"
+SCENARIO = Path(__file__).parent / "scenario_files" / "survival_families.yaml"
 U = np.concatenate([[1e-12, 1e-6, 0.5, 1 - 1e-6], np.random.default_rng(29).random(400)])
 
 

@@ -1,4 +1,4 @@
-"""Real runs of a tiny scenario (`tests/scenarios/tiny_pathway.yaml`) for the analysis tests.
+"""Real runs of a tiny scenario (`tests/scenario_files/tiny_pathway.yaml`) for the analysis tests.
 
 The tables come from `sim.runner.simulate`, the engine every run uses, so the analysis is
 tested on what it will read; each distinct run is simulated once per test session (a
@@ -28,7 +28,7 @@ from sim.loader import load_scenario
 from sim.model import compile_model
 from sim.runner import simulate
 
-SCENARIO = Path(__file__).parent / "scenarios" / "tiny_pathway.yaml"
+SCENARIO = Path(__file__).parent / "scenario_files" / "tiny_pathway.yaml"
 
 #: The strategies' lines, as in the scenario file.
 STRATEGIES = {
