@@ -56,6 +56,6 @@ def plot_calibration_targets(targets: pd.DataFrame, title: str) -> Figure:
         ax.set_xlim(*_zoomed(targets))
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_xlabel("proportion")
-        ax.set_title(title)
+        ax.set_title(title, loc="right")  # long target labels: a centred title would run off the right edge
         ax.legend(loc="best", fontsize="small")
     return fig
