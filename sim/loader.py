@@ -79,6 +79,23 @@ def bundled_scenarios() -> dict[str, Path]:
     return {path.stem: path for path in sorted(bundled_dir().glob("*.yaml"))}
 
 
+def resolve_bundled_file(name_or_path: str | Path, folder: str, what: str, listing: str) -> Path:
+    """Return a file given as a path or as the name of a bundled one in `scenarios/<folder>/`;
+    otherwise raise `ScenarioError` naming the closest bundled `what` and listing them
+    after `listing` (e.g. "bundled sweeps")."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = {p.stem: p for p in sorted((bundled_dir() / folder).glob("*.yaml"))}
+    stem = str(name_or_path).removesuffix(".yaml")
+    if stem in bundled:
+        return bundled[stem]
+    hint = difflib.get_close_matches(Path(stem).name, list(bundled), n=1)
+    fix = f"did you mean the bundled '{hint[0]}'? " if hint else ""
+    raise ScenarioError([Problem(str(name_or_path), "", f"no such {what} file and no bundled {what} of that "
+                                 f"name; {fix}{listing}: {', '.join(bundled) or 'none'}")])
+
+
 def resolve_scenario_path(name_or_path: str) -> Path:
     """Return the file for a scenario given as a path or as the name of a bundled one."""
     path = Path(name_or_path)

@@ -22,7 +22,6 @@ Everything is checked before anything runs; each problem names the file and key 
 
 from __future__ import annotations
 
-import difflib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +34,9 @@ from sim.loader import (
     LoadedScenario,
     Problem,
     ScenarioError,
-    bundled_dir,
     load_scenario,
     read_yaml,
+    resolve_bundled_file,
     resolve_scenario_path,
     validation_problems,
 )
@@ -252,17 +251,7 @@ class Calibration:
 
 def resolve_calibration_path(name_or_path: str | Path) -> Path:
     """Return the calibration file given as a path or as a bundled calibration's name."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    bundled = {p.stem: p for p in sorted((bundled_dir() / "calibration").glob("*.yaml"))}
-    stem = str(name_or_path).removesuffix(".yaml")
-    if stem in bundled:
-        return bundled[stem]
-    hint = difflib.get_close_matches(Path(stem).name, list(bundled), n=1)
-    fix = f"did you mean the bundled '{hint[0]}'? " if hint else ""
-    raise ScenarioError([Problem(str(name_or_path), "", f"no such calibration file and no bundled calibration of "
-                                 f"that name; {fix}bundled: {', '.join(bundled) or 'none'}")])
+    return resolve_bundled_file(name_or_path, "calibration", "calibration", "bundled")
 
 
 def load_calibration(name_or_path: str | Path) -> Calibration:

@@ -23,7 +23,6 @@ scenario schema before anything runs; problems name the sweep file and the key p
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
@@ -42,8 +41,8 @@ from sim.loader import (
     LoadedScenario,
     Problem,
     ScenarioError,
-    bundled_dir,
     load_scenario,
+    resolve_bundled_file,
     resolve_scenario_path,
 )
 from sim.model import Model, compile_model
@@ -187,17 +186,7 @@ def economics_overrides(task: SweepTask) -> list:
 
 def resolve_sweep_path(name_or_path: str | Path) -> Path:
     """Return the sweep file given as a path or as the name of a bundled sweep."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    bundled = {p.stem: p for p in sorted((bundled_dir() / "sweeps").glob("*.yaml"))}
-    stem = str(name_or_path).removesuffix(".yaml")
-    if stem in bundled:
-        return bundled[stem]
-    hint = difflib.get_close_matches(Path(stem).name, list(bundled), n=1)
-    fix = f"did you mean the bundled '{hint[0]}'? " if hint else ""
-    raise ScenarioError([Problem(str(name_or_path), "", f"no such sweep file and no bundled sweep of that "
-                                 f"name; {fix}bundled sweeps: {', '.join(bundled) or 'none'}")])
+    return resolve_bundled_file(name_or_path, "sweeps", "sweep", "bundled sweeps")
 
 
 def load_sweep(name_or_path: str | Path, workers: int = 1, warn=None, samples: int | None = None,
