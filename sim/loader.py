@@ -96,6 +96,17 @@ def resolve_bundled_file(name_or_path: str | Path, folder: str, what: str, listi
                                  f"name; {fix}{listing}: {', '.join(bundled) or 'none'}")])
 
 
+def load_named_scenario(name: str, file: Path, key: str) -> LoadedScenario:
+    """Load the scenario that `file` (a sweep or calibration file) names under `key`: a file
+    beside it, or a bundled scenario; a wrong name is reported against `file` and `key`."""
+    beside = Path(file).parent / name
+    try:
+        path = beside if beside.is_file() else resolve_scenario_path(name)
+    except ScenarioError as exc:
+        raise ScenarioError([Problem(str(file), key, p.message) for p in exc.problems]) from None
+    return load_scenario(path)
+
+
 def resolve_scenario_path(name_or_path: str) -> Path:
     """Return the file for a scenario given as a path or as the name of a bundled one."""
     path = Path(name_or_path)

@@ -23,9 +23,7 @@ what it was calibrated to and how), `targets.csv`, `parameters.csv`, `evaluation
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -411,11 +409,11 @@ def _figure(targets: pd.DataFrame, calibration: Calibration, path: Path) -> None
 
 def _manifest(calibration: Calibration, result: Result, evaluate: Evaluator, final: Evaluation, wall: float,
               started: str) -> dict:
-    from sim.app.outputs import PACKAGES, scenario_hash
+    from sim.app.outputs import package_version, package_versions, scenario_hash
 
     spec_dump = calibration.spec.model_dump(mode="json", exclude_none=True)
     return {
-        "adpath_version": _version("adpath"),
+        "adpath_version": package_version("adpath"),
         "results_version": RESULTS_VERSION,
         "calibration_name": calibration.name,
         "calibration_file": str(calibration.file),
@@ -442,15 +440,9 @@ def _manifest(calibration: Calibration, result: Result, evaluate: Evaluator, fin
             for j, p in enumerate(calibration.parameters)
         ],
         "parameter_sets": PARAMETER_SETS if result.accepted is not None else None,
-        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "versions": package_versions(),
         "wall_time_seconds": round(wall, 3),
         "started_at": started,
     }
 
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 

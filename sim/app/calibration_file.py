@@ -34,10 +34,9 @@ from sim.loader import (
     LoadedScenario,
     Problem,
     ScenarioError,
-    load_scenario,
+    load_named_scenario,
     read_yaml,
     resolve_bundled_file,
-    resolve_scenario_path,
     validation_problems,
 )
 from sim.guard import estimate_run, too_large
@@ -301,12 +300,7 @@ def _guard_resources(spec: CalibrationSpec, document: dict, file: str) -> None:
 
 
 def _load_base(spec: CalibrationSpec, file: Path) -> LoadedScenario:
-    beside = file.parent / spec.scenario
-    try:
-        path = beside if beside.is_file() else resolve_scenario_path(spec.scenario)
-    except ScenarioError as exc:
-        raise ScenarioError([Problem(str(file), "scenario", p.message) for p in exc.problems]) from None
-    return load_scenario(path)
+    return load_named_scenario(spec.scenario, file, "scenario")
 
 
 def _check_targets(spec: CalibrationSpec, scenario: Scenario, file: str, problems: list[Problem]) -> list[str]:

@@ -243,7 +243,7 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
     (`engine`: the run option, see `sim.runner.engine_for`)."""
     engine = engine_for(model, engine)
     return {
-        "adpath_version": _version("adpath"),
+        "adpath_version": package_version("adpath"),
         "results_version": RESULTS_VERSION,
         "scenario_name": loaded.name,
         "scenario_file": str(loaded.file),
@@ -263,13 +263,19 @@ def build_manifest(loaded: LoadedScenario, model: Model, wall_time_seconds: floa
         },
         "treatments": {t.name: {"label": t.label} for t in model.treatments},
         "parameters": parameter_table(loaded.document),
-        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "versions": package_versions(),
         "wall_time_seconds": round(wall_time_seconds, 3),
         "started_at": started_at,
     }
 
 
-def _version(package: str) -> str:
+def package_versions() -> dict[str, str]:
+    """Python's version and that of each package in `PACKAGES`, for a run's manifest."""
+    return {"python": platform.python_version(), **{p: package_version(p) for p in PACKAGES}}
+
+
+def package_version(package: str) -> str:
+    """The installed version of `package`, or "unknown"."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:

@@ -41,9 +41,9 @@ from sim.loader import (
     LoadedScenario,
     Problem,
     ScenarioError,
+    load_named_scenario,
     load_scenario,
     resolve_bundled_file,
-    resolve_scenario_path,
 )
 from sim.model import Model, compile_model
 from sim.schema import Scenario, suggest
@@ -363,12 +363,7 @@ def _economics(spec: SweepSpec, file: Path, base: LoadedScenario):
 
 
 def _load_base(spec: SweepSpec, file: Path) -> LoadedScenario:
-    beside = file.parent / spec.base
-    try:
-        path = beside if beside.is_file() else resolve_scenario_path(spec.base)
-    except ScenarioError as exc:
-        raise ScenarioError([Problem(str(file), "base", p.message) for p in exc.problems]) from None
-    return load_scenario(path)
+    return load_named_scenario(spec.base, file, "base")
 
 
 def _grid_parameters(spec: SweepSpec, document: dict, file: str) -> dict[str, Parameter]:

@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import platform
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.loader import Problem, ScenarioError
-from sim.app.outputs import PACKAGES, rebuild_report, restore_abandoned, scenario_hash
+from sim.app.outputs import package_versions, rebuild_report, restore_abandoned, scenario_hash
 from sim.runner import RunTables
 from sim.app.sweep.plan import SweepPlan, SweepTask, resolved_sweep
 from sim.app.sweep.worker import TaskResult
@@ -325,7 +324,7 @@ def _new_manifest(plan: SweepPlan) -> dict:
         "parameters": [vars(column) for column in plan.columns],
         "sweep": plan.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
         "resolved": resolved_sweep(plan),
-        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "versions": package_versions(),
         "created_at": _now(),
     }
 
@@ -335,14 +334,6 @@ def _variant(plan: SweepPlan, task: SweepTask) -> dict:
     return {"variant": task.variant, "grid": dict(task.grid), "patients": model.patients,
             "horizon_months": model.horizon_months}
 
-
-def _version(package: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _csv(frame: pd.DataFrame) -> str:
