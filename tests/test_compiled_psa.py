@@ -69,3 +69,12 @@ def test_the_psa_benchmark_runs_at_a_toy_size():
 
     row = bench_psa.measure("adult_conventional", 3, 40)
     assert row["trajectories"] == 3 * 40 * 3 and row["simulate_s"] > 0 and row["episodes"] > 0
+
+
+def test_samples_simulated_a_group_at_a_time_give_the_same_tables(directory, monkeypatch):
+    models = _samples("every_rule", directory, samples=5, patients=120)
+    together = compiled.simulate_samples(models, replicate=0, first_patient=0, count=120)
+    monkeypatch.setattr(compiled, "CHUNK_PATIENTS", 240)  # groups of 2 samples, the blocks reused
+    grouped = compiled.simulate_samples(models, replicate=0, first_patient=0, count=120)
+    for (a, _), (b, _) in zip(together, grouped, strict=True):
+        _same(a, b)

@@ -144,31 +144,57 @@ def simulate_samples(models: list[Model], replicate: int, first_patient: int, co
                      stacked: Packed | None = None) -> list[tuple[ColumnRecords, dict]]:
     """Simulate patients `first_patient .. first_patient+count-1` of `replicate` under every
     strategy of each model (a PSA's samples: the same scenario with other parameter values, each
-    with its own seed) in one kernel call; return each model's records and covariates, equal to
-    `simulate_chunk` of that model alone. `stacked` is `stack_models(models)` if already made.
-    Raises `ScenarioError` if the models differ in structure."""
+    with its own seed) in as few kernel calls as `CHUNK_PATIENTS` allows; return each model's
+    records and covariates, equal to `simulate_chunk` of that model alone. `stacked` is
+    `stack_models(models)` if already made. Raises `ScenarioError` if the models differ in structure."""
     m = stacked if stacked is not None else stack_models(models)
     strategies = len(models[0].strategies)
     drawn = _covariates(models, replicate, first_patient, count)
     matrix = np.stack([d[1] for d in drawn])
-    regions = len(models) * strategies
+    seeds = np.array([model.seed for model in models], dtype=np.int64)
     bursting = bool(m.lays_flares.any() or m.bridged.any())
+    # Samples go through the kernel a group at a time, into blocks reused from group to group:
+    # the blocks of all samples at once were twice the size of the rows they held (2.5 GB for
+    # 1,000 x 1,000 x 3), and writing into fresh pages cost the kernel time of its own.
+    group = max(1, CHUNK_PATIENTS // max(count, 1))
     capacity = [max(16, 4 * count), max(16, 3 * count), max(16, count if bursting else 1)]
-    blocks = _blocks(regions, capacity, count)
+    blocks: list[np.ndarray] | None = None
+    out = []
+    for first in range(0, len(models), group):
+        last = min(first + group, len(models))
+        part = m if (first, last) == (0, len(models)) else _samples_of(m, first, last)
+        blocks, counts = _simulated(part, models[first:last], seeds[first:last], matrix[first:last], replicate,
+                                    first_patient, count, blocks, capacity, strategies)
+        out += [(_records(blocks, counts[k * strategies:(k + 1) * strategies], strategies, first_patient, count,
+                          k * strategies), drawn[first + k][0]) for k in range(last - first)]
+    return out
+
+
+def _simulated(m: Packed, models: list[Model], seeds: np.ndarray, matrix: np.ndarray, replicate: int,
+               first_patient: int, count: int, blocks: list[np.ndarray] | None, capacity: list[int],
+               strategies: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The kernel over the samples of `m` into `blocks` (made, or grown, to fit); the blocks and
+    the rows written per region and table. Raises `ScenarioError` for a runaway patient."""
+    regions = len(models) * strategies
+    if blocks is None or blocks[6].shape[0] < regions:
+        blocks = _blocks(regions, capacity, count)
     counts = np.zeros((regions, 3), dtype=np.int64)
     status = np.zeros(4, dtype=np.int64)
-    seeds = np.array([model.seed for model in models], dtype=np.int64)
     sample = begin = 0
     while True:
         begin = _kernel(m, seeds, replicate, first_patient, count, sample, begin, matrix, *blocks, counts, status)
         if status[S_CODE] == DONE:
-            break
+            return blocks, counts
         sample = int(status[S_SAMPLE])
         if status[S_CODE] != FULL:
             raise _runaway(models[sample], int(status[S_CODE]), int(status[S_PATIENT]), int(status[S_STRATEGY]))
-        blocks = _grown(blocks, capacity, counts, regions, count)
-    return [(_records(blocks, counts[k * strategies:(k + 1) * strategies], strategies, first_patient, count,
-                      k * strategies), drawn[k][0]) for k in range(len(models))]
+        blocks = _grown(blocks, capacity, counts, blocks[6].shape[0], count)
+
+
+def _samples_of(m: Packed, first: int, last: int) -> Packed:
+    """Samples `first .. last-1` of the stacked `m` (views; the pooled tables shared)."""
+    return Packed(**{name: value if name in ("gamma_tables", "empirical") else value[first:last]
+                     for name, value in zip(Packed._fields, m)})
 
 
 def stack_models(models: list[Model]) -> Packed:
@@ -185,7 +211,7 @@ def _covariates(models: list[Model], replicate: int, first_patient: int, count: 
     drawn: list[tuple[dict, np.ndarray]] = []
     for k, model in enumerate(models):
         earlier = models[k - 1] if k else None
-        if earlier is not None and earlier.seed == model.seed and earlier.population is model.population:
+        if earlier is not None and earlier.seed == model.seed and earlier.population == model.population:
             drawn.append(drawn[-1])
         else:
             drawn.append(chunk_covariates(model, replicate, first_patient, count))
@@ -255,7 +281,7 @@ def _records(blocks: list[np.ndarray], counts: np.ndarray, strategies: int, firs
     bi, bf = rows(b_i, BURSTS), rows(b_f, BURSTS)
     bursts = {"strategy": strategy_codes(BURSTS), "patient": bi[:, B_PATIENT], "time": bf, "reason": bi[:, B_REASON],
               "state": bi[:, B_STATE], "effective": bi[:, B_EFFECTIVE], "rebound": bi[:, B_REBOUND]}
-    pi, pf = pat_i.reshape(-1, 6), pat_f.reshape(-1, 7)
+    pi, pf = pat_i.reshape(-1, 6).copy(), pat_f.reshape(-1, 7).copy()  # the blocks are reused
     patients = {
         "strategy": np.repeat(np.arange(strategies, dtype=np.int16), count),
         "patient": np.tile(np.arange(first_patient, first_patient + count, dtype=np.int32), strategies),
