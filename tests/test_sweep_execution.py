@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from sim.app.cli import main
 from sim.app.sweep import LocalPool, SerialExecutor, load_sweep, run_sweep
 from sim.app.sweep.store import read_log
-from sim.app.sweep.worker import run_task
+from sim.app.sweep.worker import run_batch, run_task
 
 SWEEP = """
 base: adult_conventional_bordeaux
@@ -291,3 +291,56 @@ def test_the_fork_server_starts_before_planning_only_for_a_local_pool(monkeypatc
     start_fork_server(2)
     assert started == ([True] if "forkserver" in multiprocessing.get_all_start_methods() else [])
 
+
+
+def test_batches_of_samples_give_the_same_files_whatever_their_size(sweep_path, tmp_path):
+    plan = load_sweep(sweep_path)
+    outs = {}
+    for batch in (1, 3, None):
+        outs[batch] = tmp_path / f"batch_{batch}"
+        outcome = run_sweep(plan, outs[batch], SerialExecutor(), keep_episodes=True, progress=False, batch=batch)
+        assert outcome.status == "complete" and outcome.finished == TASKS
+    for batch in (3, None):
+        assert_same_results(outs[batch], outs[1])
+        for table in ("summary", "episodes", "patients", "adverse_events", "bursts"):
+            for path in sorted((outs[1] / table).glob("*.parquet")):
+                pd.testing.assert_frame_equal(pd.read_parquet(outs[batch] / table / path.name), pd.read_parquet(path))
+    batched = [e for e in read_log(outs[3]) if e["event"] == "finished"]
+    assert len(batched) == TASKS and {e["attempt"] for e in batched} == {1}
+
+
+def test_an_interrupted_batch_loses_only_its_own_samples(sweep_path, reference, tmp_path, monkeypatch):
+    import sim.app.sweep.runner
+
+    calls = []
+
+    def interrupted_second_batch(*args):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run_batch(*args)
+
+    monkeypatch.setattr(sim.app.sweep.runner, "run_batch", interrupted_second_batch)
+    plan = load_sweep(sweep_path)
+    first = run_sweep(plan, tmp_path / "out", SerialExecutor(), progress=False, batch=3)
+    # variant 0 whole (point, two one-way bounds, a batch of 3 samples and one alone), variant 1's point and one-way
+    assert first.status == "interrupted" and first.finished == 7 + 3
+    monkeypatch.undo()
+    second = run_sweep(plan, tmp_path / "out", SerialExecutor(), progress=False, batch=2)
+    assert second.status == "complete" and second.ran == TASKS - first.finished
+    assert_same_results(tmp_path / "out", reference)
+    finished_once(tmp_path / "out")
+
+
+def test_a_failing_batch_is_retried_sample_by_sample(sweep_path, reference, tmp_path, monkeypatch):
+    import sim.app.sweep.runner
+
+    def broken(*args):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(sim.app.sweep.runner, "run_batch", broken)
+    outcome = run_sweep(load_sweep(sweep_path), tmp_path / "out", SerialExecutor(), progress=False, batch=4)
+    assert outcome.status == "complete" and outcome.finished == TASKS
+    events = [(e["event"], e.get("attempt")) for e in read_log(tmp_path / "out") if e.get("task") == "v0-psa2-r0"]
+    assert events == [("retried", 1), ("finished", 2)]
+    assert_same_results(tmp_path / "out", reference)
