@@ -91,10 +91,11 @@ def test_the_summary_has_a_row_per_task_and_metric_with_parameters(reference):
     assert manifest["status"] == "complete" and manifest["tasks_finished"] == TASKS
 
 
-def test_local_processes_give_the_same_tables(sweep_path, reference, tmp_path):
+@pytest.mark.parametrize("batch", [None, 3])
+def test_local_processes_give_the_same_tables(sweep_path, reference, tmp_path, batch):
     pool = LocalPool(2)
     try:
-        outcome = run_sweep(load_sweep(sweep_path), tmp_path / "pool", pool, progress=False)
+        outcome = run_sweep(load_sweep(sweep_path), tmp_path / "pool", pool, progress=False, batch=batch)
     finally:
         pool.close()
     assert outcome.status == "complete"
