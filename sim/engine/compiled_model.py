@@ -359,7 +359,10 @@ def stack(packs: list[Packed]) -> Packed:
     tables, values, cumulative, rows = [], [], [], []
     for p in packs:
         own = p.distributions.copy()
-        for r in range(len(own)):
+        families = own[:, q.FAMILY]
+        pooling = (families == q.GAMMA) | (families == q.GENGAMMA) | (families == q.EMPIRICAL)
+        pooling |= families == q.PIECEWISE_EXPONENTIAL
+        for r in np.flatnonzero(pooling):  # only these rows point into tables: the rest stay as they are
             family = int(own[r, q.FAMILY])
             if family in (q.GAMMA, q.GENGAMMA):
                 table = p.gamma_tables[int(own[r, q.C])]
@@ -375,16 +378,25 @@ def stack(packs: list[Packed]) -> Packed:
                 cumulative += list(p.empirical[1, first:first + count])
         rows.append(own)
     fields = {}
-    for name in Packed._fields:
+    for position, name in enumerate(Packed._fields):
         if name in ("gamma_tables", "empirical"):
             continue
-        arrays = rows if name == "distributions" else [np.asarray(getattr(p, name)) for p in packs]
-        if any(a.shape != arrays[0].shape or a.dtype != arrays[0].dtype for a in arrays):
+        arrays = rows if name == "distributions" else [np.asarray(p[position]) for p in packs]
+        first = arrays[0]
+        if any(a.shape != first.shape or a.dtype != first.dtype for a in arrays):
             raise UnsupportedFeature(f"the samples differ in the structure of the model ({name}): one kernel call "
                                      "simulates samples that differ only in parameter values")
-        fields[name] = np.stack(arrays)
+        fields[name] = np.array(arrays, dtype=first.dtype) if first.ndim == 0 else _stacked(arrays, first)
     return Packed(gamma_tables=np.stack(tables) if tables else packs[0].gamma_tables,
                   empirical=np.array([values or [0.0], cumulative or [1.0]], dtype=np.float64), **fields)
+
+
+def _stacked(arrays: list[np.ndarray], first: np.ndarray) -> np.ndarray:
+    """`np.stack(arrays)` of arrays of one shape and dtype, without its per-array checks."""
+    out = np.empty((len(arrays), *first.shape), dtype=first.dtype)
+    for k, a in enumerate(arrays):
+        out[k] = a
+    return out
 
 
 _STATES = FLARE_STATES  # flare rates in the order of the state codes
