@@ -345,3 +345,15 @@ def test_a_failing_batch_is_retried_sample_by_sample(sweep_path, reference, tmp_
     events = [(e["event"], e.get("attempt")) for e in read_log(tmp_path / "out") if e.get("task") == "v0-psa2-r0"]
     assert events == [("retried", 1), ("finished", 2)]
     assert_same_results(tmp_path / "out", reference)
+
+
+def test_only_compiled_samples_of_one_chunk_share_a_kernel_call(sweep_path):
+    import dataclasses
+
+    from sim.app.sweep.worker import batches_in_one_call
+
+    plan = load_sweep(sweep_path)
+    model = plan.model(next(task for task in plan.tasks if task.analysis == "psa"))
+    assert batches_in_one_call(model)
+    assert not batches_in_one_call(dataclasses.replace(model, engine="des"))
+    assert not batches_in_one_call(dataclasses.replace(model, chunk_size=model.patients // 2))
