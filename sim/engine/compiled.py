@@ -3,8 +3,9 @@
 
 Each chunk's patients are simulated under every strategy in one kernel call, into
 preallocated columns, one region per strategy, grown by doubling when a chunk needs more
-(the kernel then resumes at the patient that did not fit). A PSA's samples can go through
-one call too (`simulate_samples`): each sample's tables are those of its own run.
+(the kernel then resumes at the patient that did not fit). A PSA's samples go through it
+together too (`simulate_samples`), a group of `CHUNK_PATIENTS` patient-samples per call into
+blocks reused from group to group: each sample's tables are those of its own run.
 """
 
 from __future__ import annotations
@@ -154,8 +155,8 @@ def simulate_samples(models: list[Model], replicate: int, first_patient: int, co
     seeds = np.array([model.seed for model in models], dtype=np.int64)
     bursting = bool(m.lays_flares.any() or m.bridged.any())
     # Samples go through the kernel a group at a time, into blocks reused from group to group:
-    # the blocks of all samples at once were twice the size of the rows they held (2.5 GB for
-    # 1,000 x 1,000 x 3), and writing into fresh pages cost the kernel time of its own.
+    # the blocks of all samples at once were about twice the size of the rows they held (peak
+    # 2.4 GB for 1,000 x 1,000 x 3; 1.4 GB a group at a time, benchmarks/bench_psa.py).
     group = max(1, CHUNK_PATIENTS // max(count, 1))
     capacity = [max(16, 4 * count), max(16, 3 * count), max(16, count if bursting else 1)]
     blocks: list[np.ndarray] | None = None
@@ -165,7 +166,7 @@ def simulate_samples(models: list[Model], replicate: int, first_patient: int, co
         part = m if (first, last) == (0, len(models)) else _samples_of(m, first, last)
         blocks, counts = _simulated(part, models[first:last], seeds[first:last], matrix[first:last], replicate,
                                     first_patient, count, blocks, capacity, strategies)
-        records = _group_records(blocks, counts, strategies, first_patient, count)
+        records = _group_records(blocks, counts, strategies, first_patient, count, reused=last < len(models))
         out += [(r, drawn[first + k][0]) for k, r in enumerate(records)]
     return out
 
@@ -255,16 +256,20 @@ def _runaway(model: Model, code: int, patient: int, strategy: int) -> ScenarioEr
 
 
 def _group_records(blocks: list[np.ndarray], counts: np.ndarray, strategies: int, first_patient: int,
-                   count: int) -> list[ColumnRecords]:
-    """The columns of each sample whose regions `counts` holds (a group's samples, in order)."""
+                   count: int, reused: bool) -> list[ColumnRecords]:
+    """The columns of each sample whose regions `counts` holds (a group's samples, in order);
+    `reused`: the blocks will take another group's rows (so nothing may point into them)."""
     regions = len(counts)
-    # One copy of the group's rows per block, each sample's rows a slice of it: a sample's
-    # regions are consecutive, and copying them a sample at a time took twice as long.
+    # One copy of the group's rows per block, each sample's rows a slice of it (a sample's
+    # regions are consecutive): fewer, larger copies than a sample at a time (0.8 -> 0.7 s at
+    # 1,000 x 1,000 x 3).
     joined = [np.concatenate([block[g, :counts[g, k // 2]] for g in range(regions)])
               for k, block in enumerate(blocks[:6])]
     ends = np.cumsum(counts, axis=0)
     starts = ends - counts
-    pat_i, pat_f = blocks[6][:regions].copy(), blocks[7][:regions].copy()  # the blocks are reused
+    pat_i, pat_f = blocks[6][:regions], blocks[7][:regions]
+    if reused:
+        pat_i, pat_f = pat_i.copy(), pat_f.copy()
     records = []
     for k in range(0, regions, strategies):
         rows = [block[starts[k, j // 2]:ends[k + strategies - 1, j // 2]] for j, block in enumerate(joined)]
