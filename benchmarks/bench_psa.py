@@ -1,4 +1,4 @@
-"""A probabilistic sensitivity analysis on the compiled engine as one kernel call.
+"""A probabilistic sensitivity analysis on the compiled engine in one `simulate_samples` call.
 
     python benchmarks/bench_psa.py                          # 1,000 samples x 1,000 patients, adult_conventional
     python benchmarks/bench_psa.py --samples 20 --patients 200
@@ -6,7 +6,8 @@
 The samples are `adult_conventional` with the response probabilities given as counts
 drawn from Beta(events + 1/2, n - events + 1/2), as `bench_engines.py` draws them for the
 other engines. `sim.engine.compiled.simulate_samples` simulates every sample's patients
-under the 3 strategies in one call and returns each sample's columns. Timed separately:
+under the 3 strategies (a group of `CHUNK_PATIENTS` patient-samples per kernel call, into
+blocks reused from group to group) and returns each sample's columns. Timed separately:
 packing the models (`pack_s`: not simulation), and the call (`simulate_s`: covariates,
 kernel and columns). Numba compiles (or loads its cache) before timing.
 """
