@@ -31,6 +31,7 @@ def topical_return(
     patients: pd.DataFrame,
     times_months: Sequence[float] | None = None,
     confidence: float = 0.95,
+    counts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Return to topical therapy over time, per strategy.
 
@@ -42,6 +43,9 @@ def topical_return(
         Months since entry; default: every month up to the horizon.
     confidence : float
         Level of the intervals.
+    counts : pandas.DataFrame, optional
+        ``analysis.states.state_counts`` of these tables at these times, if the caller
+        already has it.
 
     Returns
     -------
@@ -54,7 +58,7 @@ def topical_return(
         monthly_grid(horizon_of(patients)) if times_months is None else times_months, dtype=float
     )
     ever = _ever_returned_counts(patients, times)
-    on = state_counts(episodes, patients, times)
+    on = state_counts(episodes, patients, times) if counts is None else counts
     on = on[on["state"] == "topical"].rename(columns={"patients": "successes"})
     on = on[["strategy", "replicate", "time_months", "successes", "n"]]
     if on.empty:  # nobody ever on topical therapy: the state was dropped

@@ -420,6 +420,7 @@ def state_occupancy(
     patients: pd.DataFrame,
     times_months: Sequence[float] | None = None,
     confidence: float = 0.95,
+    counts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Proportion of each strategy's patients in each state over time.
 
@@ -432,6 +433,8 @@ def state_occupancy(
     confidence : float
         Level of the intervals (Wilson within one replicate, across replicates
         otherwise; see ``analysis.intervals.proportion_estimates``).
+    counts : pandas.DataFrame, optional
+        `state_counts` of these tables at these times, if the caller already has it.
 
     Returns
     -------
@@ -440,7 +443,7 @@ def state_occupancy(
         ``ci_high``, ``patients`` (denominator). At every time the proportions of a
         strategy sum to one.
     """
-    counts = state_counts(episodes, patients, times_months)
+    counts = state_counts(episodes, patients, times_months) if counts is None else counts
     counts = counts.rename(columns={"patients": "successes"})
     out = proportion_estimates(counts, ["strategy", "time_months", "state"], confidence)
     return out.rename(columns={"value": "proportion"}).drop(columns="replicates")
