@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import poisson_rate_interval, proportion_estimates, t_limits, wilson_interval
-from analysis.keys import patient_rows
+from analysis.keys import label_codes, patient_rows
 from analysis.states import horizon_of, monthly_grid, state_counts
 from analysis.survival import group_ids, kaplan_meier
 
@@ -524,13 +524,13 @@ def adverse_event_rates_on_treatment(
 def _adverse_event_counts(adverse_events, episodes, by: str, levels: list) -> pd.DataFrame:
     """Events per ``by`` level and type, plus an ``any_adverse_event`` row per level."""
     if adverse_events is not None:
-        source = adverse_events[adverse_events[by].isin(levels)]
         types = _levels(adverse_events["adverse_event"])
-        table = pd.crosstab(
-            pd.Categorical(source[by].astype(object), categories=levels),
-            pd.Categorical(source["adverse_event"].astype(object), categories=types),
-            dropna=False,
-        )
+        # Counted by codes (a bincount), not by a crosstab of the names of millions of events.
+        level = label_codes(adverse_events[by], pd.Index(levels))
+        kind = label_codes(adverse_events["adverse_event"], pd.Index(types))
+        known = (level >= 0) & (kind >= 0)
+        counts = np.bincount(level[known] * len(types) + kind[known], minlength=len(levels) * len(types))
+        table = pd.DataFrame(counts.reshape(len(levels), len(types)), index=pd.Index(levels), columns=types)
         table["any_adverse_event"] = table.sum(axis=1)
     elif episodes is not None:
         total = episodes.groupby(episodes[by].astype(object), sort=False)["adverse_events"].sum()
@@ -547,6 +547,7 @@ def _adverse_event_counts(adverse_events, episodes, by: str, levels: list) -> pd
 
 def _levels(column: pd.Series) -> list:
     if isinstance(column.dtype, pd.CategoricalDtype):
-        used = set(column.astype(object).unique())
-        return [c for c in column.cat.categories if c in used]
+        codes = column.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0], minlength=len(column.cat.categories)) > 0
+        return [c for c, present in zip(column.cat.categories, used) if present]
     return sorted(column.astype(object).unique())
