@@ -235,10 +235,13 @@ def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
 
 def first_response_rows(episodes: pd.DataFrame, patients: pd.DataFrame) -> dict[str, np.ndarray]:
     """The time columns of `first_response` as arrays aligned with `patients` (months)."""
-    responding = episodes["responded"].fillna(False).astype(bool).to_numpy()
-    rows = patient_rows(episodes, patients)
-    kept = responding & (rows >= 0)
-    rows = rows[kept]
+    responding = _true(episodes["responded"])
+    # Rows looked up for the responding episodes only (a patient's row is all they need).
+    where = np.flatnonzero(responding)
+    rows = patient_rows(episodes[["replicate", "strategy", "patient"]].take(where), patients)
+    kept = np.zeros(len(responding), bool)
+    kept[where[rows >= 0]] = True
+    rows = rows[rows >= 0]
     started = _earliest(rows, episodes["start"].to_numpy(dtype=float)[kept], len(patients))
     response = started
     if "assessed" in episodes.columns:
@@ -250,6 +253,13 @@ def first_response_rows(episodes: pd.DataFrame, patients: pd.DataFrame) -> dict[
         "months_to_first_response": response,
         "months_observed": np.where(responded, response, patients["follow_up_months"].to_numpy()),
     }
+
+
+def _true(column: pd.Series) -> np.ndarray:
+    """Whether each value of a (nullable) boolean column is true; missing is false."""
+    if isinstance(column.dtype, pd.BooleanDtype):
+        return column.to_numpy(dtype=bool, na_value=False)
+    return column.fillna(False).astype(bool).to_numpy()
 
 
 def _earliest(rows: np.ndarray, times: np.ndarray, patients: int) -> np.ndarray:
