@@ -73,6 +73,10 @@ def polynomial_discount_integral(start, stop, c0, c1, c2, rate_per_year: float, 
     span = np.maximum(np.floor(b / 12.0) - first, 0.0)
     active = np.arange(a.size)
     q2 = np.broadcast_to(q2, a.shape)
+    # Each year's factor as Python computes v**year: NumPy's vectorised power can differ in
+    # the last bit.
+    lowest = int(first.min())
+    factors = np.array([v**year for year in range(lowest, int((first + span).max()) + 1)])
     for step in range(int(span.max()) + 1):
         if step:
             active = active[span[active] >= step]
@@ -81,7 +85,8 @@ def polynomial_discount_integral(start, stop, c0, c1, c2, rate_per_year: float, 
         low = np.clip(x, 12.0 * year, 12.0 * (year + 1)) - x
         high = np.clip(y, 12.0 * year, 12.0 * (year + 1)) - x
         p0, p1, p2 = q0[active], q1[active], q2[active]
-        total[active] += v**year * (_polynomial_integral(p0, p1, p2, high) - _polynomial_integral(p0, p1, p2, low))
+        factor = factors[year.astype(np.int64) - lowest]
+        total[active] += factor * (_polynomial_integral(p0, p1, p2, high) - _polynomial_integral(p0, p1, p2, low))
     return total
 
 
