@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import seaborn as sns
+import matplotlib
+import numpy as np
 
 #: Discontinuation reasons, in stacking order (bottom first), with their colours.
 REASON_COLOURS = {
@@ -48,9 +49,9 @@ def treatment_colours(treatments: Sequence[str]) -> dict[str, tuple]:
     """
     # tab10: ten clearly different hues, so a scenario's nine or ten treatments never
     # share a colour family (the colour-blind palette has two oranges and two blues).
-    palette = sns.color_palette("tab10", 10)[: max(len(treatments), 1)]
+    palette = color_palette("tab10", 10)[: max(len(treatments), 1)]
     if len(treatments) > 10:
-        palette = sns.color_palette("husl", len(treatments))
+        palette = _husl(len(treatments))
     return dict(zip(treatments, palette))
 
 
@@ -67,9 +68,9 @@ def strategy_colours(strategies: Sequence[str]) -> dict[str, tuple]:
     dict
         Strategy name to RGB tuple.
     """
-    palette = sns.color_palette("Dark2", max(len(strategies), 1))
+    palette = color_palette("Dark2", max(len(strategies), 1))
     if len(strategies) > 8:
-        palette = sns.color_palette("husl", len(strategies))
+        palette = _husl(len(strategies))
     return dict(zip(strategies, palette))
 
 
@@ -87,7 +88,31 @@ def state_colours(states: Sequence[str]) -> dict[str, tuple | str]:
         State name to colour.
     """
     lines = [s for s in states if s.startswith("systemic_line_")]
-    blues = sns.color_palette("Blues_r", len(lines) + 2)[: len(lines)]
+    blues = color_palette("Blues_r", len(lines) + 2)[: len(lines)]
     colours = dict(zip(lines, blues))
     colours.update({s: c for s, c in _OTHER_STATE_COLOURS.items() if s in states})
     return colours
+
+
+#: Colormaps whose colours are a list (taken as they are, not sampled), and how many.
+_QUALITATIVE = {"tab10": 10, "Dark2": 8}
+
+
+def color_palette(name: str, n_colors: int) -> list[tuple]:
+    """`n_colors` RGB tuples (0-1) of a matplotlib colormap, as ``seaborn.color_palette``
+    gives them: a qualitative map's colours in order (repeated if too few), a continuous
+    map sampled evenly without its two ends."""
+    cmap = matplotlib.colormaps[name]
+    if name in _QUALITATIVE:
+        bins = np.linspace(0, 1, _QUALITATIVE[name])[:n_colors]
+    else:
+        bins = np.linspace(0, 1, int(n_colors) + 2)[1:-1]
+    colours = [tuple(float(c) for c in rgba[:3]) for rgba in cmap(bins)]
+    return [colours[i % len(colours)] for i in range(n_colors)] if colours else []
+
+
+def _husl(n_colors: int) -> list[tuple]:
+    """Evenly spaced hues (seaborn's husl palette), for more names than a qualitative map has."""
+    import seaborn as sns  # only for scenarios with more than 10 treatments or 8 strategies
+
+    return list(sns.color_palette("husl", n_colors))

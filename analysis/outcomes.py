@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import poisson_rate_interval, proportion_estimates, t_limits, wilson_interval
-from analysis.keys import patient_rows
+from analysis.keys import label_codes, patient_rows
 from analysis.states import horizon_of, monthly_grid, state_counts
 from analysis.survival import group_ids, kaplan_meier
 
@@ -31,6 +31,7 @@ def topical_return(
     patients: pd.DataFrame,
     times_months: Sequence[float] | None = None,
     confidence: float = 0.95,
+    counts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Return to topical therapy over time, per strategy.
 
@@ -42,6 +43,9 @@ def topical_return(
         Months since entry; default: every month up to the horizon.
     confidence : float
         Level of the intervals.
+    counts : pandas.DataFrame, optional
+        ``analysis.states.state_counts`` of these tables at these times, if the caller
+        already has it.
 
     Returns
     -------
@@ -54,7 +58,7 @@ def topical_return(
         monthly_grid(horizon_of(patients)) if times_months is None else times_months, dtype=float
     )
     ever = _ever_returned_counts(patients, times)
-    on = state_counts(episodes, patients, times)
+    on = state_counts(episodes, patients, times) if counts is None else counts
     on = on[on["state"] == "topical"].rename(columns={"patients": "successes"})
     on = on[["strategy", "replicate", "time_months", "successes", "n"]]
     if on.empty:  # nobody ever on topical therapy: the state was dropped
@@ -231,10 +235,13 @@ def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
 
 def first_response_rows(episodes: pd.DataFrame, patients: pd.DataFrame) -> dict[str, np.ndarray]:
     """The time columns of `first_response` as arrays aligned with `patients` (months)."""
-    responding = episodes["responded"].fillna(False).astype(bool).to_numpy()
-    rows = patient_rows(episodes, patients)
-    kept = responding & (rows >= 0)
-    rows = rows[kept]
+    responding = _true(episodes["responded"])
+    # Rows looked up for the responding episodes only (a patient's row is all they need).
+    where = np.flatnonzero(responding)
+    rows = patient_rows(episodes[["replicate", "strategy", "patient"]].take(where), patients)
+    kept = np.zeros(len(responding), bool)
+    kept[where[rows >= 0]] = True
+    rows = rows[rows >= 0]
     started = _earliest(rows, episodes["start"].to_numpy(dtype=float)[kept], len(patients))
     response = started
     if "assessed" in episodes.columns:
@@ -246,6 +253,13 @@ def first_response_rows(episodes: pd.DataFrame, patients: pd.DataFrame) -> dict[
         "months_to_first_response": response,
         "months_observed": np.where(responded, response, patients["follow_up_months"].to_numpy()),
     }
+
+
+def _true(column: pd.Series) -> np.ndarray:
+    """Whether each value of a (nullable) boolean column is true; missing is false."""
+    if isinstance(column.dtype, pd.BooleanDtype):
+        return column.to_numpy(dtype=bool, na_value=False)
+    return column.fillna(False).astype(bool).to_numpy()
 
 
 def _earliest(rows: np.ndarray, times: np.ndarray, patients: int) -> np.ndarray:
@@ -520,13 +534,13 @@ def adverse_event_rates_on_treatment(
 def _adverse_event_counts(adverse_events, episodes, by: str, levels: list) -> pd.DataFrame:
     """Events per ``by`` level and type, plus an ``any_adverse_event`` row per level."""
     if adverse_events is not None:
-        source = adverse_events[adverse_events[by].isin(levels)]
         types = _levels(adverse_events["adverse_event"])
-        table = pd.crosstab(
-            pd.Categorical(source[by].astype(object), categories=levels),
-            pd.Categorical(source["adverse_event"].astype(object), categories=types),
-            dropna=False,
-        )
+        # Counted by codes (a bincount), not by a crosstab of the names of millions of events.
+        level = label_codes(adverse_events[by], pd.Index(levels))
+        kind = label_codes(adverse_events["adverse_event"], pd.Index(types))
+        known = (level >= 0) & (kind >= 0)
+        counts = np.bincount(level[known] * len(types) + kind[known], minlength=len(levels) * len(types))
+        table = pd.DataFrame(counts.reshape(len(levels), len(types)), index=pd.Index(levels), columns=types)
         table["any_adverse_event"] = table.sum(axis=1)
     elif episodes is not None:
         total = episodes.groupby(episodes[by].astype(object), sort=False)["adverse_events"].sum()
@@ -543,6 +557,7 @@ def _adverse_event_counts(adverse_events, episodes, by: str, levels: list) -> pd
 
 def _levels(column: pd.Series) -> list:
     if isinstance(column.dtype, pd.CategoricalDtype):
-        used = set(column.astype(object).unique())
-        return [c for c in column.cat.categories if c in used]
+        codes = column.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0], minlength=len(column.cat.categories)) > 0
+        return [c for c, present in zip(column.cat.categories, used) if present]
     return sorted(column.astype(object).unique())

@@ -72,13 +72,20 @@ def compare(episodes: pd.DataFrame, scenario: str) -> pd.DataFrame:
     rows = evidence_table()
     rows = rows[rows["scenario"] == scenario].copy()
     simulated, low, high, counts = [], [], [], []
+    # Several published points share a selection of episodes (one cohort at 12, 24 and 36
+    # months): one curve per selection, read at each point's time.
+    curves: dict[tuple, tuple[int, pd.DataFrame | None]] = {}
     for row in rows.itertuples():
-        chosen = simulated_episodes(episodes, row.strategy, row.drug, row.episodes)
-        counts.append(len(chosen))
-        if chosen.empty:
+        selection = (row.strategy, row.drug, row.episodes)
+        if selection not in curves:
+            chosen = simulated_episodes(episodes, *selection)
+            curves[selection] = (len(chosen), None if chosen.empty else drug_survival(chosen, by=None))
+        n, curve = curves[selection]
+        counts.append(n)
+        if curve is None:
             simulated.append(float("nan")), low.append(float("nan")), high.append(float("nan"))
             continue
-        point = survival_at(drug_survival(chosen, by=None), [float(row.months)]).iloc[0]
+        point = survival_at(curve, [float(row.months)]).iloc[0]
         simulated.append(float(point["survival"])), low.append(float(point["ci_low"])), high.append(float(point["ci_high"]))
     rows["simulated"], rows["ci_low"], rows["ci_high"], rows["episodes_n"] = simulated, low, high, counts
     rows["difference"] = rows["simulated"] - rows["survival"]

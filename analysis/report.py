@@ -46,7 +46,7 @@ from analysis.plots import (
     plot_topical_return_over_time,
     save_figure,
 )
-from analysis.states import follow_up_ended, horizon_of, monthly_grid, state_occupancy
+from analysis.states import follow_up_ended, horizon_of, monthly_grid, state_counts, state_occupancy
 from analysis.summary import summarize_run
 from analysis.survival import (
     cumulative_incidence,
@@ -184,12 +184,17 @@ class _Shared:
     drug_survival: pd.DataFrame
     topical_return: pd.DataFrame
     state_occupancy: pd.DataFrame
+    topical_return_at_horizon: pd.DataFrame
 
     @classmethod
     def of(cls, run: Run, context: _Context) -> _Shared:
         grid = monthly_grid(context.horizon_months)
-        return cls(drug_survival(run.episodes), topical_return(run.episodes, run.patients, grid),
-                   state_occupancy(run.episodes, run.patients, grid))
+        # One count of every state at every month serves both the topical-return curve and
+        # the state occupancy (each a pass over every episode).
+        counts = state_counts(run.episodes, run.patients, grid)
+        return cls(drug_survival(run.episodes), topical_return(run.episodes, run.patients, grid, counts=counts),
+                   state_occupancy(run.episodes, run.patients, grid, counts=counts),
+                   topical_return_at_horizon(run.patients))
 
 
 def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_Figure]:
@@ -228,7 +233,7 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
             "Proportion of all patients of each strategy who ever returned to topical therapy, "
             "and who were on topical therapy at the horizon, with 95% intervals.",
             lambda: plot_topical_return_at_horizon(
-                topical_return_at_horizon(patients),
+                shared.topical_return_at_horizon,
                 labels=labels,
                 colours=context.strategy_colours,
                 horizon_months=context.horizon_months,
@@ -345,7 +350,7 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared)
         ReportTable(
             "topical_return_at_horizon",
             "Ever returned to topical therapy, and on topical therapy at the horizon.",
-            topical_return_at_horizon(patients),
+            shared.topical_return_at_horizon,
         ),
         ReportTable(
             "state_occupancy_monthly",

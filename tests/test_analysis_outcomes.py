@@ -370,3 +370,19 @@ def test_a_patient_whose_follow_up_ended_is_not_carried_on_in_the_last_state(chi
     got = got[got["patients"] > 0]
     assert sorted(zip(got["strategy"].astype(str), got["time_months"], got["state"].astype(str), got["patients"])) == \
         sorted(zip(expected["strategy"].astype(str), expected["time_months"], expected["state"], expected["patients"]))
+
+
+def test_bins_on_whole_months_are_searchsorted():
+    """The arithmetic bins of a whole-month grid are those of searchsorted (side left),
+    at grid points, between them, before, after and at infinity; other grids searchsorted."""
+    import numpy as np
+
+    from analysis.states import _bins
+
+    values = np.array([0.0, -1.0, 1e-12, 0.5, 1.0, 1.0 + 1e-12, 59.999999, 60.0, 60.5, 120.0, 121.0, np.inf])
+    for times in (np.arange(0.0, 121.0), np.arange(0.0, 61.0), np.append(np.arange(0.0, 60.0), 60.5),
+                  np.arange(0.0, 60.0) + 0.5):
+        assert (_bins(times, values) == np.searchsorted(times, values, side="left")).all()
+    with_nan = np.append(values, np.nan)
+    grid = np.arange(0.0, 121.0)
+    assert (_bins(grid, with_nan) == np.searchsorted(grid, with_nan, side="left")).all()

@@ -146,3 +146,20 @@ def test_a_legend_below_one_panel_fits_the_figure(run):
     legend = fig.legends[0]
     assert legend.get_window_extent(renderer).width <= fig.bbox.width
     assert len(legend.get_texts()) == len(set(one["treatment"].astype(str)))
+
+
+def test_figure_style_and_palettes_are_seaborns():
+    """The style and palettes written out without seaborn are seaborn's own."""
+    import seaborn as sns
+
+    from analysis.colours import color_palette
+    from analysis.plots import figure_style
+
+    expected = {**sns.axes_style("whitegrid", {"grid.color": "#e6e6e6"}),
+                **sns.plotting_context("notebook", font_scale=0.85)}
+    expected.pop("image.cmap")
+    style = figure_style()
+    assert {k: style[k] for k in expected} == expected
+    for name, n in (("tab10", 10), ("tab10", 3), ("Dark2", 1), ("Dark2", 8), ("Dark2", 9), ("Blues_r", 2),
+                    ("Blues_r", 9)):
+        assert color_palette(name, n) == list(sns.color_palette(name, n))

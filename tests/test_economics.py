@@ -320,3 +320,25 @@ def test_user_text_in_the_economic_inputs_is_escaped():
     economics = {"name": "<b>x</b>", "resolved": {"utilities": {"topical": {"value": 0.7, "source": "<script>"}}}}
     html_text = _inputs_html(_inputs_frame(economics), economics)
     assert "<script>" not in html_text and "&lt;script&gt;" in html_text and "<b>x</b>" not in html_text
+
+
+def test_annual_polynomial_integral_equals_the_sum_over_every_year():
+    """Integrating each interval over only the years it reaches gives the very floats of
+    the sum over every year of the horizon (a year it does not reach adds exactly 0)."""
+    import numpy as np
+
+    from analysis.costs import _polynomial_integral, polynomial_discount_integral
+
+    rng = np.random.default_rng(7)
+    a = rng.uniform(0.0, 100.0, 2000)
+    a[:50] = np.floor(a[:50] / 12.0) * 12.0  # starts on a year boundary
+    b = a + rng.exponential(15.0, a.size)
+    b[50:100] = a[50:100]  # empty intervals
+    c0, c1, c2 = rng.uniform(0.5, 1.0, a.size), rng.normal(0, 1e-3, a.size), rng.normal(0, 1e-6, a.size)
+    q0, q1, q2 = c0 + c1 * a + c2 * a * a, c1 + 2 * c2 * a, c2
+    v, expected = 1.0 / 1.035, np.zeros(a.size)
+    for year in range(int(np.floor(a.min() / 12.0)), int(np.ceil(b.max() / 12.0)) + 1):
+        low = np.clip(a, 12.0 * year, 12.0 * (year + 1)) - a
+        high = np.clip(b, 12.0 * year, 12.0 * (year + 1)) - a
+        expected += v**year * (_polynomial_integral(q0, q1, q2, high) - _polynomial_integral(q0, q1, q2, low))
+    assert np.array_equal(polynomial_discount_integral(a, b, c0, c1, c2, 0.035, "annual"), expected)
