@@ -76,32 +76,39 @@ def _open_group(starts, g, width, position, stop):
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _next_time(times, position, stop, counts):
-    """The next distinct time of a group's buckets; `counts[c]` how many of bucket c end then."""
-    t = 0.0
+    """The next distinct time of a group's buckets; `counts[c]` how many of bucket c end then,
+    `counts[-1]` how many of all buckets but the censored one (the events)."""
+    width = len(position)
+    t = np.inf
     found = False
-    for c in range(len(position)):
-        if position[c] < stop[c] and (not found or times[position[c]] < t):
-            t = times[position[c]]
-            found = True
-    for c in range(len(position)):
+    for c in range(width):
+        if position[c] < stop[c]:
+            value = times[position[c]]
+            if not found or value < t:
+                t = value
+                found = True
+    events = 0
+    for c in range(width):
         p = position[c]
         while p < stop[c] and times[p] == t:
             p += 1
         counts[c] = p - position[c]
+        events += counts[c] if c else 0
         position[c] = p
+    counts[width] = events
     return t
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _count_times(times, starts, n_groups, width):
     position, stop = np.empty(width, np.int64), np.empty(width, np.int64)
-    counts = np.empty(width, np.int64)
+    counts = np.empty(width + 1, np.int64)
     rows = 0
     for g in range(n_groups):
         remaining = _open_group(starts, g, width, position, stop)
         while remaining > 0:
             _next_time(times, position, stop, counts)
-            remaining -= counts.sum()
+            remaining -= counts[0] + counts[-1]
             rows += 1
     return rows
 
@@ -116,7 +123,7 @@ def event_rows(times, starts, n_groups, n_causes):
     at_risk, events, censored = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
     by_cause, first = np.zeros((n, n_causes), np.int64), np.zeros(n, np.bool_)
     position, stop = np.empty(width, np.int64), np.empty(width, np.int64)
-    counts = np.empty(width, np.int64)
+    counts = np.empty(width + 1, np.int64)
     row = 0
     for g in range(n_groups):
         remaining = _open_group(starts, g, width, position, stop)
@@ -125,9 +132,9 @@ def event_rows(times, starts, n_groups, n_causes):
         while remaining > 0:
             time[row] = _next_time(times, position, stop, counts)
             group[row], at_risk[row], censored[row] = g, remaining, counts[0]
-            by_cause[row] = counts[1:]
-            events[row] = counts[1:].sum()
-            remaining -= counts[0] + events[row]
+            by_cause[row] = counts[1:-1]
+            events[row] = counts[-1]
+            remaining -= counts[0] + counts[-1]
             row += 1
     return group, time, at_risk, events, censored, by_cause, first
 
@@ -207,17 +214,19 @@ def _aalen_johansen_step(sums, lagged, n, counts, d_all):
     Σ a F, Σ a F², Σ b, Σ c, Σ c F; sums[0, 6] holds Σ a), as survival's `_aalen_johansen`."""
     a = d_all / (n * (n - d_all)) if d_all > 0 and n > d_all else 0.0
     sums[0, 6] = sums[0, 6] + a
-    lagged_squared, n_squared, n_cubed = lagged * lagged, n * n, n ** 3.0
+    lagged_squared, n_squared = lagged * lagged, n * n
+    n_cubed = n_squared * n
     for c in range(sums.shape[0]):
-        d = float(counts[c + 1])
-        f = sums[c, 0] = sums[c, 0] + lagged * d / n
-        b = lagged_squared * d * (n - d) / n_cubed
-        cc = lagged * d / n_squared
+        f = sums[c, 0]
+        if counts[c + 1]:  # without events of cause c only the Σ a terms grow
+            d = float(counts[c + 1])
+            f = sums[c, 0] = f + lagged * d / n
+            cc = lagged * d / n_squared
+            sums[c, 3] += lagged_squared * d * (n - d) / n_cubed
+            sums[c, 4] += cc
+            sums[c, 5] += cc * f
         sums[c, 1] += a * f
         sums[c, 2] += a * (f * f)
-        sums[c, 3] += b
-        sums[c, 4] += cc
-        sums[c, 5] += cc * f
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -243,7 +252,7 @@ def estimates_at(times, starts, n_groups, n_causes, report_times, z, level, tole
     crossings = np.full((n_groups, 3), np.nan)
     k = n_causes if with_incidence else 0
     incidence, variance = np.full((n_groups, n_times, k), np.nan), np.full((n_groups, n_times, k), np.nan)
-    position, stop, counts = np.empty(width, np.int64), np.empty(width, np.int64), np.empty(width, np.int64)
+    position, stop, counts = np.empty(width, np.int64), np.empty(width, np.int64), np.empty(width + 1, np.int64)
     sums, state = np.zeros((max(k, 1), 7)), np.zeros((3, 4))
     for g in range(n_groups):
         remaining = subjects[g] = _open_group(starts, g, width, position, stop)
@@ -260,7 +269,7 @@ def estimates_at(times, starts, n_groups, n_causes, report_times, z, level, tole
             while km_at < n_times and report_times[km_at] < t and not (first and t <= 0):
                 survival[g, km_at], greenwood[g, km_at] = s, v
                 km_at += 1
-            n, d_all = float(remaining), float(counts[1:].sum())
+            n, d_all = float(remaining), float(counts[-1])
             lagged = s
             s = s * (1.0 - d_all / n)
             if d_all > 0:
@@ -269,7 +278,7 @@ def estimates_at(times, starts, n_groups, n_causes, report_times, z, level, tole
                 _aalen_johansen_step(sums, lagged, n, counts, d_all)
             if first or d_all > 0:
                 _cross_step(state, t, s, v, z, level, tolerance)
-            remaining -= counts.sum()
+            remaining -= counts[0] + counts[-1]
         if subjects[g] == 0:
             continue
         everyone_stopped = k > 0 and abs(sums[:, 0].sum() - 1.0) <= 1e-8 + 1e-5
