@@ -19,12 +19,8 @@ from analysis.outcomes import first_response_rows, outcome_columns, outcome_esti
 from analysis.survival import (
     DISCONTINUATION_REASONS,
     cause_codes,
-    event_table,
+    estimates_at,
     group_ids,
-    incidence_table,
-    km_curves,
-    median_table,
-    survival_table_at,
     z_value,
     episode_durations,
 )
@@ -213,7 +209,7 @@ def _strategy_rows(rows: _Rows, episodes: pd.DataFrame, patients: pd.DataFrame, 
     for name, column in STRATEGY_METRICS:
         rows.add(names, name, *estimates[column][:3])
     responded = np.where(first["responded"], 0, -1)
-    response = km_curves(event_table(first["months_observed"], responded, strategy, 1), _Z)
+    response = estimates_at(first["months_observed"], responded, strategy, 1, [], _Z, incidence=False)
     _add_medians(rows, response, names, None, "median_months_to_first_response")
     _first_line_rows(rows, episodes, times)
 
@@ -223,7 +219,7 @@ def _first_line_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float]) ->
     strategy, keys = group_ids(episodes, ["strategy"])
     names = _labels(keys, "strategy")
     first_line = np.where(episodes["line"].to_numpy() == 1, strategy, -1)
-    curve = km_curves(_episode_table(episodes, first_line), _Z)
+    curve = _episode_estimates(episodes, first_line, times, incidence=False)
     _add_survival(rows, curve, times, names, None, "first_line_drug_survival_")
     _add_medians(rows, curve, names, None, "first_line_median_drug_survival_months")
 
@@ -232,20 +228,14 @@ def _treatment_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float]) -> 
     """Add the rows of each strategy's treatments: episodes, drug survival, reasons for stopping."""
     group, keys = group_ids(episodes, ["strategy", "treatment"])
     strategies, treatments = _labels(keys, "strategy"), _labels(keys, "treatment")
-    # Drug survival counts every reason for stopping as an event: the table of the
-    # competing reasons serves both. The incidences first, so that the counts by reason
-    # (five columns of every episode's row) are gone before the curves are built.
-    table = _episode_table(episodes, group)
-    incidence = incidence_table(table, _Z, times)
-    del table["by_cause"]
-    curve = km_curves(table, _Z)
-    del table
-    medians = median_table(curve)
-    g = medians["group"]
-    rows.add(strategies[g], "episodes_n", medians["subjects"], np.nan, np.nan, treatments[g])
-    _add_survival(rows, curve, times, strategies, treatments, "drug_survival_")
-    _add_medians(rows, curve, strategies, treatments, "median_drug_survival_months", medians)
-    _add_incidence(rows, incidence, times, strategies, treatments)
+    # Drug survival counts every reason for stopping as an event: one walk over the
+    # episodes sorted by group and reason gives it and the competing reasons' incidences.
+    at = _episode_estimates(episodes, group, times, incidence=True)
+    g = at["group"]
+    rows.add(strategies[g], "episodes_n", at["subjects"], np.nan, np.nan, treatments[g])
+    _add_survival(rows, at, times, strategies, treatments, "drug_survival_")
+    _add_medians(rows, at, strategies, treatments, "median_drug_survival_months")
+    _add_incidence(rows, at, times, strategies, treatments)
 
 
 #: Level of every interval of the summary, and its normal quantile.
@@ -253,10 +243,12 @@ _CONFIDENCE = 0.95
 _Z = z_value(_CONFIDENCE)
 
 
-def _episode_table(episodes: pd.DataFrame, group: np.ndarray) -> dict:
-    """`event_table` of the episodes in `group` (-1: left out), one cause per reason for stopping."""
+def _episode_estimates(episodes: pd.DataFrame, group: np.ndarray, times: list[float], incidence: bool) -> dict:
+    """`estimates_at` of the episodes in `group` (-1: left out) at `times` (months), one cause
+    per reason for stopping."""
     cause = cause_codes(episodes["reason"], DISCONTINUATION_REASONS)
-    return event_table(episode_durations(episodes), cause, group, len(DISCONTINUATION_REASONS))
+    return estimates_at(episode_durations(episodes), cause, group, len(DISCONTINUATION_REASONS), times, _Z,
+                        incidence=incidence)
 
 
 def _labels(keys: pd.DataFrame, column: str) -> np.ndarray:
@@ -264,27 +256,25 @@ def _labels(keys: pd.DataFrame, column: str) -> np.ndarray:
     return keys[column].to_numpy(dtype=object)
 
 
-def _add_medians(rows: _Rows, curve: dict, strategies, treatments, metric: str, medians: dict | None = None) -> None:
-    """Add the median of every curve (`treatments` None: strategy rows)."""
-    medians = median_table(curve) if medians is None else medians
-    g = medians["group"]
-    rows.add(strategies[g], metric, medians["median_months"], medians["ci_low"], medians["ci_high"],
+def _add_medians(rows: _Rows, at: dict, strategies, treatments, metric: str) -> None:
+    """Add the median of every curve of an `estimates_at` (`treatments` None: strategy rows)."""
+    g = at["group"]
+    rows.add(strategies[g], metric, at["median_months"], at["median_ci_low"], at["median_ci_high"],
              None if treatments is None else treatments[g])
 
 
-def _add_incidence(rows: _Rows, incidence: dict, times: list[float], strategies, treatments) -> None:
-    """Add the cumulative incidence of every reason at `times` (rows of `incidence_table`: each
+def _add_incidence(rows: _Rows, at: dict, times: list[float], strategies, treatments) -> None:
+    """Add the cumulative incidence of every reason at `times` (rows of an `estimates_at`: each
     group at each time, a column per reason)."""
-    g = np.repeat(incidence["group"], len(DISCONTINUATION_REASONS))
+    g = np.repeat(at["group"], len(times) * len(DISCONTINUATION_REASONS))
     metric = np.array([f"discontinued_{r}_{_at(t)}" for t in times for r in DISCONTINUATION_REASONS], dtype=object)
-    groups = len(incidence["group"]) // len(times) if len(times) else 0
-    rows.add(strategies[g], np.tile(metric, groups), *(incidence[name].ravel() for name in
-                                                       ("cumulative_incidence", "ci_low", "ci_high")), treatments[g])
+    rows.add(strategies[g], np.tile(metric, len(at["group"])),
+             *(at[name].ravel() for name in ("cumulative_incidence", "incidence_ci_low", "incidence_ci_high")),
+             treatments[g])
 
 
-def _add_survival(rows: _Rows, curve: dict, times: list[float], strategies, treatments, prefix: str) -> None:
+def _add_survival(rows: _Rows, at: dict, times: list[float], strategies, treatments, prefix: str) -> None:
     """Add every curve's survival at `times` (`treatments` None: strategy rows)."""
-    at = survival_table_at(curve, np.asarray(times, dtype=float))
     g = np.repeat(at["group"], len(times))
     metric = np.array([prefix + _at(t) for t in times], dtype=object)
     rows.add(strategies[g], np.tile(metric, len(at["group"])), at["survival"].ravel(), at["ci_low"].ravel(),

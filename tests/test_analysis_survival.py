@@ -376,19 +376,6 @@ def test_categorical_group_ids_match_pandas_grouping(categories):
     pd.testing.assert_frame_equal(keys, grouper.size().reset_index()[["strategy", "treatment"]])
 
 
-@pytest.mark.parametrize("groups", [3, 5000])  # sorted one group at a time, and all at once
-def test_group_time_order_sorts_by_group_then_time(groups):
-    from analysis.survival import _group_time_order
-
-    rng = np.random.default_rng(groups)
-    group = rng.integers(0, groups, 20_000)
-    durations = rng.exponential(12.0, 20_000).round(1)  # many ties
-    order = _group_time_order(group, durations)
-    assert np.array_equal(np.sort(order), np.arange(20_000))
-    g, t = group[order], durations[order]
-    assert np.all((g[1:] > g[:-1]) | ((g[1:] == g[:-1]) & (t[1:] >= t[:-1])))
-
-
 def _four_subjects(durations, events):
     from analysis.survival import kaplan_meier
 
