@@ -6,8 +6,6 @@ since the patient entered the pathway (the moment systemic therapy was indicated
 
 from __future__ import annotations
 
-import pandas as pd
-
 #: Why a treatment episode ended.
 REASONS = (
     "nonresponse",        # not responding at the assessment
@@ -117,4 +115,6 @@ PATIENT_COLUMNS = {
 
 def categorical(values, categories) -> pd.Categorical:
     """Return `values` as a pandas Categorical with a fixed category order."""
+    import pandas as pd  # here: the vocabularies above are read by commands that need no pandas
+
     return pd.Categorical(values, categories=list(categories))

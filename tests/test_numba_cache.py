@@ -28,3 +28,10 @@ def test_a_changed_rule_gives_another_cache_directory(tmp_path, monkeypatch):
 def test_numba_uses_the_directory_of_this_source_version():
     assert os.environ["NUMBA_CACHE_DIR"].endswith(cache.source_hash())
     assert numba.config.CACHE_DIR == os.environ["NUMBA_CACHE_DIR"]
+
+
+def test_the_tables_builder_is_no_part_of_the_key(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "_PACKAGE", _package(tmp_path, "def quantile(u): return u\n"))
+    before = cache.source_hash()
+    (tmp_path / "engine" / "records.py").write_text("import numpy\n")
+    assert cache.source_hash() == before

@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from sim.loader import LoadedScenario, Problem, ScenarioError, bundled_scenarios, load_scenario, read_yaml
-from sim.model import compile_model
 from sim.units import DurationError, format_months, parse_duration
 
 EXIT_USAGE = 2
@@ -114,6 +113,7 @@ def execute(loaded: LoadedScenario, out: Path, workers: int = 1, progress: bool 
 @_friendly_errors
 def validate(scenario):
     """Check SCENARIO and print what it resolves to."""
+    from sim.model import compile_model
     from sim.provenance import is_assumption, parameter_table
 
     from sim.runner import engine_for
@@ -290,6 +290,7 @@ def threshold(scenario, economics, drug, strategy, comparator, wtp, patients, se
     (one simulation: costs are linear in the price; exact, not searched)."""
     from analysis.economics_threshold import format_threshold, price_threshold
     from sim.economics import economics_document, load_economics
+    from sim.model import compile_model
     from sim.runner import simulate
 
     loaded = load_scenario(scenario, _overrides(patients, seed, horizon, None))

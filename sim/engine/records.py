@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from sim.memory import hand_back_freed_memory
 from sim.model import Model
 from sim.tables import BURST_REASONS, FINAL_STATES, FLARE_STATES, REASONS
 
@@ -29,6 +30,7 @@ _PATIENT_FIELDS = ("strategy", "patient", "final_state", "follow_up_months", "mo
                    "lines_used", "episodes", "relapses", "months_systemic", "months_topical",
                    "months_supportive_care", "months_waiting", "entry_month", "months_to_first_control",
                    "bursts", "rebounds")
+_TRIM_FROM_ROWS = 100_000  # rows of a joined table worth handing memory back for (a trim costs about 1 ms)
 _BURST_FIELDS = ("strategy", "patient", "time", "reason", "state", "effective", "rebound")
 
 
@@ -122,15 +124,34 @@ def _columns(rows: list[list[tuple]], fields: tuple[str, ...]) -> dict:
 
 
 def _array(column, dtype) -> np.ndarray:
-    """A column (a sequence of Python numbers, or an array) as an array of `dtype`."""
+    """A column (a sequence of Python numbers, or an array) as an array of `dtype` of its own.
+
+    A view into the engine's integer blocks (a field of its rows) is copied once, into a
+    compact array: kept as it is, it would hold the whole block in memory until the run's
+    tables are joined (at a million patients, a third of a gigabyte more than the tables),
+    as the tables keep most of its fields in narrower types. A float64 view is kept: every
+    field of the engine's float blocks is a float64 column of a table, so the block holds
+    nothing more, and the join reads it once instead of a copy.
+    """
     if isinstance(column, np.ndarray):
-        return column.astype(dtype, copy=False)
+        if column.dtype == dtype and (dtype == np.float64 or column.base is None and column.flags.c_contiguous):
+            return column
+        return np.array(column, dtype=dtype)
     return np.fromiter(column, dtype=dtype, count=len(column))  # faster than np.asarray on a sequence
+
+
+def _code_dtype(categories: int) -> type:
+    """The integer type pandas keeps a Categorical's codes in for `categories` categories
+    (handing it codes of another type costs a conversion of the whole column)."""
+    if categories < np.iinfo(np.int8).max:
+        return np.int8
+    return np.int16 if categories < np.iinfo(np.int16).max else np.int32
 
 
 def _categorical(codes, categories) -> pd.Categorical:
     """A Categorical from integer codes (-1: missing) over `categories`."""
-    return pd.Categorical.from_codes(_array(codes, np.int16), dtype=_dtype(tuple(categories)))
+    dtype = _dtype(tuple(categories))
+    return pd.Categorical.from_codes(_array(codes, _code_dtype(len(dtype.categories))), dtype=dtype)
 
 
 @functools.lru_cache(maxsize=256)
@@ -237,11 +258,14 @@ def _event_names(model: Model) -> list[str]:
 def _event_codes(model: Model, treatments, events) -> np.ndarray:
     """Category codes (in `_event_names`) of each treatment's adverse event number (-1: none)."""
     names = _event_names(model)
-    width = max((len(t.adverse_events) for t in model.treatments), default=0)
-    table = np.full((len(model.treatments), width + 1), -1, dtype=np.int16)  # the last column stands for -1
+    width = max((len(t.adverse_events) for t in model.treatments), default=0) + 1  # the last stands for -1
+    table = np.full((len(model.treatments), width), -1, dtype=_code_dtype(len(names)))
     for t in model.treatments:
         table[t.index, :len(t.adverse_events)] = [names.index(event.name) for event in t.adverse_events]
-    return table[_array(treatments, np.intp), _array(events, np.intp)]
+    events = _array(events, np.int32)
+    # One flat index in 32 bits: indexing by two columns would first widen both to 64.
+    index = _array(treatments, np.int32) * np.int32(width) + np.where(events < 0, np.int32(width - 1), events)
+    return table.ravel().take(index)
 
 
 def _in_order(columns: dict, keys: list[str]) -> dict:
@@ -290,8 +314,12 @@ def _then_by(combined: np.ndarray, values: np.ndarray) -> np.ndarray:
     Most groups (an episode's adverse events, a trajectory's bursts) hold one row or come
     in time order already, so only the rows of groups out of order are sorted again.
     """
-    order = np.argsort(combined, kind="stable")
-    key, value = combined[order], values[order]
+    if (combined[1:] >= combined[:-1]).all():  # the engine's order already: only ties to sort
+        order = np.arange(len(combined))
+        key, value = combined, values
+    else:
+        order = np.argsort(combined, kind="stable")
+        key, value = combined[order], values[order]
     tied = key[1:] == key[:-1]
     unsorted = tied & (value[1:] < value[:-1])
     if not unsorted.any():
@@ -353,11 +381,16 @@ def join_columns(chunks: list[dict], strategies: int) -> pd.DataFrame:
     pieces = pieces or [(chunks[0], 0, 0)]
     # Column by column, each chunk's column dropped once joined: the peak is the chunks plus
     # one joined column, not the chunks plus the whole joined table (half a gigabyte at 1M).
+    # The joined column is a fresh mapping, while the chunks' columns were freed into the heap:
+    # handed back column by column, they are not kept beside the whole joined table.
+    trim = sum(b - a for _, a, b in pieces) >= _TRIM_FROM_ROWS
     joined = {}
     for name in list(chunks[0]):
         joined[name] = _concatenated([chunk[name][a:b] for chunk, a, b in pieces])
         for chunk in chunks:
             del chunk[name]
+        if trim:
+            hand_back_freed_memory(keep_mib=0)
     return _dataframe(joined)
 
 
