@@ -81,6 +81,7 @@ from sim.rules.workup import GOES_ON, STILL_IN_WORKUP, workup_months, workup_out
 
 MAX_TREATMENTS = 63  # treatments are bits of one 64-bit word in the eligibility sets
 CACHED_OCCURRENCES = 4  # episode plans kept per drug for reuse across strategies
+CACHED_FLARES = 256  # flare gaps and burst outcomes kept per patient for reuse across strategies
 DONE, FULL, TOO_MANY_EPISODES, TOO_MANY_BURSTS = range(4)
 
 # Columns of the integer and float blocks of each table.
@@ -186,7 +187,8 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                 required[t] |= np.int64(1) << np.int64(j)
     # Then: response probabilities, line numbers and occurrences per drug; an episode's events;
     # plans per (drug, occurrence): end, assessment, probability | valid, reason, responded,
-    # events, stopper, escalated, below target, target assessment | the events; segments; counts.
+    # events, stopper, escalated, below target, target assessment | the events; segments; counts;
+    # flare gaps, burst outcomes (effective, rebound) and how many of each are known.
     return _patients(assess, response, course, cap, loss, fates, escalation, escalated_response, reassess, target,
                      relapse_variant, age_allowed, requires_failure, eligible_first, eligibility_conditions,
                      covariate_first, line_first, modifiers, ae_first, ae_probability, ae_onset, ae_stop_probability,
@@ -197,14 +199,17 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                      mortality_covariate, mortality_knots, mortality_cumulative, mortality_hazards, workup_found,
                      workup_duration, distributions, gamma_tables, empirical, seed, replicate, first_patient, count,
                      begin, covariates, region, ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f, counts, status,
-                     required, np.zeros(treatments), np.zeros(treatments, dtype=np.int64), np.zeros(treatments, dtype=np.int64),
+                     required, np.zeros(treatments), np.zeros(treatments, dtype=np.int64),
+                     np.zeros(treatments, dtype=np.int64),
                      np.zeros(events_max), np.zeros(events_max, dtype=np.int64), np.zeros(events_max, dtype=np.bool_),
                      np.zeros((treatments, CACHED_OCCURRENCES, 3)),
                      np.zeros((treatments, CACHED_OCCURRENCES, 8), dtype=np.int64),
                      np.zeros((treatments, CACHED_OCCURRENCES, events_max)),
                      np.zeros((treatments, CACHED_OCCURRENCES, events_max), dtype=np.int64),
                      np.zeros((treatments, CACHED_OCCURRENCES, events_max), dtype=np.bool_),
-                     np.zeros((3 * MAX_EPISODES + 4, 3)), np.zeros((strategies, 3), dtype=np.int64))
+                     np.zeros((3 * MAX_EPISODES + 4, 3)), np.zeros((strategies, 3), dtype=np.int64),
+                     np.zeros(CACHED_FLARES), np.zeros((CACHED_FLARES, 2), dtype=np.bool_),
+                     np.zeros(2, dtype=np.int64))
 
 
 @rule
@@ -218,10 +223,13 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
               mortality_cumulative, mortality_hazards, workup_found, workup_duration, distributions, gamma_tables,
               empirical, seed, replicate, first_patient, count, begin, covariates, region, ep_i, ep_f, ae_i, ae_f, b_i,
               b_f, pat_i, pat_f, counts, status, required, base_probability, line_number, occurrences, onsets,
-              event_ids, stops, plan_f, plan_i, plan_onsets, plan_ids, plan_stops, segments, before):
+              event_ids, stops, plan_f, plan_i, plan_onsets, plan_ids, plan_stops, segments, before, flare_gaps,
+              flare_outcomes, flares_known):
     """`_sample` with its work arrays: `required` (bit set of the drugs each must come after),
     the patient's response probabilities, lines and occurrences per drug, an episode's events,
-    the plans per (drug, occurrence), the trajectory's segments and the row counts before the patient."""
+    the plans per (drug, occurrence), the trajectory's segments, the row counts before the patient and
+    the patient's first flare gaps and burst outcomes (a pure function of the flare's number, so the
+    same under every strategy)."""
     strategies = lines.shape[0]
     treatments = response.shape[0]
     draws_any = False  # whether any strategy draws its first line
@@ -453,10 +461,32 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
             b_f[g, r] = time
         counts[g, BURSTS] = r + 1
 
+    def flare_gap(patient, flare):
+        # The unit exponential gap before flare `flare` (0, 1, ...), kept for the other strategies.
+        if flare >= CACHED_FLARES:
+            return unit_exponential(uniform(seed, replicate, patient, P.FLARE_GAP, flare, 0))
+        for k in range(flares_known[0], flare + 1):
+            flare_gaps[k] = unit_exponential(uniform(seed, replicate, patient, P.FLARE_GAP, k, 0))
+        flares_known[0] = max(flares_known[0], flare + 1)
+        return flare_gaps[flare]
+
+    def flare_outcome(patient, flare):
+        # (effective, rebound) of the burst of flare `flare`, kept for the other strategies.
+        if flare >= CACHED_FLARES:
+            return burst_outcome(chance(patient, P.FLARE_RESPONSE, flare, 0, rescue_response),
+                                 chance(patient, P.FLARE_REBOUND, flare, 0, rescue_rebound), rescue_response,
+                                 rescue_rebound)
+        for k in range(flares_known[1], flare + 1):
+            flare_outcomes[k, 0], flare_outcomes[k, 1] = burst_outcome(
+                chance(patient, P.FLARE_RESPONSE, k, 0, rescue_response),
+                chance(patient, P.FLARE_REBOUND, k, 0, rescue_rebound), rescue_response, rescue_rebound)
+        flares_known[1] = max(flares_known[1], flare + 1)
+        return flare_outcomes[flare, 0], flare_outcomes[flare, 1]
+
     def lay_flares(patient, g, segment_count):
         # Flares over the trajectory's intervals (`segments`); False past MAX_BURSTS.
         flare = 0
-        gap = unit_exponential(uniform(seed, replicate, patient, P.FLARE_GAP, 0, 0))
+        gap = flare_gap(patient, 0)
         first = counts[g, BURSTS]
         for k in range(segment_count):
             start, stop, state = segments[k, 0], segments[k, 1], int(segments[k, 2])
@@ -469,14 +499,12 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
                 if math.isinf(time):
                     gap = remaining
                     break
-                effective, rebound = burst_outcome(chance(patient, P.FLARE_RESPONSE, flare, 0, rescue_response),
-                                                   chance(patient, P.FLARE_REBOUND, flare, 0, rescue_rebound),
-                                                   rescue_response, rescue_rebound)
+                effective, rebound = flare_outcome(patient, flare)
                 burst(g, patient, time, FLARE, state, effective, rebound)
                 if counts[g, BURSTS] - first > MAX_BURSTS:
                     return False
                 flare += 1
-                gap = unit_exponential(uniform(seed, replicate, patient, P.FLARE_GAP, flare, 0))
+                gap = flare_gap(patient, flare)
                 position = time
         return True
 
@@ -671,6 +699,7 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
         for t in range(treatments):
             for o in range(CACHED_OCCURRENCES):
                 plan_i[t, o, 0] = 0
+        flares_known[0], flares_known[1] = 0, 0
         for s in range(strategies):
             for k in range(3):
                 before[s, k] = counts[region + s, k]
