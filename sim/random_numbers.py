@@ -73,6 +73,18 @@ def uniform_pair(seed, replicate, patient, purpose, occurrence, offset):
     return _double(x0, x1), _double(x2, x3)
 
 
+@numba.njit(cache=True)
+def decides(probability):
+    """Whether `u < probability` (or `u >= probability`) depends on the uniform `u`: not when
+    `probability` is 0 or less, 1 or more, or NaN, since every uniform lies strictly inside (0, 1).
+    An engine may then skip drawing `u` and compare any number in (0, 1), such as `ANY_UNIFORM`."""
+    return 0.0 < probability < 1.0
+
+
+#: A stand-in uniform for a comparison that `decides` says no uniform can change.
+ANY_UNIFORM = 0.5
+
+
 @numba.njit(cache=True, inline="always")
 def _double(high, low):
     # 27 + 26 bits make the 53 of a double; the half step keeps 0 and 1 out, so an

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from sim.random_numbers import uniform as inline_uniform
-from sim.random_numbers import uniform_pair
+from sim.random_numbers import ANY_UNIFORM, decides, uniform_pair
 from sim.rules import purposes as P
 from sim.rules.adverse_events import happened, occurs, stops_treatment, with_adverse_event
 from sim.rules.assessment import is_below_target, is_escalated
@@ -81,6 +81,7 @@ from sim.rules.workup import GOES_ON, STILL_IN_WORKUP, workup_months, workup_out
 
 MAX_TREATMENTS = 63  # treatments are bits of one 64-bit word in the eligibility sets
 CACHED_OCCURRENCES = 4  # episode plans kept per drug for reuse across strategies
+CACHED_FLARES = 256  # flare gaps and burst outcomes kept per patient for reuse across strategies
 DONE, FULL, TOO_MANY_EPISODES, TOO_MANY_BURSTS = range(4)
 
 # Columns of the integer and float blocks of each table.
@@ -172,6 +173,8 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
     """One sample's patients `begin .. count-1` (the fields of `sim.engine.compiled_model.Packed`,
     then the run's numbers and blocks; rows go to regions `region + s`). Returns the first patient
     not simulated and sets `status[S_CODE]` as `simulate_samples` describes."""
+    # The work arrays are made here and handed to `_patients` as arguments: arrays made in the
+    # function whose closures use them cost an atomic reference count at each use in a loop.
     strategies = lines.shape[0]
     treatments = response.shape[0]
     events_max = 1
@@ -182,21 +185,56 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         for j in range(treatments):
             if requires_failure[t, j]:
                 required[t] |= np.int64(1) << np.int64(j)
-    base_probability = np.zeros(treatments)
-    line_number = np.zeros(treatments, dtype=np.int64)
-    occurrences = np.zeros(treatments, dtype=np.int64)
-    onsets = np.zeros(events_max)
-    event_ids = np.zeros(events_max, dtype=np.int64)
-    stops = np.zeros(events_max, dtype=np.bool_)
-    # Plans per (drug, occurrence): end, assessment, probability | valid, reason, responded,
-    # events, stopper, escalated, below target, target assessment | the events.
-    plan_f = np.zeros((treatments, CACHED_OCCURRENCES, 3))
-    plan_i = np.zeros((treatments, CACHED_OCCURRENCES, 8), dtype=np.int64)
-    plan_onsets = np.zeros((treatments, CACHED_OCCURRENCES, events_max))
-    plan_ids = np.zeros((treatments, CACHED_OCCURRENCES, events_max), dtype=np.int64)
-    plan_stops = np.zeros((treatments, CACHED_OCCURRENCES, events_max), dtype=np.bool_)
-    segments = np.zeros((3 * MAX_EPISODES + 4, 3))
-    before = np.zeros((strategies, 3), dtype=np.int64)
+    # Then: response probabilities, line numbers and occurrences per drug; an episode's events;
+    # plans per (drug, occurrence): end, assessment, probability | valid, reason, responded,
+    # events, stopper, escalated, below target, target assessment | the events; segments; counts;
+    # flare gaps, burst outcomes (effective, rebound) and how many of each are known.
+    return _patients(assess, response, course, cap, loss, fates, escalation, escalated_response, reassess, target,
+                     relapse_variant, age_allowed, requires_failure, eligible_first, eligibility_conditions,
+                     covariate_first, line_first, modifiers, ae_first, ae_probability, ae_onset, ae_stop_probability,
+                     condition_covariate, condition_operator, condition_value, condition_levels, lines, line_count,
+                     first_line_cumulative, draws_first_line, retreats, retreat_allowed, bridged, target_assess,
+                     relapse_probability, relapse_time, rescue_response, rescue_rebound, rescue_onset, flare_rates,
+                     lays, horizon, follow_up, arrival, loss_to_followup, age_limit_months, age_limit_covariate,
+                     mortality_covariate, mortality_knots, mortality_cumulative, mortality_hazards, workup_found,
+                     workup_duration, distributions, gamma_tables, empirical, seed, replicate, first_patient, count,
+                     begin, covariates, region, ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f, counts, status,
+                     required, np.zeros(treatments), np.zeros(treatments, dtype=np.int64),
+                     np.zeros(treatments, dtype=np.int64),
+                     np.zeros(events_max), np.zeros(events_max, dtype=np.int64), np.zeros(events_max, dtype=np.bool_),
+                     np.zeros((treatments, CACHED_OCCURRENCES, 3)),
+                     np.zeros((treatments, CACHED_OCCURRENCES, 8), dtype=np.int64),
+                     np.zeros((treatments, CACHED_OCCURRENCES, events_max)),
+                     np.zeros((treatments, CACHED_OCCURRENCES, events_max), dtype=np.int64),
+                     np.zeros((treatments, CACHED_OCCURRENCES, events_max), dtype=np.bool_),
+                     np.zeros((3 * MAX_EPISODES + 4, 3)), np.zeros((strategies, 3), dtype=np.int64),
+                     np.zeros(CACHED_FLARES), np.zeros((CACHED_FLARES, 2), dtype=np.bool_),
+                     np.zeros(2, dtype=np.int64))
+
+
+@rule
+def _patients(assess, response, course, cap, loss, fates, escalation, escalated_response, reassess, target,
+              relapse_variant, age_allowed, requires_failure, eligible_first, eligibility_conditions, covariate_first,
+              line_first, modifiers, ae_first, ae_probability, ae_onset, ae_stop_probability, condition_covariate,
+              condition_operator, condition_value, condition_levels, lines, line_count, first_line_cumulative,
+              draws_first_line, retreats, retreat_allowed, bridged, target_assess, relapse_probability, relapse_time,
+              rescue_response, rescue_rebound, rescue_onset, flare_rates, lays, horizon, follow_up, arrival,
+              loss_to_followup, age_limit_months, age_limit_covariate, mortality_covariate, mortality_knots,
+              mortality_cumulative, mortality_hazards, workup_found, workup_duration, distributions, gamma_tables,
+              empirical, seed, replicate, first_patient, count, begin, covariates, region, ep_i, ep_f, ae_i, ae_f, b_i,
+              b_f, pat_i, pat_f, counts, status, required, base_probability, line_number, occurrences, onsets,
+              event_ids, stops, plan_f, plan_i, plan_onsets, plan_ids, plan_stops, segments, before, flare_gaps,
+              flare_outcomes, flares_known):
+    """`_sample` with its work arrays: `required` (bit set of the drugs each must come after),
+    the patient's response probabilities, lines and occurrences per drug, an episode's events,
+    the plans per (drug, occurrence), the trajectory's segments, the row counts before the patient and
+    the patient's first flare gaps and burst outcomes (a pure function of the flare's number, so the
+    same under every strategy)."""
+    strategies = lines.shape[0]
+    treatments = response.shape[0]
+    draws_any = False  # whether any strategy draws its first line
+    for s in range(strategies):
+        draws_any = draws_any or draws_first_line[s]
 
     def table_gamma(k, position):
         knot, t = position
@@ -243,6 +281,12 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         return closed_form_quantile(family, distributions[index, 1], distributions[index, 2],
                                     distributions[index, 3], u, low, high)
 
+    def chance(patient, purpose, occurrence, offset, probability):
+        # The uniform of a comparison with `probability`, drawn only if it can change the outcome.
+        if decides(probability):
+            return uniform(seed, replicate, patient, purpose, occurrence, offset)
+        return ANY_UNIFORM
+
     def holds(c, x):
         operator = condition_operator[c]
         inside = operator >= IN and condition_levels[c, int(x)]
@@ -262,18 +306,18 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         off = P.episode_offset(t, 0)
         to_target = to_assess >= 0
         assessed = draw(patient, to_assess if to_target else assess[t], P.ASSESSMENT, occurrence, off)
-        responded = responds(uniform(seed, replicate, patient, P.RESPONSE, occurrence, off), probability)
+        responded = responds(chance(patient, P.RESPONSE, occurrence, off, probability), probability)
         escalated = False
         if not responded and not math.isnan(escalation[t]):
-            escalated = is_escalated(responded, uniform(seed, replicate, patient, P.ESCALATION, occurrence, off),
+            escalated = is_escalated(responded, chance(patient, P.ESCALATION, occurrence, off, escalation[t]),
                                      escalation[t])
         if escalated:
             assessed += draw(patient, reassess[t], P.REASSESSMENT, occurrence, off)
-            responded = responds(uniform(seed, replicate, patient, P.ESCALATED_RESPONSE, occurrence, off),
+            responded = responds(chance(patient, P.ESCALATED_RESPONSE, occurrence, off, escalated_response[t]),
                                  escalated_response[t])
         below = False
         if responded and to_target and not math.isnan(target[t]):
-            below = is_below_target(responded, to_target, uniform(seed, replicate, patient, P.TARGET, occurrence, off),
+            below = is_below_target(responded, to_target, chance(patient, P.TARGET, occurrence, off, target[t]),
                                     target[t])
             responded = not below
         if responded:
@@ -298,13 +342,16 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         for e in range(first, ae_first[t + 1]):
             a = e - first
             if a % 2 == 0:  # off is even: events 2j and 2j + 1 share a Philox block
-                u_occurs, u_next = uniform_pair(seed, replicate, patient, P.ADVERSE_EVENT_OCCURS, occurrence, off + a)
+                u_occurs = u_next = ANY_UNIFORM
+                if decides(ae_probability[e]) or (e + 1 < ae_first[t + 1] and decides(ae_probability[e + 1])):
+                    u_occurs, u_next = uniform_pair(seed, replicate, patient, P.ADVERSE_EVENT_OCCURS, occurrence,
+                                                    off + a)
             else:
                 u_occurs = u_next
             if occurs(u_occurs, ae_probability[e]):
                 onset = draw(patient, ae_onset[e], P.ADVERSE_EVENT_ONSET, occurrence, off + a)
-                stopping = stops_treatment(uniform(seed, replicate, patient, P.ADVERSE_EVENT_STOPS, occurrence,
-                                                   off + a), ae_stop_probability[e])
+                stopping = stops_treatment(chance(patient, P.ADVERSE_EVENT_STOPS, occurrence, off + a,
+                                                  ae_stop_probability[e]), ae_stop_probability[e])
                 onsets[n_events], event_ids[n_events], stops[n_events] = onset, a, stopping
                 n_events += 1
                 if stopping and onset < stop_at:
@@ -338,18 +385,10 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
             plan_onsets[t, o, j], plan_ids[t, o, j], plan_stops[t, o, j] = onsets[j], event_ids[j], stops[j]
         return end, reason, responded, assessed, n_events, stopper, escalated, below
 
-    def line_at(s, first, k):
-        # The treatment at position `k` of strategy `s`'s order when its first line is position `first`.
-        if k == 0:
-            return lines[s, first]
-        if k <= first:
-            return lines[s, k - 1]
-        return lines[s, k]
-
     def next_line(s, first, position, failed, allowed):
         position += 1
         while position < line_count[s]:
-            t = line_at(s, first, position)
+            t = lines[s, line_index(first, position)]
             if may_start_coded(t, failed, allowed, required[t]):
                 return t, position
             position += 1
@@ -407,7 +446,7 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         if workup_duration < 0:
             return 0.0, GOES_ON
         duration = draw(patient, workup_duration, P.WORKUP_TIME, 0, 0)
-        u = uniform(seed, replicate, patient, P.WORKUP_FINDS, 0, 0)
+        u = chance(patient, P.WORKUP_FINDS, 0, 0, workup_found)
         return workup_months(duration, end), workup_outcome(u, workup_found, duration, end)
 
     def segment(n, start, stop, state):
@@ -422,10 +461,32 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
             b_f[g, r] = time
         counts[g, BURSTS] = r + 1
 
+    def flare_gap(patient, flare):
+        # The unit exponential gap before flare `flare` (0, 1, ...), kept for the other strategies.
+        if flare >= CACHED_FLARES:
+            return unit_exponential(uniform(seed, replicate, patient, P.FLARE_GAP, flare, 0))
+        for k in range(flares_known[0], flare + 1):
+            flare_gaps[k] = unit_exponential(uniform(seed, replicate, patient, P.FLARE_GAP, k, 0))
+        flares_known[0] = max(flares_known[0], flare + 1)
+        return flare_gaps[flare]
+
+    def flare_outcome(patient, flare):
+        # (effective, rebound) of the burst of flare `flare`, kept for the other strategies.
+        if flare >= CACHED_FLARES:
+            return burst_outcome(chance(patient, P.FLARE_RESPONSE, flare, 0, rescue_response),
+                                 chance(patient, P.FLARE_REBOUND, flare, 0, rescue_rebound), rescue_response,
+                                 rescue_rebound)
+        for k in range(flares_known[1], flare + 1):
+            flare_outcomes[k, 0], flare_outcomes[k, 1] = burst_outcome(
+                chance(patient, P.FLARE_RESPONSE, k, 0, rescue_response),
+                chance(patient, P.FLARE_REBOUND, k, 0, rescue_rebound), rescue_response, rescue_rebound)
+        flares_known[1] = max(flares_known[1], flare + 1)
+        return flare_outcomes[flare, 0], flare_outcomes[flare, 1]
+
     def lay_flares(patient, g, segment_count):
         # Flares over the trajectory's intervals (`segments`); False past MAX_BURSTS.
         flare = 0
-        gap = unit_exponential(uniform(seed, replicate, patient, P.FLARE_GAP, 0, 0))
+        gap = flare_gap(patient, 0)
         first = counts[g, BURSTS]
         for k in range(segment_count):
             start, stop, state = segments[k, 0], segments[k, 1], int(segments[k, 2])
@@ -438,14 +499,12 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                 if math.isinf(time):
                     gap = remaining
                     break
-                effective, rebound = burst_outcome(uniform(seed, replicate, patient, P.FLARE_RESPONSE, flare, 0),
-                                                   uniform(seed, replicate, patient, P.FLARE_REBOUND, flare, 0),
-                                                   rescue_response, rescue_rebound)
+                effective, rebound = flare_outcome(patient, flare)
                 burst(g, patient, time, FLARE, state, effective, rebound)
                 if counts[g, BURSTS] - first > MAX_BURSTS:
                     return False
                 flare += 1
-                gap = unit_exponential(uniform(seed, replicate, patient, P.FLARE_GAP, flare, 0))
+                gap = flare_gap(patient, flare)
                 position = time
         return True
 
@@ -547,8 +606,8 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
             if was_bridged:
                 off = P.episode_offset(t, 0)
                 effective, rebound = bridge_burst(
-                    uniform(seed, replicate, patient, P.BRIDGE_RESPONSE, occurrence, off),
-                    uniform(seed, replicate, patient, P.BRIDGE_REBOUND, occurrence, off), rescue_response,
+                    chance(patient, P.BRIDGE_RESPONSE, occurrence, off, rescue_response),
+                    chance(patient, P.BRIDGE_REBOUND, occurrence, off, rescue_rebound), rescue_response,
                     rescue_rebound)
                 onset = draw(patient, rescue_onset, P.BRIDGE_ONSET, occurrence, off)
                 control = controlled_by_bridge(effective, now, onset, end)
@@ -592,7 +651,7 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                 remaining = end - now
                 wait = -1.0
                 if not math.isnan(relapse_probability[v]):
-                    u_relapse = uniform(seed, replicate, patient, P.RELAPSE_OCCURS, spells, 0)
+                    u_relapse = chance(patient, P.RELAPSE_OCCURS, spells, 0, relapse_probability[v])
                     time = draw(patient, relapse_time[v], P.RELAPSE_TIME, spells, 0)
                     spells += 1
                     wait = relapse_after(u_relapse, relapse_probability[v], time, remaining)
@@ -635,11 +694,12 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
         patient = first_patient + i
         allowed = patient_matrices(i)
         entry, end, censor = observation(patient, i)
-        u_first = uniform(seed, replicate, patient, P.FIRST_LINE, 0, 0)
+        u_first = uniform(seed, replicate, patient, P.FIRST_LINE, 0, 0) if draws_any else ANY_UNIFORM
         workup, outcome = work_up(patient, end)
         for t in range(treatments):
             for o in range(CACHED_OCCURRENCES):
                 plan_i[t, o, 0] = 0
+        flares_known[0], flares_known[1] = 0, 0
         for s in range(strategies):
             for k in range(3):
                 before[s, k] = counts[region + s, k]
@@ -658,6 +718,17 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
             return i
     status[S_CODE] = DONE
     return count
+
+
+@rule
+def line_index(first, k):
+    """Where in a strategy's line list the treatment at position `k` of its order is, when its first
+    line is entry `first` of the list (the others keep their order)."""
+    if k == 0:
+        return first
+    if k <= first:
+        return k - 1
+    return k
 
 
 @rule
