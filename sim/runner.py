@@ -103,16 +103,22 @@ def simulate_task(model: Model, task: Task, engine: str = "des") -> dict[str, di
             records, covariates = compiled.simulate_chunk(model, task.replicate, task.first_patient, task.count)
         else:
             records, covariates = des.simulate_chunk(model, task.replicate, task.first_patient, task.count)
-        tables = {
-            "episodes": episodes_columns(records, model, task.replicate),
-            "patients": patients_columns(records, model, task.replicate, task.first_patient, covariates),
-            "adverse_events": adverse_events_columns(records, model, task.replicate),
-            "bursts": bursts_columns(records, model, task.replicate),
-        }
+        tables = chunk_columns(records, covariates, model, task.replicate, task.first_patient)
         del records
         if task.count >= _TRIM_FROM:
             hand_back_freed_memory()
     return tables
+
+
+def chunk_columns(records, covariates: dict, model: Model, replicate: int, first_patient: int) -> dict[str, dict]:
+    """Each table's columns (see `sim.engine.records`) of one simulated chunk of patients,
+    numbered from `first_patient` in `replicate`; times in months."""
+    return {
+        "episodes": episodes_columns(records, model, replicate),
+        "patients": patients_columns(records, model, replicate, first_patient, covariates),
+        "adverse_events": adverse_events_columns(records, model, replicate),
+        "bursts": bursts_columns(records, model, replicate),
+    }
 
 
 def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, progress: bool = True,

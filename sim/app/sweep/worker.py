@@ -18,15 +18,9 @@ import pyarrow as pa
 
 from sim.model import Model
 from sim.engine import compiled
-from sim.engine.records import (
-    adverse_events_columns,
-    bursts_columns,
-    episodes_columns,
-    join_columns,
-    patients_columns,
-)
+from sim.engine.records import join_columns
 from sim.memory import small_pages
-from sim.runner import TABLES, RunTables, engine_for, simulate, tasks_for
+from sim.runner import TABLES, RunTables, chunk_columns, engine_for, simulate, tasks_for
 
 
 #: A task's summary as the sweep stores it (`summary/<task>.parquet`): summary.csv's
@@ -94,10 +88,7 @@ def run_batch(task_ids: list[str], models: list[Model], replicates: list[int], k
 
 def _run_tables(model: Model, records, covariates: dict) -> RunTables:
     """The tables of a run of `model` (one replicate, one chunk) from its columns, as `sim.runner.simulate` makes them."""
-    columns = {"episodes": episodes_columns(records, model, 0),
-               "patients": patients_columns(records, model, 0, 0, covariates),
-               "adverse_events": adverse_events_columns(records, model, 0),
-               "bursts": bursts_columns(records, model, 0)}
+    columns = chunk_columns(records, covariates, model, 0, 0)
     return RunTables(*(join_columns([columns[name]], len(model.strategies)) for name in TABLES))
 
 
