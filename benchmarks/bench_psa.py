@@ -15,33 +15,12 @@ kernel and columns). Numba compiles (or loads its cache) before timing.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import resource
 import time
 
-import numpy as np
-
-
-def psa_models(scenario: str, samples: int, patients: int, seed: int = 2024) -> list:
-    """`samples` compiled models with response probabilities drawn from Beta(events + 1/2, n - events + 1/2)."""
-    from sim.loader import load_scenario
-    from sim.model import compile_model
-
-    loaded = load_scenario(scenario, {"settings.patients": patients, "settings.replicates": 1})
-    model = compile_model(loaded.scenario, loaded.name)
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
-    counted = {t.index: loaded.scenario.treatments[t.name].response for t in model.treatments
-               if loaded.scenario.treatments[t.name].response.n is not None}
-    models = []
-    for _ in range(samples):
-        treatments = list(model.treatments)
-        for index, response in counted.items():
-            p = rng.beta(response.events + 0.5, response.n - response.events + 0.5)
-            treatments[index] = dataclasses.replace(treatments[index], response_probability=float(p))
-        models.append(dataclasses.replace(model, treatments=tuple(treatments)))
-    return models
+from bench_engines import psa_models  # one way of drawing a PSA's models for every benchmark
 
 
 def measure(scenario: str, samples: int, patients: int) -> dict:
