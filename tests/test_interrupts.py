@@ -1,6 +1,6 @@
 """Ctrl-C in a sweep's first seconds (loading, planning, starting): one line, exit code 130.
 
-The sweep is `adult_one_way` (many tasks of 5,000 patients): it cannot finish before the
+The sweep is `adult_psa` (1,000 samples of 2,000 patients, about a minute): it cannot finish before the
 interrupt, so the test never passes by skipping."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("delay", [0.3, 1.2, 2.5])
 def test_ctrl_c_while_a_sweep_starts_ends_in_one_line(tmp_path, delay):
     out = tmp_path / "sweep"
-    process = subprocess.Popen([sys.executable, "-m", "sim", "sweep", "adult_one_way", "--out", str(out), "--workers", "1",
+    process = subprocess.Popen([sys.executable, "-m", "sim", "sweep", "adult_psa", "--out", str(out), "--workers", "1",
                                 "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)  # its own group, as a terminal's Ctrl-C reaches
     time.sleep(delay)
