@@ -38,3 +38,10 @@ def test_same_tables_finds_a_changed_table(tmp_path, monkeypatch, capsys):
     tables.episodes.loc[0, "stop"] += 1e-12  # one number, off in its last digits
     assert same_tables.main() == 1
     assert "different: bordeaux_cohort-compiled episodes" in capsys.readouterr().out
+
+
+def test_kernel_benchmark_times_the_kernel_call_alone():
+    import bench_kernel
+
+    row = bench_kernel.measure("bordeaux_cohort", 60, 1)
+    assert row["trajectories"] % 60 == 0 and row["kernel_cpu_s"] >= 0 and row["rows"][0] > 0

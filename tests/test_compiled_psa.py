@@ -78,3 +78,34 @@ def test_samples_simulated_a_group_at_a_time_give_the_same_tables(directory, mon
     grouped = compiled.simulate_samples(models, replicate=0, first_patient=0, count=120)
     for (a, _), (b, _) in zip(together, grouped, strict=True):
         _same(a, b)
+
+
+def _changed(model, probability: float | None = None, fates: bool = False):
+    """`model` with its adverse events `probability` (if given) or its fates rotated."""
+    treatments = []
+    for t in model.treatments:
+        if probability is not None:
+            t = dataclasses.replace(t, adverse_events=tuple(dataclasses.replace(e, probability=probability)
+                                                            for e in t.adverse_events))
+        if fates:
+            t = dataclasses.replace(t, fates=(t.fates[1], t.fates[2], t.fates[0]))
+        treatments.append(t)
+    return dataclasses.replace(model, treatments=tuple(treatments))
+
+
+@pytest.mark.parametrize("name", ["every_rule", "modern_adult"])
+def test_samples_of_one_seed_share_plans_and_still_get_their_own_tables(name, directory, monkeypatch):
+    # One seed: samples whose drugs differ only in their response probability share episode plans
+    # (`drug_classes`); the others, in between, must not reuse them. (every_rule's empirical course
+    # keeps a class per sample: its values are pooled sample by sample.)
+    models = [dataclasses.replace(m, seed=7) for m in _samples(name, directory, samples=5, patients=150)]
+    models[1], models[3] = _changed(models[1], probability=0.5), _changed(models[3], fates=True)
+    stacked = compiled.stack_models(models)
+    classes = compiled.drug_classes(stacked, np.array([m.seed for m in models]))
+    assert (classes[0] == classes[2]).sum() >= len(classes[0]) - 1 and (classes[2] == classes[4]).sum() >= 2
+    assert (classes[0] != classes[1]).any() and (classes[0] != classes[3]).any()
+    assert compiled.shared_plans(stacked, classes, 150)[1].shape[0] == 150
+    monkeypatch.setattr(compiled, "CHUNK_PATIENTS", 300)  # groups of 2 samples: the plans kept across groups
+    together = compiled.simulate_samples(models, replicate=0, first_patient=20, count=150)
+    for model, (records, _) in zip(models, together, strict=True):
+        _same(records, compiled.simulate_chunk(model, 0, 20, 150)[0])

@@ -25,6 +25,7 @@ from sim.engine.compiled_kernel import (
     B_REBOUND,
     B_STATE,
     BURSTS,
+    CACHED_OCCURRENCES,
     DONE,
     E_ASSESSED,
     E_BELOW_TARGET,
@@ -160,12 +161,14 @@ def simulate_samples(models: list[Model], replicate: int, first_patient: int, co
     group = max(1, CHUNK_PATIENTS // max(count, 1))
     capacity = [max(16, 4 * count), max(16, 3 * count), max(16, count if bursting else 1)]
     blocks: list[np.ndarray] | None = None
+    classes = drug_classes(m, seeds)
+    shared = shared_plans(m, classes, count)
     out = []
     for first in range(0, len(models), group):
         last = min(first + group, len(models))
         part = m if (first, last) == (0, len(models)) else _samples_of(m, first, last)
         blocks, counts = _simulated(part, models[first:last], seeds[first:last], matrix[first:last], replicate,
-                                    first_patient, count, blocks, capacity, strategies)
+                                    first_patient, count, blocks, capacity, strategies, classes[first:last], shared)
         records = _group_records(blocks, counts, strategies, first_patient, count, reused=last < len(models))
         out += [(r, drawn[first + k][0]) for k, r in enumerate(records)]
     return out
@@ -173,7 +176,7 @@ def simulate_samples(models: list[Model], replicate: int, first_patient: int, co
 
 def _simulated(m: Packed, models: list[Model], seeds: np.ndarray, matrix: np.ndarray, replicate: int,
                first_patient: int, count: int, blocks: list[np.ndarray] | None, capacity: list[int],
-               strategies: int) -> tuple[list[np.ndarray], np.ndarray]:
+               strategies: int, classes: np.ndarray, shared: tuple) -> tuple[list[np.ndarray], np.ndarray]:
     """The kernel over the samples of `m` into `blocks` (made, or grown, to fit); the blocks and
     the rows written per region and table. Raises `ScenarioError` for a runaway patient."""
     regions = len(models) * strategies
@@ -183,13 +186,62 @@ def _simulated(m: Packed, models: list[Model], seeds: np.ndarray, matrix: np.nda
     status = np.zeros(4, dtype=np.int64)
     sample = begin = 0
     while True:
-        begin = _kernel(m, seeds, replicate, first_patient, count, sample, begin, matrix, *blocks, counts, status)
+        begin = _kernel(m, seeds, replicate, first_patient, count, sample, begin, matrix, *blocks, counts, status,
+                        classes, shared)
         if status[S_CODE] == DONE:
             return blocks, counts
         sample = int(status[S_SAMPLE])
         if status[S_CODE] != FULL:
             raise _runaway(models[sample], int(status[S_CODE]), int(status[S_PATIENT]), int(status[S_STRATEGY]))
         blocks = _grown(blocks, capacity, counts, blocks[6].shape[0], count)
+
+
+#: Plans kept for the next samples only up to this many bytes (`shared_plans`).
+SHARED_PLAN_BYTES = 64 * 2**20
+
+
+def drug_classes(m: Packed, seeds: np.ndarray) -> np.ndarray:
+    """Samples x treatments: equal numbers in a column where the samples of the stacked `m` have the
+    same seed and the same parameters of that treatment other than its response probability
+    (everything an episode plan of the kernel reads: its distributions, fates, escalation, target,
+    adverse events, and the strategies' treat-to-target assessments), bit for bit."""
+    samples, treatments = m.response.shape
+    if samples == 1:
+        return np.zeros((1, treatments), dtype=np.int64)
+    every = np.arange(samples)
+
+    def rows(index: np.ndarray) -> np.ndarray:  # the distribution rows of one index per sample
+        return np.where((index >= 0)[:, None], m.distributions[every, np.maximum(index, 0)], 0.0)
+
+    common = [seeds.astype(np.float64)[:, None]]
+    common += [rows(m.target_assess[:, s]) for s in range(m.target_assess.shape[1])]
+    classes = np.zeros((samples, treatments), dtype=np.int64)
+    for t in range(treatments):
+        own = [m.fates[:, t], m.escalation[:, t, None], m.escalated_response[:, t, None], m.target[:, t, None]]
+        for field in (m.assess, m.course, m.cap, m.loss, m.reassess):
+            own += [field[:, t, None].astype(np.float64), rows(field[:, t])]
+        events = range(int(m.ae_first[0, t]), int(m.ae_first[0, t + 1]))
+        for e in events:
+            own += [m.ae_probability[:, e, None], m.ae_stop_probability[:, e, None],
+                    m.ae_onset[:, e, None].astype(np.float64), rows(m.ae_onset[:, e])]
+        features = np.ascontiguousarray(np.concatenate(common + own, axis=1)).view(np.int64)
+        classes[:, t] = np.unique(features, axis=0, return_inverse=True)[1].reshape(-1)
+    return classes
+
+
+def shared_plans(m: Packed, classes: np.ndarray, count: int) -> tuple:
+    """The kernel's store of episode plans for the next samples of a drug's class (`count`
+    patients x treatments x kept occurrences x first response): empty arrays when no class has two
+    samples or it would take more than `SHARED_PLAN_BYTES`."""
+    treatments = m.response.shape[1]
+    events = max(1, int(np.diff(m.ae_first[0]).max(initial=0)))
+    shape = (count, treatments, CACHED_OCCURRENCES, 2)
+    size = int(np.prod(shape)) * (2 * 8 + 8 * 4 + events * 9)
+    repeated = any(len(np.unique(classes[:, t])) < len(classes) for t in range(treatments))
+    if not repeated or size > SHARED_PLAN_BYTES:
+        shape = (0, treatments, CACHED_OCCURRENCES, 2)
+    return (np.zeros((*shape, 2)), np.zeros((*shape, 8), dtype=np.int32), np.zeros((*shape, events)),
+            np.zeros((*shape, events), dtype=np.int32), np.zeros((*shape, events), dtype=np.bool_))
 
 
 def _samples_of(m: Packed, first: int, last: int) -> Packed:

@@ -15,7 +15,9 @@ of its time there. Here one function per sample (`_sample`) binds the packed mod
 arrays once, and its steps are closures over them (Numba inlines closures and counts no
 reference for what they capture); the rules they call take only numbers. An episode's
 plan depends only on (patient, drug, occurrence, response probability, assessment), so a
-plan made for one strategy is reused by the others (`plan_cached`).
+plan made for one strategy is reused by the others (`plan_cached`); in a PSA, a plan made for
+one sample is reused by the next samples whose drug differs at most in its response
+probability (`plan_shared`: keyed by whether the patient responds at the first assessment).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from sim.rules.workup import GOES_ON, STILL_IN_WORKUP, workup_months, workup_out
 MAX_TREATMENTS = 63  # treatments are bits of one 64-bit word in the eligibility sets
 CACHED_OCCURRENCES = 4  # episode plans kept per drug for reuse across strategies
 CACHED_FLARES = 256  # flare gaps and burst outcomes kept per patient for reuse across strategies
+CACHED_SPELLS = 16  # relapse draws kept per patient for reuse across strategies
 DONE, FULL, TOO_MANY_EPISODES, TOO_MANY_BURSTS = range(4)
 
 # Columns of the integer and float blocks of each table.
@@ -122,7 +125,7 @@ def empirical_value(distributions, index, u, gamma_tables, empirical):
 
 @rule
 def simulate_samples(m, seeds, replicate, first_patient, count, begin_sample, begin, covariates, ep_i, ep_f, ae_i,
-                     ae_f, b_i, b_f, pat_i, pat_f, counts, status):
+                     ae_f, b_i, b_f, pat_i, pat_f, counts, status, drug_class, shared):
     """Simulate patients `first_patient ..` (`count` of them) under every strategy of every sample
     of the stacked model `m` (`sim.engine.compiled_model.stack`: each field has the sample first),
     from sample `begin_sample`, patient `begin`; sample k uses `seeds[k]` and `covariates[k]`.
@@ -132,6 +135,11 @@ def simulate_samples(m, seeds, replicate, first_patient, count, begin_sample, be
     (grow the blocks and call again from there) or a runaway code (TOO_MANY_EPISODES /
     TOO_MANY_BURSTS, with `status[S_PATIENT]` and `status[S_STRATEGY]`). `counts[region]` holds
     the rows written per table.
+
+    `drug_class[k, t]` numbers drug t's parameters other than its response probability in sample k
+    (equal numbers: equal parameters and seed), and `shared` holds the episode plans of the
+    patients for the next samples of a class (`plan_shared`): arrays with a first axis of
+    `count` (or none, shape 0, when samples share nothing: `sim.engine.compiled.shared_plans`).
     """
     strategies = m.lines.shape[1]
     for k in range(begin_sample, seeds.shape[0]):
@@ -151,7 +159,8 @@ def simulate_samples(m, seeds, replicate, first_patient, count, begin_sample, be
             m.mortality_cumulative[k], m.mortality_hazards[k], m.workup_found[k], m.workup_duration[k],
             m.distributions[k], m.gamma_tables, m.empirical,
             seeds[k], replicate, first_patient, count, start, covariates[k], k * strategies, ep_i, ep_f, ae_i, ae_f,
-            b_i, b_f, pat_i, pat_f, counts, status)
+            b_i, b_f, pat_i, pat_f, counts, status, drug_class[k], shared[0], shared[1], shared[2], shared[3],
+            shared[4])
         if status[S_CODE] != DONE:
             return stopped
     status[S_CODE] = DONE
@@ -169,7 +178,7 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
             mortality_cumulative, mortality_hazards, workup_found, workup_duration, distributions, gamma_tables,
             empirical, seed, replicate,
             first_patient, count, begin, covariates, region, ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f, counts,
-            status):
+            status, drug_class, shared_f, shared_i, shared_onsets, shared_ids, shared_stops):
     """One sample's patients `begin .. count-1` (the fields of `sim.engine.compiled_model.Packed`,
     then the run's numbers and blocks; rows go to regions `region + s`). Returns the first patient
     not simulated and sets `status[S_CODE]` as `simulate_samples` describes."""
@@ -188,7 +197,8 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
     # Then: response probabilities, line numbers and occurrences per drug; an episode's events;
     # plans per (drug, occurrence): end, assessment, probability | valid, reason, responded,
     # events, stopper, escalated, below target, target assessment | the events; segments; counts;
-    # flare gaps, burst outcomes (effective, rebound) and how many of each are known.
+    # flare gaps, burst outcomes (effective, rebound) and how many of each (and spells) are known;
+    # relapse draws of the first spells and their variant + 1.
     return _patients(assess, response, course, cap, loss, fates, escalation, escalated_response, reassess, target,
                      relapse_variant, age_allowed, requires_failure, eligible_first, eligibility_conditions,
                      covariate_first, line_first, modifiers, ae_first, ae_probability, ae_onset, ae_stop_probability,
@@ -199,6 +209,7 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                      mortality_covariate, mortality_knots, mortality_cumulative, mortality_hazards, workup_found,
                      workup_duration, distributions, gamma_tables, empirical, seed, replicate, first_patient, count,
                      begin, covariates, region, ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f, counts, status,
+                     drug_class, shared_f, shared_i, shared_onsets, shared_ids, shared_stops,
                      required, np.zeros(treatments), np.zeros(treatments, dtype=np.int64),
                      np.zeros(treatments, dtype=np.int64),
                      np.zeros(events_max), np.zeros(events_max, dtype=np.int64), np.zeros(events_max, dtype=np.bool_),
@@ -209,7 +220,7 @@ def _sample(assess, response, course, cap, loss, fates, escalation, escalated_re
                      np.zeros((treatments, CACHED_OCCURRENCES, events_max), dtype=np.bool_),
                      np.zeros((3 * MAX_EPISODES + 4, 3)), np.zeros((strategies, 3), dtype=np.int64),
                      np.zeros(CACHED_FLARES), np.zeros((CACHED_FLARES, 2), dtype=np.bool_),
-                     np.zeros(2, dtype=np.int64))
+                     np.zeros(3, dtype=np.int64), np.zeros((CACHED_SPELLS, 2)), np.zeros(CACHED_SPELLS, dtype=np.int64))
 
 
 @rule
@@ -222,16 +233,19 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
               loss_to_followup, age_limit_months, age_limit_covariate, mortality_covariate, mortality_knots,
               mortality_cumulative, mortality_hazards, workup_found, workup_duration, distributions, gamma_tables,
               empirical, seed, replicate, first_patient, count, begin, covariates, region, ep_i, ep_f, ae_i, ae_f, b_i,
-              b_f, pat_i, pat_f, counts, status, required, base_probability, line_number, occurrences, onsets,
+              b_f, pat_i, pat_f, counts, status, drug_class, shared_f, shared_i, shared_onsets, shared_ids, shared_stops,
+              required, base_probability, line_number, occurrences, onsets,
               event_ids, stops, plan_f, plan_i, plan_onsets, plan_ids, plan_stops, segments, before, flare_gaps,
-              flare_outcomes, flares_known):
+              flare_outcomes, flares_known, spell_draws, spell_variant):
     """`_sample` with its work arrays: `required` (bit set of the drugs each must come after),
     the patient's response probabilities, lines and occurrences per drug, an episode's events,
     the plans per (drug, occurrence), the trajectory's segments, the row counts before the patient and
     the patient's first flare gaps and burst outcomes (a pure function of the flare's number, so the
-    same under every strategy)."""
+    same under every strategy), how many of each are known (and of spells on topical therapy), and
+    the relapse draws of the first spells with their relapse variant + 1 (0: not drawn yet)."""
     strategies = lines.shape[0]
     treatments = response.shape[0]
+    sharing = shared_i.shape[0] >= count  # plans kept per patient for the next samples
     draws_any = False  # whether any strategy draws its first line
     for s in range(strategies):
         draws_any = draws_any or draws_first_line[s]
@@ -300,13 +314,13 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
                 kept += 1
         return kept
 
-    def plan(patient, t, occurrence, probability, to_assess):
-        # How an episode of `t` ends if observation goes on: (end, reason, responded, assessed,
-        # events, stopper, escalated, below target), months from its start; events in `onsets`...
+    def plan(patient, t, occurrence, responded, to_assess):
+        # How an episode of `t` ends if observation goes on, given whether the patient responded at
+        # the first assessment: (end, reason, responded, assessed, events, stopper, escalated, below
+        # target), months from its start; events in `onsets`...
         off = P.episode_offset(t, 0)
         to_target = to_assess >= 0
         assessed = draw(patient, to_assess if to_target else assess[t], P.ASSESSMENT, occurrence, off)
-        responded = responds(chance(patient, P.RESPONSE, occurrence, off, probability), probability)
         escalated = False
         if not responded and not math.isnan(escalation[t]):
             escalated = is_escalated(responded, chance(patient, P.ESCALATION, occurrence, off, escalation[t]),
@@ -363,7 +377,31 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
         known = assessed <= end
         return end, reason, responded, assessed, n_events, stopper, escalated and known, below and known
 
-    def plan_cached(patient, t, occurrence, probability, to_assess):
+    def plan_shared(patient, i, t, o, responded, to_assess):
+        # `plan` across the samples of a PSA: a pure function of the drug's parameters other than
+        # its response probability (the same in the samples of one `drug_class`), the assessment
+        # and the first response, kept per patient `i` for the next sample.
+        r = 1 if responded else 0
+        if shared_i[i, t, o, r, 0] == drug_class[t] + 1 and shared_i[i, t, o, r, 7] == to_assess:
+            n_events = int(shared_i[i, t, o, r, 3])
+            for j in range(n_events):
+                onsets[j], event_ids[j] = shared_onsets[i, t, o, r, j], shared_ids[i, t, o, r, j]
+                stops[j] = shared_stops[i, t, o, r, j]
+            return (shared_f[i, t, o, r, 0], int(shared_i[i, t, o, r, 1]), shared_i[i, t, o, r, 2] == 1,
+                    shared_f[i, t, o, r, 1], n_events, int(shared_i[i, t, o, r, 4]), shared_i[i, t, o, r, 5] == 1,
+                    shared_i[i, t, o, r, 6] == 1)
+        end, reason, responded, assessed, n_events, stopper, escalated, below = plan(patient, t, o, responded,
+                                                                                     to_assess)
+        shared_f[i, t, o, r, 0], shared_f[i, t, o, r, 1] = end, assessed
+        shared_i[i, t, o, r, 0], shared_i[i, t, o, r, 1], shared_i[i, t, o, r, 2] = drug_class[t] + 1, reason, responded
+        shared_i[i, t, o, r, 3], shared_i[i, t, o, r, 4], shared_i[i, t, o, r, 5] = n_events, stopper, escalated
+        shared_i[i, t, o, r, 6], shared_i[i, t, o, r, 7] = below, to_assess
+        for j in range(n_events):
+            shared_onsets[i, t, o, r, j], shared_ids[i, t, o, r, j] = onsets[j], event_ids[j]
+            shared_stops[i, t, o, r, j] = stops[j]
+        return end, reason, responded, assessed, n_events, stopper, escalated, below
+
+    def plan_cached(patient, i, t, occurrence, probability, to_assess):
         # `plan`, reused when another strategy asked for the same (drug, occurrence) with the
         # same probability and assessment (a plan is a pure function of these).
         o = occurrence
@@ -374,8 +412,13 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
                 onsets[j], event_ids[j], stops[j] = plan_onsets[t, o, j], plan_ids[t, o, j], plan_stops[t, o, j]
             return (plan_f[t, o, 0], plan_i[t, o, 1], plan_i[t, o, 2] == 1, plan_f[t, o, 1], n_events,
                     plan_i[t, o, 4], plan_i[t, o, 5] == 1, plan_i[t, o, 6] == 1)
-        end, reason, responded, assessed, n_events, stopper, escalated, below = plan(patient, t, occurrence,
-                                                                                     probability, to_assess)
+        responded = responds(chance(patient, P.RESPONSE, o, P.episode_offset(t, 0), probability), probability)
+        if sharing and cached:
+            end, reason, responded, assessed, n_events, stopper, escalated, below = plan_shared(
+                patient, i, t, o, responded, to_assess)
+        else:
+            end, reason, responded, assessed, n_events, stopper, escalated, below = plan(patient, t, o, responded,
+                                                                                         to_assess)
         if not cached:
             return end, reason, responded, assessed, n_events, stopper, escalated, below
         plan_f[t, o, 0], plan_f[t, o, 1], plan_f[t, o, 2] = end, assessed, probability
@@ -482,6 +525,19 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
                 chance(patient, P.FLARE_REBOUND, k, 0, rescue_rebound), rescue_response, rescue_rebound)
         flares_known[1] = max(flares_known[1], flare + 1)
         return flare_outcomes[flare, 0], flare_outcomes[flare, 1]
+
+    def relapse_draws(patient, v, spell):
+        # (uniform, months) of the relapse ending spell `spell` on topical therapy under relapse
+        # variant `v`: a pure function of these, kept for the other strategies.
+        cached = spell < CACHED_SPELLS
+        if cached and spell_variant[spell] == v + 1:
+            return spell_draws[spell, 0], spell_draws[spell, 1]
+        u = chance(patient, P.RELAPSE_OCCURS, spell, 0, relapse_probability[v])
+        time = draw(patient, relapse_time[v], P.RELAPSE_TIME, spell, 0)
+        if cached:
+            spell_draws[spell, 0], spell_draws[spell, 1], spell_variant[spell] = u, time, v + 1
+            flares_known[2] = max(flares_known[2], spell + 1)
+        return u, time
 
     def lay_flares(patient, g, segment_count):
         # Flares over the trajectory's intervals (`segments`); False past MAX_BURSTS.
@@ -601,7 +657,7 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
             if line_first[t + 1] > line_first[t]:
                 probability = line_probability(t, probability, line)
             duration, reason, responded, assessed, n_events, stopper, escalated, below = plan_cached(
-                patient, t, occurrence, probability, to_assess)
+                patient, i, t, occurrence, probability, to_assess)
             was_bridged = bridged[s, t]
             if was_bridged:
                 off = P.episode_offset(t, 0)
@@ -651,8 +707,7 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
                 remaining = end - now
                 wait = -1.0
                 if not math.isnan(relapse_probability[v]):
-                    u_relapse = chance(patient, P.RELAPSE_OCCURS, spells, 0, relapse_probability[v])
-                    time = draw(patient, relapse_time[v], P.RELAPSE_TIME, spells, 0)
+                    u_relapse, time = relapse_draws(patient, v, spells)
                     spells += 1
                     wait = relapse_after(u_relapse, relapse_probability[v], time, remaining)
                 if wait < 0.0:
@@ -699,7 +754,9 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
         for t in range(treatments):
             for o in range(CACHED_OCCURRENCES):
                 plan_i[t, o, 0] = 0
-        flares_known[0], flares_known[1] = 0, 0
+        for k in range(flares_known[2]):
+            spell_variant[k] = 0
+        flares_known[0], flares_known[1], flares_known[2] = 0, 0, 0
         for s in range(strategies):
             for k in range(3):
                 before[s, k] = counts[region + s, k]
