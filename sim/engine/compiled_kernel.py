@@ -17,7 +17,7 @@ reference for what they capture); the rules they call take only numbers. An epis
 plan depends only on (patient, drug, occurrence, response probability, assessment), so a
 plan made for one strategy is reused by the others (`plan_cached`); in a PSA, a plan made for
 one sample is reused by the next samples whose drug differs at most in its response
-probability (`plan_shared`: keyed by whether the patient responds at the first assessment).
+probability (in `plan_cached`: keyed by whether the patient responds at the first assessment).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def simulate_samples(m, seeds, replicate, first_patient, count, begin_sample, be
 
     `drug_class[k, t]` numbers drug t's parameters other than its response probability in sample k
     (equal numbers: equal parameters and seed), and `shared` holds the episode plans of the
-    patients for the next samples of a class (`plan_shared`): arrays with a first axis of
+    patients for the next samples of a class (`plan_cached`): arrays with a first axis of
     `count` (or none, shape 0, when samples share nothing: `sim.engine.compiled.shared_plans`).
     """
     strategies = m.lines.shape[1]
@@ -377,30 +377,6 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
         known = assessed <= end
         return end, reason, responded, assessed, n_events, stopper, escalated and known, below and known
 
-    def plan_shared(patient, i, t, o, responded, to_assess):
-        # `plan` across the samples of a PSA: a pure function of the drug's parameters other than
-        # its response probability (the same in the samples of one `drug_class`), the assessment
-        # and the first response, kept per patient `i` for the next sample.
-        r = 1 if responded else 0
-        if shared_i[i, t, o, r, 0] == drug_class[t] + 1 and shared_i[i, t, o, r, 7] == to_assess:
-            n_events = int(shared_i[i, t, o, r, 3])
-            for j in range(n_events):
-                onsets[j], event_ids[j] = shared_onsets[i, t, o, r, j], shared_ids[i, t, o, r, j]
-                stops[j] = shared_stops[i, t, o, r, j]
-            return (shared_f[i, t, o, r, 0], int(shared_i[i, t, o, r, 1]), shared_i[i, t, o, r, 2] == 1,
-                    shared_f[i, t, o, r, 1], n_events, int(shared_i[i, t, o, r, 4]), shared_i[i, t, o, r, 5] == 1,
-                    shared_i[i, t, o, r, 6] == 1)
-        end, reason, responded, assessed, n_events, stopper, escalated, below = plan(patient, t, o, responded,
-                                                                                     to_assess)
-        shared_f[i, t, o, r, 0], shared_f[i, t, o, r, 1] = end, assessed
-        shared_i[i, t, o, r, 0], shared_i[i, t, o, r, 1], shared_i[i, t, o, r, 2] = drug_class[t] + 1, reason, responded
-        shared_i[i, t, o, r, 3], shared_i[i, t, o, r, 4], shared_i[i, t, o, r, 5] = n_events, stopper, escalated
-        shared_i[i, t, o, r, 6], shared_i[i, t, o, r, 7] = below, to_assess
-        for j in range(n_events):
-            shared_onsets[i, t, o, r, j], shared_ids[i, t, o, r, j] = onsets[j], event_ids[j]
-            shared_stops[i, t, o, r, j] = stops[j]
-        return end, reason, responded, assessed, n_events, stopper, escalated, below
-
     def plan_cached(patient, i, t, occurrence, probability, to_assess):
         # `plan`, reused when another strategy asked for the same (drug, occurrence) with the
         # same probability and assessment (a plan is a pure function of these).
@@ -413,12 +389,31 @@ def _patients(assess, response, course, cap, loss, fates, escalation, escalated_
             return (plan_f[t, o, 0], plan_i[t, o, 1], plan_i[t, o, 2] == 1, plan_f[t, o, 1], n_events,
                     plan_i[t, o, 4], plan_i[t, o, 5] == 1, plan_i[t, o, 6] == 1)
         responded = responds(chance(patient, P.RESPONSE, o, P.episode_offset(t, 0), probability), probability)
-        if sharing and cached:
-            end, reason, responded, assessed, n_events, stopper, escalated, below = plan_shared(
-                patient, i, t, o, responded, to_assess)
+        # Across the samples of a PSA, a plan is a pure function of the drug's parameters other than
+        # its response probability (the same in the samples of one `drug_class`), the assessment and
+        # the first response: kept per patient `i` for the next samples. (One call of `plan`: each
+        # call site inlines it, at a cost in compile time.)
+        r = 1 if responded else 0
+        share = sharing and cached
+        if share and shared_i[i, t, o, r, 0] == drug_class[t] + 1 and shared_i[i, t, o, r, 7] == to_assess:
+            end, reason, responded, assessed = (shared_f[i, t, o, r, 0], int(shared_i[i, t, o, r, 1]),
+                                                shared_i[i, t, o, r, 2] == 1, shared_f[i, t, o, r, 1])
+            n_events, stopper = int(shared_i[i, t, o, r, 3]), int(shared_i[i, t, o, r, 4])
+            escalated, below = shared_i[i, t, o, r, 5] == 1, shared_i[i, t, o, r, 6] == 1
+            for j in range(n_events):
+                onsets[j], event_ids[j] = shared_onsets[i, t, o, r, j], shared_ids[i, t, o, r, j]
+                stops[j] = shared_stops[i, t, o, r, j]
         else:
             end, reason, responded, assessed, n_events, stopper, escalated, below = plan(patient, t, o, responded,
                                                                                          to_assess)
+            if share:
+                shared_f[i, t, o, r, 0], shared_f[i, t, o, r, 1] = end, assessed
+                shared_i[i, t, o, r, 0], shared_i[i, t, o, r, 1] = drug_class[t] + 1, reason
+                shared_i[i, t, o, r, 2], shared_i[i, t, o, r, 3], shared_i[i, t, o, r, 4] = responded, n_events, stopper
+                shared_i[i, t, o, r, 5], shared_i[i, t, o, r, 6], shared_i[i, t, o, r, 7] = escalated, below, to_assess
+                for j in range(n_events):
+                    shared_onsets[i, t, o, r, j], shared_ids[i, t, o, r, j] = onsets[j], event_ids[j]
+                    shared_stops[i, t, o, r, j] = stops[j]
         if not cached:
             return end, reason, responded, assessed, n_events, stopper, escalated, below
         plan_f[t, o, 0], plan_f[t, o, 1], plan_f[t, o, 2] = end, assessed, probability
