@@ -173,15 +173,17 @@ def group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFr
 def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     """`group_ids` for categorical keys, from their codes (as pandas groups them: observed
     combinations in category order, missing keys dropped), without pandas' grouper."""
-    codes = [frame[column].cat.codes.to_numpy().astype(np.int64) for column in by]
     sizes = [len(frame[column].cat.categories) for column in by]
+    possible = int(np.prod(sizes, dtype=object))
+    if len(by) <= 2 and possible <= 2 * len(frame) + 1024:
+        return _compiled_group_ids(frame, by, sizes, possible)
+    codes = [frame[column].cat.codes.to_numpy().astype(np.int64) for column in by]
     combined = np.zeros(len(frame), dtype=np.int64)
     for code, size in zip(codes, sizes):
         combined = combined * size + code
     missing = np.logical_or.reduce([code < 0 for code in codes])
     ids = np.full(len(frame), -1, dtype=np.int64)
     valid = combined[~missing]
-    possible = int(np.prod(sizes, dtype=object))
     if possible <= 2 * len(valid) + 1024:
         # Few possible combinations (strategy × treatment): counting them beats sorting rows.
         present = np.bincount(valid, minlength=possible) > 0
@@ -189,11 +191,28 @@ def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarr
         ids[~missing] = (np.cumsum(present) - 1)[valid]
     else:
         observed, ids[~missing] = np.unique(valid, return_inverse=True)
+    return ids, _observed_keys(frame, by, sizes, observed)
+
+
+def _observed_keys(frame: pd.DataFrame, by: list[str], sizes: list[int], observed: np.ndarray) -> pd.DataFrame:
+    """The key columns of the observed combined codes (in the order of `observed`)."""
     keys = {}
     for column, size in zip(reversed(by), reversed(sizes)):
         observed, code = np.divmod(observed, size)
         keys[column] = pd.Categorical.from_codes(code, dtype=frame[column].dtype)
-    return ids, pd.DataFrame({column: keys[column] for column in by})
+    return pd.DataFrame({column: keys[column] for column in by})
+
+
+def _compiled_group_ids(frame: pd.DataFrame, by: list[str], sizes: list[int], possible: int):
+    """`_categorical_group_ids` of one or two keys with few possible combinations, in two
+    compiled passes over the codes (no temporary arrays of all rows)."""
+    from analysis import row_passes
+
+    codes = [frame[column].cat.codes.to_numpy() for column in by]
+    second = codes[1] if len(by) == 2 else np.zeros(0, dtype=codes[0].dtype)
+    combined, present = row_passes.combined_codes(codes[0], second, sizes[-1], possible)
+    ids = row_passes.renumbered(combined, np.cumsum(present) - 1)
+    return ids, _observed_keys(frame, by, sizes, np.flatnonzero(present))
 
 
 def _group_bounds(group: np.ndarray):
