@@ -549,12 +549,19 @@ def _group_slices(curve: pd.DataFrame, by: list[str]):
     # A curve's groups are contiguous blocks: a block starts where any key changes.
     first = np.zeros(len(curve), dtype=bool)
     for column in by:
-        first |= _first_of_group(pd.factorize(curve[column], use_na_sentinel=True)[0])
+        first |= _first_of_group(_codes(curve[column]))
     starts = np.flatnonzero(first) if len(curve) else np.array([], dtype=int)
     stops = np.append(starts[1:], len(curve))
     key_frame = curve[by].iloc[starts]
     for key, start, stop in zip(key_frame.itertuples(index=False, name=None), starts, stops):
         yield key, start, stop
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """Integer codes that change where the values do (a categorical's own codes)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy()
+    return pd.factorize(column, use_na_sentinel=True)[0]
 
 
 def survival_at(
