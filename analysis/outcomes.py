@@ -113,7 +113,11 @@ def topical_return_at_horizon(patients: pd.DataFrame, confidence: float = 0.95) 
         ``on_topical_at_horizon``: ``final_state == "topical"``), ``proportion``,
         ``ci_low``, ``ci_high``, ``patients``. Denominator: all patients of the strategy.
     """
-    outcomes = patient_outcomes(patients)
+    # Only the two outcomes and the keys they are counted by, not every outcome column.
+    measures = {column: outcome_columns(patients, None, (column,))[column]
+                for column in ("returned_to_topical_ever", "on_topical_at_horizon")}
+    outcomes = pd.DataFrame({"strategy": patients["strategy"].array, "replicate": patients["replicate"].to_numpy(),
+                             **measures})
     frames = [
         _proportion(outcomes, column, confidence).assign(measure=column)
         for column in ("returned_to_topical_ever", "on_topical_at_horizon")
@@ -180,12 +184,18 @@ _NUMERIC_OUTCOMES = ("lines_used", "episodes", "relapses", "months_systemic", "m
 _RESPONSE_COLUMNS = ("responded", "months_to_first_response")
 
 
-def outcome_columns(patients: pd.DataFrame, first: dict | None = None) -> dict[str, np.ndarray]:
+def outcome_columns(patients: pd.DataFrame, first: dict | None = None,
+                    only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """The outcome columns of `patient_outcomes` (not the keys) as arrays aligned with
-    `patients`; `first` holds the `_RESPONSE_COLUMNS` of `first_response` as arrays."""
-    out = {"returned_to_topical_ever": patients["months_to_first_topical"].notna().to_numpy().astype(int)}
-    out |= {column: _equals(patients["final_state"], state).astype(int) for column, state in _FINAL_STATE_OUTCOMES}
-    out |= {column: patients[column].astype(float).to_numpy() for column in _NUMERIC_OUTCOMES}
+    `patients`; `first` holds the `_RESPONSE_COLUMNS` of `first_response` as arrays; `only`:
+    just these patient-table outcomes."""
+    wanted = (lambda column: only is None or column in only)  # noqa: E731
+    out = {}
+    if wanted("returned_to_topical_ever"):
+        out["returned_to_topical_ever"] = patients["months_to_first_topical"].notna().to_numpy().astype(int)
+    out |= {column: _equals(patients["final_state"], state).astype(int) for column, state in _FINAL_STATE_OUTCOMES
+            if wanted(column)}
+    out |= {column: patients[column].astype(float).to_numpy() for column in _NUMERIC_OUTCOMES if wanted(column)}
     if first is not None:
         out["responded_ever"] = first["responded"].astype(int)
         out["months_to_first_response"] = first["months_to_first_response"]
