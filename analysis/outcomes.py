@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import poisson_rate_interval, proportion_estimates, t_limits, wilson_interval
-from analysis.keys import label_codes, patient_rows
+from analysis.keys import label_codes, ordered_patient_rows, patient_rows
 from analysis.states import horizon_of, monthly_grid, state_counts
 from analysis.survival import group_ids, kaplan_meier
 
@@ -113,7 +113,11 @@ def topical_return_at_horizon(patients: pd.DataFrame, confidence: float = 0.95) 
         ``on_topical_at_horizon``: ``final_state == "topical"``), ``proportion``,
         ``ci_low``, ``ci_high``, ``patients``. Denominator: all patients of the strategy.
     """
-    outcomes = patient_outcomes(patients)
+    # Only the two outcomes and the keys they are counted by, not every outcome column.
+    measures = {column: outcome_columns(patients, None, (column,))[column]
+                for column in ("returned_to_topical_ever", "on_topical_at_horizon")}
+    outcomes = pd.DataFrame({"strategy": patients["strategy"].array, "replicate": patients["replicate"].to_numpy(),
+                             **measures})
     frames = [
         _proportion(outcomes, column, confidence).assign(measure=column)
         for column in ("returned_to_topical_ever", "on_topical_at_horizon")
@@ -180,17 +184,31 @@ _NUMERIC_OUTCOMES = ("lines_used", "episodes", "relapses", "months_systemic", "m
 _RESPONSE_COLUMNS = ("responded", "months_to_first_response")
 
 
-def outcome_columns(patients: pd.DataFrame, first: dict | None = None) -> dict[str, np.ndarray]:
+def outcome_columns(patients: pd.DataFrame, first: dict | None = None,
+                    only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """The outcome columns of `patient_outcomes` (not the keys) as arrays aligned with
-    `patients`; `first` holds the `_RESPONSE_COLUMNS` of `first_response` as arrays."""
-    final = _values_for_comparison(patients["final_state"])
-    out = {"returned_to_topical_ever": patients["months_to_first_topical"].notna().to_numpy().astype(int)}
-    out |= {column: (final == state).astype(int) for column, state in _FINAL_STATE_OUTCOMES}
-    out |= {column: patients[column].astype(float).to_numpy() for column in _NUMERIC_OUTCOMES}
+    `patients`; `first` holds the `_RESPONSE_COLUMNS` of `first_response` as arrays; `only`:
+    just these patient-table outcomes."""
+    wanted = (lambda column: only is None or column in only)  # noqa: E731
+    out = {}
+    if wanted("returned_to_topical_ever"):
+        out["returned_to_topical_ever"] = patients["months_to_first_topical"].notna().to_numpy().astype(int)
+    out |= {column: _equals(patients["final_state"], state).astype(int) for column, state in _FINAL_STATE_OUTCOMES
+            if wanted(column)}
+    out |= {column: patients[column].astype(float).to_numpy() for column in _NUMERIC_OUTCOMES if wanted(column)}
     if first is not None:
         out["responded_ever"] = first["responded"].astype(int)
         out["months_to_first_response"] = first["months_to_first_response"]
     return out
+
+
+def _equals(column: pd.Series, value: str) -> np.ndarray:
+    """Whether each value of a column equals `value` (a categorical's compared through its few
+    categories, not row by row as objects; missing values equal nothing)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        matches = np.array([category == value for category in column.cat.categories] + [False], dtype=bool)
+        return matches[column.cat.codes.to_numpy()]
+    return _values_for_comparison(column) == value
 
 
 def _values_for_comparison(column: pd.Series) -> np.ndarray:
@@ -236,16 +254,23 @@ def first_response(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
 def first_response_rows(episodes: pd.DataFrame, patients: pd.DataFrame) -> dict[str, np.ndarray]:
     """The time columns of `first_response` as arrays aligned with `patients` (months)."""
     responding = _true(episodes["responded"])
-    # Rows looked up for the responding episodes only (a patient's row is all they need).
-    where = np.flatnonzero(responding)
-    rows = patient_rows(episodes[["replicate", "strategy", "patient"]].take(where), patients)
-    kept = np.zeros(len(responding), bool)
-    kept[where[rows >= 0]] = True
-    rows = rows[rows >= 0]
-    started = _earliest(rows, episodes["start"].to_numpy(dtype=float)[kept], len(patients))
-    response = started
-    if "assessed" in episodes.columns:
-        response = _earliest(rows, episodes["assessed"].to_numpy(dtype=float)[kept], len(patients))
+    start = episodes["start"].to_numpy(dtype=float)
+    assessed = episodes["assessed"].to_numpy(dtype=float) if "assessed" in episodes.columns else None
+    rows = ordered_patient_rows(episodes, patients)
+    if rows is not None:  # tables in the engines' order: one walk, no sort
+        from analysis.row_passes import earliest
+
+        started, response = earliest(rows, responding, start, start if assessed is None else assessed,
+                                     len(patients))
+    else:
+        # Rows looked up for the responding episodes only (a patient's row is all they need).
+        where = np.flatnonzero(responding)
+        rows = patient_rows(episodes[["replicate", "strategy", "patient"]].take(where), patients)
+        kept = np.zeros(len(responding), bool)
+        kept[where[rows >= 0]] = True
+        rows = rows[rows >= 0]
+        started = _earliest(rows, start[kept], len(patients))
+        response = started if assessed is None else _earliest(rows, assessed[kept], len(patients))
     responded = ~np.isnan(started)
     return {
         "responded": responded,
@@ -355,16 +380,17 @@ def outcome_estimates(strategy: np.ndarray, replicate: np.ndarray, values: dict,
     """Per outcome column (name -> values per patient): (value, low, high, patients) per
     strategy number (0, 1, ...; -1: left out), as `mean_outcomes` reports them."""
     keep = strategy >= 0
-    groups = _Groups(strategy[keep], replicate[keep])
+    everyone = bool(keep.all())
+    groups = _Groups(strategy if everyone else strategy[keep], replicate if everyone else replicate[keep])
+    # One column at a time, each walked once by a compiled pass: no matrix of every patient.
+    kept = {column: (array if everyone else array[keep]) for column, array in values.items()}
     estimates = {}
     proportions = [c for c in values if c in PROPORTION_OUTCOMES]
     if proportions:
-        estimates |= _proportions(groups, np.column_stack([values[c][keep] for c in proportions]), proportions,
-                                  confidence)
+        estimates |= _proportions(groups, [kept[c] for c in proportions], proportions, confidence)
     means = [c for c in values if c not in PROPORTION_OUTCOMES]
     if means:
-        matrix = np.column_stack([values[c][keep].astype(float) for c in means])
-        estimates |= _means(groups, matrix, means, confidence)
+        estimates |= _means(groups, [kept[c] for c in means], means, confidence)
     return estimates
 
 
@@ -374,47 +400,51 @@ class _Groups:
     def __init__(self, strategy: np.ndarray, replicate: np.ndarray):
         self.strategy = strategy
         self.strategies = int(strategy.max()) + 1 if len(strategy) else 0
-        replicate_code = np.unique(replicate, return_inverse=True)[1].reshape(-1)
+        replicate_code = _dense_codes(replicate)[1]
         width = int(replicate_code.max(initial=0)) + 1
-        cells, cell = np.unique(strategy * width + replicate_code, return_inverse=True)
-        self.cell, self.cells = cell.reshape(-1), len(cells)
+        cells, cell = _dense_codes(strategy * width + replicate_code)
+        self.cell, self.cells = cell, len(cells)
         self.cell_strategy = cells // width
         self.replicates = np.bincount(self.cell_strategy, minlength=self.strategies)
         self.several = self.replicates >= 2
 
 
-def _column_sums(matrix: np.ndarray, group: np.ndarray, size: int) -> np.ndarray:
-    # Sums of 0/1 indicators and counts are whole numbers: exact in any order.
-    return np.column_stack([np.bincount(group, weights=column, minlength=size) for column in matrix.T])
+def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values, sorted, and each value's position among them (`np.unique` with
+    its inverse; by counting when the integers span a short range, as replicates do)."""
+    if len(values) and values.dtype.kind in "iu":
+        low, high = int(values.min()), int(values.max())
+        if high - low <= 2 * len(values) + 1024:
+            present = np.bincount(values - low, minlength=high - low + 1) > 0
+            number = np.cumsum(present) - 1
+            return np.flatnonzero(present) + low, number[values - low]
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return distinct, inverse.reshape(-1)
 
 
-def _counts(matrix: np.ndarray, group: np.ndarray, size: int) -> np.ndarray:
-    """Values that are not NaN, per group and column."""
-    return np.column_stack([np.bincount(group[~np.isnan(column)], minlength=size) for column in matrix.T])
+def _moments(columns: list[np.ndarray], group: np.ndarray, size: int, spread: bool = True) -> tuple[np.ndarray, ...]:
+    """Per group and column (groups × columns): values that are not NaN, sum, mean and
+    standard deviation (ddof 1; NaN without `spread`), as pandas' groupby gives the mean and
+    deviation."""
+    from analysis.row_passes import group_moments  # compiled: imported when first needed
+
+    per_column = [group_moments(column, group, size, spread) for column in columns]
+    return tuple(np.stack([moments[i] for moments in per_column], axis=1) for i in range(4))
 
 
-def _mean_std(matrix: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation (ddof 1) per group number and column, NaN skipped."""
-    # pandas' groupby kernels (compensated sums, Welford's variance): the same floats as
-    # before this was written on arrays, which a plain NumPy mean would not give.
-    grouped = pd.DataFrame(matrix).groupby(group, sort=True)
-    return grouped.mean().to_numpy(), grouped.std().to_numpy()
-
-
-def _proportions(groups: _Groups, matrix: np.ndarray, columns: list[str], confidence: float) -> dict:
+def _proportions(groups: _Groups, columns: list[np.ndarray], names: list[str], confidence: float) -> dict:
     """Per 0/1 column: (proportion, low, high, patients) per strategy; Wilson on the pooled
     counts, or mean ± t·SE of the replicate proportions (clipped to [0, 1]) with several."""
-    successes = _column_sums(matrix, groups.cell, groups.cells)
+    # Sums of 0/1 indicators are whole numbers: exact in any order.
+    successes = _moments(columns, groups.cell, groups.cells, spread=False)[1]
     n = np.bincount(groups.cell, minlength=groups.cells)
-    pooled = _column_sums(successes, groups.cell_strategy, groups.strategies)
+    pooled = _moments(list(successes.T), groups.cell_strategy, groups.strategies, spread=False)[1]
     total = np.bincount(groups.strategy, minlength=groups.strategies)
     several = groups.several
     if several.any():
-        across = successes / n[:, None]
-        mean, std = _mean_std(across, groups.cell_strategy)
-        count = _counts(across, groups.cell_strategy, groups.strategies)
+        count, _, mean, std = _moments(list((successes / n[:, None]).T), groups.cell_strategy, groups.strategies)
     out = {}
-    for i, column in enumerate(columns):
+    for i, column in enumerate(names):
         k = pooled[:, i]
         with np.errstate(invalid="ignore", divide="ignore"):
             value = k / total
@@ -429,18 +459,17 @@ def _proportions(groups: _Groups, matrix: np.ndarray, columns: list[str], confid
     return out
 
 
-def _means(groups: _Groups, matrix: np.ndarray, columns: list[str], confidence: float) -> dict:
+def _means(groups: _Groups, columns: list[np.ndarray], names: list[str], confidence: float) -> dict:
     """Per column: (mean, low, high, patients with a value) per strategy; t-interval over
     patients, or mean ± t·SE of the replicate means with several replicates."""
-    mean, std = _mean_std(matrix, groups.strategy)
-    count = _counts(matrix, groups.strategy, groups.strategies)
+    count, _, mean, std = _moments(columns, groups.strategy, groups.strategies)
     several = groups.several
     if several.any():
-        per_replicate = _mean_std(matrix, groups.cell)[0]
-        across_mean, across_std = _mean_std(per_replicate, groups.cell_strategy)
-        across_count = _counts(per_replicate, groups.cell_strategy, groups.strategies)
+        per_replicate = _moments(columns, groups.cell, groups.cells, spread=False)[2]
+        across_count, _, across_mean, across_std = _moments(list(per_replicate.T), groups.cell_strategy,
+                                                             groups.strategies)
     out = {}
-    for i, column in enumerate(columns):
+    for i, column in enumerate(names):
         value = mean[:, i]
         low, high = t_limits(value, std[:, i], count[:, i], confidence)
         if several.any():

@@ -109,8 +109,10 @@ def summarize_run(
     """
     times = [float(t) for t in times_months]
     rows = _Rows()
-    _strategy_rows(rows, episodes, patients, times)
-    _treatment_rows(rows, episodes, times)
+    # Months on the drug and the reason for stopping, shared by both episode walks.
+    stops = (episode_durations(episodes), cause_codes(episodes["reason"], DISCONTINUATION_REASONS))
+    _strategy_rows(rows, episodes, patients, times, stops)
+    _treatment_rows(rows, episodes, times, stops)
     return rows.table(_strategy_order(patients, episodes), _category_order(episodes["treatment"]),
                       _strategy_metrics(times), treatment_metrics(times))
 
@@ -197,7 +199,8 @@ def _strategy_metrics(times: list[float]) -> list[str]:
     ]
 
 
-def _strategy_rows(rows: _Rows, episodes: pd.DataFrame, patients: pd.DataFrame, times: list[float]) -> None:
+def _strategy_rows(rows: _Rows, episodes: pd.DataFrame, patients: pd.DataFrame, times: list[float],
+                   stops: tuple) -> None:
     """Add each strategy's own rows: patients, outcome means, first response, first-line drug survival."""
     strategy, keys = group_ids(patients, ["strategy"])
     names = _labels(keys, "strategy")
@@ -211,26 +214,26 @@ def _strategy_rows(rows: _Rows, episodes: pd.DataFrame, patients: pd.DataFrame, 
     responded = np.where(first["responded"], 0, -1)
     response = estimates_at(first["months_observed"], responded, strategy, 1, [], _Z, incidence=False)
     _add_medians(rows, response, names, None, "median_months_to_first_response")
-    _first_line_rows(rows, episodes, times)
+    _first_line_rows(rows, episodes, times, stops)
 
 
-def _first_line_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float]) -> None:
+def _first_line_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float], stops: tuple) -> None:
     """Add each strategy's drug survival of its first line."""
     strategy, keys = group_ids(episodes, ["strategy"])
     names = _labels(keys, "strategy")
     first_line = np.where(episodes["line"].to_numpy() == 1, strategy, -1)
-    curve = _episode_estimates(episodes, first_line, times, incidence=False)
+    curve = _episode_estimates(stops, first_line, times, incidence=False)
     _add_survival(rows, curve, times, names, None, "first_line_drug_survival_")
     _add_medians(rows, curve, names, None, "first_line_median_drug_survival_months")
 
 
-def _treatment_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float]) -> None:
+def _treatment_rows(rows: _Rows, episodes: pd.DataFrame, times: list[float], stops: tuple) -> None:
     """Add the rows of each strategy's treatments: episodes, drug survival, reasons for stopping."""
     group, keys = group_ids(episodes, ["strategy", "treatment"])
     strategies, treatments = _labels(keys, "strategy"), _labels(keys, "treatment")
     # Drug survival counts every reason for stopping as an event: one walk over the
     # episodes sorted by group and reason gives it and the competing reasons' incidences.
-    at = _episode_estimates(episodes, group, times, incidence=True)
+    at = _episode_estimates(stops, group, times, incidence=True)
     g = at["group"]
     rows.add(strategies[g], "episodes_n", at["subjects"], np.nan, np.nan, treatments[g])
     _add_survival(rows, at, times, strategies, treatments, "drug_survival_")
@@ -243,12 +246,11 @@ _CONFIDENCE = 0.95
 _Z = z_value(_CONFIDENCE)
 
 
-def _episode_estimates(episodes: pd.DataFrame, group: np.ndarray, times: list[float], incidence: bool) -> dict:
-    """`estimates_at` of the episodes in `group` (-1: left out) at `times` (months), one cause
-    per reason for stopping."""
-    cause = cause_codes(episodes["reason"], DISCONTINUATION_REASONS)
-    return estimates_at(episode_durations(episodes), cause, group, len(DISCONTINUATION_REASONS), times, _Z,
-                        incidence=incidence)
+def _episode_estimates(stops: tuple, group: np.ndarray, times: list[float], incidence: bool) -> dict:
+    """`estimates_at` of the episodes in `group` (-1: left out) at `times` (months); `stops`
+    holds every episode's months on the drug and its cause (the reason for stopping)."""
+    durations, cause = stops
+    return estimates_at(durations, cause, group, len(DISCONTINUATION_REASONS), times, _Z, incidence=incidence)
 
 
 def _labels(keys: pd.DataFrame, column: str) -> np.ndarray:

@@ -173,15 +173,17 @@ def group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFr
 def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     """`group_ids` for categorical keys, from their codes (as pandas groups them: observed
     combinations in category order, missing keys dropped), without pandas' grouper."""
-    codes = [frame[column].cat.codes.to_numpy().astype(np.int64) for column in by]
     sizes = [len(frame[column].cat.categories) for column in by]
+    possible = int(np.prod(sizes, dtype=object))
+    if len(by) <= 2 and possible <= 2 * len(frame) + 1024:
+        return _compiled_group_ids(frame, by, sizes, possible)
+    codes = [frame[column].cat.codes.to_numpy().astype(np.int64) for column in by]
     combined = np.zeros(len(frame), dtype=np.int64)
     for code, size in zip(codes, sizes):
         combined = combined * size + code
     missing = np.logical_or.reduce([code < 0 for code in codes])
     ids = np.full(len(frame), -1, dtype=np.int64)
     valid = combined[~missing]
-    possible = int(np.prod(sizes, dtype=object))
     if possible <= 2 * len(valid) + 1024:
         # Few possible combinations (strategy × treatment): counting them beats sorting rows.
         present = np.bincount(valid, minlength=possible) > 0
@@ -189,11 +191,28 @@ def _categorical_group_ids(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarr
         ids[~missing] = (np.cumsum(present) - 1)[valid]
     else:
         observed, ids[~missing] = np.unique(valid, return_inverse=True)
+    return ids, _observed_keys(frame, by, sizes, observed)
+
+
+def _observed_keys(frame: pd.DataFrame, by: list[str], sizes: list[int], observed: np.ndarray) -> pd.DataFrame:
+    """The key columns of the observed combined codes (in the order of `observed`)."""
     keys = {}
     for column, size in zip(reversed(by), reversed(sizes)):
         observed, code = np.divmod(observed, size)
         keys[column] = pd.Categorical.from_codes(code, dtype=frame[column].dtype)
-    return ids, pd.DataFrame({column: keys[column] for column in by})
+    return pd.DataFrame({column: keys[column] for column in by})
+
+
+def _compiled_group_ids(frame: pd.DataFrame, by: list[str], sizes: list[int], possible: int):
+    """`_categorical_group_ids` of one or two keys with few possible combinations, in two
+    compiled passes over the codes (no temporary arrays of all rows)."""
+    from analysis import row_passes
+
+    codes = [frame[column].cat.codes.to_numpy() for column in by]
+    second = codes[1] if len(by) == 2 else np.zeros(0, dtype=codes[0].dtype)
+    combined, present = row_passes.combined_codes(codes[0], second, sizes[-1], possible)
+    ids = row_passes.renumbered(combined, np.cumsum(present) - 1)
+    return ids, _observed_keys(frame, by, sizes, np.flatnonzero(present))
 
 
 def _group_bounds(group: np.ndarray):
@@ -202,23 +221,6 @@ def _group_bounds(group: np.ndarray):
         return []
     cuts = np.flatnonzero(group[1:] != group[:-1]) + 1
     return zip(np.concatenate([[0], cuts]), np.append(cuts, len(group)))
-
-
-def _grouped_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Running totals along the last axis of `values`, restarting where `group` changes."""
-    # Accumulating each group's slice on its own keeps sums exact within a group (a
-    # global cumsum minus offsets would carry rounding from the groups before it).
-    out = np.empty_like(values, dtype=float)
-    for a, b in _group_bounds(group):
-        np.cumsum(values[..., a:b], axis=-1, out=out[..., a:b])
-    return out
-
-
-def _grouped_cumprod(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    out = np.empty_like(values, dtype=float)
-    for a, b in _group_bounds(group):
-        np.cumprod(values[a:b], axis=0, out=out[a:b])
-    return out
 
 
 def _passes():
@@ -276,37 +278,6 @@ def estimates_at(durations, cause, group, n_causes: int, times_months, z: float,
         out |= {"cumulative_incidence": band["cumulative_incidence"], "standard_error": band["standard_error"],
                 "incidence_ci_low": band["ci_low"], "incidence_ci_high": band["ci_high"]}
     return out
-
-
-def _with_origin(table: dict, columns_at_origin: dict) -> dict:
-    """Prepend a time-0 row to every group whose first observed time is after 0."""
-    first = table["first"]
-    need = first & (table["time"] > 0)
-    if not need.any():
-        return table
-    positions = np.flatnonzero(need)
-    out = {}
-    for name, values in table.items():
-        origin = columns_at_origin[name](table, positions)
-        out[name] = np.insert(values, positions, origin, axis=0)
-    # After insertion the origin rows, not the old first rows, start their groups.
-    out["first"] = np.zeros(len(out["time"]), dtype=bool)
-    out["first"][0] = len(out["time"]) > 0
-    out["first"][1:] = out["group"][1:] != out["group"][:-1]
-    return out
-
-
-def _origin_rules(n_causes: int) -> dict:
-    zeros = lambda table, pos: np.zeros(len(pos), dtype=table["events"].dtype)  # noqa: E731
-    return {
-        "group": lambda table, pos: table["group"][pos],
-        "time": lambda table, pos: np.zeros(len(pos)),
-        "at_risk": lambda table, pos: table["at_risk"][pos],
-        "events": zeros,
-        "censored": zeros,
-        "by_cause": lambda table, pos: np.zeros((len(pos), n_causes), dtype=np.int64),
-        "first": lambda table, pos: np.ones(len(pos), dtype=bool),
-    }
 
 
 def cause_codes(reasons: pd.Series, causes: Sequence[str]) -> np.ndarray:
@@ -522,19 +493,17 @@ def incidence_table(table: dict, z: float) -> dict:
     ``cumulative_incidence``, ``standard_error``, ``ci_low`` and ``ci_high`` are rows ×
     causes (proportions). (At chosen times only: `estimates_at`.)
     """
-    k = table["by_cause"].shape[1]
     # Censoring-only times change neither the incidence nor its variance (their at-risk
     # counts are already in the later rows); the last time of each group stays, to mark
     # how far the estimate reaches.
     last = np.append(table["first"][1:], True)
     keep = (table["events"] > 0) | last
-    table = {name: values[keep] for name, values in table.items()}
-    table["first"] = _first_of_group(table["group"])
-    table["incidence"], table["variance"] = _aalen_johansen(table)
-    rules = _origin_rules(k)
-    rules["incidence"] = lambda t, pos: np.zeros((len(pos), k))
-    rules["variance"] = lambda t, pos: np.zeros((len(pos), k))
-    return _with_band(_with_origin(table, rules), z)
+    names = ("group", "time", "at_risk", "events", "censored", "by_cause")
+    kept = [table[name][keep] for name in names]
+    n_cubed = kept[2].astype(float) ** 3  # NumPy's power, not the compiled one: the same float
+    present = kept[5].any(axis=0)
+    columns = _passes().incidence_rows(*kept, n_cubed, present)
+    return _with_band(dict(zip((*names, "first", "incidence", "variance"), columns)), z)
 
 
 def _with_band(table: dict, z: float) -> dict:
@@ -550,69 +519,6 @@ def _first_of_group(group: np.ndarray) -> np.ndarray:
     first = np.ones(len(group), dtype=bool)
     first[1:] = group[1:] != group[:-1]
     return first
-
-
-#: Largest block (cells of 8 bytes) `_aalen_johansen` works on at once: temporaries of
-#: 8 MiB are recycled by malloc, while fresh big ones cost a page fault per 4 KiB.
-_BLOCK_CELLS = 1 << 20
-
-
-def _any_cause_terms(table: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of an `event_table`: at risk n (float), the survival just before the time
-    (any cause) and Greenwood's term a = d / (n (n − d)) (0 without events or when all stop)."""
-    n = table["at_risk"].astype(float)
-    d_all = table["events"].astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        survival = _grouped_cumprod(1.0 - d_all / n, table["group"])
-        a = np.where((d_all > 0) & (n > d_all), d_all / (n * (n - d_all)), 0.0)
-    lagged = np.empty_like(survival)
-    lagged[1:] = survival[:-1]
-    lagged[table["first"]] = 1.0
-    return n, lagged, a
-
-
-def _variance(f, a_sum, sum_af, sum_af2, sum_b, sum_c, sum_cf):
-    """Var F(t) = Σ_j a_j (F(t) − F_j)² + Σ_j b_j − 2 Σ_j c_j (F(t) − F_j), from the expanded
-    sums up to t (Collett, 3rd ed., p. 411)."""
-    return f**2 * a_sum - 2 * f * sum_af + sum_af2 + sum_b - 2 * (f * sum_c - sum_cf)
-
-
-def _aalen_johansen(table: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Incidence of each cause and its delta-method variance, rows × causes."""
-    group = table["group"]
-    n, lagged, a = _any_cause_terms(table)
-    a_sum = _grouped_cumsum(a, group)
-    shape = table["by_cause"].shape
-    incidence, variance = np.zeros(shape), np.zeros(shape)
-    # Causes go in blocks, as the rows of a causes × times array: on a small table one
-    # NumPy call covers every cause, on a big one a cause at a time keeps the temporary
-    # arrays small (fresh big arrays cost more in page faults than the arithmetic).
-    # Causes that never occur keep incidence and variance 0.
-    present = np.flatnonzero(table["by_cause"].any(axis=0))
-    per_block = max(1, _BLOCK_CELLS // max(len(n), 1))
-    for first in range(0, len(present), per_block):
-        causes = present[first:first + per_block]
-        d = np.ascontiguousarray(table["by_cause"][:, causes].T, dtype=float)
-        f, v = _incidence_and_variance(d, n, lagged, a, a_sum, group)
-        incidence[:, causes], variance[:, causes] = f.T, v.T
-    return incidence, np.maximum(variance, 0.0)
-
-
-def _incidence_and_variance(d, n, lagged, a, a_sum, group):
-    """Aalen–Johansen incidence and its variance for the events `d` of some causes
-    (causes × times); the other arguments are per time, as in `_aalen_johansen`."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = _grouped_cumsum(lagged * d / n, group)
-        b = lagged**2 * d * (n - d) / n**3
-        c = lagged * d / n**2
-    # The five sums of `_variance` as running totals. On a small table they take one
-    # pass over the groups, stacked; on a big one the stack would only cost memory.
-    terms = (a * f, a * f**2, b, c, c * f)
-    if f.size * len(terms) <= _BLOCK_CELLS:
-        totals = _grouped_cumsum(np.stack(terms), group)
-    else:
-        totals = [_grouped_cumsum(term, group) for term in terms]
-    return f, _variance(f, a_sum, *totals)
 
 
 # --------------------------------------------------------------- reading curves
@@ -643,12 +549,19 @@ def _group_slices(curve: pd.DataFrame, by: list[str]):
     # A curve's groups are contiguous blocks: a block starts where any key changes.
     first = np.zeros(len(curve), dtype=bool)
     for column in by:
-        first |= _first_of_group(pd.factorize(curve[column], use_na_sentinel=True)[0])
+        first |= _first_of_group(_codes(curve[column]))
     starts = np.flatnonzero(first) if len(curve) else np.array([], dtype=int)
     stops = np.append(starts[1:], len(curve))
     key_frame = curve[by].iloc[starts]
     for key, start, stop in zip(key_frame.itertuples(index=False, name=None), starts, stops):
         yield key, start, stop
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """Integer codes that change where the values do (a categorical's own codes)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy()
+    return pd.factorize(column, use_na_sentinel=True)[0]
 
 
 def survival_at(

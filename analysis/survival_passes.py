@@ -291,3 +291,69 @@ def estimates_at(times, starts, n_groups, n_causes, report_times, z, level, tole
         for b in range(3):
             crossings[g, b] = state[b, 3] if state[b, 0] else ((state[b, 2] + t) / 2 if state[b, 1] else np.nan)
     return subjects, survival, greenwood, crossings, incidence, variance
+
+
+@numba.njit(cache=True, error_model="numpy")
+def incidence_rows(group, time, at_risk, events, censored, by_cause, n_cubed, present):
+    """Aalen–Johansen incidence of every cause and its delta-method variance (Collett, p. 411)
+    on the rows of an event table (group, time order), with a time-0 row put before every
+    group whose first time is after 0. `n_cubed` is at risk cubed per row (NumPy's power,
+    passed in so that it is NumPy's float); causes not `present` keep 0.
+
+    The arithmetic repeats, operation for operation, the NumPy running products and sums of
+    the full-table estimate this replaced (`lagged d / n` summed, Σ a F, Σ a F², Σ b, Σ c,
+    Σ c F), so the values are those floats. Returns the table's columns with the time-0 rows,
+    then incidence and variance (rows × causes)."""
+    n_rows, k = len(time), by_cause.shape[1]
+    extra = 0
+    for i in range(n_rows):
+        if (i == 0 or group[i] != group[i - 1]) and time[i] > 0:
+            extra += 1
+    size = n_rows + extra
+    out_group, out_time = np.empty(size, group.dtype), np.empty(size)
+    out_at_risk, out_events = np.empty(size, at_risk.dtype), np.empty(size, events.dtype)
+    out_censored, out_first = np.empty(size, censored.dtype), np.zeros(size, np.bool_)
+    out_by_cause = np.zeros((size, k), by_cause.dtype)
+    incidence, variance = np.zeros((size, k)), np.zeros((size, k))
+    sums = np.zeros((k, 6))  # per cause: F, Σ a F, Σ a F², Σ b, Σ c, Σ c F
+    survival, a_sum, j = 1.0, 0.0, 0
+    for i in range(n_rows):
+        first = i == 0 or group[i] != group[i - 1]
+        if first:
+            out_first[j] = True
+            if time[i] > 0:
+                out_group[j], out_time[j], out_at_risk[j], out_events[j], out_censored[j] = group[i], 0.0, \
+                    at_risk[i], 0, 0
+                j += 1
+                out_first[j] = False
+        n, d_all = float(at_risk[i]), float(events[i])
+        lagged = 1.0 if first else survival
+        ratio = 1.0 - d_all / n
+        survival = ratio if first else survival * ratio
+        a = d_all / (n * (n - d_all)) if d_all > 0 and n > d_all else 0.0
+        a_sum = a if first else a_sum + a
+        for c in range(k):
+            if not present[c]:
+                continue
+            d = float(by_cause[i, c])
+            f = lagged * d / n
+            b = lagged * lagged * d * (n - d) / n_cubed[i]
+            cc = lagged * d / (n * n)
+            if first:
+                sums[c, 0] = f
+                sums[c, 1], sums[c, 2], sums[c, 3] = a * f, a * (f * f), b
+                sums[c, 4], sums[c, 5] = cc, cc * f
+            else:
+                f = sums[c, 0] = sums[c, 0] + f
+                sums[c, 1] += a * f
+                sums[c, 2] += a * (f * f)
+                sums[c, 3] += b
+                sums[c, 4] += cc
+                sums[c, 5] += cc * f
+            v = f * f * a_sum - 2.0 * f * sums[c, 1] + sums[c, 2] + sums[c, 3] - 2.0 * (f * sums[c, 4] - sums[c, 5])
+            incidence[j, c], variance[j, c] = f, (0.0 if v < 0.0 else v)
+        out_group[j], out_time[j], out_at_risk[j], out_events[j], out_censored[j] = group[i], time[i], at_risk[i], \
+            events[i], censored[i]
+        out_by_cause[j] = by_cause[i]
+        j += 1
+    return out_group, out_time, out_at_risk, out_events, out_censored, out_by_cause, out_first, incidence, variance
