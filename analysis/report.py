@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,26 +68,30 @@ class ReportTable:
     frame: pd.DataFrame
 
 
-def build_report(run_dir: str | os.PathLike, svg: bool = False, summary: pd.DataFrame | None = None) -> Path:
+def build_report(run_dir: str | os.PathLike, svg: bool = False, summary: pd.DataFrame | None = None,
+                 run: Run | None = None) -> Path:
     """Write the HTML report of a run, with its figures and tables.
 
     Parameters
     ----------
     run_dir : path-like
         A run directory (``episodes.parquet``, ``patients.parquet``; ``run.json`` and
-        ``adverse_events.parquet`` used when present).
+        ``adverse_events.parquet`` used when present); the report is written into it.
     svg : bool
         Also write every figure as SVG in ``figures/``.
     summary : pandas.DataFrame, optional
         ``summarize_run`` of the run's tables, when the caller already has it (``adpath
         run --report``); computed from the tables otherwise.
+    run : analysis.io.Run, optional
+        The run's tables and manifest, when the caller holds them in memory (``adpath run
+        --report``): nothing is read back from ``run_dir`` then but the economics CSVs.
 
     Returns
     -------
     pathlib.Path
         Path of ``report.html``.
     """
-    run = load_run(run_dir)
+    run = load_run(run_dir) if run is None else replace(run, run_dir=Path(run_dir))
     context = _Context.of(run)
     summary = summarize_run(run.episodes, run.patients) if summary is None else summary
     shared = _Shared.of(run, context)
