@@ -48,9 +48,15 @@ from analysis.plots import (
 )
 from analysis.states import follow_up_ended, horizon_of, monthly_grid, state_counts, state_occupancy
 from analysis.summary import summarize_run
+from analysis.intervals import z_value
 from analysis.survival import (
+    cause_codes,
     cumulative_incidence,
     drug_survival,
+    episode_durations,
+    estimates_at,
+    event_reasons,
+    group_ids,
     median_survival,
     survival_at,
 )
@@ -189,6 +195,8 @@ class _Shared:
     topical_return: pd.DataFrame
     state_occupancy: pd.DataFrame
     topical_return_at_horizon: pd.DataFrame
+    incidence_monthly: pd.DataFrame  # reasons for stopping at every month (the table)
+    incidence_plotted: pd.DataFrame  # the same at the figure's times
 
     @classmethod
     def of(cls, run: Run, context: _Context) -> _Shared:
@@ -196,9 +204,34 @@ class _Shared:
         # One count of every state at every month serves both the topical-return curve and
         # the state occupancy (each a pass over every episode).
         counts = state_counts(run.episodes, run.patients, grid)
+        monthly, plotted = _incidence_at(run.episodes, grid, discontinuation_plot_times(
+            _episode_axis_months(run.episodes, context.horizon_months)))
         return cls(drug_survival(run.episodes), topical_return(run.episodes, run.patients, grid, counts=counts),
                    state_occupancy(run.episodes, run.patients, grid, counts=counts),
-                   topical_return_at_horizon(run.patients))
+                   topical_return_at_horizon(run.patients), monthly, plotted)
+
+
+def _incidence_at(episodes: pd.DataFrame, *times: np.ndarray) -> list[pd.DataFrame]:
+    """`cumulative_incidence` by treatment at each of the sets of `times` (months), from one
+    Aalen–Johansen pass at all of them (a pass over every episode: about a second at a
+    million patients); an estimate at a time does not depend on the other times asked."""
+    every = np.unique(np.concatenate(times))
+    incidence = cumulative_incidence(episodes, by="treatment", times_months=every)
+    at = incidence["time_months"].to_numpy()
+    return [incidence[np.isin(at, wanted)].reset_index(drop=True) for wanted in times]
+
+
+def _medians_by(episodes: pd.DataFrame, by: list[str], confidence: float = 0.95) -> pd.DataFrame:
+    """`median_survival(drug_survival(episodes, by=by))` with ``subjects`` named ``episodes``,
+    from one walk over the sorted durations instead of the table of every time."""
+    group, keys = group_ids(episodes, by)
+    cause = np.where(cause_codes(episodes["reason"], event_reasons()) >= 0, 0, -1)
+    at = estimates_at(episode_durations(episodes), cause, group, 1, [], z_value(confidence), incidence=False)
+    frame = keys.take(at["group"]).reset_index(drop=True)
+    for name, column in (("episodes", "subjects"), ("median_months", "median_months"),
+                         ("ci_low_months", "median_ci_low"), ("ci_high_months", "median_ci_high")):
+        frame[name] = at[column]
+    return frame
 
 
 def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_Figure]:
@@ -225,8 +258,7 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
             "Cumulative incidence of each reason for stopping, as competing risks "
             "(Aalen–Johansen), all strategies pooled; the grey remainder is still on treatment.",
             lambda: plot_discontinuation_reasons(
-                cumulative_incidence(episodes, by="treatment", times_months=discontinuation_plot_times(
-                    _episode_axis_months(episodes, context.horizon_months))),
+                shared.incidence_plotted,
                 labels=labels,
                 max_months=_episode_axis_months(episodes, context.horizon_months),
             ),
@@ -337,14 +369,12 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared)
         ReportTable(
             "median_drug_survival_by_line",
             "Median drug survival by strategy and line of therapy, months.",
-            median_survival(drug_survival(episodes, by=["strategy", "line"])).rename(
-                columns={"subjects": "episodes", **months}
-            ),
+            _medians_by(episodes, ["strategy", "line"]),
         ),
         ReportTable(
             "discontinuation_reasons_monthly",
             "Cumulative incidence of each reason for stopping, by treatment (all strategies).",
-            cumulative_incidence(episodes, by="treatment", times_months=grid),
+            shared.incidence_monthly,
         ),
         ReportTable(
             "topical_return_monthly",

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_report.py --run-dir results/adult_big          # an existing run directory
     python benchmarks/bench_report.py --run-dir results/adult_big --profile /tmp/report.prof
+    python benchmarks/bench_report.py --run-dir results/adult_big --out /tmp/report   # keep what it wrote
 
 The run directory's tables are read and summarised first (not timed); the report is then
 written into a scratch directory from the tables in memory, and its wall time, CPU time and
@@ -31,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", type=Path, required=True, help="a run directory written by `adpath run`")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the report to this file")
+    parser.add_argument("--out", type=Path, help="write the report here (a new directory) instead of a scratch one")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from analysis.io import load_run, run_in_memory
@@ -40,8 +42,8 @@ def main() -> None:
     loaded = load_run(args.run_dir)
     summary = summarize_run(loaded.episodes, loaded.patients)
     with tempfile.TemporaryDirectory() as scratch:
-        target = Path(scratch) / args.run_dir.name
-        target.mkdir()
+        target = args.out or Path(scratch) / args.run_dir.name
+        target.mkdir(parents=True)
         (target / "run.json").write_bytes((args.run_dir / "run.json").read_bytes())
         run = run_in_memory(target, loaded.episodes, loaded.patients, loaded.adverse_events, loaded.bursts, summary)
         del loaded
