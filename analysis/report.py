@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.colours import strategy_colours, treatment_colours
-from analysis.differences import strategy_differences
+from analysis.differences import DEFAULT_METRICS, strategy_differences
 from analysis.html import Figure as _Figure
 from analysis.html import escape as _e
 from analysis.html import figure_html
@@ -32,7 +32,7 @@ from analysis.outcomes import (
     adverse_event_rates,
     adverse_event_rates_on_treatment,
     lines_used,
-    patient_outcomes,
+    outcome_columns,
     topical_return,
     topical_return_at_horizon,
 )
@@ -100,8 +100,11 @@ def build_report(run_dir: str | os.PathLike, svg: bool = False, summary: pd.Data
     run = load_run(run_dir) if run is None else replace(run, run_dir=Path(run_dir))
     context = _Context.of(run)
     summary = summarize_run(run.episodes, run.patients) if summary is None else summary
+    # The paired differences first: the patient outcomes they need are freed before the
+    # drug-survival curves are made (at a million patients each takes half a gigabyte).
+    differences = _differences(run.patients, context)
     shared = _Shared.of(run, context)
-    tables = _tables(run, context, summary, shared)
+    tables = _tables(run, context, summary, shared, differences)
     figures = _figures(run, context, svg, shared)
     extra_sections = []
     pathway_html = _pathway_figure(run, context, svg)
@@ -206,9 +209,31 @@ class _Shared:
         counts = state_counts(run.episodes, run.patients, grid)
         monthly, plotted = _incidence_at(run.episodes, grid, discontinuation_plot_times(
             _episode_axis_months(run.episodes, context.horizon_months)))
-        return cls(drug_survival(run.episodes), topical_return(run.episodes, run.patients, grid, counts=counts),
-                   state_occupancy(run.episodes, run.patients, grid, counts=counts),
-                   topical_return_at_horizon(run.patients), monthly, plotted)
+        topical = topical_return(run.episodes, run.patients, grid, counts=counts)
+        occupancy = state_occupancy(run.episodes, run.patients, grid, counts=counts)
+        del counts
+        at_horizon = topical_return_at_horizon(run.patients)
+        # The curves last: what came before is freed by then, and they are the largest.
+        return cls(_drug_survival_curves(run.episodes), topical, occupancy, at_horizon, monthly, plotted)
+
+
+#: The columns of the drug-survival curves the report reads (tables and figure).
+_CURVE_COLUMNS = ["strategy", "treatment", "time_months", "at_risk", "censored", "survival", "ci_low", "ci_high"]
+
+
+def _drug_survival_curves(episodes: pd.DataFrame) -> pd.DataFrame:
+    """`drug_survival(episodes)` (by strategy and treatment) with the columns the report reads,
+    made one strategy at a time: the intermediate tables of every episode at once were the
+    report's peak memory (about 1.5 GB at a million patients). Each curve depends only on
+    its own episodes, so the rows are those of one call."""
+    strategy = episodes["strategy"]
+    if not isinstance(strategy.dtype, pd.CategoricalDtype) or strategy.cat.categories.size < 2:
+        return drug_survival(episodes)[_CURVE_COLUMNS]
+    codes = strategy.cat.codes.to_numpy()
+    needed = ["strategy", "treatment", "start", "stop", "reason"]
+    parts = [drug_survival(episodes.loc[codes == code, needed])[_CURVE_COLUMNS]
+             for code in range(strategy.cat.categories.size) if (codes == code).any()]
+    return pd.concat(parts, ignore_index=True) if parts else drug_survival(episodes)[_CURVE_COLUMNS]
 
 
 def _incidence_at(episodes: pd.DataFrame, *times: np.ndarray) -> list[pd.DataFrame]:
@@ -347,13 +372,22 @@ def _render(
 # ------------------------------------------------------------------- tables
 
 
-def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared) -> list[ReportTable]:
+def _differences(patients: pd.DataFrame, context: _Context) -> pd.DataFrame:
+    """`strategy_differences` of the patients' outcomes against the first strategy, from the
+    keys and compared columns alone (the outcomes of first response are not compared)."""
+    columns = outcome_columns(patients)
+    outcomes = patients[["replicate", "strategy", "patient"]].assign(**{m: columns[m] for m in DEFAULT_METRICS})
+    del columns
+    return strategy_differences(outcomes, reference=context.strategies[0] if context.strategies else None)
+
+
+def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared,
+            differences: pd.DataFrame) -> list[ReportTable]:
     episodes, patients = run.episodes, run.patients
     grid = monthly_grid(context.horizon_months)
     curve = shared.drug_survival
     months = {"ci_low": "ci_low_months", "ci_high": "ci_high_months"}
     rates = {"ci_low": "ci_low_per_100_patient_years", "ci_high": "ci_high_per_100_patient_years"}
-    outcomes = patient_outcomes(patients, episodes)
     tables = [
         ReportTable("summary", "Headline metrics in long form (as summary.csv).", summary),
         ReportTable(
@@ -405,9 +439,7 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared)
         ReportTable(
             "strategy_differences",
             "Differences from the first strategy, paired on the same virtual patients.",
-            strategy_differences(
-                outcomes, reference=context.strategies[0] if context.strategies else None
-            ),
+            differences,
         ),
     ]
     parameters = run.manifest.get("parameters")
