@@ -246,10 +246,25 @@ def _incidence_at(episodes: pd.DataFrame, *times: np.ndarray) -> list[pd.DataFra
     return [incidence[np.isin(at, wanted)].reset_index(drop=True) for wanted in times]
 
 
+def _as_categories(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """The `by` columns of `frame`, integer ones as categoricals of their values: grouped by
+    codes as pandas' grouper would group them (sorted, observed only), several times faster."""
+    columns = {}
+    for name in by:
+        column = frame[name]
+        if pd.api.types.is_integer_dtype(column.dtype) and len(column):
+            values = column.to_numpy()
+            low = int(values.min())
+            categories = pd.Index(np.arange(low, int(values.max()) + 1, dtype=values.dtype))
+            column = pd.Categorical.from_codes((values - low).astype(np.int64), categories=categories)
+        columns[name] = column
+    return pd.DataFrame(columns, index=frame.index, copy=False)
+
+
 def _medians_by(episodes: pd.DataFrame, by: list[str], confidence: float = 0.95) -> pd.DataFrame:
     """`median_survival(drug_survival(episodes, by=by))` with ``subjects`` named ``episodes``,
     from one walk over the sorted durations instead of the table of every time."""
-    group, keys = group_ids(episodes, by)
+    group, keys = group_ids(_as_categories(episodes, by), by)
     cause = np.where(cause_codes(episodes["reason"], event_reasons()) >= 0, 0, -1)
     at = estimates_at(episode_durations(episodes), cause, group, 1, [], z_value(confidence), incidence=False)
     frame = keys.take(at["group"]).reset_index(drop=True)
