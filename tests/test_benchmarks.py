@@ -38,3 +38,15 @@ def test_same_tables_finds_a_changed_table(tmp_path, monkeypatch, capsys):
     tables.episodes.loc[0, "stop"] += 1e-12  # one number, off in its last digits
     assert same_tables.main() == 1
     assert "different: bordeaux_cohort-compiled episodes" in capsys.readouterr().out
+
+
+def test_report_benchmark_draws_a_report_from_tables_in_memory(tmp_path, monkeypatch, capsys):
+    import bench_report
+    from tiny_runs import tiny_run, write_run_dir
+
+    run_dir = write_run_dir(tmp_path, tiny_run(patients=60, seed=1))
+    out = tmp_path / "report" / run_dir.name
+    monkeypatch.setattr(sys, "argv", ["bench_report.py", "--run-dir", str(run_dir), "--out", str(out)])
+    bench_report.main()
+    assert (out / "report.html").is_file() and (out / "tables" / "summary.csv").is_file()
+    assert "report wall time" in capsys.readouterr().out
