@@ -73,6 +73,20 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     )
 
 
+def run_in_memory(run_dir: str | os.PathLike, episodes: pd.DataFrame, patients: pd.DataFrame,
+                  adverse_events: pd.DataFrame | None = None, bursts: pd.DataFrame | None = None,
+                  summary: pd.DataFrame | None = None) -> Run:
+    """A `Run` of tables the caller holds in memory (``adpath run --report``): as `load_run`
+    would give once they are written to `run_dir`, without reading them back.
+
+    Only the manifest is read, from ``run_dir/run.json`` (empty when absent), so that it
+    holds exactly what a reader of the directory sees (JSON types, not Python objects).
+    """
+    run_dir = Path(run_dir)
+    return Run(run_dir=run_dir, episodes=episodes, patients=patients, adverse_events=adverse_events,
+               manifest=_manifest(run_dir / "run.json"), summary=summary, bursts=bursts)
+
+
 def _optional_parquet(path: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 

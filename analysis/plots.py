@@ -107,9 +107,28 @@ def display_label(labels: Mapping[str, str] | None, name) -> str:
 
 def _levels(column: pd.Series) -> list:
     if isinstance(column.dtype, pd.CategoricalDtype):
-        used = set(column.astype(object).unique())
-        return [c for c in column.cat.categories if c in used]
+        # Counted by code: turning millions of rows into objects to find the few used took seconds.
+        codes = column.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0], minlength=len(column.cat.categories)) > 0
+        return [c for c, present in zip(column.cat.categories, used) if present]
     return list(dict.fromkeys(column.astype(object)))
+
+
+def _blocks(curve: pd.DataFrame, by: list[str]) -> dict[tuple, tuple[int, int]]:
+    """(start, stop) of the rows of each group of a curve sorted by group, by key tuple
+    (found from where a key changes, without a mask of every row per group)."""
+    if curve.empty:
+        return {}
+    first = np.zeros(len(curve), dtype=bool)
+    first[0] = True
+    for column in by:
+        values = curve[column]
+        codes = values.cat.codes.to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else pd.factorize(values)[0]
+        first[1:] |= codes[1:] != codes[:-1]
+    starts = np.flatnonzero(first)
+    stops = np.append(starts[1:], len(curve))
+    keys = curve[by].iloc[starts].itertuples(index=False, name=None)
+    return {key: (int(a), int(b)) for key, a, b in zip(keys, starts, stops)}
 
 
 def _all_levels(column: pd.Series) -> list:
@@ -251,10 +270,10 @@ def plot_drug_survival(
         else np.asarray(risk_times_months, dtype=float)
     )
     n_rows, n_cols = _panel_grid(len(strategies))
+    blocks = _blocks(curve, ["strategy", "treatment"])
     per_strategy = {
-        s: _in_pathway_order(
-            _levels(curve.loc[curve["strategy"] == s, "treatment"]), (pathways or {}).get(s, ())
-        )
+        s: _in_pathway_order(_present(curve["treatment"], [t for (s_, t) in blocks if s_ == s]),
+                             (pathways or {}).get(s, ()))
         for s in strategies
     }
     table_rows = max(len(t) for t in per_strategy.values())
@@ -267,18 +286,18 @@ def plot_drug_survival(
             row, col = divmod(i, n_cols)
             ax = fig.add_subplot(grid[2 * row, col])
             table = fig.add_subplot(grid[2 * row + 1, col], sharex=ax)
-            part = curve[curve["strategy"] == strategy]
+            # Each treatment's rows without their key columns: one curve, read without grouping.
+            steps = {t: _one_curve(curve, *blocks[(strategy, t)]) for t in per_strategy[strategy]}
             for treatment in per_strategy[strategy]:
-                block = part[part["treatment"] == treatment].reset_index(drop=True)
                 _draw_survival(
                     ax,
-                    block,
+                    steps[treatment],
                     colours[treatment],
                     display_label(labels, treatment),
                     censoring_ticks,
                     max_months,
                 )
-            _at_risk_table(table, part, per_strategy[strategy], risk_times, colours, labels)
+            _at_risk_table(table, steps, per_strategy[strategy], risk_times, colours, labels)
             ax.set_title(display_label(labels, strategy))
             ax.set_xlabel("")
             ax.tick_params(labelbottom=False)
@@ -315,6 +334,21 @@ def _unique_handles(axes) -> dict:
     return handles
 
 
+_CURVE_COLUMNS = ("time_months", "at_risk", "censored", "survival", "ci_low", "ci_high")
+
+
+def _one_curve(curve: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
+    """Rows `start:stop` of a drug-survival curve (one group) without its grouping columns."""
+    return pd.DataFrame({name: curve[name].to_numpy()[start:stop] for name in _CURVE_COLUMNS}, copy=False)
+
+
+def _present(column: pd.Series, found: list) -> list:
+    """The values `found` in a column in `_levels` order (category order for a categorical)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [c for c in column.cat.categories if c in set(found)]
+    return list(dict.fromkeys(found))
+
+
 def _in_pathway_order(treatments: list, pathway: Sequence[str]) -> list:
     rank = {t: i for i, t in enumerate(dict.fromkeys(pathway))}
     return sorted(treatments, key=lambda t: (rank.get(t, len(rank)), treatments.index(t)))
@@ -327,8 +361,9 @@ def _draw_survival(ax, block, colour, label, censoring_ticks, max_months) -> Non
     ax.fill_between(
         t, points["ci_low"], points["ci_high"], step="post", color=colour, alpha=0.15, lw=0
     )
-    censored = block[block["censored"] > 0]
-    if censoring_ticks or (censoring_ticks is None and len(censored) <= _MAX_TICKS):
+    is_censored = block["censored"].to_numpy() > 0
+    if censoring_ticks or (censoring_ticks is None and np.count_nonzero(is_censored) <= _MAX_TICKS):
+        censored = block[is_censored]
         ax.plot(
             censored["time_months"],
             censored["survival"],
@@ -360,10 +395,9 @@ def _short(label: str) -> str:
     return label.split(" (", 1)[0]
 
 
-def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
-    at = survival_at(part, times)
+def _at_risk_table(ax, curves, treatments, times, colours, labels) -> None:
     for row, treatment in enumerate(treatments):
-        counts = at.loc[at["treatment"] == treatment, "at_risk"].to_numpy()
+        counts = survival_at(curves[treatment], times)["at_risk"].to_numpy()
         for t, n in zip(times, counts):
             ax.text(
                 t,
@@ -373,6 +407,9 @@ def _at_risk_table(ax, part, treatments, times, colours, labels) -> None:
                 va="center",
                 fontsize="small",
                 color=colours[treatment],
+                # Out of the layout: the row names' padding already holds the counts that reach
+                # left of the axis, and measuring 100-odd counts at each layout pass took seconds.
+                in_layout=False,
             )
     ax.set_ylim(len(treatments) - 0.5, -0.5)
     ax.set_yticks(range(len(treatments)))

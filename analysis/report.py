@@ -14,14 +14,14 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis.colours import strategy_colours, treatment_colours
-from analysis.differences import strategy_differences
+from analysis.differences import DEFAULT_METRICS, strategy_differences
 from analysis.html import Figure as _Figure
 from analysis.html import escape as _e
 from analysis.html import figure_html
@@ -32,7 +32,7 @@ from analysis.outcomes import (
     adverse_event_rates,
     adverse_event_rates_on_treatment,
     lines_used,
-    patient_outcomes,
+    outcome_columns,
     topical_return,
     topical_return_at_horizon,
 )
@@ -48,9 +48,15 @@ from analysis.plots import (
 )
 from analysis.states import follow_up_ended, horizon_of, monthly_grid, state_counts, state_occupancy
 from analysis.summary import summarize_run
+from analysis.intervals import z_value
 from analysis.survival import (
+    cause_codes,
     cumulative_incidence,
     drug_survival,
+    episode_durations,
+    estimates_at,
+    event_reasons,
+    group_ids,
     median_survival,
     survival_at,
 )
@@ -68,30 +74,37 @@ class ReportTable:
     frame: pd.DataFrame
 
 
-def build_report(run_dir: str | os.PathLike, svg: bool = False, summary: pd.DataFrame | None = None) -> Path:
+def build_report(run_dir: str | os.PathLike, svg: bool = False, summary: pd.DataFrame | None = None,
+                 run: Run | None = None) -> Path:
     """Write the HTML report of a run, with its figures and tables.
 
     Parameters
     ----------
     run_dir : path-like
         A run directory (``episodes.parquet``, ``patients.parquet``; ``run.json`` and
-        ``adverse_events.parquet`` used when present).
+        ``adverse_events.parquet`` used when present); the report is written into it.
     svg : bool
         Also write every figure as SVG in ``figures/``.
     summary : pandas.DataFrame, optional
         ``summarize_run`` of the run's tables, when the caller already has it (``adpath
         run --report``); computed from the tables otherwise.
+    run : analysis.io.Run, optional
+        The run's tables and manifest, when the caller holds them in memory (``adpath run
+        --report``): nothing is read back from ``run_dir`` then but the economics CSVs.
 
     Returns
     -------
     pathlib.Path
         Path of ``report.html``.
     """
-    run = load_run(run_dir)
+    run = load_run(run_dir) if run is None else replace(run, run_dir=Path(run_dir))
     context = _Context.of(run)
     summary = summarize_run(run.episodes, run.patients) if summary is None else summary
+    # The paired differences first: the patient outcomes they need are freed before the
+    # drug-survival curves are made (at a million patients each takes half a gigabyte).
+    differences = _differences(run.patients, context)
     shared = _Shared.of(run, context)
-    tables = _tables(run, context, summary, shared)
+    tables = _tables(run, context, summary, shared, differences)
     figures = _figures(run, context, svg, shared)
     extra_sections = []
     pathway_html = _pathway_figure(run, context, svg)
@@ -185,6 +198,8 @@ class _Shared:
     topical_return: pd.DataFrame
     state_occupancy: pd.DataFrame
     topical_return_at_horizon: pd.DataFrame
+    incidence_monthly: pd.DataFrame  # reasons for stopping at every month (the table)
+    incidence_plotted: pd.DataFrame  # the same at the figure's times
 
     @classmethod
     def of(cls, run: Run, context: _Context) -> _Shared:
@@ -192,9 +207,71 @@ class _Shared:
         # One count of every state at every month serves both the topical-return curve and
         # the state occupancy (each a pass over every episode).
         counts = state_counts(run.episodes, run.patients, grid)
-        return cls(drug_survival(run.episodes), topical_return(run.episodes, run.patients, grid, counts=counts),
-                   state_occupancy(run.episodes, run.patients, grid, counts=counts),
-                   topical_return_at_horizon(run.patients))
+        monthly, plotted = _incidence_at(run.episodes, grid, discontinuation_plot_times(
+            _episode_axis_months(run.episodes, context.horizon_months)))
+        topical = topical_return(run.episodes, run.patients, grid, counts=counts)
+        occupancy = state_occupancy(run.episodes, run.patients, grid, counts=counts)
+        del counts
+        at_horizon = topical_return_at_horizon(run.patients)
+        # The curves last: what came before is freed by then, and they are the largest.
+        return cls(_drug_survival_curves(run.episodes), topical, occupancy, at_horizon, monthly, plotted)
+
+
+#: The columns of the drug-survival curves the report reads (tables and figure).
+_CURVE_COLUMNS = ["strategy", "treatment", "time_months", "at_risk", "censored", "survival", "ci_low", "ci_high"]
+
+
+def _drug_survival_curves(episodes: pd.DataFrame) -> pd.DataFrame:
+    """`drug_survival(episodes)` (by strategy and treatment) with the columns the report reads,
+    made one strategy at a time: the intermediate tables of every episode at once were the
+    report's peak memory (about 1.5 GB at a million patients). Each curve depends only on
+    its own episodes, so the rows are those of one call."""
+    strategy = episodes["strategy"]
+    if not isinstance(strategy.dtype, pd.CategoricalDtype) or strategy.cat.categories.size < 2:
+        return drug_survival(episodes)[_CURVE_COLUMNS]
+    codes = strategy.cat.codes.to_numpy()
+    needed = ["strategy", "treatment", "start", "stop", "reason"]
+    parts = [drug_survival(episodes.loc[codes == code, needed])[_CURVE_COLUMNS]
+             for code in range(strategy.cat.categories.size) if (codes == code).any()]
+    return pd.concat(parts, ignore_index=True) if parts else drug_survival(episodes)[_CURVE_COLUMNS]
+
+
+def _incidence_at(episodes: pd.DataFrame, *times: np.ndarray) -> list[pd.DataFrame]:
+    """`cumulative_incidence` by treatment at each of the sets of `times` (months), from one
+    Aalen–Johansen pass at all of them (a pass over every episode: about a second at a
+    million patients); an estimate at a time does not depend on the other times asked."""
+    every = np.unique(np.concatenate(times))
+    incidence = cumulative_incidence(episodes, by="treatment", times_months=every)
+    at = incidence["time_months"].to_numpy()
+    return [incidence[np.isin(at, wanted)].reset_index(drop=True) for wanted in times]
+
+
+def _as_categories(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """The `by` columns of `frame`, integer ones as categoricals of their values: grouped by
+    codes as pandas' grouper would group them (sorted, observed only), several times faster."""
+    columns = {}
+    for name in by:
+        column = frame[name]
+        if pd.api.types.is_integer_dtype(column.dtype) and len(column):
+            values = column.to_numpy()
+            low = int(values.min())
+            categories = pd.Index(np.arange(low, int(values.max()) + 1, dtype=values.dtype))
+            column = pd.Categorical.from_codes((values - low).astype(np.int64), categories=categories)
+        columns[name] = column
+    return pd.DataFrame(columns, index=frame.index, copy=False)
+
+
+def _medians_by(episodes: pd.DataFrame, by: list[str], confidence: float = 0.95) -> pd.DataFrame:
+    """`median_survival(drug_survival(episodes, by=by))` with ``subjects`` named ``episodes``,
+    from one walk over the sorted durations instead of the table of every time."""
+    group, keys = group_ids(_as_categories(episodes, by), by)
+    cause = np.where(cause_codes(episodes["reason"], event_reasons()) >= 0, 0, -1)
+    at = estimates_at(episode_durations(episodes), cause, group, 1, [], z_value(confidence), incidence=False)
+    frame = keys.take(at["group"]).reset_index(drop=True)
+    for name, column in (("episodes", "subjects"), ("median_months", "median_months"),
+                         ("ci_low_months", "median_ci_low"), ("ci_high_months", "median_ci_high")):
+        frame[name] = at[column]
+    return frame
 
 
 def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_Figure]:
@@ -221,8 +298,7 @@ def _figures(run: Run, context: _Context, svg: bool, shared: _Shared) -> list[_F
             "Cumulative incidence of each reason for stopping, as competing risks "
             "(Aalen–Johansen), all strategies pooled; the grey remainder is still on treatment.",
             lambda: plot_discontinuation_reasons(
-                cumulative_incidence(episodes, by="treatment", times_months=discontinuation_plot_times(
-                    _episode_axis_months(episodes, context.horizon_months))),
+                shared.incidence_plotted,
                 labels=labels,
                 max_months=_episode_axis_months(episodes, context.horizon_months),
             ),
@@ -311,13 +387,22 @@ def _render(
 # ------------------------------------------------------------------- tables
 
 
-def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared) -> list[ReportTable]:
+def _differences(patients: pd.DataFrame, context: _Context) -> pd.DataFrame:
+    """`strategy_differences` of the patients' outcomes against the first strategy, from the
+    keys and compared columns alone (the outcomes of first response are not compared)."""
+    columns = outcome_columns(patients)
+    outcomes = patients[["replicate", "strategy", "patient"]].assign(**{m: columns[m] for m in DEFAULT_METRICS})
+    del columns
+    return strategy_differences(outcomes, reference=context.strategies[0] if context.strategies else None)
+
+
+def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared,
+            differences: pd.DataFrame) -> list[ReportTable]:
     episodes, patients = run.episodes, run.patients
     grid = monthly_grid(context.horizon_months)
     curve = shared.drug_survival
     months = {"ci_low": "ci_low_months", "ci_high": "ci_high_months"}
     rates = {"ci_low": "ci_low_per_100_patient_years", "ci_high": "ci_high_per_100_patient_years"}
-    outcomes = patient_outcomes(patients, episodes)
     tables = [
         ReportTable("summary", "Headline metrics in long form (as summary.csv).", summary),
         ReportTable(
@@ -333,14 +418,12 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared)
         ReportTable(
             "median_drug_survival_by_line",
             "Median drug survival by strategy and line of therapy, months.",
-            median_survival(drug_survival(episodes, by=["strategy", "line"])).rename(
-                columns={"subjects": "episodes", **months}
-            ),
+            _medians_by(episodes, ["strategy", "line"]),
         ),
         ReportTable(
             "discontinuation_reasons_monthly",
             "Cumulative incidence of each reason for stopping, by treatment (all strategies).",
-            cumulative_incidence(episodes, by="treatment", times_months=grid),
+            shared.incidence_monthly,
         ),
         ReportTable(
             "topical_return_monthly",
@@ -371,9 +454,7 @@ def _tables(run: Run, context: _Context, summary: pd.DataFrame, shared: _Shared)
         ReportTable(
             "strategy_differences",
             "Differences from the first strategy, paired on the same virtual patients.",
-            strategy_differences(
-                outcomes, reference=context.strategies[0] if context.strategies else None
-            ),
+            differences,
         ),
     ]
     parameters = run.manifest.get("parameters")

@@ -89,12 +89,13 @@ def economics_section(run, context, render) -> tuple[str, list, list]:
     where follow-up truncates costs and QALYs, costs by category, the incremental analysis
     and net benefit, and every economic input with its value and source (empty without
     --economics)."""
-    from analysis.economics_plots import plot_costs_and_qalys
-
     economics = run.manifest.get("economics")
     path, incremental_path = run.run_dir / "economics.csv", run.run_dir / "incremental.csv"
     if not economics or not path.exists() or not incremental_path.exists():
         return "", [], []
+    # Imported only here: it imports seaborn (about 2 s), which a report without costs never needs.
+    from analysis.economics_plots import plot_costs_and_qalys
+
     currency = economics["currency"]
     by_strategy = pd.read_csv(path)
     incremental = pd.read_csv(incremental_path)

@@ -87,13 +87,27 @@ def _patient_index(episodes: pd.DataFrame, patients: pd.DataFrame) -> np.ndarray
         ) * (1 << 32) + frame["patient"].to_numpy(np.int64)
 
     patient_keys = key(patients)
-    order = np.argsort(patient_keys, kind="stable")
     episode_keys = key(episodes)
-    at = np.minimum(np.searchsorted(patient_keys[order], episode_keys), len(order) - 1)
-    where = order[at] if len(order) else np.zeros(0, dtype=np.int64)
+    if len(patient_keys) and _ascending(patient_keys, strict=True) and _ascending(episode_keys, strict=False):
+        # The runner's order: each patient's episodes together, patients in key order. One
+        # search per patient with episodes, not per episode (8 million at a million patients).
+        starts = np.flatnonzero(np.concatenate([[True], episode_keys[1:] != episode_keys[:-1]])) \
+            if len(episode_keys) else np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(patient_keys, episode_keys[starts]), len(patient_keys) - 1)
+        where = np.repeat(at, np.diff(np.append(starts, len(episode_keys))))
+    else:
+        order = np.argsort(patient_keys, kind="stable")
+        at = np.minimum(np.searchsorted(patient_keys[order], episode_keys), len(order) - 1)
+        where = order[at] if len(order) else np.zeros(0, dtype=np.int64)
     if len(episode_keys) and (patient_keys[where] != episode_keys).any():
         raise ValueError("episodes.parquet has episodes of patients missing from patients.parquet")
     return where
+
+
+def _ascending(keys: np.ndarray, strict: bool) -> bool:
+    """Whether `keys` never decrease (with `strict`, always increase)."""
+    step = keys[1:] > keys[:-1] if strict else keys[1:] >= keys[:-1]
+    return bool(step.all())
 
 
 def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:

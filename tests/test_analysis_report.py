@@ -199,3 +199,34 @@ def test_a_difference_that_rounds_to_zero_has_no_minus_sign():
 
     assert _number(0.0, -0.0004, 0.0003, " mo") == "0.00 mo (0.00 to 0.00)"
     assert _number(-0.34, -0.41, -0.26, " mo") == "\u22120.34 mo (\u22120.41 to \u22120.26)"
+
+
+def test_run_report_is_drawn_from_the_tables_in_memory(tmp_path, monkeypatch):
+    """`adpath run --report` reads nothing back from its Parquet files (reading a million
+    patients back took seconds and held every table twice), and its report is the one
+    `adpath report RUN_DIR` draws from the written files, economics included."""
+    from click.testing import CliRunner
+
+    import analysis.io
+    import analysis.report
+    from sim.app.cli import main
+
+    def read_back(*args, **kwargs):
+        raise AssertionError("the report read the run back from disk")
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        for module, name in ((analysis.io, "load_run"), (analysis.report, "load_run"), (pd, "read_parquet")):
+            patch.setattr(module, name, read_back)
+        result = CliRunner().invoke(main, ["run", "modern_adult", "--patients", "150", "--economics", "uk_nhs",
+                                           "--quiet", "--report", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    in_memory = {path.name: path.read_bytes() for path in (out / "tables").iterdir()}
+    assert {"summary.csv", "economics.csv", "drug_survival_monthly.csv"} <= set(in_memory)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    from_disk = {path.name: path.read_bytes() for path in (out / "tables").iterdir()}
+    assert from_disk.keys() == in_memory.keys()
+    assert [name for name in from_disk if from_disk[name] != in_memory[name]] == []
+    assert (out / "report.html").read_text(encoding="utf-8") == page

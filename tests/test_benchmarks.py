@@ -45,3 +45,15 @@ def test_kernel_benchmark_times_the_kernel_call_alone():
 
     row = bench_kernel.measure("bordeaux_cohort", 60, 1)
     assert row["trajectories"] % 60 == 0 and row["kernel_cpu_s"] >= 0 and row["rows"][0] > 0
+
+
+def test_report_benchmark_draws_a_report_from_tables_in_memory(tmp_path, monkeypatch, capsys):
+    import bench_report
+    from tiny_runs import tiny_run, write_run_dir
+
+    run_dir = write_run_dir(tmp_path, tiny_run(patients=60, seed=1))
+    out = tmp_path / "report" / run_dir.name
+    monkeypatch.setattr(sys, "argv", ["bench_report.py", "--run-dir", str(run_dir), "--out", str(out)])
+    bench_report.main()
+    assert (out / "report.html").is_file() and (out / "tables" / "summary.csv").is_file()
+    assert "report wall time" in capsys.readouterr().out
