@@ -77,13 +77,13 @@ def test_a_user_who_chose_keeps_their_choice(numpy_choice, monkeypatch):
 @needs_switch
 def test_a_run_builds_its_tables_with_small_pages(numpy_choice, monkeypatch):
     seen = []
-    join = runner.join_columns
+    frame = runner._dataframe
 
     def watched(*args):
         seen.append(huge_pages())
-        return join(*args)
+        return frame(*args)
 
-    monkeypatch.setattr(runner, "join_columns", watched)
+    monkeypatch.setattr(runner, "_dataframe", watched)
     loaded = load_scenario("adult_conventional", {"settings.patients": 200, "settings.replicates": 1})
     runner.simulate(compile_model(loaded.scenario, loaded.name), chunk_size=100, progress=False)
     assert seen == [False] * 4

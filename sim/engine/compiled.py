@@ -142,6 +142,34 @@ def simulate_chunk(model: Model, replicate: int, first_patient: int, count: int)
     return simulate_samples([model], replicate, first_patient, count)[0]
 
 
+class Blocks:
+    """The kernel's blocks kept from chunk to chunk of a run (`simulate_into`): made once, grown
+    when a chunk needs more rows, never freed and remade (each chunk would touch fresh pages)."""
+
+    def __init__(self):
+        self.blocks: list[np.ndarray] | None = None
+        self.capacity: list[int] = []
+
+
+def simulate_into(model: Model, replicate: int, first_patient: int, count: int,
+                  kept: Blocks) -> tuple[list[np.ndarray], np.ndarray, dict]:
+    """Simulate every strategy for patients `first_patient .. first_patient+count-1` of
+    `replicate` into the blocks `kept` (made or grown to fit); return the blocks, the rows written
+    per strategy and table (`sim.engine.records.RunColumns.add_compiled` reads them) and the
+    patients' covariates by name. The blocks are overwritten by the next call."""
+    m = _stacked(model)
+    named, matrix = chunk_covariates(model, replicate, first_patient, count)
+    seeds = np.array([model.seed], dtype=np.int64)
+    if kept.blocks is None or kept.blocks[6].shape[1] < count:
+        bursting = bool(m.lays_flares.any() or m.bridged.any())
+        kept.capacity = [max(16, 4 * count), max(16, 3 * count), max(16, count if bursting else 1)]
+        kept.blocks = None
+    classes = drug_classes(m, seeds)
+    kept.blocks, counts = _simulated(m, [model], seeds, matrix[None], replicate, first_patient, count, kept.blocks,
+                                     kept.capacity, len(model.strategies), classes, shared_plans(m, classes, count))
+    return kept.blocks, counts, named
+
+
 def simulate_samples(models: list[Model], replicate: int, first_patient: int, count: int,
                      stacked: Packed | None = None) -> list[tuple[ColumnRecords, dict]]:
     """Simulate patients `first_patient .. first_patient+count-1` of `replicate` under every

@@ -408,3 +408,286 @@ def _concatenated(parts: list):
         return pd.Categorical.from_codes(np.concatenate([part.codes for part in parts]), dtype=first.dtype,
                                          validate=False)
     return type(first)._concat_same_type(parts)  # pandas extension arrays (boolean)
+
+
+# -- the run's columns, preallocated in table order and filled chunk by chunk ---------------
+
+#: A region's rows are estimated from the rows per patient seen so far, with this much more
+#: (and `_SPARE_ROWS`): a region that still fills up is grown, which costs one copy of the table.
+_MARGIN = 0.02
+_SPARE_ROWS = 1024
+_REGROWN_MARGIN = 0.05
+
+
+class TableColumns:
+    """One table's stored columns for a whole run, one region per (replicate, strategy) in table
+    order, preallocated from an estimate of its rows ("count, then fill") and filled chunk by chunk.
+
+    `fields` maps each stored column to its NumPy type. A region's capacity is the rows per
+    patient seen so far times the patients of a replicate (plus a margin); when a chunk needs more,
+    every region is laid out again with the rows per patient then known (one copy of what was
+    placed). `finished` moves the regions together in place. Pages never written cost no memory.
+    """
+
+    def __init__(self, fields: dict[str, type], replicates: int, strategies: int, patients: int,
+                 margin: float | None = None, spare_rows: int | None = None):
+        self.fields, self.strategies, self.patients = fields, strategies, patients
+        self.margin = _MARGIN if margin is None else margin
+        self.spare_rows = _SPARE_ROWS if spare_rows is None else spare_rows
+        regions = replicates * strategies
+        self.columns: dict[str, np.ndarray] | None = None
+        self.start = np.zeros(regions, dtype=np.int64)
+        self.capacity = np.zeros(regions, dtype=np.int64)
+        self.filled = np.zeros(regions, dtype=np.int64)
+        self.placed_patients = np.zeros(replicates, dtype=np.int64)  # per replicate
+        self.rows_seen = np.zeros(strategies, dtype=np.int64)  # per strategy, over the replicates
+        self.patients_seen = 0
+
+    def place(self, replicate: int, rows: np.ndarray, patients: int) -> np.ndarray:
+        """Reserve `rows[s]` rows of each strategy's region of `replicate` for a chunk of `patients`
+        patients (the next of that replicate); return the first row of each (into `columns`)."""
+        self.rows_seen += rows
+        self.patients_seen += patients
+        regions = slice(replicate * self.strategies, (replicate + 1) * self.strategies)
+        self.placed_patients[replicate] += patients
+        if self.columns is None or (self.filled[regions] + rows > self.capacity[regions]).any():
+            self._lay_out(replicate, rows, regrown=self.columns is not None)
+        at = self.start[regions] + self.filled[regions]
+        self.filled[regions] += rows
+        return at
+
+    def _lay_out(self, replicate: int, rows: np.ndarray, regrown: bool) -> None:
+        """Capacities from the rows per patient seen so far, and the columns made (or moved) to fit."""
+        margin = _REGROWN_MARGIN if regrown else self.margin
+        rate = self.rows_seen / max(self.patients_seen, 1)  # per strategy
+        remaining = self.patients - self.placed_patients  # per replicate, after this chunk
+        expected = np.ceil(np.outer(remaining, rate) * (1 + margin)).astype(np.int64).ravel() + self.spare_rows
+        filled = self.filled.copy()
+        filled[replicate * self.strategies:(replicate + 1) * self.strategies] += rows
+        capacity = np.where(np.repeat(remaining, self.strategies) > 0, np.maximum(self.capacity, filled + expected),
+                            filled)  # a finished replicate's regions keep their rows only
+        start = np.concatenate([[0], np.cumsum(capacity)[:-1]])
+        columns = {name: np.empty(int(capacity.sum()), dtype=dtype) for name, dtype in self.fields.items()}
+        if self.columns is not None:
+            for name, column in columns.items():
+                old = self.columns[name]
+                for k in np.flatnonzero(self.filled):
+                    column[start[k]:start[k] + self.filled[k]] = old[self.start[k]:self.start[k] + self.filled[k]]
+        self.columns, self.start, self.capacity = columns, start, capacity
+
+    def add_field(self, name: str, dtype: type) -> None:
+        """A stored column more, zero in the rows placed so far."""
+        self.fields[name] = dtype
+        if self.columns is not None:
+            self.columns[name] = np.zeros(int(self.capacity.sum()), dtype=dtype)
+
+    def finished(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The columns with the regions moved together (in place), and the rows of each region."""
+        from sim.engine.compiled_columns import move_rows
+
+        total = int(self.filled.sum())
+        columns = self.columns or {name: np.empty(0, dtype=dtype) for name, dtype in self.fields.items()}
+        ends = np.cumsum(self.filled)
+        for name, column in columns.items():
+            for k in range(len(self.filled)):
+                source, target = int(self.start[k]), int(ends[k] - self.filled[k])
+                if source != target and self.filled[k]:
+                    move_rows(column, source, target, int(self.filled[k]))
+            columns[name] = _shrunk(column, total)
+        self.columns = None
+        return columns, self.filled
+
+
+def _shrunk(column: np.ndarray, rows: int) -> np.ndarray:
+    """The first `rows` of `column`, the rest of its memory handed back where it can be (no copy)."""
+    if len(column) == rows:
+        return column
+    try:
+        column.resize(rows, refcheck=False)  # in place: a large array's pages beyond are unmapped
+        return column
+    except ValueError:  # not its own memory
+        return column[:rows]
+
+
+def _categories(model: Model) -> dict[str, list[str]]:
+    return {"strategy": [s.name for s in model.strategies], "treatment": [t.name for t in model.treatments],
+            "reason": list(REASONS), "adverse_event": _event_names(model), "final_state": list(FINAL_STATES),
+            "burst_reason": list(BURST_REASONS), "state": list(FLARE_STATES), "age_group": ["adult", "child"]}
+
+
+#: The table's column of months waited for a limited resource, stored only once a chunk has a wait.
+_WAITS = {"episodes": "months_waited", "patients": "months_waiting"}
+
+
+class RunColumns:
+    """A run's four tables, built in place: each chunk's rows copied once, into the row where the
+    finished table holds them (`TableColumns`), from the compiled kernel's blocks (`add_compiled`)
+    or from a chunk's columns (`add_columns`, as `sim.runner.chunk_columns` returns them).
+
+    Equal to joining the chunks' columns (`join_columns`) in replicate and patient order.
+    """
+
+    def __init__(self, model: Model, replicates: int | None = None, patients: int | None = None,
+                 exact: bool = False):
+        self.model = model
+        self.replicates = model.replicates if replicates is None else replicates
+        self.patients = model.patients if patients is None else patients
+        c = self.categories = _categories(model)
+        code = {name: _code_dtype(len(values)) for name, values in c.items()}
+        self.event_codes = _event_table(model)
+        covariates = {cov.name: _covariate_dtype(cov) for cov in model.population.covariates}
+        self.covariates = list(covariates)
+        fields = {
+            "episodes": {"patient": np.int32, "episode": np.int16, "line": np.int16, "treatment": code["treatment"],
+                         "start": np.float64, "stop": np.float64, "reason": code["reason"], "responded": bool,
+                         "responded/unknown": bool, "assessed": np.float64, "retreatment": bool,
+                         "adverse_events": np.int16, "stopping_adverse_event": code["adverse_event"],
+                         "escalated": bool, "below_target": bool, "bridged": bool},
+            "patients": {"patient": np.int32, **covariates, "final_state": code["final_state"],
+                         "follow_up_months": np.float64, "months_to_first_topical": np.float64,
+                         "lines_used": np.int16, "episodes": np.int16, "relapses": np.int16,
+                         "months_systemic": np.float64, "months_topical": np.float64,
+                         "months_supportive_care": np.float64, "entry_month": np.float64,
+                         "months_to_first_control": np.float64, "bursts": np.int16, "rebounds": np.int16},
+            "adverse_events": {"patient": np.int32, "episode": np.int16, "treatment": code["treatment"],
+                               "adverse_event": code["adverse_event"], "time": np.float64,
+                               "stopped_treatment": bool},
+            "bursts": {"patient": np.int32, "time": np.float64, "reason": code["burst_reason"],
+                       "state": code["state"], "effective": bool, "rebound": bool},
+        }
+        strategies = len(model.strategies)
+        self.tables = {
+            name: TableColumns(f, self.replicates, strategies, self.patients,
+                               *((0.0, 0) if exact or name == "patients" else ()))
+            for name, f in fields.items()}
+
+    def add_compiled(self, replicate: int, first_patient: int, count: int, blocks: list[np.ndarray],
+                     counts: np.ndarray, covariates: dict) -> None:
+        """Copy a chunk's rows from the compiled kernel's blocks (one model, regions = strategies)
+        and its patients' covariates by name. Raises RuntimeError if the kernel's rows are out of order."""
+        from sim.engine import compiled_columns as place
+
+        ep_i, ep_f, ae_i, ae_f, b_i, b_f, pat_i, pat_f = blocks
+        strategies = len(self.model.strategies)
+        counts = counts[:strategies]
+        ordered = True
+        t = self.tables["episodes"]
+        at = t.place(replicate, counts[:, 0], count)
+        c = t.columns
+        for s in range(strategies):
+            ordered &= place.place_episodes(
+                ep_i, ep_f, s, counts[s, 0], at[s], self.event_codes, c["patient"], c["episode"], c["line"],
+                c["treatment"], c["start"], c["stop"], c["reason"], c["responded"], c["responded/unknown"],
+                c["assessed"], c["retreatment"], c["adverse_events"], c["stopping_adverse_event"], c["escalated"],
+                c["below_target"], c["bridged"])
+        t = self.tables["adverse_events"]
+        at = t.place(replicate, counts[:, 1], count)
+        c = t.columns
+        for s in range(strategies):
+            ordered &= place.place_events(ae_i, ae_f, s, counts[s, 1], at[s], self.event_codes, c["patient"],
+                                          c["episode"], c["treatment"], c["adverse_event"], c["time"],
+                                          c["stopped_treatment"])
+        t = self.tables["bursts"]
+        at = t.place(replicate, counts[:, 2], count)
+        c = t.columns
+        for s in range(strategies):
+            ordered &= place.place_bursts(b_i, b_f, s, counts[s, 2], at[s], c["patient"], c["time"], c["reason"],
+                                          c["state"], c["effective"], c["rebound"])
+        t = self.tables["patients"]
+        at = t.place(replicate, np.full(strategies, count), count)
+        c = t.columns
+        for s in range(strategies):
+            place.place_patients(
+                pat_i, pat_f, s, count, at[s], first_patient, c["patient"], c["final_state"], c["follow_up_months"],
+                c["months_to_first_topical"], c["lines_used"], c["episodes"], c["relapses"], c["months_systemic"],
+                c["months_topical"], c["months_supportive_care"], c["entry_month"], c["months_to_first_control"],
+                c["bursts"], c["rebounds"])
+            for name in self.covariates:
+                c[name][at[s]:at[s] + count] = _stored(covariates[name])
+        if not ordered:
+            raise RuntimeError("the compiled kernel's rows are out of patient order")
+
+    def add_columns(self, replicate: int, count: int, tables: dict[str, dict]) -> None:
+        """Copy a chunk's columns (each table's, sorted by strategy; `sim.runner.chunk_columns`)."""
+        strategies = len(self.model.strategies)
+        for name, table in self.tables.items():
+            columns = tables[name]
+            bounds = np.searchsorted(_codes(columns["strategy"]), np.arange(strategies + 1))
+            wait = _WAITS.get(name)
+            if wait not in table.fields and wait in columns and np.any(columns[wait]):
+                table.add_field(wait, np.float64)
+            at = table.place(replicate, np.diff(bounds), count)
+            for field in table.fields:
+                source = _stored(columns[field.split("/")[0]], mask=field.endswith("/unknown"))
+                target = table.columns[field]
+                for s in range(strategies):
+                    target[at[s]:at[s] + bounds[s + 1] - bounds[s]] = source[bounds[s]:bounds[s + 1]]
+
+    def finished(self) -> dict[str, dict]:
+        """Each table's columns (as `sim.runner.chunk_columns` gives a chunk's), the stored columns
+        handed over (the object is spent)."""
+        return {name: self.finished_table(name) for name in list(self.tables)}
+
+    def finished_table(self, name: str) -> dict:
+        """Table `name`'s columns, its regions moved together (in place) and handed over."""
+        stored, rows = self.tables.pop(name).finished()
+        c = self.categories
+        strategies = len(self.model.strategies)
+        regions = np.arange(len(rows))
+        out = {"replicate": np.repeat((regions // strategies).astype(np.int32), rows),
+               "strategy": _from_codes(np.repeat((regions % strategies).astype(_code_dtype(strategies)), rows),
+                                       c["strategy"]),
+               "patient": stored.pop("patient")}
+        total = len(out["patient"])
+        if name == "patients":
+            group = ["adult", "child"].index(self.model.population.age_group)
+            out["age_group"] = _from_codes(np.full(total, group, dtype=np.int8), c["age_group"])
+        coded = {"treatment": "treatment", "reason": "burst_reason" if name == "bursts" else "reason",
+                 "stopping_adverse_event": "adverse_event", "adverse_event": "adverse_event",
+                 "final_state": "final_state", "state": "state"}
+        levels = {cov.name: list(cov.levels) for cov in self.model.population.covariates if cov.kind == "categorical"}
+        for field in list(stored):
+            if field.endswith("/unknown") or field not in stored:
+                continue
+            values = stored.pop(field)
+            if field in levels:
+                values = _from_codes(values, levels[field])
+            elif field in coded and field not in self.covariates:
+                values = _from_codes(values, c[coded[field]])
+            elif field + "/unknown" in stored:
+                values = pd.arrays.BooleanArray(values, stored.pop(field + "/unknown"))
+            out[field] = values
+            if (name, field) in (("episodes", "bridged"), ("patients", "months_supportive_care")):
+                wait = _WAITS[name]  # zero without limited resources: pages never written
+                out[wait] = stored.pop(wait) if wait in stored else np.zeros(total)
+        return out
+
+
+def _from_codes(codes: np.ndarray, categories: list[str]) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, dtype=_dtype(tuple(categories)), validate=False)
+
+
+def _stored(column, mask: bool = False) -> np.ndarray:
+    """The array a column is stored as: a Categorical's codes, a BooleanArray's values (or `mask`)."""
+    if isinstance(column, pd.Categorical):
+        return column.codes
+    if isinstance(column, pd.arrays.BooleanArray):
+        return column._mask if mask else column._data
+    return np.asarray(column)
+
+
+def _covariate_dtype(covariate) -> type:
+    if covariate.kind == "categorical":
+        return _code_dtype(len(covariate.levels))
+    return bool if covariate.kind == "boolean" else np.float64
+
+
+def _event_table(model: Model) -> np.ndarray:
+    """Treatments x (adverse events + 1): the category code (in `_event_names`) of each
+    treatment's adverse event number; the last column, -1, stands for none."""
+    names = _event_names(model)
+    width = max((len(t.adverse_events) for t in model.treatments), default=0) + 1
+    table = np.full((len(model.treatments), width), -1, dtype=_code_dtype(len(names)))
+    for t in model.treatments:
+        table[t.index, :len(t.adverse_events)] = [names.index(event.name) for event in t.adverse_events]
+    return table
