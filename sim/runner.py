@@ -99,12 +99,17 @@ def simulate_task(model: Model, task: Task, engine: str = "des") -> dict[str, di
     """Simulate one chunk of patients under every strategy of the model with `engine`;
     return each table's columns (see `sim.engine.records`), sorted within the chunk."""
     with small_pages():
-        if engine == "compiled":
-            records, covariates = compiled.simulate_chunk(model, task.replicate, task.first_patient, task.count)
+        if engine == "compiled":  # the kernel's rows copied once, into columns of the chunk's exact size
+            blocks, counts, covariates = compiled.simulate_into(model, task.replicate, task.first_patient,
+                                                                task.count, compiled.Blocks())
+            run = RunColumns(model, replicates=1, patients=task.count, exact=True, first_replicate=task.replicate)
+            run.add_compiled(0, task.first_patient, task.count, blocks, counts, covariates)
+            del blocks
+            tables = run.finished()
         else:
             records, covariates = des.simulate_chunk(model, task.replicate, task.first_patient, task.count)
-        tables = chunk_columns(records, covariates, model, task.replicate, task.first_patient)
-        del records
+            tables = chunk_columns(records, covariates, model, task.replicate, task.first_patient)
+            del records
         if task.count >= _TRIM_FROM:
             hand_back_freed_memory()
     return tables

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from every_rule import scenario_file
 
-from sim.engine import compiled_columns, records
+from sim.engine import compiled, compiled_columns, des, records
 from sim.engine.records import TableColumns, join_columns
 from sim.loader import load_scenario
 from sim.model import compile_model
-from sim.runner import TABLES, RunTables, simulate, simulate_task, tasks_for
+from sim.runner import TABLES, RunTables, chunk_columns, simulate, simulate_task, tasks_for
 
 
 def _model(name: str, directory, patients: int = 120, replicates: int = 2):
@@ -23,9 +23,16 @@ def _model(name: str, directory, patients: int = 120, replicates: int = 2):
     return compile_model(loaded.scenario, loaded.name)
 
 
+def _chunk(model, task, engine: str) -> dict:
+    """A chunk's columns built from its records (`simulate_chunk`, `chunk_columns`), not in place."""
+    simulate_chunk = compiled.simulate_chunk if engine == "compiled" else des.simulate_chunk
+    records, covariates = simulate_chunk(model, task.replicate, task.first_patient, task.count)
+    return chunk_columns(records, covariates, model, task.replicate, task.first_patient)
+
+
 def _joined(model, engine: str, chunk_size: int) -> RunTables:
     """The tables as chunks' columns joined (how runs built them before `RunColumns`)."""
-    chunks = [simulate_task(model, task, engine) for task in tasks_for(model, chunk_size, engine)]
+    chunks = [_chunk(model, task, engine) for task in tasks_for(model, chunk_size, engine)]
     return RunTables(*(join_columns([chunk[name] for chunk in chunks], len(model.strategies)) for name in TABLES))
 
 
@@ -45,6 +52,14 @@ def test_tables_built_in_place_equal_the_chunks_joined(name, chunk_size, directo
     model = _model(name, directory)
     reference = _joined(model, "compiled", 50)
     _assert_same(simulate(model, engine="compiled", progress=False, chunk_size=chunk_size), reference)
+
+
+def test_a_workers_chunk_built_in_place_equals_its_columns_from_records(directory):
+    model = _model("every_rule", directory, patients=90)
+    task = tasks_for(model, 40, "compiled")[-1]  # replicate 1, the short last chunk
+    built, reference = simulate_task(model, task, "compiled"), _chunk(model, task, "compiled")
+    for table in TABLES:
+        pd.testing.assert_frame_equal(pd.DataFrame(built[table]), pd.DataFrame(reference[table]), check_exact=True)
 
 
 @pytest.mark.parametrize("engine", ["des", "compiled"])
@@ -116,7 +131,7 @@ def test_chunks_without_adverse_events_or_bursts_keep_the_tables_types(directory
     for engine in ("des", "compiled"):
         tables = simulate(model, engine=engine, progress=False, chunk_size=1)
         for table in ("adverse_events", "bursts"):
-            chunk = simulate_task(empty, tasks_for(empty, 1, engine)[0], engine)[table]
+            chunk = _chunk(empty, tasks_for(empty, 1, engine)[0], engine)[table]
             chunk = {name: column[:0] for name, column in chunk.items()}  # a chunk with no rows
             alone = join_columns([chunk], len(model.strategies))
             assert dict(alone.dtypes) == dict(getattr(tables, table).dtypes), (engine, table)

@@ -155,10 +155,3 @@ def place_patients(pat_i, pat_f, g, rows, at, first_patient, patient, final_stat
         systemic[k], topical[k] = pat_f[g, r, P_SYSTEMIC], pat_f[g, r, P_TOPICAL]
         supportive[k], entry[k] = pat_f[g, r, P_SUPPORTIVE], pat_f[g, r, P_ENTRY]
         first_control[k] = pat_f[g, r, P_FIRST_CONTROL]
-
-
-@rule
-def move_rows(column, source, target, rows):
-    """Move rows `source .. source+rows-1` of `column` to `target ..` (`target` <= `source`: in place)."""
-    for r in range(rows):
-        column[target + r] = column[source + r]

@@ -10,6 +10,7 @@ the order in which the engine happened to process patients.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import itertools
 from collections.abc import Sequence
@@ -483,16 +484,15 @@ class TableColumns:
 
     def finished(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The columns with the regions moved together (in place), and the rows of each region."""
-        from sim.engine.compiled_columns import move_rows
-
         total = int(self.filled.sum())
         columns = self.columns or {name: np.empty(0, dtype=dtype) for name, dtype in self.fields.items()}
         ends = np.cumsum(self.filled)
         for name, column in columns.items():
             for k in range(len(self.filled)):
                 source, target = int(self.start[k]), int(ends[k] - self.filled[k])
-                if source != target and self.filled[k]:
-                    move_rows(column, source, target, int(self.filled[k]))
+                if source != target and self.filled[k]:  # C's memmove: overlapping, at memory speed
+                    ctypes.memmove(column.ctypes.data + target * column.itemsize,
+                                   column.ctypes.data + source * column.itemsize, int(self.filled[k]) * column.itemsize)
             columns[name] = _shrunk(column, total)
         self.columns = None
         return columns, self.filled
@@ -528,8 +528,8 @@ class RunColumns:
     """
 
     def __init__(self, model: Model, replicates: int | None = None, patients: int | None = None,
-                 exact: bool = False):
-        self.model = model
+                 exact: bool = False, first_replicate: int = 0):
+        self.model, self.first_replicate = model, first_replicate
         self.replicates = model.replicates if replicates is None else replicates
         self.patients = model.patients if patients is None else patients
         c = self.categories = _categories(model)
@@ -634,7 +634,7 @@ class RunColumns:
         c = self.categories
         strategies = len(self.model.strategies)
         regions = np.arange(len(rows))
-        out = {"replicate": np.repeat((regions // strategies).astype(np.int32), rows),
+        out = {"replicate": np.repeat((regions // strategies + self.first_replicate).astype(np.int32), rows),
                "strategy": _from_codes(np.repeat((regions % strategies).astype(_code_dtype(strategies)), rows),
                                        c["strategy"]),
                "patient": stored.pop("patient")}
