@@ -2,8 +2,8 @@
 
 A run is a list of tasks (replicate, first patient, count). Each task draws its
 patients' numbers from their own place in the random stream, so the tables are the
-same whatever the chunk size or the number of workers; they are concatenated in task
-order and sorted.
+same whatever the chunk size or the number of workers; each chunk's rows are copied
+into their place in the run's tables as it comes (`sim.engine.records.RunColumns`).
 
 Two engines run a chunk: `compiled` (Numba, a per-patient event loop over the rules of
 `sim.rules`, counter-based random numbers) and `des` (SimPy, the same rules and the same

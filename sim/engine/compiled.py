@@ -3,12 +3,17 @@
 
 Each chunk's patients are simulated under every strategy in one kernel call, into
 preallocated columns, one region per strategy, grown by doubling when a chunk needs more
-(the kernel then resumes at the patient that did not fit). A PSA's samples go through it
+(the kernel then resumes at the patient that did not fit). A run keeps these blocks from
+chunk to chunk (`simulate_into`, `Blocks`) and copies each chunk's rows from them straight
+into the run's tables (`sim.engine.records.RunColumns`); `simulate_chunk` gives one chunk's
+records on their own. A PSA's samples go through it
 together too (`simulate_samples`), a group of `CHUNK_PATIENTS` patient-samples per call into
 blocks reused from group to group: each sample's tables are those of its own run.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pandas as pd
@@ -132,8 +137,15 @@ def chunk_covariates(model: Model, replicate: int, first_patient: int, count: in
             codes = np.searchsorted(np.cumsum(covariate.level_weights), u, side="right")
             codes = np.minimum(codes, len(covariate.levels) - 1)
             matrix[:, k] = codes
-            named[covariate.name] = pd.Categorical.from_codes(codes, categories=list(levels[covariate.name]))
+            named[covariate.name] = pd.Categorical.from_codes(codes, dtype=_levels(levels[covariate.name]),
+                                                              validate=False)
     return named, matrix
+
+
+@functools.lru_cache(maxsize=64)
+def _levels(levels: tuple[str, ...]) -> pd.CategoricalDtype:
+    # Made once per covariate: checking the categories cost more than coding a chunk's patients.
+    return pd.CategoricalDtype(list(levels))
 
 
 def simulate_chunk(model: Model, replicate: int, first_patient: int, count: int) -> tuple[ColumnRecords, dict]:
@@ -162,7 +174,8 @@ def simulate_into(model: Model, replicate: int, first_patient: int, count: int,
     seeds = np.array([model.seed], dtype=np.int64)
     if kept.blocks is None or kept.blocks[6].shape[1] < count:
         bursting = bool(m.lays_flares.any() or m.bridged.any())
-        kept.capacity = [max(16, 4 * count), max(16, 3 * count), max(16, count if bursting else 1)]
+        # Pages of the blocks never written cost nothing: room enough that a run rarely grows them.
+        kept.capacity = [max(16, 4 * count), max(16, 3 * count), max(16, 4 * count if bursting else 1)]
         kept.blocks = None
     classes = drug_classes(m, seeds)
     kept.blocks, counts = _simulated(m, [model], seeds, matrix[None], replicate, first_patient, count, kept.blocks,

@@ -1,9 +1,10 @@
 """Collecting what happens in a simulation, and turning it into the tidy tables.
 
 Records are kept as codes in plain lists while the simulation runs and become columns
-(NumPy arrays and pandas extension arrays) once per chunk; the runner joins the chunks'
-columns and builds each DataFrame once (building a frame from arrays is fast; from tuples
-it is not, and joining many small frames costs more than joining their columns).
+(NumPy arrays and pandas extension arrays) once per chunk; the runner copies each chunk's
+columns into the run's (`RunColumns`: preallocated in table order, the compiled kernel's
+rows copied there straight from its blocks) and builds each DataFrame once (building a
+frame from arrays is fast; from tuples it is not).
 Rows are sorted by strategy, patient and episode so that the tables do not depend on
 the order in which the engine happened to process patients.
 """
