@@ -62,6 +62,10 @@ def event_code(event_codes, treatment, event):
     return event_codes[treatment, event if event >= 0 else event_codes.shape[1] - 1]
 
 
+# Each function reads a region's rows through views of one row (`block[g][r]`): indexing the
+# 3-D blocks afresh for every field cost about twice as much.
+
+
 @rule
 def place_episodes(ep_i, ep_f, g, rows, at, event_codes, patient, episode, line, treatment, start, stop, reason,
                    responded, unknown, assessed, retreatment, adverse_events, stopper, escalated, below_target,
@@ -69,20 +73,22 @@ def place_episodes(ep_i, ep_f, g, rows, at, event_codes, patient, episode, line,
     """Copy rows 0 .. `rows`-1 of region `g` of the episode blocks to the columns from row `at`.
     Returns whether they are in (patient, episode) order."""
     ordered = True
+    ints, floats = ep_i[g], ep_f[g]
+    last_patient, last_episode = -1, -1
     for r in range(rows):
-        k = at + r
-        patient[k], episode[k], line[k] = ep_i[g, r, E_PATIENT], ep_i[g, r, E_EPISODE], ep_i[g, r, E_LINE]
-        t = ep_i[g, r, E_TREATMENT]
-        treatment[k], reason[k] = t, ep_i[g, r, E_REASON]
-        response = ep_i[g, r, E_RESPONDED]
+        k, row, values = at + r, ints[r], floats[r]
+        p, e, t = row[E_PATIENT], row[E_EPISODE], row[E_TREATMENT]
+        patient[k], episode[k], line[k], treatment[k], reason[k] = p, e, row[E_LINE], t, row[E_REASON]
+        response = row[E_RESPONDED]
         responded[k], unknown[k] = response == 1, response < 0
-        start[k], stop[k], assessed[k] = ep_f[g, r, E_START], ep_f[g, r, E_STOP], ep_f[g, r, E_ASSESSED]
-        retreatment[k], adverse_events[k] = ep_i[g, r, E_RETREATMENT] != 0, ep_i[g, r, E_EVENTS]
-        stopper[k] = event_code(event_codes, t, ep_i[g, r, E_STOPPER])
-        escalated[k], below_target[k] = ep_i[g, r, E_ESCALATED] != 0, ep_i[g, r, E_BELOW_TARGET] != 0
-        bridged[k] = ep_i[g, r, E_BRIDGED] != 0
-        if r and (patient[k] < patient[k - 1] or patient[k] == patient[k - 1] and episode[k] <= episode[k - 1]):
+        start[k], stop[k], assessed[k] = values[E_START], values[E_STOP], values[E_ASSESSED]
+        retreatment[k], adverse_events[k] = row[E_RETREATMENT] != 0, row[E_EVENTS]
+        stopper[k] = event_code(event_codes, t, row[E_STOPPER])
+        escalated[k], below_target[k] = row[E_ESCALATED] != 0, row[E_BELOW_TARGET] != 0
+        bridged[k] = row[E_BRIDGED] != 0
+        if p < last_patient or p == last_patient and e <= last_episode:
             ordered = False
+        last_patient, last_episode = p, e
     return ordered
 
 
@@ -97,21 +103,24 @@ def place_events(ae_i, ae_f, g, rows, at, event_codes, patient, episode, treatme
     """Copy rows 0 .. `rows`-1 of region `g` of the adverse-event blocks to the columns from row `at`,
     each episode's events in time order. Returns whether the episodes are in (patient, episode) order."""
     ordered = True
+    ints, times = ae_i[g], ae_f[g]
     group = at  # the first row of the current episode
+    last_patient, last_episode = -1, -1
     for r in range(rows):
-        k = at + r
-        p, e, t = ae_i[g, r, A_PATIENT], ae_i[g, r, A_EPISODE], ae_i[g, r, A_TREATMENT]
-        row = (p, e, t, event_code(event_codes, t, ae_i[g, r, A_EVENT]), ae_f[g, r], ae_i[g, r, A_STOPPED] != 0)
-        if r and (p != patient[k - 1] or e != episode[k - 1]):
+        k, row = at + r, ints[r]
+        p, e, t, when = row[A_PATIENT], row[A_EPISODE], row[A_TREATMENT], times[r]
+        if p != last_patient or e != last_episode:
             group = k
-            if p < patient[k - 1] or p == patient[k - 1] and e < episode[k - 1]:
+            if p < last_patient or p == last_patient and e < last_episode:
                 ordered = False
+            last_patient, last_episode = p, e
+        code, stops = event_code(event_codes, t, row[A_EVENT]), row[A_STOPPED] != 0
         j = k  # insertion sort within the episode (stable)
-        while j > group and _earlier(row[4], time[j - 1]):
+        while j > group and _earlier(when, time[j - 1]):
             patient[j], episode[j], treatment[j] = patient[j - 1], episode[j - 1], treatment[j - 1]
             adverse_event[j], time[j], stopped[j] = adverse_event[j - 1], time[j - 1], stopped[j - 1]
             j -= 1
-        patient[j], episode[j], treatment[j], adverse_event[j], time[j], stopped[j] = row
+        patient[j], episode[j], treatment[j], adverse_event[j], time[j], stopped[j] = p, e, t, code, when, stops
     return ordered
 
 
@@ -120,22 +129,25 @@ def place_bursts(b_i, b_f, g, rows, at, patient, time, reason, state, effective,
     """Copy rows 0 .. `rows`-1 of region `g` of the burst blocks to the columns from row `at`, each
     patient's bursts in time order. Returns whether the patients are in order."""
     ordered = True
+    ints, times = b_i[g], b_f[g]
     group = at
+    last_patient = -1
     for r in range(rows):
-        k = at + r
-        p = b_i[g, r, B_PATIENT]
-        row = (p, b_f[g, r], b_i[g, r, B_REASON], b_i[g, r, B_STATE], b_i[g, r, B_EFFECTIVE] != 0,
-               b_i[g, r, B_REBOUND] != 0)
-        if r and p != patient[k - 1]:
+        k, row = at + r, ints[r]
+        p, when = row[B_PATIENT], times[r]
+        if p != last_patient:
             group = k
-            if p < patient[k - 1]:
+            if p < last_patient:
                 ordered = False
+            last_patient = p
+        kind, where = row[B_REASON], row[B_STATE]
+        worked, rebounded = row[B_EFFECTIVE] != 0, row[B_REBOUND] != 0
         j = k
-        while j > group and _earlier(row[1], time[j - 1]):
+        while j > group and _earlier(when, time[j - 1]):
             patient[j], time[j], reason[j] = patient[j - 1], time[j - 1], reason[j - 1]
             state[j], effective[j], rebound[j] = state[j - 1], effective[j - 1], rebound[j - 1]
             j -= 1
-        patient[j], time[j], reason[j], state[j], effective[j], rebound[j] = row
+        patient[j], time[j], reason[j], state[j], effective[j], rebound[j] = p, when, kind, where, worked, rebounded
     return ordered
 
 
@@ -145,13 +157,12 @@ def place_patients(pat_i, pat_f, g, rows, at, first_patient, patient, final_stat
                    rebounds):
     """Copy the patient rows 0 .. `rows`-1 of region `g` (patients `first_patient ..`) to the columns
     from row `at`."""
+    ints, floats = pat_i[g], pat_f[g]
     for r in range(rows):
-        k = at + r
+        k, row, values = at + r, ints[r], floats[r]
         patient[k] = first_patient + r
-        final_state[k], lines_used[k] = pat_i[g, r, P_FINAL], pat_i[g, r, P_LINES]
-        episodes[k], relapses[k] = pat_i[g, r, P_EPISODES], pat_i[g, r, P_RELAPSES]
-        bursts[k], rebounds[k] = pat_i[g, r, P_BURSTS], pat_i[g, r, P_REBOUNDS]
-        follow_up[k], first_topical[k] = pat_f[g, r, P_FOLLOW_UP], pat_f[g, r, P_FIRST_TOPICAL]
-        systemic[k], topical[k] = pat_f[g, r, P_SYSTEMIC], pat_f[g, r, P_TOPICAL]
-        supportive[k], entry[k] = pat_f[g, r, P_SUPPORTIVE], pat_f[g, r, P_ENTRY]
-        first_control[k] = pat_f[g, r, P_FIRST_CONTROL]
+        final_state[k], lines_used[k], episodes[k] = row[P_FINAL], row[P_LINES], row[P_EPISODES]
+        relapses[k], bursts[k], rebounds[k] = row[P_RELAPSES], row[P_BURSTS], row[P_REBOUNDS]
+        follow_up[k], first_topical[k] = values[P_FOLLOW_UP], values[P_FIRST_TOPICAL]
+        systemic[k], topical[k] = values[P_SYSTEMIC], values[P_TOPICAL]
+        supportive[k], entry[k], first_control[k] = values[P_SUPPORTIVE], values[P_ENTRY], values[P_FIRST_CONTROL]
