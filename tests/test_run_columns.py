@@ -141,3 +141,14 @@ def test_chunks_without_adverse_events_or_bursts_keep_the_tables_types(directory
         for table in TABLES:
             built = pd.DataFrame(run.finished_table(table))
             assert len(built) == 0 and dict(built.dtypes) == dict(getattr(tables, table).dtypes), (engine, table)
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.3, 0.2), (0.2, 0.0, 0.5, 0.3), (0.1, 0.1), (1.0,), (0.0, 1.0)])
+def test_a_categorical_covariates_levels_are_those_of_searchsorted(weights):
+    from sim.engine.compiled_kernel import patient_levels, patient_uniforms
+    from sim.rules import purposes as P
+
+    cumulative = np.cumsum(weights)
+    u = patient_uniforms(7, 1, 100, 5000, P.COVARIATE, 2, 0)
+    expected = np.minimum(np.searchsorted(cumulative, u, side="right"), len(weights) - 1)
+    np.testing.assert_array_equal(patient_levels(7, 1, 100, 5000, P.COVARIATE, 2, 0, cumulative), expected)

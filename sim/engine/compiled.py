@@ -68,6 +68,7 @@ from sim.engine.compiled_kernel import (
     S_SAMPLE,
     S_STRATEGY,
     TOO_MANY_EPISODES,
+    patient_levels,
     patient_uniforms,
     simulate_samples as _kernel,
 )
@@ -126,19 +127,20 @@ def chunk_covariates(model: Model, replicate: int, first_patient: int, count: in
     named, matrix = {}, np.zeros((count, max(1, len(model.population.covariates))))
     levels = covariate_levels(model)
     for k, covariate in enumerate(model.population.covariates):
+        if covariate.kind == "categorical":
+            codes = patient_levels(model.seed, replicate, first_patient, count, P.COVARIATE, k, 0,
+                                   np.cumsum(covariate.level_weights))
+            matrix[:, k] = codes
+            named[covariate.name] = pd.Categorical.from_codes(codes, dtype=_levels(levels[covariate.name]),
+                                                              validate=False)
+            continue
         u = patient_uniforms(model.seed, replicate, first_patient, count, P.COVARIATE, k, 0)
         if covariate.kind == "numeric":
             value = covariate.distribution.ppf(u)
             named[covariate.name] = matrix[:, k] = value
-        elif covariate.kind == "boolean":
+        else:
             value = u < covariate.probability
             named[covariate.name], matrix[:, k] = value, value
-        else:
-            codes = np.searchsorted(np.cumsum(covariate.level_weights), u, side="right")
-            codes = np.minimum(codes, len(covariate.levels) - 1)
-            matrix[:, k] = codes
-            named[covariate.name] = pd.Categorical.from_codes(codes, dtype=_levels(levels[covariate.name]),
-                                                              validate=False)
     return named, matrix
 
 

@@ -118,6 +118,20 @@ def patient_uniforms(seed, replicate, first_patient, count, purpose, occurrence,
 
 
 @rule
+def patient_levels(seed, replicate, first_patient, count, purpose, occurrence, offset, cumulative):
+    """The level of a categorical covariate of patients `first_patient ..` (`count` of them): the
+    number of `cumulative` weights at or below the patient's uniform, at most the last level (as
+    `np.searchsorted(cumulative, u, side="right")`, at a fraction of its cost)."""
+    # The uniforms first, in their own loop: drawn beside the search, they were drawn 8x slower.
+    u = patient_uniforms(seed, replicate, first_patient, count, purpose, occurrence, offset)
+    out = np.zeros(count, dtype=np.int64)
+    for level in range(cumulative.shape[0] - 1):
+        for i in range(count):
+            out[i] += cumulative[level] <= u[i]
+    return out
+
+
+@rule
 def empirical_value(distributions, index, u, gamma_tables, empirical):
     """`quantile` out of line, for the rare empirical draw (inlined, it would swell every draw)."""
     return quantile(distributions, index, u, gamma_tables, empirical)
