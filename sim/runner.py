@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from sim.engine import compiled, des
 from sim.engine.records import (
+    RunColumns,
     adverse_events_columns,
     bursts_columns,
-    RunColumns,
     episodes_columns,
     patients_columns,
 )
@@ -146,7 +146,7 @@ def simulate(model: Model, workers: int = 1, chunk_size: int | None = None, prog
         run = RunColumns(model)
         with bar:
             if engine == "compiled" and (workers <= 1 or len(tasks) == 1):
-                kept = compiled.Blocks()
+                kept, blocks = compiled.Blocks(), None
                 for task in tasks:
                     blocks, counts, covariates = compiled.simulate_into(
                         model, task.replicate, task.first_patient, task.count, kept)
