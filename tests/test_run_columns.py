@@ -67,6 +67,7 @@ def test_regions_that_fill_up_are_grown(engine, directory, monkeypatch):
     # No margin: a region holds exactly the rows per patient seen so far times the patients
     # left, so any chunk with more rows per patient than those before it needs the region grown.
     monkeypatch.setattr(records, "_MARGIN", 0.0)
+    monkeypatch.setattr(records, "_SPREAD", 0.0)
     monkeypatch.setattr(records, "_SPARE_ROWS", 0)
     laid_out = []
     lay_out = TableColumns._lay_out
@@ -80,6 +81,21 @@ def test_regions_that_fill_up_are_grown(engine, directory, monkeypatch):
     tables = simulate(model, engine=engine, progress=False, chunk_size=13)
     assert sum(bool(regrown) for regrown in laid_out) >= 3  # grown, not only laid out once per table
     _assert_same(tables, _joined(model, engine, 150))
+
+
+def test_regions_estimated_from_a_first_chunk_of_seven_patients_need_no_growing(directory, monkeypatch):
+    # The estimate's margin follows the uncertainty of the rows per patient seen so far.
+    laid_out = []
+    lay_out = TableColumns._lay_out
+
+    def counted(self, replicate, rows, regrown):
+        laid_out.append(regrown)
+        return lay_out(self, replicate, rows, regrown=regrown)
+
+    monkeypatch.setattr(TableColumns, "_lay_out", counted)
+    model = _model("modern_adult", directory, patients=5000)
+    simulate(model, engine="compiled", progress=False, chunk_size=7)
+    assert laid_out == [False] * 4
 
 
 def test_a_table_of_regions_grown_again_and_again_keeps_every_row_in_table_order():

@@ -414,9 +414,12 @@ def _concatenated(parts: list):
 
 # -- the run's columns, preallocated in table order and filled chunk by chunk ---------------
 
-#: A region's rows are estimated from the rows per patient seen so far, with this much more
-#: (and `_SPARE_ROWS`): a region that still fills up is grown, which costs one copy of the table.
+#: A region's rows are estimated from the rows per patient seen so far, with this much more, and
+#: `_SPREAD` standard errors of that rate more (as if the rows were counts of a Poisson process),
+#: and `_SPARE_ROWS`: room never written costs no memory, while a region that fills up is grown,
+#: which costs one copy of the table.
 _MARGIN = 0.02
+_SPREAD = 4.0
 _SPARE_ROWS = 1024
 _REGROWN_MARGIN = 0.05
 
@@ -461,6 +464,8 @@ class TableColumns:
     def _lay_out(self, replicate: int, rows: np.ndarray, regrown: bool) -> None:
         """Capacities from the rows per patient seen so far, and the columns made (or moved) to fit."""
         margin = _REGROWN_MARGIN if regrown else self.margin
+        if self.margin:  # not exact: the rate's own uncertainty too
+            margin = margin + _SPREAD / np.sqrt(self.rows_seen + 1)  # per strategy
         rate = self.rows_seen / max(self.patients_seen, 1)  # per strategy
         remaining = self.patients - self.placed_patients  # per replicate, after this chunk
         expected = np.ceil(np.outer(remaining, rate) * (1 + margin)).astype(np.int64).ravel() + self.spare_rows
