@@ -377,7 +377,10 @@ def test_bins_on_whole_months_are_searchsorted():
     at grid points, between them, before, after and at infinity; other grids searchsorted."""
     import numpy as np
 
-    from analysis.states import _bins
+    from analysis.state_passes import time_bins, whole_month_grid
+
+    def _bins(times, values):
+        return time_bins(times, values, whole_month_grid(times))
 
     values = np.array([0.0, -1.0, 1e-12, 0.5, 1.0, 1.0 + 1e-12, 59.999999, 60.0, 60.5, 120.0, 121.0, np.inf])
     for times in (np.arange(0.0, 121.0), np.arange(0.0, 61.0), np.append(np.arange(0.0, 60.0), 60.5),
@@ -386,3 +389,4 @@ def test_bins_on_whole_months_are_searchsorted():
     with_nan = np.append(values, np.nan)
     grid = np.arange(0.0, 121.0)
     assert (_bins(grid, with_nan) == np.searchsorted(grid, with_nan, side="left")).all()
+    assert (time_bins(grid, with_nan, False) == np.searchsorted(grid, with_nan, side="left")).all()
