@@ -1,9 +1,8 @@
 """Compiled passes behind `analysis.states`: each patient's timeline walked episode by episode.
 
 The rule of `analysis.states` (what a patient is in before, during and after each episode)
-is written once, in `_episode_segments`; one driver writes the segments out
-(`episode_segments`), the other adds them straight into counts per (group, time bin)
-(`count_episode_segments`), so a million patients' states over time are counted without
+is written once, in `_walk`, which writes the segments out (`episode_segments`) or adds
+them straight into counts per (group, time bin) (`count_episode_segments`), so a million patients' states over time are counted without
 the hundreds of megabytes of segment arrays.
 
 Episodes come by patient row, then start, then episode number. Per episode: its patient
@@ -33,85 +32,6 @@ def _maximum(a, b):
     return a if a >= b else b
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
-def _episode_segments(i, row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, gaps, codes,
-                      same_month, state_out, start_out, stop_out):
-    """Write episode i's segments (state code, start and stop in months, in time order) into
-    the `*_out` scratch arrays and return how many; `gaps` (per patient) sums the topical
-    spells between a patient's episodes as they are walked. `codes`: topical, awaiting
-    treatment, supportive care, lost to follow-up, dead.
-
-    Between an episode that ended in remission and the next the patient is on topical
-    therapy, in any other gap awaiting treatment. After the last episode: topical therapy
-    after a remission, the same line if it ran to the horizon, lost to follow-up or dead
-    after those endings, supportive care otherwise; a timeline that ends early goes on in
-    its ending state from the end of follow-up (or from the stop, if later); a relapse
-    after the last remission with no line left (the patients table's topical months run
-    out before follow-up does) is supportive care from then on."""
-    topical_code, awaiting_code, supportive_code, lost_code, dead_code = codes[0], codes[1], codes[2], codes[3], \
-        codes[4]
-    r = row[i]
-    first = i == 0 or row[i - 1] != r
-    last = i == len(row) - 1 or row[i + 1] != r
-    previous_stop = 0.0 if first else stop[i - 1]
-    previous_remission = not first and reason[i - 1] == _REMISSION
-    gaps[r] += start[i] - previous_stop if previous_remission else 0.0
-    state_out[0], start_out[0], stop_out[0] = topical_code if previous_remission else awaiting_code, previous_stop, \
-        start[i]
-    state_out[1], start_out[1], stop_out[1] = systemic[i], start[i], stop[i]
-    if not last:
-        return 2
-    why = reason[i]
-    if why == _REMISSION:
-        tail = topical_code
-    elif why == _HORIZON:
-        tail = systemic[i]
-    elif why == _LOST:
-        tail = lost_code
-    elif why == _DEATH:
-        tail = dead_code
-    else:
-        tail = supportive_code
-    early = ends_early[r]
-    tail_stop = _maximum(follow_up[r], stop[i]) if early else np.inf
-    relapse_at = stop[i] + _maximum(topical[r] - gaps[r], 0.0) if why == _REMISSION else stop[i]
-    relapsed = why == _REMISSION and relapse_at < follow_up[r] - same_month
-    if relapsed:
-        tail_stop = relapse_at
-    state_out[2], start_out[2], stop_out[2] = tail, stop[i], tail_stop
-    if not (early or relapsed):
-        return 3
-    state_out[3], start_out[3] = supportive_code if relapsed else ending[r], tail_stop
-    stop_out[3] = follow_up[r] if relapsed and early else np.inf
-    if not (relapsed and early):
-        return 4
-    state_out[4], start_out[4], stop_out[4] = ending[r], follow_up[r], np.inf
-    return 5
-
-
-@numba.njit(cache=True, error_model="numpy")
-def episode_segments(row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, codes, same_month):
-    """Every episode's segments, in walking order: patient row, state code, start and stop
-    (months). Zero-length segments are kept."""
-    n = len(row)
-    gaps = np.zeros(len(follow_up))
-    state_out, start_out, stop_out = np.empty(MAX_SEGMENTS, np.int64), np.empty(MAX_SEGMENTS), \
-        np.empty(MAX_SEGMENTS)
-    size = 0
-    for i in range(n):
-        size += _episode_segments(i, row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, gaps,
-                                  codes, same_month, state_out, start_out, stop_out)
-    rows, states = np.empty(size, np.int64), np.empty(size, np.int64)
-    starts, stops = np.empty(size), np.empty(size)
-    gaps[:] = 0.0
-    j = 0
-    for i in range(n):
-        k = _episode_segments(i, row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, gaps,
-                              codes, same_month, state_out, start_out, stop_out)
-        for s in range(k):
-            rows[j], states[j], starts[j], stops[j] = row[i], state_out[s], start_out[s], stop_out[s]
-            j += 1
-    return rows, states, starts, stops
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -153,30 +73,106 @@ def time_bins(times, values, whole_months):
     return out
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
-def _add_span(counts, group, start, stop, times, whole_months):
-    """Count a segment that lasts (stop > start): +1 from the first time at or after its start,
-    -1 from the first time at or after its stop (`counts` per group × (times + 1) bins)."""
-    if stop > start:
-        counts[group, _bin(times, start, whole_months)] += 1
-        counts[group, _bin(times, stop, whole_months)] -= 1
+#: What `_walk` does with the segments: count them, write them out, or add them to counts.
+_SIZE, _WRITE, _COUNT = 0, 1, 2
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _walk(row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, codes, same_month, mode,
+          out_rows, out_states, out_starts, out_stops, cohort, n_states, times, whole_months, counts):
+    """Walk the episodes and give each its segments (state code, start and stop in months, in
+    time order): count them (mode `_SIZE`; returns how many), write them into the `out_*`
+    arrays (`_WRITE`) or add the lasting ones to `counts` (`_COUNT`, as `count_episode_segments`).
+
+    Between an episode that ended in remission and the next the patient is on topical
+    therapy, in any other gap awaiting treatment. After the last episode: topical therapy
+    after a remission, the same line if it ran to the horizon, lost to follow-up or dead
+    after those endings, supportive care otherwise; a timeline that ends early goes on in
+    its ending state from the end of follow-up (or from the stop, if later); a relapse
+    after the last remission with no line left (the patients table's topical months run
+    out before follow-up does) is supportive care from then on. `codes`: the states
+    topical, awaiting treatment, supportive care, lost to follow-up, dead."""
+    # One loop with the segments in local scratch arrays: the same rule as a helper function
+    # writing through its array arguments ran about 20 times slower.
+    topical_code, awaiting_code, supportive_code, lost_code, dead_code = codes[0], codes[1], codes[2], codes[3], \
+        codes[4]
+    gaps = np.zeros(len(follow_up))  # per patient: months on topical therapy between its episodes so far
+    state_at, start_at, stop_at = np.empty(MAX_SEGMENTS, np.int64), np.empty(MAX_SEGMENTS), np.empty(MAX_SEGMENTS)
+    n, size = len(row), 0
+    for i in range(n):
+        r = row[i]
+        first = i == 0 or row[i - 1] != r
+        last = i == n - 1 or row[i + 1] != r
+        previous_stop = 0.0 if first else stop[i - 1]
+        previous_remission = not first and reason[i - 1] == _REMISSION
+        gaps[r] += start[i] - previous_stop if previous_remission else 0.0
+        state_at[0], start_at[0], stop_at[0] = topical_code if previous_remission else awaiting_code, \
+            previous_stop, start[i]
+        state_at[1], start_at[1], stop_at[1] = systemic[i], start[i], stop[i]
+        k = 2
+        if last:
+            why = reason[i]
+            if why == _REMISSION:
+                tail = topical_code
+            elif why == _HORIZON:
+                tail = systemic[i]
+            elif why == _LOST:
+                tail = lost_code
+            elif why == _DEATH:
+                tail = dead_code
+            else:
+                tail = supportive_code
+            early = ends_early[r]
+            tail_stop = _maximum(follow_up[r], stop[i]) if early else np.inf
+            relapse_at = stop[i] + _maximum(topical[r] - gaps[r], 0.0) if why == _REMISSION else stop[i]
+            relapsed = why == _REMISSION and relapse_at < follow_up[r] - same_month
+            if relapsed:
+                tail_stop = relapse_at
+            state_at[2], start_at[2], stop_at[2] = tail, stop[i], tail_stop
+            k = 3
+            if early or relapsed:
+                state_at[3], start_at[3] = supportive_code if relapsed else ending[r], tail_stop
+                stop_at[3] = follow_up[r] if relapsed and early else np.inf
+                k = 4
+            if relapsed and early:
+                state_at[4], start_at[4], stop_at[4] = ending[r], follow_up[r], np.inf
+                k = 5
+        if mode == _WRITE:
+            for s in range(k):
+                out_rows[size + s], out_states[size + s] = r, state_at[s]
+                out_starts[size + s], out_stops[size + s] = start_at[s], stop_at[s]
+        elif mode == _COUNT:
+            group = cohort[r] * n_states
+            for s in range(k):
+                if stop_at[s] > start_at[s]:  # segments of no time (or none at all) are not counted
+                    counts[group + state_at[s], _bin(times, start_at[s], whole_months)] += 1
+                    counts[group + state_at[s], _bin(times, stop_at[s], whole_months)] -= 1
+        size += k
+    return size
+
+
+_NO_ROWS, _NO_VALUES, _NO_COUNTS = np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 0), np.int64)
+
+
+def episode_segments(row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, codes, same_month):
+    """Every episode's segments, in walking order: patient row, state code, start and stop
+    (months). Zero-length segments are kept."""
+    walk = (row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, codes, same_month)
+    no_counting = (_NO_ROWS, 0, _NO_VALUES, False, _NO_COUNTS)
+    size = _walk(*walk, _SIZE, _NO_ROWS, _NO_ROWS, _NO_VALUES, _NO_VALUES, *no_counting)
+    out = np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size), np.empty(size)
+    _walk(*walk, _WRITE, *out, *no_counting)
+    return out
+
+
 def count_episode_segments(row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, codes,
                            same_month, cohort, n_states, times, whole_months, counts):
-    """Add every episode's lasting segments to `counts` (groups ``cohort[row] * n_states +
-    state`` × (times + 1) bins): after a cumulative sum along the bins, how many segments
+    """Add every episode's lasting segments to `counts`, groups ``cohort[row] * n_states +
+    state`` × (times + 1) bins: +1 in the bin of the first time at or after a segment's
+    start, -1 in that of its stop; after a cumulative sum along the bins, how many segments
     of each group cover each time (start <= t < stop)."""
-    gaps = np.zeros(len(follow_up))
-    state_out, start_out, stop_out = np.empty(MAX_SEGMENTS, np.int64), np.empty(MAX_SEGMENTS), \
-        np.empty(MAX_SEGMENTS)
-    for i in range(len(row)):
-        k = _episode_segments(i, row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, gaps,
-                              codes, same_month, state_out, start_out, stop_out)
-        group = cohort[row[i]] * n_states
-        for s in range(k):
-            _add_span(counts, group + state_out[s], start_out[s], stop_out[s], times, whole_months)
+    _walk(row, start, stop, systemic, reason, follow_up, ends_early, ending, topical, codes, same_month, _COUNT,
+          _NO_ROWS, _NO_ROWS, _NO_VALUES, _NO_VALUES, cohort, n_states, times, whole_months, counts)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -184,4 +180,6 @@ def count_segments(group, start, stop, times, whole_months, counts):
     """Add segments given as arrays (group, start and stop in months) to `counts`, as
     `count_episode_segments`."""
     for i in range(len(group)):
-        _add_span(counts, group[i], start[i], stop[i], times, whole_months)
+        if stop[i] > start[i]:
+            counts[group[i], _bin(times, start[i], whole_months)] += 1
+            counts[group[i], _bin(times, stop[i], whole_months)] -= 1
