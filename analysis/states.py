@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import proportion_estimates
+from analysis.keys import ordered_patient_rows
 from analysis.survival import cause_codes
 
 #: States that are not a systemic line, in display order.
@@ -77,6 +78,11 @@ def _strategy_categories(patients: pd.DataFrame) -> list:
 
 def _patient_index(episodes: pd.DataFrame, patients: pd.DataFrame) -> np.ndarray:
     """Row of ``patients`` that each episode belongs to."""
+    rows = ordered_patient_rows(episodes, patients)  # one walk over both tables in the engines' order
+    if rows is not None:
+        if (rows < 0).any():
+            raise ValueError("episodes.parquet has episodes of patients missing from patients.parquet")
+        return rows
     strategies = _strategy_categories(patients)
 
     def key(frame):
