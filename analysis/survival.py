@@ -360,9 +360,16 @@ def kaplan_meier(
     return _curves(frame[duration].to_numpy(dtype=float), cause, group, keys, confidence)
 
 
+_CURVE_ARRAYS = ("group", "time", "at_risk", "events", "censored", "survival", "standard_error", "ci_low", "ci_high")
+
+
 def _curves(durations, cause, group, keys, confidence) -> pd.DataFrame:
-    curve = km_curves(event_table(durations, cause, group, 1), z_value(confidence))
-    names = ("at_risk", "events", "censored", "survival", "standard_error", "ci_low", "ci_high")
+    return _curve_frame(keys, km_curves(event_table(durations, cause, group, 1), z_value(confidence)))
+
+
+def _curve_frame(keys: pd.DataFrame, curve: dict) -> pd.DataFrame:
+    """The drug-survival frame of `km_curves` arrays (their group numbers index `keys`)."""
+    names = _CURVE_ARRAYS[2:]
     return _frame(keys, curve["group"], {"time_months": curve["time"], **{name: curve[name] for name in names}})
 
 
@@ -407,6 +414,34 @@ def drug_survival(
     group, keys = group_ids(episodes, _as_list(by))
     cause = np.where(cause_codes(episodes["reason"], event_reasons(event)) >= 0, 0, -1)
     return _curves(episode_durations(episodes), cause, group, keys, confidence)
+
+
+def drug_survival_in_parts(
+    episodes: pd.DataFrame,
+    by: Sequence[str] = ("strategy", "treatment"),
+    event: str | Iterable[str] = "any_discontinuation",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """`drug_survival` of the episodes, the same rows, made one value of the first ``by``
+    column at a time: only that part's sorted durations and curve rows are in memory besides
+    the result (at a million patients the intermediate tables of every episode at once took
+    about 1.5 GB), and no part of the episodes table is copied."""
+    by = _as_list(by)
+    group, keys = group_ids(episodes, by)
+    cause = np.where(cause_codes(episodes["reason"], event_reasons(event)) >= 0, 0, -1)
+    durations = episode_durations(episodes)
+    first = _codes(keys[by[0]]) if len(by) else np.zeros(len(keys), dtype=np.int64)
+    z, parts = z_value(confidence), []
+    for code in np.unique(first):
+        # Each curve depends only on its own episodes: the other groups are left out (-1).
+        mine = np.where((group >= 0) & (first[np.maximum(group, 0)] == code), group, -1)
+        curve = km_curves(event_table(durations, cause, mine, 1), z)
+        parts.append({name: curve[name] for name in _CURVE_ARRAYS})
+        del mine, curve
+    if not parts:
+        return _curves(durations, cause, group, keys, confidence)
+    # The parts' arrays joined, then one frame (joining frames cost a second at 8M rows).
+    return _curve_frame(keys, {name: np.concatenate([part.pop(name) for part in parts]) for name in _CURVE_ARRAYS})
 
 
 # ------------------------------------------------------------ competing risks
