@@ -295,13 +295,21 @@ def cause_codes(reasons: pd.Series, causes: Sequence[str]) -> np.ndarray:
 
 def _loglog_band(estimate, standard_error_of_log, z):
     """Limits of ``estimate`` on the log–log scale; ``standard_error_of_log`` is SE(log p)."""
-    low, high = estimate.copy(), estimate.copy()  # 0 and 1 (and NaN) are their own limits
-    inside = (estimate > 0) & (estimate < 1)
-    p, se = estimate[inside], standard_error_of_log[inside]
+    # Computed on every value and then kept only inside (0, 1) (0 and 1, and NaN, are their
+    # own limits): the same floats as on the values inside alone, without gathering and
+    # scattering millions of them (one curve row per episode on a large run).
+    estimate = np.asarray(estimate, dtype=float)
+    outside = ~((estimate > 0) & (estimate < 1))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sigma = se / np.abs(np.log(p))
-        low[inside] = p ** np.exp(z * sigma)
-        high[inside] = p ** np.exp(-z * sigma)
+        sigma = np.log(estimate)
+        np.abs(sigma, out=sigma)
+        np.divide(standard_error_of_log, sigma, out=sigma)
+        exponent = np.multiply(sigma, z)
+        low = np.power(estimate, np.exp(exponent, out=exponent), out=exponent)
+        np.multiply(sigma, -z, out=sigma)
+        high = np.power(estimate, np.exp(sigma, out=sigma), out=sigma)
+    np.copyto(low, estimate, where=outside)
+    np.copyto(high, estimate, where=outside)
     return low, high
 
 
