@@ -328,10 +328,12 @@ def _km_columns(survival: np.ndarray, greenwood: np.ndarray, z: float) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         root = np.sqrt(greenwood)
         standard_error = survival * root
-    standard_error = np.where(survival > 0, standard_error, np.nan)
+    not_positive = ~(survival > 0)
+    np.copyto(standard_error, np.nan, where=not_positive)
     low, high = _loglog_band(survival, root, z)
     # At S = 0 the log-log limits are undefined: R's survfit leaves them missing.
-    low, high = np.where(survival > 0, low, np.nan), np.where(survival > 0, high, np.nan)
+    np.copyto(low, np.nan, where=not_positive)
+    np.copyto(high, np.nan, where=not_positive)
     return {"survival": survival, "standard_error": standard_error, "ci_low": low, "ci_high": high}
 
 
