@@ -373,6 +373,10 @@ def kaplan_meier(
 _CURVE_ARRAYS = ("group", "time", "at_risk", "events", "censored", "survival", "standard_error", "ci_low", "ci_high")
 
 
+#: The `km_curves` array of a curve column named differently.
+_ARRAY_OF = {"time_months": "time"}
+
+
 def _curves(durations, cause, group, keys, confidence) -> pd.DataFrame:
     return _curve_frame(keys, km_curves(event_table(durations, cause, group, 1), z_value(confidence)))
 
@@ -431,27 +435,31 @@ def drug_survival_in_parts(
     by: Sequence[str] = ("strategy", "treatment"),
     event: str | Iterable[str] = "any_discontinuation",
     confidence: float = 0.95,
+    columns: Sequence[str] = CURVE_COLUMNS,
 ) -> pd.DataFrame:
     """`drug_survival` of the episodes, the same rows, made one value of the first ``by``
     column at a time: only that part's sorted durations and curve rows are in memory besides
     the result (at a million patients the intermediate tables of every episode at once took
-    about 1.5 GB), and no part of the episodes table is copied."""
+    about 1.5 GB), and no part of the episodes table is copied. ``columns``: which of
+    `CURVE_COLUMNS` to keep (with the ``by`` columns), the others never joined."""
     by = _as_list(by)
     group, keys = group_ids(episodes, by)
     cause = np.where(cause_codes(episodes["reason"], event_reasons(event)) >= 0, 0, -1)
     durations = episode_durations(episodes)
     first = _codes(keys[by[0]]) if len(by) else np.zeros(len(keys), dtype=np.int64)
     z, parts = z_value(confidence), []
+    kept = ["group", *(_ARRAY_OF.get(column, column) for column in columns)]
     for code in np.unique(first):
         # Each curve depends only on its own episodes: the other groups are left out (-1).
         mine = np.where((group >= 0) & (first[np.maximum(group, 0)] == code), group, -1)
         curve = km_curves(event_table(durations, cause, mine, 1), z)
-        parts.append({name: curve[name] for name in _CURVE_ARRAYS})
+        parts.append({name: curve[name] for name in kept})
         del mine, curve
     if not parts:
-        return _curves(durations, cause, group, keys, confidence)
+        return _curves(durations, cause, group, keys, confidence)[[*by, *columns]]
     # The parts' arrays joined, then one frame (joining frames cost a second at 8M rows).
-    return _curve_frame(keys, {name: np.concatenate([part.pop(name) for part in parts]) for name in _CURVE_ARRAYS})
+    joined = {name: np.concatenate([part.pop(name) for part in parts]) for name in kept}
+    return _frame(keys, joined.pop("group"), {column: joined.pop(_ARRAY_OF.get(column, column)) for column in columns})
 
 
 # ------------------------------------------------------------ competing risks

@@ -321,6 +321,9 @@ def test_drug_survival_in_parts_is_drug_survival():
     text = run.episodes.astype({"strategy": str})
     pd.testing.assert_frame_equal(drug_survival_in_parts(text), drug_survival(text))
     assert drug_survival_in_parts(episodes.iloc[:0]).empty
+    some = ["time_months", "survival", "ci_high"]
+    pd.testing.assert_frame_equal(drug_survival_in_parts(run.episodes, columns=some),
+                                  drug_survival(run.episodes)[["strategy", "treatment", *some]])
 
 
 def test_incidence_at_chosen_times_equals_reading_the_full_table():
