@@ -40,8 +40,9 @@ def discount_integral(start: np.ndarray, stop: np.ndarray, rate_per_year: float,
 def _annual_cumulative(t: np.ndarray, rate_per_year: float) -> np.ndarray:
     v = 1.0 / (1.0 + rate_per_year)
     years = np.floor(t / 12.0)
-    whole = 12.0 * (1.0 - v**years) / (1.0 - v)
-    return whole + (t - 12.0 * years) * v**years
+    factor = v**years  # once: a power of every value is most of the cost
+    whole = 12.0 * (1.0 - factor) / (1.0 - v)
+    return whole + (t - 12.0 * years) * factor
 
 
 def polynomial_discount_integral(start, stop, c0, c1, c2, rate_per_year: float, method: str) -> np.ndarray:
