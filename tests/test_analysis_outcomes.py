@@ -390,3 +390,14 @@ def test_bins_on_whole_months_are_searchsorted():
     grid = np.arange(0.0, 121.0)
     assert (_bins(grid, with_nan) == np.searchsorted(grid, with_nan, side="left")).all()
     assert (time_bins(grid, with_nan, False) == np.searchsorted(grid, with_nan, side="left")).all()
+
+
+def test_paired_differences_counted_or_sorted_are_the_same(replicated):
+    """Small patient numbers are paired by counting the (replicate, patient) cells, others by
+    sorting: the same differences, in any row order."""
+    outcomes = patient_outcomes(replicated.patients, replicated.episodes)
+    counted = strategy_differences(outcomes)
+    sparse = outcomes.assign(patient=outcomes["patient"] * 10**9 + 7)  # too many cells to count
+    pd.testing.assert_frame_equal(strategy_differences(sparse), counted)
+    pd.testing.assert_frame_equal(strategy_differences(outcomes.sample(frac=1, random_state=3)), counted)
+    assert counted["replicates"].min() == 4
