@@ -75,11 +75,8 @@ def topical_return(
 
 def _ever_returned_counts(patients: pd.DataFrame, times: np.ndarray) -> pd.DataFrame:
     frames = []
-    # Grouped with the one column it reads: each group of the whole patients table was a copy
-    # of every column (about a second at a million patients).
-    needed = patients[["strategy", "replicate", "months_to_first_topical"]]
-    for (strategy, replicate), group in needed.groupby(["strategy", "replicate"], observed=True, sort=True):
-        first = np.sort(group["months_to_first_topical"].to_numpy(dtype=float))
+    for strategy, replicate, months in _by_strategy_and_replicate(patients, "months_to_first_topical"):
+        first = np.sort(months.astype(float))
         first = first[~np.isnan(first)]
         frames.append(
             pd.DataFrame(
@@ -88,13 +85,31 @@ def _ever_returned_counts(patients: pd.DataFrame, times: np.ndarray) -> pd.DataF
                     "replicate": replicate,
                     "time_months": times,
                     "successes": np.searchsorted(first, times, side="right"),
-                    "n": len(group),
+                    "n": len(months),
                 }
             )
         )
     out = pd.concat(frames, ignore_index=True)
     out["strategy"] = out["strategy"].astype(patients["strategy"].dtype)
     return out
+
+
+def _by_strategy_and_replicate(patients: pd.DataFrame, column: str):
+    """Yield (strategy, replicate, values of `column`) of each group of patients, as pandas'
+    sorted, observed groupby gives them; a categorical strategy is split by its codes (pandas'
+    groups copied every column of the patients table: about a second at a million patients)."""
+    strategy = patients["strategy"]
+    if not isinstance(strategy.dtype, pd.CategoricalDtype):
+        needed = patients[["strategy", "replicate", column]]
+        for (name, replicate), group in needed.groupby(["strategy", "replicate"], observed=True, sort=True):
+            yield name, replicate, group[column].to_numpy()
+        return
+    codes, replicates = strategy.cat.codes.to_numpy(), patients["replicate"].to_numpy()
+    values = patients[column].to_numpy()
+    for code in np.unique(codes[codes >= 0]):
+        mine = codes == code
+        for replicate in np.unique(replicates[mine]):
+            yield strategy.cat.categories[code], replicate, values[mine & (replicates == replicate)]
 
 
 def topical_return_at_horizon(patients: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

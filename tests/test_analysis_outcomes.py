@@ -401,3 +401,15 @@ def test_paired_differences_counted_or_sorted_are_the_same(replicated):
     pd.testing.assert_frame_equal(strategy_differences(sparse), counted)
     pd.testing.assert_frame_equal(strategy_differences(outcomes.sample(frac=1, random_state=3)), counted)
     assert counted["replicates"].min() == 4
+
+
+def test_ever_returned_counts_by_codes_are_pandas_groups(replicated):
+    """Patients split by their strategy's codes give the counts pandas' groups of a text
+    strategy column give (the general path)."""
+    from analysis.outcomes import _ever_returned_counts
+
+    times = np.array([0.0, 3.0, 12.0, 60.0])
+    by_codes = _ever_returned_counts(replicated.patients, times)
+    by_groups = _ever_returned_counts(replicated.patients.astype({"strategy": str}), times)
+    pd.testing.assert_frame_equal(by_codes.astype({"strategy": str}), by_groups)
+    assert by_codes["replicate"].nunique() == 4
