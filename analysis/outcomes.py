@@ -144,12 +144,35 @@ def topical_return_at_horizon(patients: pd.DataFrame, confidence: float = 0.95) 
 
 
 def _proportion(outcomes: pd.DataFrame, column: str, confidence: float) -> pd.DataFrame:
-    counts = (
-        outcomes.groupby(["strategy", "replicate"], observed=True, sort=True)
-        .agg(successes=(column, "sum"), n=(column, "size"))
-        .reset_index()
-    )
-    return proportion_estimates(counts, ["strategy"], confidence)
+    return proportion_estimates(_successes(outcomes, column), ["strategy"], confidence)
+
+
+def _successes(outcomes: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``strategy``, ``replicate``, ``successes`` (sum of the 0/1 `column`) and ``n`` (rows) per
+    observed (strategy, replicate), sorted, as pandas' groupby aggregates them; a categorical
+    strategy counted by codes (pandas' grouper took a third of a second at a million patients)."""
+    strategy = outcomes["strategy"]
+    replicate = outcomes["replicate"].to_numpy()
+    values = outcomes[column].to_numpy()
+    if not isinstance(strategy.dtype, pd.CategoricalDtype) or replicate.dtype.kind not in "iu" or \
+            values.dtype.kind not in "iu" or not len(values):
+        return (outcomes.groupby(["strategy", "replicate"], observed=True, sort=True)
+                .agg(successes=(column, "sum"), n=(column, "size")).reset_index())
+    codes = strategy.cat.codes.to_numpy().astype(np.int64)
+    replicates, replicate_index = np.unique(replicate, return_inverse=True)
+    kept = codes >= 0
+    cell = (codes * len(replicates) + replicate_index)[kept]
+    cells = len(strategy.cat.categories) * len(replicates)
+    n = np.bincount(cell, minlength=cells)
+    # Sums of whole numbers below 2**53: exact as floats in any order.
+    successes = np.bincount(cell, weights=values[kept].astype(float), minlength=cells).astype(np.int64)
+    observed = np.flatnonzero(n)
+    return pd.DataFrame({
+        "strategy": pd.Categorical.from_codes(observed // len(replicates), dtype=strategy.dtype),
+        "replicate": replicates[observed % len(replicates)],
+        "successes": successes[observed],
+        "n": n[observed],
+    })
 
 
 def patient_outcomes(patients: pd.DataFrame, episodes: pd.DataFrame | None = None,

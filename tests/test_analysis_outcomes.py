@@ -413,3 +413,11 @@ def test_ever_returned_counts_by_codes_are_pandas_groups(replicated):
     by_groups = _ever_returned_counts(replicated.patients.astype({"strategy": str}), times)
     pd.testing.assert_frame_equal(by_codes.astype({"strategy": str}), by_groups)
     assert by_codes["replicate"].nunique() == 4
+
+
+def test_topical_return_at_horizon_by_codes_is_pandas_groups(replicated):
+    """Counted by a categorical strategy's codes or by pandas' groups of a text column: the
+    same estimates."""
+    by_codes = topical_return_at_horizon(replicated.patients)
+    by_groups = topical_return_at_horizon(replicated.patients.astype({"strategy": str}))
+    pd.testing.assert_frame_equal(by_codes.astype({"strategy": str}), by_groups)
