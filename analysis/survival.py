@@ -449,9 +449,10 @@ def drug_survival_in_parts(
     first = _codes(keys[by[0]]) if len(by) else np.zeros(len(keys), dtype=np.int64)
     z, parts = z_value(confidence), []
     kept = ["group", *(_ARRAY_OF.get(column, column) for column in columns)]
+    part = np.where(group >= 0, first[np.maximum(group, 0)], -1)  # of every row
     for code in np.unique(first):
         # Each curve depends only on its own episodes: the other groups are left out (-1).
-        mine = np.where((group >= 0) & (first[np.maximum(group, 0)] == code), group, -1)
+        mine = np.where(part == code, group, -1)
         curve = km_curves(event_table(durations, cause, mine, 1), z)
         parts.append({name: curve[name] for name in kept})
         del mine, curve
