@@ -40,8 +40,9 @@ def discount_integral(start: np.ndarray, stop: np.ndarray, rate_per_year: float,
 def _annual_cumulative(t: np.ndarray, rate_per_year: float) -> np.ndarray:
     v = 1.0 / (1.0 + rate_per_year)
     years = np.floor(t / 12.0)
-    whole = 12.0 * (1.0 - v**years) / (1.0 - v)
-    return whole + (t - 12.0 * years) * v**years
+    factor = v**years  # once: a power of every value is most of the cost
+    whole = 12.0 * (1.0 - factor) / (1.0 - v)
+    return whole + (t - 12.0 * years) * factor
 
 
 def polynomial_discount_integral(start, stop, c0, c1, c2, rate_per_year: float, method: str) -> np.ndarray:
@@ -71,23 +72,17 @@ def polynomial_discount_integral(start, stop, c0, c1, c2, rate_per_year: float, 
     # (most intervals lie within a year or two).
     first = np.floor(a / 12.0)
     span = np.maximum(np.floor(b / 12.0) - first, 0.0)
-    active = np.arange(a.size)
     q2 = np.broadcast_to(q2, a.shape)
     # Each year's factor as Python computes v**year: NumPy's vectorised power can differ in
     # the last bit.
     lowest = int(first.min())
     factors = np.array([v**year for year in range(lowest, int((first + span).max()) + 1)])
-    for step in range(int(span.max()) + 1):
-        if step:
-            active = active[span[active] >= step]
-        year = first[active] + step
-        x, y = a[active], b[active]
-        low = np.clip(x, 12.0 * year, 12.0 * (year + 1)) - x
-        high = np.clip(y, 12.0 * year, 12.0 * (year + 1)) - x
-        p0, p1, p2 = q0[active], q1[active], q2[active]
-        factor = factors[year.astype(np.int64) - lowest]
-        total[active] += factor * (_polynomial_integral(p0, p1, p2, high) - _polynomial_integral(p0, p1, p2, low))
-    return total
+    from analysis import cost_passes  # compiled: imported when first needed (Numba loads slowly)
+
+    begins, ends = cost_passes.year_bounds(a, b, first, span)
+    # x**3 by NumPy, as _polynomial_integral computes it (x**2 is NumPy's square, x * x).
+    return cost_passes.year_sums(*(np.ascontiguousarray(q) for q in (q0, q1, q2)), first, span, factors, lowest,
+                                 begins, ends, begins**3, ends**3)
 
 
 def _polynomial_integral(q0, q1, q2, x):

@@ -91,18 +91,43 @@ def _paired_rows(outcomes: pd.DataFrame, strategies: list[str]) -> tuple[np.ndar
     (rows of other strategies left out). Sorting the integer keys once replaces a reshape of
     every outcome keyed by strategy names (seconds at a million patients)."""
     replicate, patient = outcomes["replicate"].to_numpy(), outcomes["patient"].to_numpy()
-    order = np.lexsort((patient, replicate))
-    sorted_replicate, sorted_patient = replicate[order], patient[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (sorted_replicate[1:] != sorted_replicate[:-1]) | (sorted_patient[1:] != sorted_patient[:-1])
-    position = np.empty(len(order), dtype=np.int64)
-    position[order] = np.cumsum(new) - 1
+    counted = _counted_positions(replicate, patient)
+    if counted is not None:
+        position, first_replicate = counted
+    else:
+        order = np.lexsort((patient, replicate))
+        sorted_replicate, sorted_patient = replicate[order], patient[order]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = (sorted_replicate[1:] != sorted_replicate[:-1]) | (sorted_patient[1:] != sorted_patient[:-1])
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.cumsum(new) - 1
+        first_replicate = sorted_replicate[new]
     strategy = _strategy_codes(outcomes["strategy"], strategies)
     kept = strategy >= 0
     cell = position[kept] * len(strategies) + strategy[kept]
     if len(cell) and np.bincount(cell).max() > 1:
         raise ValueError("outcomes hold a (replicate, patient) twice under one strategy")
-    return sorted_replicate[new], (np.flatnonzero(kept), position[kept], strategy[kept])
+    return first_replicate, (np.flatnonzero(kept), position[kept], strategy[kept])
+
+
+def _counted_positions(replicate: np.ndarray, patient: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """`_paired_rows`' positions in (replicate, patient) order and the replicate of each
+    position, by marking the (replicate, patient) cells present and counting them instead of
+    sorting, when the numbers are small non-negative integers (as the engines write them);
+    None otherwise."""
+    if not len(patient) or replicate.dtype.kind not in "iu" or patient.dtype.kind not in "iu":
+        return None
+    low_replicate, high_replicate = int(replicate.min()), int(replicate.max())
+    high_patient = int(patient.max())
+    cells = (high_replicate - low_replicate + 1) * (high_patient + 1)
+    if int(patient.min()) < 0 or cells > 4 * len(patient) + 1024:
+        return None
+    key = (replicate.astype(np.int64) - low_replicate) * (high_patient + 1) + patient
+    present = np.zeros(cells, dtype=bool)
+    present[key] = True
+    rank = np.cumsum(present) - 1
+    cell = np.flatnonzero(present)
+    return rank[key], (cell // (high_patient + 1) + low_replicate).astype(replicate.dtype)
 
 
 def _strategy_codes(column: pd.Series, strategies: list[str]) -> np.ndarray:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from analysis.survival import drug_survival, survival_at
+from analysis.intervals import z_value
+from analysis.survival import cause_codes, episode_durations, estimates_at, event_reasons
 
 EVIDENCE_FILE = Path(__file__).with_name("drug_survival_evidence.csv")
 TOLERANCE = 0.10
@@ -73,24 +75,34 @@ def compare(episodes: pd.DataFrame, scenario: str) -> pd.DataFrame:
     rows = rows[rows["scenario"] == scenario].copy()
     simulated, low, high, counts = [], [], [], []
     # Several published points share a selection of episodes (one cohort at 12, 24 and 36
-    # months): one curve per selection, read at each point's time.
-    curves: dict[tuple, tuple[int, pd.DataFrame | None]] = {}
-    for row in rows.itertuples():
-        selection = (row.strategy, row.drug, row.episodes)
-        if selection not in curves:
-            chosen = simulated_episodes(episodes, *selection)
-            curves[selection] = (len(chosen), None if chosen.empty else drug_survival(chosen, by=None))
-        n, curve = curves[selection]
+    # months): one walk per selection, read at each of its points' times (no curve table).
+    selections = list(zip(rows["strategy"], rows["drug"], rows["episodes"]))
+    read: dict[tuple, tuple[int, dict | None]] = {}
+    for selection in dict.fromkeys(selections):
+        chosen = simulated_episodes(episodes, *selection)
+        times = sorted({float(m) for m, s in zip(rows["months"], selections) if s == selection})
+        read[selection] = (len(chosen), None if chosen.empty else _survival_at(chosen, times))
+    for selection, months in zip(selections, rows["months"]):
+        n, at = read[selection]
         counts.append(n)
-        if curve is None:
+        if at is None:
             simulated.append(float("nan")), low.append(float("nan")), high.append(float("nan"))
             continue
-        point = survival_at(curve, [float(row.months)]).iloc[0]
-        simulated.append(float(point["survival"])), low.append(float(point["ci_low"])), high.append(float(point["ci_high"]))
+        simulated.append(at[float(months)][0]), low.append(at[float(months)][1]), high.append(at[float(months)][2])
     rows["simulated"], rows["ci_low"], rows["ci_high"], rows["episodes_n"] = simulated, low, high, counts
     rows["difference"] = rows["simulated"] - rows["survival"]
     rows["within"] = rows["difference"].abs() <= TOLERANCE
     return rows.reset_index(drop=True)
+
+
+def _survival_at(episodes: pd.DataFrame, times: list[float]) -> dict[float, tuple[float, float, float]]:
+    """Kaplan-Meier drug survival (any discontinuation) of all `episodes` together and its
+    95% interval at each of `times` (months), as `survival_at` reads the curve."""
+    cause = np.where(cause_codes(episodes["reason"], event_reasons("any_discontinuation")) >= 0, 0, -1)
+    at = estimates_at(episode_durations(episodes), cause, np.zeros(len(episodes), dtype=np.int64), 1, times,
+                      z_value(0.95), incidence=False)
+    return {t: (float(at["survival"][0, j]), float(at["ci_low"][0, j]), float(at["ci_high"][0, j]))
+            for j, t in enumerate(times)}
 
 
 def format_comparison(table: pd.DataFrame) -> str:

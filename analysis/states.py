@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import proportion_estimates
+from analysis.keys import ordered_patient_rows
 from analysis.survival import cause_codes
 
 #: States that are not a systemic line, in display order.
@@ -77,6 +78,11 @@ def _strategy_categories(patients: pd.DataFrame) -> list:
 
 def _patient_index(episodes: pd.DataFrame, patients: pd.DataFrame) -> np.ndarray:
     """Row of ``patients`` that each episode belongs to."""
+    rows = ordered_patient_rows(episodes, patients)  # one walk over both tables in the engines' order
+    if rows is not None:
+        if (rows < 0).any():
+            raise ValueError("episodes.parquet has episodes of patients missing from patients.parquet")
+        return rows
     strategies = _strategy_categories(patients)
 
     def key(frame):
@@ -128,13 +134,11 @@ def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
         ``stop_months`` (months since entry; the last segment of each patient ends at
         +inf). Zero-length segments are dropped.
     """
+    from analysis import state_passes
+
     timeline = _timeline(episodes, patients)
-    rows = len(timeline.row)
-    columns = {"patient_row": np.repeat(timeline.row, 4)}
-    for name, dtype in (("state", np.int64), ("start_months", float), ("stop_months", float)):
-        columns[name] = _interleaved(rows, [slot[name] for slot in timeline.slots], dtype)
-    valid = _interleaved(rows, [True if has is None else has for has in timeline.has_slot], bool)
-    columns = {name: values[valid] for name, values in columns.items()}
+    names = ("patient_row", "state", "start_months", "stop_months")
+    columns = dict(zip(names, state_passes.episode_segments(*timeline.walk)))
     if timeline.extra is not None:
         merged = {name: np.concatenate([columns[name], timeline.extra[name]]) for name in columns}
         order = np.argsort(merged["patient_row"], kind="stable")
@@ -147,20 +151,19 @@ def state_segments(episodes: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
 
 @dataclass
 class _Timeline:
-    """Every patient's timeline in four slots per episode, in time order: the gap before
-    it, the episode, and after a patient's last episode the tail and the loss.
+    """What `analysis.state_passes` walks to give every patient's timeline, and the segments
+    of patients without episodes.
 
-    ``row`` is the patient row of each episode (episodes by patient, then time);
-    ``slots`` the four slots, each a dict of ``state`` (code in ``states``),
-    ``start_months`` and ``stop_months`` per episode; ``has_slot`` which episodes have
-    each slot (None: all); ``extra`` the segments of patients without episodes, as in
-    `state_segments` (None if there are none).
+    ``walk`` holds the walk's arguments (episodes by patient row, then time: row, start,
+    stop, systemic line's state code, ending index; per patient: follow-up, whether and in
+    which state the timeline ends early, months on topical therapy; the state codes of
+    topical, awaiting treatment, supportive care, lost to follow-up and dead; the months
+    within which two times count as the same); ``extra`` the segments of patients without
+    episodes, as in `state_segments` (None if there are none).
     """
 
     states: list[str]
-    row: np.ndarray
-    slots: list[dict[str, np.ndarray]]
-    has_slot: list[np.ndarray | None]
+    walk: tuple
     extra: dict[str, np.ndarray] | None
 
 
@@ -178,64 +181,26 @@ def _timeline(episodes: pd.DataFrame, patients: pd.DataFrame) -> _Timeline:
     if not _in_time_order(row, start, number):  # the runner writes them in order
         order = np.lexsort((number, start, row))
         row, start, stop, systemic, reason = row[order], start[order], stop[order], systemic[order], reason[order]
-    first = np.ones(len(row), dtype=bool)
-    first[1:] = row[1:] != row[:-1]
-    last = np.ones(len(row), dtype=bool)
-    last[:-1] = first[1:]
-
-    previous_stop = np.where(first, 0.0, np.roll(stop, 1))
-    remission, horizon, lost_to_followup, death = (reason == i for i in range(len(_ENDINGS)))
-    previous_remission = ~first & np.roll(remission, 1)
-    gap = np.where(previous_remission, code["topical"], code["awaiting_treatment"])
-    tail = np.select(
-        [remission, horizon, lost_to_followup, death],
-        [code["topical"], systemic, code["lost_to_followup"], code["dead"]],
-        code["supportive_care"],
-    )
     follow_up = patients["follow_up_months"].to_numpy(dtype=float)
     final = patients["final_state"].astype(object).to_numpy()
     ends_early, ending = _early_endings(final, follow_up, code)
-    ends_early_row = ends_early[row]
-    tail_stop = np.where(ends_early_row, np.maximum(follow_up[row], stop), np.inf)
     # A relapse after the last line's remission with no line left to start (on_relapse:
     # next_line) leaves no episode: the patient is topical until then, in supportive care
     # after; the patients table's months on topical therapy say when.
-    relapse_at = _relapse_times(row, last & remission, start, previous_stop, stop, previous_remission, patients)
-    relapsed = last & remission & (relapse_at < follow_up[row] - _SAME_MONTH)
-    tail_stop = np.where(relapsed, relapse_at, tail_stop)
-    ending_state = np.where(relapsed, code["supportive_care"], ending[row])
-    ending_start = np.where(relapsed | ends_early_row, tail_stop, np.inf)
-    ending_stop = np.where(relapsed & ends_early_row, follow_up[row], np.inf)
-    slots = [
-        {"state": gap, "start_months": previous_stop, "stop_months": start},
-        {"state": systemic, "start_months": start, "stop_months": stop},
-        {"state": tail, "start_months": stop, "stop_months": tail_stop},
-        {"state": ending_state, "start_months": ending_start, "stop_months": ending_stop},
-    ]
+    topical = patients["months_topical"].to_numpy(dtype=float) if "months_topical" in patients \
+        else np.full(len(patients), np.nan)
+    codes = np.array([code[name] for name in ("topical", "awaiting_treatment", "supportive_care",
+                                              "lost_to_followup", "dead")], dtype=np.int64)
+    walk = (np.ascontiguousarray(row, dtype=np.int64), start, stop, systemic, reason, follow_up, ends_early,
+            ending.astype(np.int64), topical, codes, _SAME_MONTH)
     diverted_at = patients["months_to_first_topical"].to_numpy(dtype=float) if "months_to_first_topical" in patients \
         else np.full(len(patients), np.nan)
     extra = _patients_without_episodes(row, final, follow_up, ends_early, ending, code, diverted_at)
-    both = relapsed & ends_early_row  # supportive care, then the end of follow-up
-    if both.any():
-        after = {"patient_row": row[both], "state": ending[row[both]], "start_months": follow_up[row[both]],
-                 "stop_months": np.full(int(both.sum()), np.inf)}
-        extra = after if extra is None else {name: np.concatenate([extra[name], after[name]]) for name in after}
-    return _Timeline(states, row, slots, [None, None, last, last & (ends_early_row | relapsed)], extra)
+    return _Timeline(states, walk, extra)
 
 
 #: Months within which two times count as the same (rounding of the engines' sums).
 _SAME_MONTH = 1e-9
-
-
-def _relapse_times(row, relapsed, start, previous_stop, stop, previous_remission, patients) -> np.ndarray:
-    """Months since entry at which the topical spell after each `relapsed` last episode ends:
-    its stop plus the months on topical therapy the patients table counts beyond the gaps
-    between episodes (the end of follow-up if the patient did not relapse)."""
-    if not relapsed.any():
-        return stop
-    topical = patients["months_topical"].to_numpy(dtype=float)
-    gaps = np.bincount(row, weights=np.where(previous_remission, start - previous_stop, 0.0), minlength=len(topical))
-    return np.where(relapsed, stop + np.maximum(topical[row] - gaps[row], 0.0), stop)
 
 
 def _early_endings(final: np.ndarray, follow_up: np.ndarray, code: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -258,14 +223,6 @@ def follow_up_ended(patients: pd.DataFrame) -> np.ndarray:
 def _follow_up_ended(final: np.ndarray, follow_up: np.ndarray) -> np.ndarray:
     horizon = follow_up.max() if len(follow_up) else 0.0
     return (follow_up < horizon) & (final != "dead") & (final != "lost_to_followup")
-
-
-def _interleaved(rows: int, columns: list, dtype) -> np.ndarray:
-    """The columns (arrays of `rows` values, or scalars) side by side, flat: row after row."""
-    out = np.empty((rows, len(columns)), dtype=dtype)
-    for j, column in enumerate(columns):
-        out[:, j] = column
-    return out.ravel()
 
 
 def _in_time_order(row: np.ndarray, start: np.ndarray, number: np.ndarray) -> bool:
@@ -371,8 +328,7 @@ def state_counts(
     # per (replicate, strategy, state) with bincounts over time bins, slot by slot (the
     # counts need no segment table in time order, which costs more to build than to count).
     n_groups = n_cohorts * len(states)
-    counts = sum(_occupied(segment_cohort, segments, len(states), times, n_groups)
-                 for segment_cohort, segments in _segments_of(timeline, cohort))
+    counts = _occupied(timeline, cohort, times, n_groups)
     counts = counts.reshape(n_cohorts, len(states), len(times)).transpose(0, 2, 1)
     present = np.flatnonzero(sizes)
     used = np.flatnonzero(counts.sum(axis=(0, 1)))
@@ -396,49 +352,23 @@ def state_counts(
     return out.sort_values(["strategy", "replicate"], kind="stable", ignore_index=True)
 
 
-def _segments_of(timeline: _Timeline, cohort: np.ndarray):
-    """Yield (cohort of each segment, segments) for each slot of `timeline` and its patients
-    without episodes, in no particular order (for counting); `cohort` is by patient row."""
-    episode_cohort = cohort[timeline.row]
-    for slot, has in zip(timeline.slots, timeline.has_slot):
-        if has is None:
-            yield episode_cohort, slot
-        else:
-            yield episode_cohort[has], {name: values[has] for name, values in slot.items()}
+def _occupied(timeline: _Timeline, cohort: np.ndarray, times: np.ndarray, n_groups: int) -> np.ndarray:
+    """(cohort, state) groups × times: how many patients' segments cover each time (start <= t
+    < stop); `cohort` is by patient row. Counted as segments start and stop, per time bin,
+    in one walk over the episodes (no segment table is built)."""
+    from analysis import state_passes
+
+    n_states = len(timeline.states)
+    counts = np.zeros((n_groups, len(times) + 1), dtype=np.int64)
+    whole_months = state_passes.whole_month_grid(times)
+    state_passes.count_episode_segments(*timeline.walk, np.ascontiguousarray(cohort, dtype=np.int64), n_states,
+                                        times, whole_months, counts)
     if timeline.extra is not None:
-        yield cohort[timeline.extra["patient_row"]], timeline.extra
-
-
-def _occupied(cohort: np.ndarray, segments: dict, n_states: int, times: np.ndarray, n_groups: int) -> np.ndarray:
-    """(cohort, state) groups × times: how many of `segments` (of patients in `cohort`) cover each time."""
-    start, stop = segments["start_months"], segments["stop_months"]
-    state = segments["state"]
-    lasting = stop > start  # segments of no time (or none at all) are not counted
-    if not lasting.all():
-        cohort, state, start, stop = cohort[lasting], state[lasting], start[lasting], stop[lasting]
-    group = cohort * n_states + state
-    return _counted_by(group, start, times, n_groups) - _counted_by(group, stop, times, n_groups)
-
-
-def _counted_by(
-    group: np.ndarray, values: np.ndarray, times: np.ndarray, n_groups: int
-) -> np.ndarray:
-    """groups × times: how many values of each group are ≤ each time."""
-    bins = _bins(times, values)  # value ≤ times[j] ⇔ bin ≤ j
-    counts = np.bincount(group * (len(times) + 1) + bins, minlength=n_groups * (len(times) + 1))
-    return counts.reshape(n_groups, len(times) + 1)[:, : len(times)].cumsum(axis=1)
-
-
-def _bins(times: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """How many of `times` (sorted) are below each value: ``searchsorted(times, values)``,
-    by arithmetic on a grid of whole months 0, 1, 2, ... (several times faster on the
-    millions of segment ends of a large run)."""
-    n = len(times)
-    whole_months = n > 0 and times[0] == 0.0 and times[-1] == n - 1 and bool((np.diff(times) == 1.0).all())
-    if not whole_months or np.isnan(values).any():
-        return np.searchsorted(times, values, side="left")
-    # The times below v are 0, 1, ..., ceil(v) - 1.
-    return np.clip(np.ceil(values), 0, n).astype(np.int64)
+        extra = timeline.extra
+        group = cohort[extra["patient_row"]] * n_states + extra["state"]
+        state_passes.count_segments(np.ascontiguousarray(group, dtype=np.int64), extra["start_months"],
+                                    extra["stop_months"], times, whole_months, counts)
+    return counts[:, : len(times)].cumsum(axis=1)
 
 
 def state_occupancy(

@@ -48,7 +48,7 @@ def main() -> None:
         run = run_in_memory(target, loaded.episodes, loaded.patients, loaded.adverse_events, loaded.bursts, summary)
         del loaded
         before_peak, before, start = _peak_mib(), os.times(), time.perf_counter()
-        profile = cProfile.Profile() if args.profile else None
+        profile = cProfile.Profile(time.process_time) if args.profile else None
         if profile:
             profile.enable()
         build_report(target, summary=summary, run=run)

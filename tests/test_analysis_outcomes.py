@@ -377,7 +377,10 @@ def test_bins_on_whole_months_are_searchsorted():
     at grid points, between them, before, after and at infinity; other grids searchsorted."""
     import numpy as np
 
-    from analysis.states import _bins
+    from analysis.state_passes import time_bins, whole_month_grid
+
+    def _bins(times, values):
+        return time_bins(times, values, whole_month_grid(times))
 
     values = np.array([0.0, -1.0, 1e-12, 0.5, 1.0, 1.0 + 1e-12, 59.999999, 60.0, 60.5, 120.0, 121.0, np.inf])
     for times in (np.arange(0.0, 121.0), np.arange(0.0, 61.0), np.append(np.arange(0.0, 60.0), 60.5),
@@ -386,3 +389,35 @@ def test_bins_on_whole_months_are_searchsorted():
     with_nan = np.append(values, np.nan)
     grid = np.arange(0.0, 121.0)
     assert (_bins(grid, with_nan) == np.searchsorted(grid, with_nan, side="left")).all()
+    assert (time_bins(grid, with_nan, False) == np.searchsorted(grid, with_nan, side="left")).all()
+
+
+def test_paired_differences_counted_or_sorted_are_the_same(replicated):
+    """Small patient numbers are paired by counting the (replicate, patient) cells, others by
+    sorting: the same differences, in any row order."""
+    outcomes = patient_outcomes(replicated.patients, replicated.episodes)
+    counted = strategy_differences(outcomes)
+    sparse = outcomes.assign(patient=outcomes["patient"] * 10**9 + 7)  # too many cells to count
+    pd.testing.assert_frame_equal(strategy_differences(sparse), counted)
+    pd.testing.assert_frame_equal(strategy_differences(outcomes.sample(frac=1, random_state=3)), counted)
+    assert counted["replicates"].min() == 4
+
+
+def test_ever_returned_counts_by_codes_are_pandas_groups(replicated):
+    """Patients split by their strategy's codes give the counts pandas' groups of a text
+    strategy column give (the general path)."""
+    from analysis.outcomes import _ever_returned_counts
+
+    times = np.array([0.0, 3.0, 12.0, 60.0])
+    by_codes = _ever_returned_counts(replicated.patients, times)
+    by_groups = _ever_returned_counts(replicated.patients.astype({"strategy": str}), times)
+    pd.testing.assert_frame_equal(by_codes.astype({"strategy": str}), by_groups)
+    assert by_codes["replicate"].nunique() == 4
+
+
+def test_topical_return_at_horizon_by_codes_is_pandas_groups(replicated):
+    """Counted by a categorical strategy's codes or by pandas' groups of a text column: the
+    same estimates."""
+    by_codes = topical_return_at_horizon(replicated.patients)
+    by_groups = topical_return_at_horizon(replicated.patients.astype({"strategy": str}))
+    pd.testing.assert_frame_equal(by_codes.astype({"strategy": str}), by_groups)

@@ -15,6 +15,7 @@ from analysis.survival import (
     DISCONTINUATION_REASONS,
     cumulative_incidence,
     drug_survival,
+    drug_survival_in_parts,
     event_reasons,
     incidence_at,
     kaplan_meier,
@@ -304,6 +305,25 @@ def test_zero_length_episodes_and_empty_groups():
     assert curve["survival"].iloc[0] == pytest.approx(0.9)
     empty = drug_survival(episodes.iloc[:0], by=["strategy"])
     assert empty.empty and "survival" in empty.columns
+
+
+def test_drug_survival_in_parts_is_drug_survival():
+    """One strategy at a time, by group numbers: the very rows of one call, also with a key
+    missing, another event definition, an unobserved strategy and text keys."""
+    run = tiny_run(patients=200, seed=13, horizon_months=40.0)
+    episodes = run.episodes.copy()
+    pd.testing.assert_frame_equal(drug_survival_in_parts(episodes), drug_survival(episodes))
+    episodes.loc[episodes.index[::7], "treatment"] = np.nan
+    episodes["strategy"] = episodes["strategy"].cat.add_categories(["never_run"])
+    for by, event in ((["strategy", "treatment"], "ineffectiveness"), (["strategy", "line"], "any_discontinuation"),
+                      (["treatment"], "adverse_event")):
+        pd.testing.assert_frame_equal(drug_survival_in_parts(episodes, by, event), drug_survival(episodes, by, event))
+    text = run.episodes.astype({"strategy": str})
+    pd.testing.assert_frame_equal(drug_survival_in_parts(text), drug_survival(text))
+    assert drug_survival_in_parts(episodes.iloc[:0]).empty
+    some = ["time_months", "survival", "ci_high"]
+    pd.testing.assert_frame_equal(drug_survival_in_parts(run.episodes, columns=some),
+                                  drug_survival(run.episodes)[["strategy", "treatment", *some]])
 
 
 def test_incidence_at_chosen_times_equals_reading_the_full_table():
