@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -50,14 +53,14 @@ def test_tables_written_in_the_background_are_those_pandas_writes(tables, tmp_pa
 def test_the_writing_overlaps_the_block(tables, tmp_path, monkeypatch):
     """The block runs while a table is being written: it is not written first, then the block."""
     writing, block_ran = threading.Event(), threading.Event()
-    write = sim.app.outputs.pq.write_table
+    write = pq.ParquetWriter.write_table
 
     def slow_write(*args, **kwargs):
         writing.set()
         assert block_ran.wait(10), "the block did not run while the tables were being written"
         write(*args, **kwargs)
 
-    monkeypatch.setattr(sim.app.outputs.pq, "write_table", slow_write)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", slow_write)
     with writing_finished_tables(tmp_path, tables):
         assert writing.wait(10)
         block_ran.set()
@@ -67,14 +70,14 @@ def test_the_writing_overlaps_the_block(tables, tmp_path, monkeypatch):
 def test_an_error_in_the_block_stops_the_writing_and_leaves_no_directory(tables, tmp_path, monkeypatch):
     """A failed summary (or Ctrl-C) cancels the tables not yet begun and leaves nothing behind."""
     started = []
-    write = sim.app.outputs.pq.write_table
+    write = pq.ParquetWriter.write_table
 
-    def slow_write(table, path, **kwargs):
-        started.append(path)
+    def slow_write(file, table, **kwargs):
+        started.append(file.where)
         time.sleep(0.2)  # long enough for the block to fail while the first table is written
-        write(table, path, **kwargs)
+        write(file, table, **kwargs)
 
-    monkeypatch.setattr(sim.app.outputs.pq, "write_table", slow_write)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", slow_write)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt), staged_directory(out) as staging, writing_finished_tables(staging, tables):
         raise KeyboardInterrupt
@@ -83,15 +86,58 @@ def test_an_error_in_the_block_stops_the_writing_and_leaves_no_directory(tables,
 
 
 def test_a_failed_background_write_is_raised_and_leaves_no_directory(tables, tmp_path, monkeypatch):
-    write = sim.app.outputs.pq.write_table
+    write = pq.ParquetWriter.write_table
 
-    def full_disk(table, path, **kwargs):
-        if path.name == "episodes.parquet":
+    def full_disk(file, table, **kwargs):
+        if Path(file.where).name == "episodes.parquet":
             raise OSError(28, "No space left on device")
-        write(table, path, **kwargs)
+        write(file, table, **kwargs)
 
-    monkeypatch.setattr(sim.app.outputs.pq, "write_table", full_disk)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
     loaded = load_scenario("adult_conventional", {"settings.patients": 50, "settings.replicates": 1})
     with pytest.raises(OSError, match="No space left"):
         run_scenario(loaded, tmp_path / "run", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_table_written_row_group_by_row_group_is_the_file_written_whole(tmp_path, monkeypatch):
+    """Converting to Arrow one row group at a time leaves the file as pyarrow writes the whole
+    table at once: the same bytes, NaNs (missing in Arrow) and empty categories included."""
+    monkeypatch.setattr(sim.app.outputs, "ROW_GROUP_ROWS", 1000)
+    rows = np.random.default_rng(17)
+    values = rows.random(2500)
+    frame = pd.DataFrame({
+        "patient": np.arange(2500, dtype=np.int32),
+        "start": np.where(values < 0.1, np.nan, values),
+        "reason": pd.Categorical.from_codes(rows.integers(-1, 3, 2500), categories=["a", "b", "c", "unused"]),
+        "responded": pd.array(np.where(values < 0.2, None, values < 0.6), dtype="boolean"),
+        "bridged": values > 0.5,
+    })
+    for name, part in (("whole", frame), ("empty", frame.iloc[:0])):
+        sim.app.outputs.write_parquet(tmp_path / f"{name}.parquet", part)
+        table = pa.Table.from_pandas(part, preserve_index=False)
+        pq.write_table(table, tmp_path / f"expected_{name}.parquet", compression=sim.app.outputs.COMPRESSION,
+                       use_dictionary=["reason"], row_group_size=1000)
+        assert (tmp_path / f"{name}.parquet").read_bytes() == (tmp_path / f"expected_{name}.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "whole.parquet").metadata.num_row_groups == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "whole.parquet"), frame)
+
+
+def test_a_stopped_run_gives_up_its_tables_between_row_groups(tables, tmp_path, monkeypatch):
+    """After an error in the block, a table being written stops at its next row group."""
+    monkeypatch.setattr(sim.app.outputs, "ROW_GROUP_ROWS", 50)
+    groups = []
+    write = pq.ParquetWriter.write_table
+
+    def counted(file, table, **kwargs):
+        groups.append(file.where)
+        time.sleep(0.05)
+        write(file, table, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", counted)
+    with pytest.raises(RuntimeError, match="summary failed"), writing_finished_tables(tmp_path, tables):
+        while not groups:
+            time.sleep(0.001)
+        raise RuntimeError("summary failed")
+    assert len(tables.episodes) > 50 * 5
+    assert len(groups) <= 4  # each writer at most its group under way and the next began before the stop

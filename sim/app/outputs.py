@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -193,35 +194,72 @@ def writing_finished_tables(directory: Path, tables: RunTables, names: tuple[str
     Encoding Parquet releases the GIL, so with a second core the writing costs little wall time;
     two writers (the episodes, the largest table, in one; the others in turn in the other)
     finish the tables in about half the time of one, once the block is shorter than the writing.
-    The frames are turned into Arrow tables here, before the block, so that the thread never
-    reads a pandas object the block is reading too (pandas does not promise that is safe).
+    Each writer turns its table into Arrow one row group at a time (see `write_parquet`); the
+    row groups are cut here, before the block, as frames of their own (views, no copy), so that
+    a thread never reads a pandas object the block is reading too (pandas does not promise that
+    is safe). An error or Ctrl-C in the block stops every writer at its next row group.
     """
-    frames = {name: _arrow(getattr(tables, name)) for name in names}
+    stop = threading.Event()
+    groups = {name: _row_groups(getattr(tables, name)) for name in names}
     with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="adpath-writer") as writer:
-        written = [writer.submit(_write, frame, directory / f"{name}.parquet") for name, frame in frames.items()]
-        del frames
+        written = [writer.submit(_write, parts, directory / f"{name}.parquet", stop) for name, parts in groups.items()]
+        del groups
         try:
             yield
         except BaseException:
-            for future in written:  # an error or Ctrl-C: no more tables, only the one being written
+            stop.set()
+            for future in written:  # no more tables; the one being written ends at its row group
                 future.cancel()
             raise
         for future in written:
             future.result()
 
 
+#: Rows per Parquet row group: pyarrow's own default, so the files are laid out as when a
+#: whole table was written at once.
+ROW_GROUP_ROWS = 1024 * 1024
+
+
+class WritingStopped(Exception):
+    """A background write given up because the run failed or was interrupted."""
+
+
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     """Write `frame` to `path` as Parquet (zstd): the columns, dtypes and pandas metadata that
-    `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns."""
-    _write(_arrow(frame), path)
+    `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns.
+
+    The frame is turned into Arrow one row group (`ROW_GROUP_ROWS`) at a time: Arrow copies a
+    float column to mark its NaNs missing, and a whole run's copies (about 0.6 GB at a million
+    patients) sat beside the tables until the last table was written.
+    """
+    _write(_row_groups(frame), path)
 
 
-def _write(table: pa.Table, path: Path) -> None:
+def _row_groups(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    # Row slices are views of the frame's columns (an empty frame: one empty group, its schema).
+    return [frame.iloc[start:start + ROW_GROUP_ROWS] for start in range(0, max(len(frame), 1), ROW_GROUP_ROWS)]
+
+
+def _write(row_groups: list[pd.DataFrame], path: Path, stop: threading.Event | None = None) -> None:
     # Dictionary-encoding a column of a million distinct floats or patient numbers only to
     # give it up page after page cost about a third of the writing time; categorical
     # columns are dictionaries already (benchmarks/README.md, end to end).
-    categorical = [field.name for field in table.schema if pa.types.is_dictionary(field.type)]
-    pq.write_table(table, path, compression=COMPRESSION, use_dictionary=categorical or False)
+    file = None
+    try:
+        for number, group in enumerate(row_groups):
+            if stop is not None and stop.is_set():
+                raise WritingStopped(path)
+            table = _arrow(group)
+            row_groups[number] = None  # the group's frame is not needed once converted
+            if file is None:
+                categorical = [field.name for field in table.schema if pa.types.is_dictionary(field.type)]
+                file = pq.ParquetWriter(path, table.schema, compression=COMPRESSION,
+                                        use_dictionary=categorical or False)
+            file.write_table(table)
+            del table
+    finally:
+        if file is not None:
+            file.close()
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
