@@ -219,6 +219,16 @@ def writing_finished_tables(directory: Path, tables: RunTables, names: tuple[str
 #: whole table was written at once.
 ROW_GROUP_ROWS = 1024 * 1024
 
+#: Columns whose minimum and maximum are written per row group: the keys the tables are
+#: sorted by, with which a reader skips row groups (one replicate, one strategy). In tables
+#: in that order every other column spans nearly its whole range in every row group, so its
+#: statistics would skip nothing; they cost about a sixth of the writing.
+STATISTICS_COLUMNS = ("replicate", "strategy", "patient")
+
+#: Rows the Parquet encoder takes at a time (pyarrow's default is 1,024): fewer, larger steps
+#: cost about 5% less; pages still end at pyarrow's 1 MiB.
+WRITE_BATCH_ROWS = 64 * 1024
+
 
 class WritingStopped(Exception):
     """A background write given up because the run failed or was interrupted."""
@@ -226,11 +236,12 @@ class WritingStopped(Exception):
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     """Write `frame` to `path` as Parquet (zstd): the columns, dtypes and pandas metadata that
-    `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns.
+    `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns,
+    statistics (minimum, maximum) only of the sort keys (`STATISTICS_COLUMNS`).
 
-    The frame is turned into Arrow one row group (`ROW_GROUP_ROWS`) at a time: Arrow copies a
-    float column to mark its NaNs missing, and a whole run's copies (about 0.6 GB at a million
-    patients) sat beside the tables until the last table was written.
+    The frame is turned into Arrow one row group (`ROW_GROUP_ROWS`) at a time, by the thread
+    that writes it: converting every table before the summary started cost the run about 0.5 s
+    at a million patients, and only what a row group needs beside the frame is held at once.
     """
     _write(_row_groups(frame), path)
 
@@ -252,14 +263,19 @@ def _write(row_groups: list[pd.DataFrame], path: Path, stop: threading.Event | N
             table = _arrow(group)
             row_groups[number] = None  # the group's frame is not needed once converted
             if file is None:
-                categorical = [field.name for field in table.schema if pa.types.is_dictionary(field.type)]
-                file = pq.ParquetWriter(path, table.schema, compression=COMPRESSION,
-                                        use_dictionary=categorical or False)
+                file = _parquet_file(path, table.schema)
             file.write_table(table)
             del table
     finally:
         if file is not None:
             file.close()
+
+
+def _parquet_file(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    categorical = [field.name for field in schema if pa.types.is_dictionary(field.type)]
+    keys = [name for name in STATISTICS_COLUMNS if name in schema.names]
+    return pq.ParquetWriter(path, schema, compression=COMPRESSION, use_dictionary=categorical or False,
+                            write_statistics=keys or False, write_batch_size=WRITE_BATCH_ROWS)
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
