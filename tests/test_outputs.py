@@ -23,6 +23,7 @@ from sim.app.outputs import (
 )
 from sim.app.pipeline import run_scenario
 from sim.runner import simulate
+from sim.tables import MAY_BE_MISSING, always_present
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,11 @@ def test_tables_written_in_the_background_are_those_pandas_writes(tables, tmp_pa
         frame, path = getattr(tables, name), tmp_path / f"{name}.parquet"
         expected = tmp_path / f"expected_{name}.parquet"
         frame.to_parquet(expected, index=False, compression="zstd")
-        assert pq.read_schema(path) == pq.read_schema(expected), name
+        schema, pandas_schema = pq.read_schema(path), pq.read_schema(expected)
+        assert schema.names == pandas_schema.names and schema.metadata == pandas_schema.metadata, name
+        for field, pandas_field in zip(schema, pandas_schema):
+            assert field.type == pandas_field.type, (name, field.name)
+            assert field.nullable == (field.name not in always_present(name)), (name, field.name)
         pd.testing.assert_frame_equal(pd.read_parquet(path), frame)
         metadata = pq.ParquetFile(path).metadata
         for row_group in range(metadata.num_row_groups):
@@ -143,3 +148,27 @@ def test_a_stopped_run_gives_up_its_tables_between_row_groups(tables, tmp_path, 
         raise RuntimeError("summary failed")
     assert len(tables.episodes) > 50 * 5
     assert len(groups) <= 4  # each writer at most its group under way and the next began before the stop
+
+
+def test_a_missing_value_where_the_contract_has_one_always_is_refused(tables, tmp_path):
+    """A run table's columns that always have a value are required in its file; a NaN in one
+    (an engine breaking the contract) fails the write instead of being written as missing."""
+    assert always_present("episodes") and "assessed" in MAY_BE_MISSING["episodes"]
+    sim.app.outputs.write_parquet(tmp_path / "episodes.parquet", tables.episodes)
+    assert not pq.read_schema(tmp_path / "episodes.parquet").field("stop").nullable
+    broken = tables.episodes.copy()
+    broken.loc[broken.index[-1], "stop"] = np.nan
+    (tmp_path / "broken").mkdir()
+    with pytest.raises(ValueError, match="stop"):
+        sim.app.outputs.write_parquet(tmp_path / "broken" / "episodes.parquet", broken)
+
+
+def test_an_empty_table_read_back_is_written_again(tables, tmp_path):
+    """An empty table read back from its file (categoricals without categories: Arrow's null
+    type, always nullable) can be written again under its own name."""
+    empty = tables.episodes.iloc[:0]
+    sim.app.outputs.write_parquet(tmp_path / "episodes.parquet", empty)
+    again = pd.read_parquet(tmp_path / "episodes.parquet").astype({"strategy": pd.CategoricalDtype([])})
+    (tmp_path / "again").mkdir()
+    sim.app.outputs.write_parquet(tmp_path / "again" / "episodes.parquet", again)
+    assert pd.read_parquet(tmp_path / "again" / "episodes.parquet").empty

@@ -29,6 +29,7 @@ from sim.model import Model
 from sim.provenance import parameter_table
 from sim.random_numbers import GENERATOR
 from sim.runner import RunTables, engine_for
+from sim.tables import always_present
 
 COMPRESSION = "zstd"
 PACKAGES = ("adpath", "simpy", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "pyyaml")
@@ -237,7 +238,10 @@ class WritingStopped(Exception):
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     """Write `frame` to `path` as Parquet (zstd): the columns, dtypes and pandas metadata that
     `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns,
-    statistics (minimum, maximum) only of the sort keys (`STATISTICS_COLUMNS`).
+    statistics (minimum, maximum) only of the sort keys (`STATISTICS_COLUMNS`). A run table
+    (`path` named after one of `sim.tables.TABLE_COLUMNS`) declares its columns that always
+    have a value required (`sim.tables.always_present`); a missing value in one raises
+    `ValueError`.
 
     The frame is turned into Arrow one row group (`ROW_GROUP_ROWS`) at a time, by the thread
     that writes it: converting every table before the summary started cost the run about 0.5 s
@@ -255,20 +259,27 @@ def _write(row_groups: list[pd.DataFrame], path: Path, stop: threading.Event | N
     # Dictionary-encoding a column of a million distinct floats or patient numbers only to
     # give it up page after page cost about a third of the writing time; categorical
     # columns are dictionaries already (benchmarks/README.md, end to end).
-    file = None
-    try:
+    schema = _schema(row_groups[0], always_present(Path(path).stem))
+    with _parquet_file(path, schema) as file:
         for number, group in enumerate(row_groups):
             if stop is not None and stop.is_set():
                 raise WritingStopped(path)
-            table = _arrow(group)
             row_groups[number] = None  # the group's frame is not needed once converted
-            if file is None:
-                file = _parquet_file(path, table.schema)
-            file.write_table(table)
-            del table
-    finally:
-        if file is not None:
-            file.close()
+            file.write_table(pa.Table.from_pandas(group, schema=schema, preserve_index=False))
+
+
+def _schema(frame: pd.DataFrame, required: tuple[str, ...]) -> pa.Schema:
+    # What `DataFrame.to_parquet(index=False)` converts to, pandas metadata included, with the
+    # `required` columns not null: a column that cannot miss a value needs no definition
+    # levels, which were about an eighth of the writing. (An empty column without a dtype, or
+    # a categorical without categories, has Arrow's null type, which is always nullable.)
+    schema = pa.Table.from_pandas(frame.iloc[:0], preserve_index=False).schema
+    fields = [field.with_nullable(field.name not in required or _of_nulls(field.type)) for field in schema]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _of_nulls(kind: pa.DataType) -> bool:
+    return pa.types.is_null(kind) or (pa.types.is_dictionary(kind) and pa.types.is_null(kind.value_type))
 
 
 def _parquet_file(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
@@ -276,11 +287,6 @@ def _parquet_file(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
     keys = [name for name in STATISTICS_COLUMNS if name in schema.names]
     return pq.ParquetWriter(path, schema, compression=COMPRESSION, use_dictionary=categorical or False,
                             write_statistics=keys or False, write_batch_size=WRITE_BATCH_ROWS)
-
-
-def _arrow(frame: pd.DataFrame) -> pa.Table:
-    # What `DataFrame.to_parquet(index=False)` converts to, pandas metadata included.
-    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def write_json(path: Path, content: dict) -> None:
