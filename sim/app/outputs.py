@@ -32,6 +32,10 @@ from sim.runner import RunTables, engine_for
 from sim.tables import always_present
 
 COMPRESSION = "zstd"
+#: The codec of float columns: zstd saved under 5% of their bytes (months and ages are nearly
+#: random in their low bits) for about a sixth of the writing; LZ4 (Parquet's LZ4_RAW) still
+#: shrinks a column of zeros to almost nothing, at a fraction of the cost.
+FLOAT_COMPRESSION = "lz4"
 PACKAGES = ("adpath", "simpy", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "pyyaml")
 
 
@@ -236,7 +240,7 @@ class WritingStopped(Exception):
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    """Write `frame` to `path` as Parquet (zstd): the columns, dtypes and pandas metadata that
+    """Write `frame` to `path` as Parquet (zstd, float columns LZ4): the columns, dtypes and pandas metadata that
     `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns,
     statistics (minimum, maximum) only of the sort keys (`STATISTICS_COLUMNS`). A run table
     (`path` named after one of `sim.tables.TABLE_COLUMNS`) declares its columns that always
@@ -285,7 +289,8 @@ def _of_nulls(kind: pa.DataType) -> bool:
 def _parquet_file(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
     categorical = [field.name for field in schema if pa.types.is_dictionary(field.type)]
     keys = [name for name in STATISTICS_COLUMNS if name in schema.names]
-    return pq.ParquetWriter(path, schema, compression=COMPRESSION, use_dictionary=categorical or False,
+    codecs = {field.name: FLOAT_COMPRESSION if pa.types.is_floating(field.type) else COMPRESSION for field in schema}
+    return pq.ParquetWriter(path, schema, compression=codecs or COMPRESSION, use_dictionary=categorical or False,
                             write_statistics=keys or False, write_batch_size=WRITE_BATCH_ROWS)
 
 
