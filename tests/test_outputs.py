@@ -26,6 +26,10 @@ from sim.runner import simulate
 from sim.tables import MAY_BE_MISSING, always_present
 
 
+def _finished(tables) -> dict:
+    return {name: getattr(tables, name) for name in FINISHED_TABLES}
+
+
 @pytest.fixture(scope="module")
 def tables():
     loaded = load_scenario("modern_adult", {"settings.patients": 300, "settings.replicates": 1})
@@ -35,7 +39,7 @@ def tables():
 def test_tables_written_in_the_background_are_those_pandas_writes(tables, tmp_path):
     """What `DataFrame.to_parquet(index=False, compression="zstd")` writes (columns, dtypes, pandas
     metadata), with dictionary encoding on the categorical columns only."""
-    with writing_finished_tables(tmp_path, tables):
+    with writing_finished_tables(tmp_path, _finished(tables)):
         write_parquet(tmp_path / "patients.parquet", tables.patients)
     for name in (*FINISHED_TABLES, "patients"):
         frame, path = getattr(tables, name), tmp_path / f"{name}.parquet"
@@ -68,7 +72,7 @@ def test_the_writing_overlaps_the_block(tables, tmp_path, monkeypatch):
         write(*args, **kwargs)
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", slow_write)
-    with writing_finished_tables(tmp_path, tables):
+    with writing_finished_tables(tmp_path, _finished(tables)):
         assert writing.wait(10)
         block_ran.set()
     assert all((tmp_path / f"{name}.parquet").exists() for name in FINISHED_TABLES)
@@ -86,7 +90,7 @@ def test_an_error_in_the_block_stops_the_writing_and_leaves_no_directory(tables,
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", slow_write)
     out = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt), staged_directory(out) as staging, writing_finished_tables(staging, tables):
+    with pytest.raises(KeyboardInterrupt), staged_directory(out) as staging, writing_finished_tables(staging, _finished(tables)):
         raise KeyboardInterrupt
     assert len(started) < len(FINISHED_TABLES)
     assert list(tmp_path.iterdir()) == []
@@ -144,7 +148,7 @@ def test_a_stopped_run_gives_up_its_tables_between_row_groups(tables, tmp_path, 
         write(file, table, **kwargs)
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", counted)
-    with pytest.raises(RuntimeError, match="summary failed"), writing_finished_tables(tmp_path, tables):
+    with pytest.raises(RuntimeError, match="summary failed"), writing_finished_tables(tmp_path, _finished(tables)):
         while not groups:
             time.sleep(0.001)
         raise RuntimeError("summary failed")
@@ -174,3 +178,22 @@ def test_an_empty_table_read_back_is_written_again(tables, tmp_path):
     (tmp_path / "again").mkdir()
     sim.app.outputs.write_parquet(tmp_path / "again" / "episodes.parquet", again)
     assert pd.read_parquet(tmp_path / "again" / "episodes.parquet").empty
+
+
+def test_a_table_nothing_else_holds_leaves_memory_once_written(tables, tmp_path):
+    """The writers take the frames out of the dict they are given: a table the caller let go
+    of is freed while the block still runs (the summary), not at its end."""
+    import gc
+    import weakref
+
+    frames = {name: frame.copy() for name, frame in _finished(tables).items()}
+    gone = weakref.ref(frames["adverse_events"])
+    with writing_finished_tables(tmp_path, frames):
+        assert frames == {}
+        for _ in range(1000):
+            gc.collect()
+            if gone() is None:
+                break
+            time.sleep(0.01)
+        assert gone() is None, "the written table was still held while the block ran"
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "adverse_events.parquet"), tables.adverse_events)

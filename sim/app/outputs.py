@@ -28,7 +28,7 @@ from sim.loader import LoadedScenario, Problem, ScenarioError
 from sim.model import Model
 from sim.provenance import parameter_table
 from sim.random_numbers import GENERATOR
-from sim.runner import RunTables, engine_for
+from sim.runner import engine_for
 from sim.tables import always_present
 
 COMPRESSION = "zstd"
@@ -191,21 +191,23 @@ _WRITERS = 2  # threads writing tables (more than the machine's cores only compe
 
 
 @contextmanager
-def writing_finished_tables(directory: Path, tables: RunTables, names: tuple[str, ...] = FINISHED_TABLES):
-    """Write the tables `names` (by default `FINISHED_TABLES`) into `directory` in a background
-    thread while the block runs (the summary, the economics); wait for them, and raise their
-    error, on leaving it.
+def writing_finished_tables(directory: Path, frames: dict[str, pd.DataFrame]):
+    """Write each table of `frames` (name -> frame, e.g. the `FINISHED_TABLES` of a run) into
+    `directory` as `<name>.parquet` in a background thread while the block runs (the summary,
+    the economics); wait for them, and raise their error, on leaving it.
 
-    Encoding Parquet releases the GIL, so with a second core the writing costs little wall time;
-    two writers (the episodes, the largest table, in one; the others in turn in the other)
-    finish the tables in about half the time of one, once the block is shorter than the writing.
+    The frames are taken out of `frames`: a table nothing else holds leaves memory as soon as
+    it is written. Encoding Parquet releases the GIL, so with a second core the writing costs
+    little wall time; two writers (the first table, the largest, in one; the others in turn,
+    in their order, in the other) finish the tables in about half the time of one, once the
+    block is shorter than the writing.
     Each writer turns its table into Arrow one row group at a time (see `write_parquet`); the
     row groups are cut here, before the block, as frames of their own (views, no copy), so that
     a thread never reads a pandas object the block is reading too (pandas does not promise that
     is safe). An error or Ctrl-C in the block stops every writer at its next row group.
     """
     stop = threading.Event()
-    groups = {name: _row_groups(getattr(tables, name)) for name in names}
+    groups = {name: _row_groups(frames.pop(name)) for name in list(frames)}
     with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="adpath-writer") as writer:
         written = [writer.submit(_write, parts, directory / f"{name}.parquet", stop) for name, parts in groups.items()]
         del groups
