@@ -90,7 +90,8 @@ def test_an_error_in_the_block_stops_the_writing_and_leaves_no_directory(tables,
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", slow_write)
     out = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt), staged_directory(out) as staging, writing_finished_tables(staging, _finished(tables)):
+    with (pytest.raises(KeyboardInterrupt), staged_directory(out) as staging,
+          writing_finished_tables(staging, _finished(tables))):
         raise KeyboardInterrupt
     assert len(started) < len(FINISHED_TABLES)
     assert list(tmp_path.iterdir()) == []
