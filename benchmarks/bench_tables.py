@@ -60,7 +60,7 @@ def main() -> None:
     _reset_peak()
     clock = time.perf_counter()
     names = ("episodes", "patients", "adverse_events", "bursts")
-    with writing_finished_tables(out, tables, names):
+    with writing_finished_tables(out, {name: getattr(tables, name) for name in names}):
         started = time.perf_counter()
         if not args.no_summary:
             from analysis.summary import summarize_run

@@ -112,6 +112,32 @@ PATIENT_COLUMNS = {
     "rebounds": "int16: rebound flares after bursts",
 }
 
+#: Each table's columns (above), by the name of its file (`<table>.parquet`).
+TABLE_COLUMNS = {
+    "episodes": EPISODE_COLUMNS,
+    "patients": PATIENT_COLUMNS,
+    "adverse_events": ADVERSE_EVENT_COLUMNS,
+    "bursts": BURST_COLUMNS,
+}
+
+#: The columns of `TABLE_COLUMNS` in which a value may be missing (NaN or NA, as their
+#: descriptions say). Every other column listed there always has a value, and the Parquet
+#: files declare it so (required, not null); a column a table adds beyond the lists (a
+#: covariate, a cost) may be missing.
+MAY_BE_MISSING = {
+    "episodes": ("responded", "assessed", "stopping_adverse_event"),
+    "patients": ("months_to_first_topical", "months_to_first_control"),
+    "adverse_events": (),
+    "bursts": (),
+}
+
+
+def always_present(table: str) -> tuple[str, ...]:
+    """The columns of `table` (a name of `TABLE_COLUMNS`) that never miss a value; none for
+    another table."""
+    columns = TABLE_COLUMNS.get(table, {})
+    return tuple(column for column in columns if column not in MAY_BE_MISSING[table])
+
 
 def categorical(values, categories) -> pd.Categorical:
     """Return `values` as a pandas Categorical with a fixed category order."""

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,9 +28,15 @@ from sim.loader import LoadedScenario, Problem, ScenarioError
 from sim.model import Model
 from sim.provenance import parameter_table
 from sim.random_numbers import GENERATOR
-from sim.runner import RunTables, engine_for
+from sim.runner import engine_for
+from sim.tables import always_present
 
 COMPRESSION = "zstd"
+#: The codec of float columns: zstd saved about 5% of the bytes of most of them (times and
+#: ages are nearly random in their low bits) for about a sixth of the writing; LZ4 still shrinks
+#: a column of zeros to almost nothing, at a fraction of the cost. The tables of a million
+#: patients take 371 -> 396 MiB.
+FLOAT_COMPRESSION = "lz4"
 PACKAGES = ("adpath", "simpy", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "pyyaml")
 
 
@@ -185,48 +192,110 @@ _WRITERS = 2  # threads writing tables (more than the machine's cores only compe
 
 
 @contextmanager
-def writing_finished_tables(directory: Path, tables: RunTables, names: tuple[str, ...] = FINISHED_TABLES):
-    """Write the tables `names` (by default `FINISHED_TABLES`) into `directory` in a background
-    thread while the block runs (the summary, the economics); wait for them, and raise their
-    error, on leaving it.
+def writing_finished_tables(directory: Path, frames: dict[str, pd.DataFrame]):
+    """Write each table of `frames` (name -> frame, e.g. the `FINISHED_TABLES` of a run) into
+    `directory` as `<name>.parquet` in a background thread while the block runs (the summary,
+    the economics); wait for them, and raise their error, on leaving it.
 
-    Encoding Parquet releases the GIL, so with a second core the writing costs little wall time;
-    two writers (the episodes, the largest table, in one; the others in turn in the other)
-    finish the tables in about half the time of one, once the block is shorter than the writing.
-    The frames are turned into Arrow tables here, before the block, so that the thread never
-    reads a pandas object the block is reading too (pandas does not promise that is safe).
+    The frames are taken out of `frames`: a table nothing else holds leaves memory as soon as
+    it is written. Encoding Parquet releases the GIL, so with a second core the writing costs
+    little wall time; two writers (the first table, the largest, in one; the others in turn,
+    in their order, in the other) finish the tables in about half the time of one, once the
+    block is shorter than the writing.
+    Each writer turns its table into Arrow one row group at a time (see `write_parquet`); the
+    row groups are cut here, before the block, as frames of their own (views, no copy), so that
+    a thread never reads a pandas object the block is reading too (pandas does not promise that
+    is safe). An error or Ctrl-C in the block stops every writer at its next row group.
     """
-    frames = {name: _arrow(getattr(tables, name)) for name in names}
+    stop = threading.Event()
+    groups = {name: _row_groups(frames.pop(name)) for name in list(frames)}
     with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="adpath-writer") as writer:
-        written = [writer.submit(_write, frame, directory / f"{name}.parquet") for name, frame in frames.items()]
-        del frames
+        written = [writer.submit(_write, parts, directory / f"{name}.parquet", stop) for name, parts in groups.items()]
+        del groups
         try:
             yield
         except BaseException:
-            for future in written:  # an error or Ctrl-C: no more tables, only the one being written
+            stop.set()
+            for future in written:  # no more tables; the one being written ends at its row group
                 future.cancel()
             raise
         for future in written:
             future.result()
 
 
+#: Rows per Parquet row group: pyarrow's own default, so the files are laid out as when a
+#: whole table was written at once.
+ROW_GROUP_ROWS = 1024 * 1024
+
+#: Columns whose minimum and maximum are written per row group: the keys the tables are
+#: sorted by, with which a reader skips row groups (one replicate, one strategy). In tables
+#: in that order every other column spans nearly its whole range in every row group, so its
+#: statistics would skip nothing; they cost about a sixth of the writing.
+STATISTICS_COLUMNS = ("replicate", "strategy", "patient")
+
+#: Rows the Parquet encoder takes at a time (pyarrow's default is 1,024): fewer, larger steps
+#: cost about 5% less; pages still end at pyarrow's 1 MiB.
+WRITE_BATCH_ROWS = 64 * 1024
+
+
+class WritingStopped(Exception):
+    """A background write given up because the run failed or was interrupted."""
+
+
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    """Write `frame` to `path` as Parquet (zstd): the columns, dtypes and pandas metadata that
-    `DataFrame.to_parquet(index=False)` writes, dictionary encoding only on categorical columns."""
-    _write(_arrow(frame), path)
+    """Write `frame` to `path` as Parquet (zstd; float columns LZ4): the columns, dtypes and
+    pandas metadata that `DataFrame.to_parquet(index=False)` writes, dictionary encoding only
+    on categorical columns, statistics (minimum, maximum) only of the sort keys
+    (`STATISTICS_COLUMNS`). A run table
+    (`path` named after one of `sim.tables.TABLE_COLUMNS`) declares its columns that always
+    have a value required (`sim.tables.always_present`); a missing value in one raises
+    `ValueError`.
+
+    The frame is turned into Arrow one row group (`ROW_GROUP_ROWS`) at a time, by the thread
+    that writes it: converting every table before the summary started cost the run about 0.5 s
+    at a million patients, and only what a row group needs beside the frame is held at once.
+    """
+    _write(_row_groups(frame), path)
 
 
-def _write(table: pa.Table, path: Path) -> None:
+def _row_groups(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    # Row slices are views of the frame's columns (an empty frame: one empty group, its schema).
+    return [frame.iloc[start:start + ROW_GROUP_ROWS] for start in range(0, max(len(frame), 1), ROW_GROUP_ROWS)]
+
+
+def _write(row_groups: list[pd.DataFrame], path: Path, stop: threading.Event | None = None) -> None:
     # Dictionary-encoding a column of a million distinct floats or patient numbers only to
     # give it up page after page cost about a third of the writing time; categorical
     # columns are dictionaries already (benchmarks/README.md, end to end).
-    categorical = [field.name for field in table.schema if pa.types.is_dictionary(field.type)]
-    pq.write_table(table, path, compression=COMPRESSION, use_dictionary=categorical or False)
+    schema = _schema(row_groups[0], always_present(Path(path).stem))
+    with _parquet_file(path, schema) as file:
+        for number, group in enumerate(row_groups):
+            if stop is not None and stop.is_set():
+                raise WritingStopped(path)
+            row_groups[number] = None  # the group's frame is not needed once converted
+            file.write_table(pa.Table.from_pandas(group, schema=schema, preserve_index=False))
 
 
-def _arrow(frame: pd.DataFrame) -> pa.Table:
-    # What `DataFrame.to_parquet(index=False)` converts to, pandas metadata included.
-    return pa.Table.from_pandas(frame, preserve_index=False)
+def _schema(frame: pd.DataFrame, required: tuple[str, ...]) -> pa.Schema:
+    # What `DataFrame.to_parquet(index=False)` converts to, pandas metadata included, with the
+    # `required` columns not null: a column that cannot miss a value needs no definition
+    # levels, which were about an eighth of the writing. (An empty column without a dtype, or
+    # a categorical without categories, has Arrow's null type, which is always nullable.)
+    schema = pa.Table.from_pandas(frame.iloc[:0], preserve_index=False).schema
+    fields = [field.with_nullable(field.name not in required or _of_nulls(field.type)) for field in schema]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _of_nulls(kind: pa.DataType) -> bool:
+    return pa.types.is_null(kind) or (pa.types.is_dictionary(kind) and pa.types.is_null(kind.value_type))
+
+
+def _parquet_file(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    categorical = [field.name for field in schema if pa.types.is_dictionary(field.type)]
+    keys = [name for name in STATISTICS_COLUMNS if name in schema.names]
+    codecs = {field.name: FLOAT_COMPRESSION if pa.types.is_floating(field.type) else COMPRESSION for field in schema}
+    return pq.ParquetWriter(path, schema, compression=codecs or COMPRESSION, use_dictionary=categorical or False,
+                            write_statistics=keys or False, write_batch_size=WRITE_BATCH_ROWS)
 
 
 def write_json(path: Path, content: dict) -> None:
