@@ -224,21 +224,32 @@ _RESPONSE_COLUMNS = ("responded", "months_to_first_response")
 
 
 def outcome_columns(patients: pd.DataFrame, first: dict | None = None,
-                    only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+                    only: tuple[str, ...] | None = None, compact: bool = False) -> dict[str, np.ndarray]:
     """The outcome columns of `patient_outcomes` (not the keys) as arrays aligned with
     `patients`; `first` holds the `_RESPONSE_COLUMNS` of `first_response` as arrays; `only`:
-    just these patient-table outcomes."""
+    just these patient-table outcomes. `compact`: 0/1 outcomes as int8 and counts in the
+    patient table's own dtype, not copied (the same values, for estimators that read each
+    value as a float; a million-patient summary holds about 0.3 GB less)."""
     wanted = (lambda column: only is None or column in only)  # noqa: E731
+    indicator = np.int8 if compact else int
     out = {}
     if wanted("returned_to_topical_ever"):
-        out["returned_to_topical_ever"] = patients["months_to_first_topical"].notna().to_numpy().astype(int)
-    out |= {column: _equals(patients["final_state"], state).astype(int) for column, state in _FINAL_STATE_OUTCOMES
+        out["returned_to_topical_ever"] = patients["months_to_first_topical"].notna().to_numpy().astype(indicator)
+    out |= {column: _equals(patients["final_state"], state).astype(indicator) for column, state in _FINAL_STATE_OUTCOMES
             if wanted(column)}
-    out |= {column: patients[column].astype(float).to_numpy() for column in _NUMERIC_OUTCOMES if wanted(column)}
+    out |= {column: _numeric(patients[column], compact) for column in _NUMERIC_OUTCOMES if wanted(column)}
     if first is not None:
-        out["responded_ever"] = first["responded"].astype(int)
+        out["responded_ever"] = first["responded"].astype(indicator)
         out["months_to_first_response"] = first["months_to_first_response"]
     return out
+
+
+def _numeric(column: pd.Series, compact: bool) -> np.ndarray:
+    """A count or duration column as floats, or (`compact`) as stored when it is a plain
+    NumPy number column (no missing values to mark)."""
+    if compact and column.dtype.kind in "iuf":
+        return column.to_numpy()
+    return column.astype(float).to_numpy()
 
 
 def _equals(column: pd.Series, value: str) -> np.ndarray:

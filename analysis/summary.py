@@ -208,7 +208,7 @@ def _strategy_rows(rows: _Rows, episodes: pd.DataFrame, patients: pd.DataFrame, 
              np.nan, np.nan)
     first = first_response_rows(episodes, patients)
     estimates = outcome_estimates(strategy, patients["replicate"].to_numpy(),
-                                   outcome_columns(patients, first), _CONFIDENCE)
+                                   outcome_columns(patients, first, compact=True), _CONFIDENCE)
     for name, column in STRATEGY_METRICS:
         rows.add(names, name, *estimates[column][:3])
     responded = np.where(first["responded"], 0, -1)

@@ -421,3 +421,27 @@ def test_topical_return_at_horizon_by_codes_is_pandas_groups(replicated):
     by_codes = topical_return_at_horizon(replicated.patients)
     by_groups = topical_return_at_horizon(replicated.patients.astype({"strategy": str}))
     pd.testing.assert_frame_equal(by_codes.astype({"strategy": str}), by_groups)
+
+
+@pytest.mark.parametrize("fixture", ["run", "replicated"])
+def test_compact_outcome_columns_give_the_same_estimates(fixture, request):
+    """The summary's compact outcome columns (int8 indicators, counts uncopied) hold the
+    same values and give bit-identical estimates to the float columns of patient_outcomes."""
+    from analysis.survival import group_ids
+    from analysis.outcomes import first_response_rows, outcome_columns, outcome_estimates
+
+    tables = request.getfixturevalue(fixture)
+    first = first_response_rows(tables.episodes, tables.patients)
+    wide = outcome_columns(tables.patients, first)
+    compact = outcome_columns(tables.patients, first, compact=True)
+    assert compact.keys() == wide.keys()
+    assert compact["returned_to_topical_ever"].dtype == np.int8
+    for name in wide:
+        np.testing.assert_array_equal(compact[name].astype(float), np.asarray(wide[name], dtype=float))
+    strategy, _ = group_ids(tables.patients, ["strategy"])
+    replicate = tables.patients["replicate"].to_numpy()
+    expected = outcome_estimates(strategy, replicate, wide, 0.95)
+    got = outcome_estimates(strategy, replicate, compact, 0.95)
+    for name in expected:
+        for a, b in zip(expected[name], got[name]):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
