@@ -77,13 +77,13 @@ def test_a_user_who_chose_keeps_their_choice(numpy_choice, monkeypatch):
 @needs_switch
 def test_a_run_builds_its_tables_with_small_pages(numpy_choice, monkeypatch):
     seen = []
-    frame = runner._dataframe
+    frame = runner.table_frame
 
     def watched(*args):
         seen.append(huge_pages())
         return frame(*args)
 
-    monkeypatch.setattr(runner, "_dataframe", watched)
+    monkeypatch.setattr(runner, "table_frame", watched)
     loaded = load_scenario("adult_conventional", {"settings.patients": 200, "settings.replicates": 1})
     runner.simulate(compile_model(loaded.scenario, loaded.name), chunk_size=100, progress=False)
     assert seen == [False] * 4

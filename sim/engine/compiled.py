@@ -13,8 +13,6 @@ blocks reused from group to group: each sample's tables are those of its own run
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pandas as pd
 
@@ -73,6 +71,7 @@ from sim.engine.compiled_kernel import (
     simulate_samples as _kernel,
 )
 from sim.engine.compiled_model import Packed, UnsupportedFeature, covariate_levels, pack, stack
+from sim.engine.records import category_dtype
 from sim.guard import runaway_refusal
 from sim.loader import Problem, ScenarioError
 from sim.model import Model
@@ -131,7 +130,8 @@ def chunk_covariates(model: Model, replicate: int, first_patient: int, count: in
             codes = patient_levels(model.seed, replicate, first_patient, count, P.COVARIATE, k, 0,
                                    np.cumsum(covariate.level_weights))
             matrix[:, k] = codes
-            named[covariate.name] = pd.Categorical.from_codes(codes, dtype=_levels(levels[covariate.name]),
+            named[covariate.name] = pd.Categorical.from_codes(codes,
+                                                              dtype=category_dtype(tuple(levels[covariate.name])),
                                                               validate=False)
             continue
         u = patient_uniforms(model.seed, replicate, first_patient, count, P.COVARIATE, k, 0)
@@ -142,12 +142,6 @@ def chunk_covariates(model: Model, replicate: int, first_patient: int, count: in
             value = u < covariate.probability
             named[covariate.name], matrix[:, k] = value, value
     return named, matrix
-
-
-@functools.lru_cache(maxsize=64)
-def _levels(levels: tuple[str, ...]) -> pd.CategoricalDtype:
-    # Made once per covariate: checking the categories cost more than coding a chunk's patients.
-    return pd.CategoricalDtype(list(levels))
 
 
 def simulate_chunk(model: Model, replicate: int, first_patient: int, count: int) -> tuple[ColumnRecords, dict]:

@@ -152,12 +152,13 @@ def _code_dtype(categories: int) -> type:
 
 def _categorical(codes, categories) -> pd.Categorical:
     """A Categorical from integer codes (-1: missing) over `categories`."""
-    dtype = _dtype(tuple(categories))
+    dtype = category_dtype(tuple(categories))
     return pd.Categorical.from_codes(_array(codes, _code_dtype(len(dtype.categories))), dtype=dtype)
 
 
 @functools.lru_cache(maxsize=256)
-def _dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
+def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
+    """The categorical dtype of these categories, made once (a table column's, a covariate's)."""
     # Checking the categories costs more than building a small chunk's column.
     return pd.CategoricalDtype(list(categories))
 
@@ -238,7 +239,7 @@ def patients_columns(records: Records, model: Model, replicate: int, first_patie
     for covariate in model.population.covariates:
         values = covariates[covariate.name]
         if covariate.kind == "categorical":  # coded once per patient, not once per row
-            values = pd.Categorical(values, dtype=_dtype(tuple(covariate.levels)))
+            values = pd.Categorical(values, dtype=category_dtype(tuple(covariate.levels)))
         columns[covariate.name] = values.take(patient - first_patient)
     columns["final_state"] = _categorical(c["final_state"], FINAL_STATES)
     columns["follow_up_months"] = _array(c["follow_up_months"], np.float64)
@@ -259,11 +260,8 @@ def _event_names(model: Model) -> list[str]:
 
 def _event_codes(model: Model, treatments, events) -> np.ndarray:
     """Category codes (in `_event_names`) of each treatment's adverse event number (-1: none)."""
-    names = _event_names(model)
-    width = max((len(t.adverse_events) for t in model.treatments), default=0) + 1  # the last stands for -1
-    table = np.full((len(model.treatments), width), -1, dtype=_code_dtype(len(names)))
-    for t in model.treatments:
-        table[t.index, :len(t.adverse_events)] = [names.index(event.name) for event in t.adverse_events]
+    table = _event_table(model)
+    width = table.shape[1]
     events = _array(events, np.int32)
     # One flat index in 32 bits: indexing by two columns would first widen both to 64.
     index = _array(treatments, np.int32) * np.int32(width) + np.where(events < 0, np.int32(width - 1), events)
@@ -373,7 +371,7 @@ def join_columns(chunks: list[dict], strategies: int) -> pd.DataFrame:
     emptied as their columns are joined (the caller hands them over).
     """
     if len(chunks) == 1:
-        return _dataframe(chunks[0])
+        return table_frame(chunks[0])
     pieces = []
     replicates = [int(chunk["replicate"][0]) if len(chunk["replicate"]) else -1 for chunk in chunks]
     bounds = [np.searchsorted(chunk["strategy"].codes, np.arange(strategies + 1)) for chunk in chunks]
@@ -393,10 +391,11 @@ def join_columns(chunks: list[dict], strategies: int) -> pd.DataFrame:
             del chunk[name]
         if trim:
             hand_back_freed_memory(keep_mib=0)
-    return _dataframe(joined)
+    return table_frame(joined)
 
 
-def _dataframe(columns: dict) -> pd.DataFrame:
+def table_frame(columns: dict) -> pd.DataFrame:
+    """A table's DataFrame over its columns as they are (no copy)."""
     # Without a copy pandas keeps one block per column instead of stacking the columns of
     # a dtype into one 2-D block: stacking eight million rows took about a second.
     return pd.DataFrame(columns, copy=False)
@@ -670,7 +669,7 @@ class RunColumns:
 
 
 def _from_codes(codes: np.ndarray, categories: list[str]) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes, dtype=_dtype(tuple(categories)), validate=False)
+    return pd.Categorical.from_codes(codes, dtype=category_dtype(tuple(categories)), validate=False)
 
 
 def _stored(column, mask: bool = False) -> np.ndarray:
